@@ -1,0 +1,662 @@
+package persona
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/personaos/persona/inbox"
+	"github.com/personaos/persona/state"
+)
+
+// Options configures one persona. The zero value is valid: every zero field
+// takes the default documented on it.
+type Options struct {
+	// Capacity of the inbox (default 1000), Aging of waiting items per
+	// second (default 0.005), DeferredTTL (default 10m) and LowWater
+	// (default 0.5): see package inbox.
+	Capacity    int
+	Aging       float64
+	DeferredTTL time.Duration
+	LowWater    float64
+	// State holds the policy numbers: energy, moods, thresholds, cadences
+	// and the urgent line (default 0.8). See package state.
+	State state.Config
+	// SliceItems and SliceDuration bound one time slice (defaults 10, the
+	// seed's peek of ten, and 30s). The slice ends early when the next item
+	// is not worth engaging.
+	SliceItems    int
+	SliceDuration time.Duration
+	// DeclinedTTL retires a non-urgent item that waited this long without
+	// being engaged into the declined account (default 5m).
+	DeclinedTTL time.Duration
+	// MaxAttempts is how often an item whose handler errs or panics is
+	// tried before it is accounted as failed (default 3).
+	MaxAttempts int
+	// Backoff is added to the cadence after a handler error, doubling with
+	// each consecutive one up to MaxBackoff (defaults 1s and 1m).
+	Backoff, MaxBackoff time.Duration
+	// Scan keeps the cadence timer running with an empty inbox. By default
+	// an idle persona with nothing to do holds no goroutine and no timer.
+	Scan bool
+	// Coalesce merges the queued items of one Key into the item taken: the
+	// newest is handled, the older ones ride along in Item.Context and are
+	// accounted as handled with it.
+	Coalesce bool
+	// Scorer, if set, sets each item's priority at delivery.
+	Scorer any // Scorer[T]; typed as any so Options is shared by all payloads
+	// WaitsFor names the personas whose output this one needs first (see
+	// Runtime dependencies).
+	WaitsFor []string
+	// Notifies names personas that wait for this one (sugar for their
+	// WaitsFor).
+	Notifies []string
+}
+
+func (o Options) withDefaults() Options {
+	o.State = o.State.Defaults()
+	if o.SliceItems <= 0 {
+		o.SliceItems = 10
+	}
+	if o.SliceDuration <= 0 {
+		o.SliceDuration = 30 * time.Second
+	}
+	if o.DeclinedTTL <= 0 {
+		o.DeclinedTTL = 5 * time.Minute
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 3
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = time.Second
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = time.Minute
+	}
+	return o
+}
+
+// run states of a persona's loop.
+const (
+	runDormant int32 = iota // runtime not started: items wait
+	runIdle                 // no goroutine, no timer
+	runResting              // no goroutine, a scan timer armed
+	runRunning              // a loop goroutine is live
+	runStopped              // shut down
+)
+
+// Persona is an autonomous worker with an inbox and its own rhythm. Work is
+// delivered to it (Deliver) and it decides for itself what to engage with
+// and when. Create one with Spawn. All methods are safe for concurrent use;
+// most callers want Deliver and Snapshot.
+//
+// An idle persona with an empty inbox holds neither a goroutine nor a
+// timer: its loop runs only while there is something to do, and a timer
+// stands in for it while it rests with work pending.
+type Persona[T any] struct {
+	name   string
+	h      Handler[T]
+	scorer Scorer[T]
+	opts   Options
+	rt     *Runtime
+	q      *inbox.Inbox[Item[T]]
+
+	// mu guards the run-state transitions and the timer. The fast path of
+	// a delivery reads run atomically and takes no lock.
+	mu    sync.Mutex
+	run   atomic.Int32
+	timer *time.Timer
+	gen   uint64
+
+	// Owned by the loop goroutine (one at a time); stMu publishes st.
+	stMu     sync.Mutex
+	st       state.State
+	mark     time.Time // time up to which st has been accounted
+	cadence  time.Duration
+	lastRest time.Time
+	sweepAt  time.Time
+	failRun  int
+
+	busy    atomic.Int64 // total handler time, ns
+	slices  atomic.Uint64
+	errs    atomic.Uint64
+	panics  atomic.Uint64
+	wakes   [numTriggers]atomic.Uint64
+	onFinal func(it Item[T], a Account, out any) // dependency hook
+}
+
+// Spawn creates a persona running handler h in rt. Its loop starts when the
+// runtime starts (or at once if it already has); items delivered before
+// that wait in the inbox.
+func Spawn[T any](rt *Runtime, name string, h Handler[T], opts Options) (*Persona[T], error) {
+	if name == "" {
+		return nil, errors.New("persona: spawn: empty name")
+	}
+	if h == nil {
+		return nil, fmt.Errorf("persona: spawn %q: nil handler", name)
+	}
+	opts = opts.withDefaults()
+	p := &Persona[T]{name: name, h: h, opts: opts, rt: rt, st: state.New(opts.State)}
+	if opts.Scorer != nil {
+		s, ok := opts.Scorer.(Scorer[T])
+		if !ok {
+			return nil, fmt.Errorf("persona: spawn %q: Scorer is %T, not a Scorer for this payload", name, opts.Scorer)
+		}
+		p.scorer = s
+	}
+	p.cadence = p.st.Cadence(1)
+	p.q = inbox.New[Item[T]](inbox.Options{
+		Capacity:    opts.Capacity,
+		Urgent:      opts.State.Urgent,
+		Aging:       opts.Aging,
+		DeferredTTL: opts.DeferredTTL,
+		LowWater:    opts.LowWater,
+		Notify:      p.notify,
+	})
+	if err := rt.add(p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Name returns the persona's name.
+func (p *Persona[T]) Name() string { return p.name }
+
+// Deliver puts an item in the persona's inbox. It never runs the handler:
+// the persona takes the item on its own schedule, at once if the item is
+// urgent. When the inbox is full the lowest item is deferred, not lost.
+func (p *Persona[T]) Deliver(it Item[T]) error {
+	now := time.Now()
+	if it.Delivered.IsZero() {
+		it.Delivered = now
+	}
+	if it.Created.IsZero() {
+		it.Created = it.Delivered
+	}
+	if p.scorer != nil {
+		it.Priority = p.scorer.Score(p.name, it, now)
+	}
+	if p.run.Load() == runStopped {
+		return fmt.Errorf("persona %s: deliver: %w", p.name, ErrClosed)
+	}
+	out, err := p.q.Push(inbox.Entry[Item[T]]{
+		ID: it.ID, Priority: it.Priority, Enqueued: it.Delivered, Deadline: it.Deadline, Value: it,
+	})
+	if err != nil {
+		if errors.Is(err, inbox.ErrClosed) {
+			err = ErrClosed
+		}
+		return fmt.Errorf("persona %s: deliver %s: %w", p.name, it.ID, err)
+	}
+	if o := p.rt.obs; o != nil {
+		o.Observe(Event{Kind: EventDelivered, Persona: p.name, At: now, ItemID: it.ID, Key: it.Key,
+			Priority: it.Priority, Urgent: p.q.Urgent(it.Priority)})
+		if out != inbox.Accepted {
+			o.Observe(Event{Kind: EventDeferred, Persona: p.name, At: now, ItemID: it.ID, Key: it.Key, Priority: it.Priority})
+		}
+	}
+	return nil
+}
+
+// Wake wakes the persona at once, as a dependency trigger does. A persona
+// that is already awake notices pending urgent work before it rests.
+func (p *Persona[T]) Wake(t Trigger) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.wakeLocked(t)
+}
+
+// notify is the inbox's wake-up hook, called after every accepted push.
+func (p *Persona[T]) notify(urgent bool) {
+	switch p.run.Load() {
+	case runRunning, runStopped, runDormant:
+		// A running loop re-checks the inbox after publishing that it
+		// rests, so the item cannot be missed.
+		return
+	case runResting:
+		if !urgent {
+			return // the scan timer will pick it up: batching
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch p.run.Load() {
+	case runIdle:
+		if urgent {
+			p.wakeLocked(TriggerDemand)
+		} else {
+			p.armLocked(p.untilNextScan(time.Now()))
+		}
+	case runResting:
+		if urgent {
+			p.wakeLocked(TriggerDemand)
+		}
+	}
+}
+
+// untilNextScan is the wait for the next tick of the persona's rhythm after
+// its last activity: a long-idle persona looks at once.
+func (p *Persona[T]) untilNextScan(now time.Time) time.Duration {
+	p.stMu.Lock()
+	last, cad := p.lastRest, p.cadence
+	p.stMu.Unlock()
+	if last.IsZero() {
+		return 0
+	}
+	return max(0, last.Add(cad).Sub(now))
+}
+
+// wakeLocked starts the loop now if it is not running. p.mu is held.
+func (p *Persona[T]) wakeLocked(t Trigger) {
+	switch p.run.Load() {
+	case runIdle, runResting:
+		if p.timer != nil {
+			p.timer.Stop()
+			p.timer = nil
+		}
+		p.gen++
+		p.startLocked(t)
+	}
+}
+
+// armLocked sets the scan timer. p.mu is held.
+func (p *Persona[T]) armLocked(d time.Duration) {
+	if d <= 0 {
+		p.startLocked(TriggerScan)
+		return
+	}
+	p.gen++
+	gen := p.gen
+	p.run.Store(runResting)
+	p.timer = time.AfterFunc(d, func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.gen == gen && p.run.Load() == runResting {
+			p.timer = nil
+			p.startLocked(TriggerScan)
+		}
+	})
+}
+
+// startLocked launches the loop goroutine, owned by the runtime. p.mu is
+// held; the runtime never starts goroutines after it began to shut down.
+func (p *Persona[T]) startLocked(t Trigger) {
+	p.run.Store(runRunning)
+	if !p.rt.goLocked(func() { p.loop(t) }) {
+		p.run.Store(runStopped)
+	}
+}
+
+// loop is the persona's life cycle: observe, choose, work a time slice,
+// rest, and yield until the next trigger.
+func (p *Persona[T]) loop(t Trigger) {
+	p.wakes[t].Add(1)
+	if o := p.rt.obs; o != nil {
+		o.Observe(Event{Kind: EventWake, Persona: p.name, At: time.Now(), Trigger: t})
+	}
+	for {
+		if p.rt.stopping.Load() {
+			p.park(0, true)
+			return
+		}
+		now := time.Now()
+		adj := p.rt.adjust()
+		p.step(now, adj)
+		if p.rt.stopping.Load() {
+			p.park(0, true)
+			return
+		}
+		if p.q.HasUrgent() {
+			runtime.Gosched() // urgent work never waits for the cadence
+			continue
+		}
+		p.stMu.Lock()
+		cad := p.st.Cadence(adj.CadenceMultiplier)
+		if p.failRun > 0 {
+			cad += min(p.opts.MaxBackoff, p.opts.Backoff<<min(p.failRun-1, 16))
+		}
+		p.cadence = cad
+		p.lastRest = time.Now()
+		mood := p.st.Mood
+		p.stMu.Unlock()
+		if cad <= 0 && p.q.Len() > 0 {
+			runtime.Gosched()
+			continue
+		}
+		if o := p.rt.obs; o != nil {
+			o.Observe(Event{Kind: EventRest, Persona: p.name, At: time.Now(), Cadence: cad, Mood: mood})
+		}
+		if p.park(cad, false) {
+			return
+		}
+	}
+}
+
+// park publishes that the loop rests and exits, unless urgent work arrived
+// meanwhile (then it reports false and the loop goes on). With nothing
+// queued, deferred or scanned, the persona goes idle without a timer.
+func (p *Persona[T]) park(cad time.Duration, stop bool) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if stop || p.run.Load() == runStopped {
+		p.run.Store(runStopped)
+		return true
+	}
+	// Publish first, then look: a producer that saw us running has pushed
+	// before we look, and one that pushes later sees us parked and wakes
+	// us itself.
+	p.run.Store(runIdle)
+	if p.q.HasUrgent() {
+		p.run.Store(runRunning)
+		return false
+	}
+	if p.q.Len() > 0 || p.q.DeferredLen() > 0 || p.opts.Scan {
+		if cad <= 0 {
+			p.run.Store(runRunning)
+			return false
+		}
+		p.armLocked(cad)
+	}
+	return true
+}
+
+// step is one scheduler step: account the rest since the last one, retire
+// stale items, catch up deferred work when allowed, and work one slice.
+func (p *Persona[T]) step(now time.Time, adj Adjustment) {
+	p.stMu.Lock()
+	if !p.mark.IsZero() {
+		p.st.Rest(now.Sub(p.mark))
+	}
+	p.mark = now
+	p.stMu.Unlock()
+
+	if now.Sub(p.sweepAt) >= time.Second {
+		p.sweepAt = now
+		for _, r := range p.q.Sweep(now, p.opts.DeclinedTTL, nil) {
+			p.final(r.Entry.Value, r.Account, nil, now, 0, 0)
+		}
+	}
+	if adj.CatchUp && p.q.DeferredLen() > 0 {
+		p.q.Readmit(now, 0)
+	}
+
+	p.stMu.Lock()
+	p.st.Observe(p.q.Load(), p.rt.budget(now))
+	p.stMu.Unlock()
+
+	p.slice(now, adj.ThresholdShift)
+}
+
+// slice works items while they are worth engaging, at most SliceItems of
+// them or SliceDuration of time.
+func (p *Persona[T]) slice(start time.Time, shift float64) {
+	now := start
+	engage := func(e inbox.Entry[Item[T]]) bool {
+		eff := p.q.Effective(e, now)
+		p.stMu.Lock()
+		ok := p.st.ShouldEngage(eff, shift)
+		p.stMu.Unlock()
+		return ok
+	}
+	worked := false
+	for n := 0; n < p.opts.SliceItems; n++ {
+		if n > 0 && now.Sub(start) >= p.opts.SliceDuration {
+			break
+		}
+		if p.rt.stopping.Load() {
+			break
+		}
+		e, ok := p.q.TakeTopIf(engage)
+		if !ok {
+			break
+		}
+		it := e.Value
+		if !it.Deadline.IsZero() && !now.Before(it.Deadline) {
+			p.q.Finish(it.ID, inbox.Expired)
+			p.final(it, inbox.Expired, nil, now, now.Sub(it.Delivered), 0)
+			continue
+		}
+		if p.opts.Coalesce && it.Key != "" {
+			it = p.coalesce(it)
+		}
+		worked = true
+		out, err, panicked := p.call(it)
+		end := time.Now()
+		took := end.Sub(now)
+		p.busy.Add(int64(took))
+		p.stMu.Lock()
+		p.st.RecordActivity(end, took, it.Complexity)
+		p.mark = end
+		p.stMu.Unlock()
+		p.settle(it, out, err, panicked, now, took)
+		now = end
+	}
+	if worked {
+		p.slices.Add(1)
+	}
+}
+
+// coalesce takes the other queued items of it's key: the newest becomes
+// the item handled, the rest ride along as its context.
+func (p *Persona[T]) coalesce(it Item[T]) Item[T] {
+	others := p.q.TakeWhere(func(e inbox.Entry[Item[T]]) bool { return e.Value.Key == it.Key })
+	if len(others) == 0 {
+		return it
+	}
+	all := make([]Item[T], 0, len(others)+1)
+	all = append(all, it)
+	for _, e := range others {
+		all = append(all, e.Value)
+	}
+	newest := 0
+	for i, x := range all {
+		if x.Created.After(all[newest].Created) {
+			newest = i
+		}
+	}
+	trigger := all[newest]
+	for i, x := range all {
+		if i != newest {
+			x.Context = nil
+			trigger.Context = append(trigger.Context, x)
+		}
+	}
+	sortByCreated(trigger.Context)
+	return trigger
+}
+
+func sortByCreated[T any](xs []Item[T]) {
+	for i := 1; i < len(xs); i++ {
+		for j := i; j > 0 && xs[j].Created.Before(xs[j-1].Created); j-- {
+			xs[j], xs[j-1] = xs[j-1], xs[j]
+		}
+	}
+}
+
+// call runs the handler, recovering a panic into an error.
+func (p *Persona[T]) call(it Item[T]) (out any, err error, panicked bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("persona %s: handler panic on %s: %v", p.name, it.ID, r)
+			panicked = true
+		}
+	}()
+	out, err = p.h.Handle(p.rt.ctx, it)
+	return out, err, false
+}
+
+// settle closes the account of a handled item (and of its merged context),
+// or schedules a retry after an error.
+func (p *Persona[T]) settle(it Item[T], out any, err error, panicked bool, start time.Time, took time.Duration) {
+	wait := start.Sub(it.Delivered)
+	switch {
+	case err == nil:
+		p.failRun = 0
+		p.finishAll(it, inbox.Handled, out, start, wait, took)
+	case errors.Is(err, ErrDecline):
+		p.failRun = 0
+		p.finishAll(it, inbox.Declined, nil, start, wait, took)
+	default:
+		p.failRun++
+		kind := EventError
+		if panicked {
+			p.panics.Add(1)
+			kind = EventPanic
+		} else {
+			p.errs.Add(1)
+		}
+		p.rt.log.Warn("handler failed", "persona", p.name, "item", it.ID, "attempt", it.Attempt+1, "err", err)
+		if o := p.rt.obs; o != nil {
+			o.Observe(Event{Kind: kind, Persona: p.name, At: start, ItemID: it.ID, Key: it.Key, Priority: it.Priority, Took: took, Err: err})
+		}
+		if it.Attempt+1 < p.opts.MaxAttempts && !p.rt.stopping.Load() {
+			ctx := it.Context
+			it.Attempt++
+			it.Context = nil
+			p.q.Requeue(inbox.Entry[Item[T]]{ID: it.ID, Priority: it.Priority, Enqueued: it.Delivered, Deadline: it.Deadline, Value: it}, time.Now())
+			// Merged context items are settled with their trigger's first
+			// attempt: they were answered by it or will be by the retry.
+			for _, c := range ctx {
+				p.q.Finish(c.ID, inbox.Handled)
+				p.final(c, inbox.Handled, nil, start, start.Sub(c.Delivered), 0)
+			}
+			return
+		}
+		p.finishAll(it, inbox.Failed, nil, start, wait, took)
+	}
+}
+
+func (p *Persona[T]) finishAll(it Item[T], a Account, out any, start time.Time, wait, took time.Duration) {
+	p.q.Finish(it.ID, a)
+	p.final(it, a, out, start, wait, took)
+	for _, c := range it.Context {
+		p.q.Finish(c.ID, a)
+		p.final(c, a, nil, start, start.Sub(c.Delivered), 0)
+	}
+}
+
+var accountEvents = [...]EventKind{inbox.Handled: EventHandled, inbox.Declined: EventDeclined, inbox.Expired: EventExpired, inbox.Failed: EventFailed}
+
+// final reports an item's final account to the observer and the dependency
+// hook.
+func (p *Persona[T]) final(it Item[T], a Account, out any, at time.Time, wait, took time.Duration) {
+	if o := p.rt.obs; o != nil {
+		o.Observe(Event{Kind: accountEvents[a], Persona: p.name, At: at, ItemID: it.ID, Key: it.Key,
+			Priority: it.Priority, Urgent: p.q.Urgent(it.Priority), Wait: wait, Took: took})
+	}
+	if p.onFinal != nil {
+		p.onFinal(it, a, out)
+	}
+}
+
+// Snapshot is a persona's state at a moment, for metrics and dashboards.
+type Snapshot struct {
+	Name      string        `json:"name"`
+	Energy    float64       `json:"energy"`
+	Attention float64       `json:"attention"`
+	Mood      state.Mood    `json:"mood"`
+	Load      float64       `json:"load"`
+	Budget    float64       `json:"budget"`
+	Cadence   time.Duration `json:"cadence_ns"`
+	Awake     bool          `json:"awake"`
+	Counts    Counts        `json:"counts"`
+	Errors    uint64        `json:"errors"`
+	Panics    uint64        `json:"panics"`
+	Slices    uint64        `json:"slices"`
+	Busy      time.Duration `json:"busy_ns"`
+	Wakes     WakeCounts    `json:"wakes"`
+	LastWork  time.Time     `json:"last_work"`
+}
+
+// WakeCounts counts wake-ups by trigger.
+type WakeCounts struct {
+	Demand     uint64 `json:"demand"`
+	Dependency uint64 `json:"dependency"`
+	Scan       uint64 `json:"scan"`
+}
+
+// Snapshot returns the persona's current state.
+func (p *Persona[T]) Snapshot() Snapshot {
+	p.stMu.Lock()
+	st, cad := p.st, p.cadence
+	p.stMu.Unlock()
+	return Snapshot{
+		Name: p.name, Energy: st.Energy, Attention: st.Attention, Mood: st.Mood, Load: st.Load,
+		Budget: st.Budget, Cadence: cad, Awake: p.run.Load() == runRunning, Counts: p.q.Counts(),
+		Errors: p.errs.Load(), Panics: p.panics.Load(), Slices: p.slices.Load(),
+		Busy: time.Duration(p.busy.Load()), LastWork: st.LastActivity,
+		Wakes: WakeCounts{Demand: p.wakes[TriggerDemand].Load(), Dependency: p.wakes[TriggerDependency].Load(), Scan: p.wakes[TriggerScan].Load()},
+	}
+}
+
+// Inbox exposes the persona's inbox for inspection (Peek, Counts). Taking
+// items from it behind the persona's back breaks its accounting of time
+// slices; deliver with Deliver.
+func (p *Persona[T]) Inbox() *inbox.Inbox[Item[T]] { return p.q }
+
+// member is what the runtime needs of a persona of any payload type.
+type member interface {
+	Name() string
+	Snapshot() Snapshot
+	start()
+	stop()
+	remaining() Leftover
+	deps() (waitsFor, notifies []string)
+}
+
+func (p *Persona[T]) deps() ([]string, []string) { return p.opts.WaitsFor, p.opts.Notifies }
+
+// start moves a dormant persona to idle and wakes it if work waits.
+func (p *Persona[T]) start() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.run.Load() != runDormant {
+		return
+	}
+	p.run.Store(runIdle)
+	switch {
+	case p.q.HasUrgent():
+		p.wakeLocked(TriggerDemand)
+	case p.q.Len() > 0 || p.opts.Scan:
+		p.armLocked(0)
+	}
+}
+
+// stop prevents new loops and timers; a running loop ends after its
+// current item.
+func (p *Persona[T]) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.timer != nil {
+		p.timer.Stop()
+		p.timer = nil
+	}
+	p.gen++
+	if p.run.Load() != runRunning {
+		p.run.Store(runStopped)
+	}
+}
+
+// Leftover lists what a persona still held at shutdown: nothing is dropped
+// silently.
+type Leftover struct {
+	Persona  string   `json:"persona"`
+	Queued   []string `json:"queued"`
+	Deferred []string `json:"deferred"`
+	Counts   Counts   `json:"counts"`
+}
+
+func (p *Persona[T]) remaining() Leftover {
+	q, d := p.q.Close()
+	l := Leftover{Persona: p.name, Counts: p.q.Counts()}
+	for _, e := range q {
+		l.Queued = append(l.Queued, e.ID)
+	}
+	for _, e := range d {
+		l.Deferred = append(l.Deferred, e.ID)
+	}
+	return l
+}
