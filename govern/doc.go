@@ -1,0 +1,66 @@
+// Package govern is the system governor: it watches the whole machine and
+// tells every persona how hard to work, the way a phone's thermal manager
+// dims and throttles before it burns the user's hand (seed: "Adaptive Load
+// Balancing").
+//
+// # Pieces
+//
+//   - Policy (pure): Inputs -> a pressure score -> a Thermal state
+//     (Nominal, Fair, Serious, Critical) with hysteresis. No clock, no
+//     goroutines: the real-time Sampler and the simulator run the same
+//     code, so what the simulator measures is what production does.
+//   - Governor: holds the current state. One driver calls Observe; every
+//     persona step calls Adjust, a lock-free atomic read.
+//   - Budget: the compute budget for model calls, a token bucket
+//     (golang.org/x/time/rate). Its fill level is one of the inputs.
+//   - Meter: counts handlers in flight and accrues handler time, giving
+//     the duty cycle.
+//   - Sampler: the real-time driver. Every second it measures process CPU
+//     (getrusage), reads the Meter, the Budget and a Source for inbox load,
+//     and calls Observe.
+//
+// # Guarantees
+//
+// Pressure is the largest of Duty/Ceiling, CPU/Ceiling, InFlight/(2*Cores),
+// Load and BudgetSpent, so any one input at its limit is enough. States
+// are entered at pressure 0.75 (fair), 1.0 (serious: the duty cycle is at
+// its ceiling, default 0.7 of the machine) and 1.3 (critical). The state
+// rises at once, as many steps as needed; it falls one step per
+// observation, and only once the pressure is Hysteresis (default 0.05)
+// below the current state's entry line, so a pressure hovering at a line
+// does not flap. Full inboxes or an empty budget alone reach serious at
+// most; only heat reaches critical.
+//
+// Each state multiplies every persona's cadence and shifts the engagement
+// threshold of non-urgent work: nominal 1x/+0, fair 1.5x/+0.05, serious
+// 2x/+0.15, critical 4x/+0.3. Urgent work is never slowed: an urgent
+// arrival wakes its persona at once whatever the cadence, and
+// EffectiveThreshold returns the unshifted threshold for any item at or
+// above the urgent line. Callers must apply ThresholdShift only through it.
+// When the last observation was Nominal and under the idle line (default
+// pressure 0.5), Adjust().CatchUp is set and personas may re-admit deferred
+// work.
+//
+// # Concurrency
+//
+// Policy and Thermal are values. Governor, Budget and Meter are safe for
+// concurrent use and their zero values work (a nil *Governor or *Budget
+// too, for the read methods: nominal and unlimited). The Sampler starts
+// no goroutine of its own: Run blocks on the caller's goroutine until ctx
+// is done, so whoever calls Run owns it, e.g.
+//
+//	var wg sync.WaitGroup
+//	wg.Go(func() { sampler.Run(ctx) })
+//	...
+//	cancel()
+//	wg.Wait()
+//
+// # Testing code that uses it
+//
+// Test policy with tables of Inputs (or drive a Governor with Observe
+// directly, as the simulator does); Budget.AllowAt, Budget.LevelAt and the
+// Meter take explicit times. Run a Sampler inside testing/synctest with a
+// fake Source and SamplerOptions.CPUTime: the ticker then runs on the
+// bubble's fake clock, and synctest.Wait after advancing the clock lets the
+// sample complete before asserting.
+package govern

@@ -1,0 +1,203 @@
+package govern
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// fakeSystem is what a test controls: the Source's inputs and a CPU clock.
+type fakeSystem struct {
+	in  atomic.Pointer[Inputs]
+	cpu atomic.Int64 // cumulative CPU time, ns
+
+	mu      sync.Mutex
+	changes []string
+}
+
+func newFakeSystem() *fakeSystem {
+	f := &fakeSystem{}
+	f.set(Inputs{})
+	return f
+}
+
+func (f *fakeSystem) set(in Inputs)                   { f.in.Store(&in) }
+func (f *fakeSystem) source() Inputs                  { return *f.in.Load() }
+func (f *fakeSystem) burn(d time.Duration)            { f.cpu.Add(int64(d)) }
+func (f *fakeSystem) cpuTime() (time.Duration, error) { return time.Duration(f.cpu.Load()), nil }
+func (f *fakeSystem) onChange(from, to Thermal) {
+	f.mu.Lock()
+	f.changes = append(f.changes, from.String()+">"+to.String())
+	f.mu.Unlock()
+}
+func (f *fakeSystem) changeLog() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return strings.Join(f.changes, " ")
+}
+
+// start runs s until the returned stop is called, and returns once Run has
+// taken its baseline and waits for the first tick; stop waits for Run to
+// return and reports its error. Call it inside a synctest bubble.
+func start(t *testing.T, s *Sampler) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	var err error
+	wg.Go(func() { err = s.Run(ctx) })
+	synctest.Wait()
+	return func() error { cancel(); wg.Wait(); return err }
+}
+
+func TestSamplerFollowsTheSystem(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeSystem()
+		g := New(Policy{})
+		s := NewSampler(g, SamplerOptions{Cores: 2, Source: f.source, CPUTime: f.cpuTime, OnChange: f.onChange})
+		stop := start(t, s)
+
+		// Each step sets what happens during the next one-second window,
+		// lets the window close, and checks the state it produced.
+		steps := []struct {
+			name  string
+			in    Inputs
+			burn  time.Duration // CPU used in the window, on 2 cores
+			state Thermal
+		}{
+			{"quiet window stays nominal", Inputs{Load: 0.1}, 100 * time.Millisecond, Nominal},
+			{"filling inboxes make it fair", Inputs{Load: 0.8}, 0, Fair},
+			{"cpu past the ceiling makes it serious", Inputs{Load: 0.8}, 1600 * time.Millisecond, Serious},
+			{"a saturated machine is critical", Inputs{}, 1900 * time.Millisecond, Critical},
+			{"calm returns one step", Inputs{}, 0, Serious},
+			{"then another", Inputs{}, 0, Fair},
+			{"then to nominal", Inputs{}, 0, Nominal},
+		}
+		for _, st := range steps {
+			f.set(st.in)
+			f.burn(st.burn)
+			time.Sleep(time.Second)
+			synctest.Wait()
+			if got := g.State(); got != st.state {
+				t.Fatalf("%s: state %v, want %v", st.name, got, st.state)
+			}
+			in, _ := g.Last()
+			if want := float64(st.burn) / float64(2*time.Second); math.Abs(in.CPU-want) > 1e-9 || in.Cores != 2 || in.Load != st.in.Load {
+				t.Fatalf("%s: observed %+v, want CPU %v on 2 cores, load %v", st.name, in, want, st.in.Load)
+			}
+		}
+		if err := stop(); err != nil {
+			t.Errorf("Run returned %v after cancel, want nil", err)
+		}
+		want := "nominal>fair fair>serious serious>critical critical>serious serious>fair fair>nominal"
+		if got := f.changeLog(); got != want {
+			t.Errorf("OnChange calls:\n got %s\nwant %s", got, want)
+		}
+	})
+}
+
+func TestSamplerReadsMeterAndBudget(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeSystem()
+		f.set(Inputs{CPU: 0.99, InFlight: 99, Duty: 0.99}) // all replaced by measurements
+		var m Meter
+		b := NewBudget(1, 4)
+		g := New(Policy{})
+		s := NewSampler(g, SamplerOptions{Cores: 2, Source: f.source, CPUTime: f.cpuTime, Meter: &m, Budget: b})
+		stop := start(t, s)
+		defer stop()
+
+		m.Begin(time.Now()) // one handler busy for the whole first window
+		for range 4 {
+			b.Allow() // drain the bucket; one token comes back in the window
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		in, pr := g.Last()
+		want := Inputs{InFlight: 1, Cores: 2, Duty: 0.5, CPU: 0, BudgetSpent: 0.75}
+		if in != want {
+			t.Fatalf("first window observed %+v, want %+v", in, want)
+		}
+		if g.State() != Fair || math.Abs(pr-0.75) > 1e-9 {
+			t.Fatalf("state %v at pressure %v, want fair at 0.75 (budget)", g.State(), pr)
+		}
+
+		m.Begin(time.Now()) // a second handler: both cores busy all window
+		time.Sleep(time.Second)
+		synctest.Wait()
+		in, _ = g.Last()
+		if in.InFlight != 2 || in.Duty != 1 {
+			t.Fatalf("second window observed %+v, want 2 in flight at duty 1", in)
+		}
+		if g.State() != Critical {
+			t.Fatalf("state %v, want critical (duty 1 > 0.7 ceiling * 1.3)", g.State())
+		}
+	})
+}
+
+func TestSamplerRunsOnceAtATime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeSystem()
+		s := NewSampler(New(Policy{}), SamplerOptions{CPUTime: f.cpuTime})
+		stop := start(t, s)
+		if err := s.Run(t.Context()); !errors.Is(err, ErrRunning) {
+			t.Errorf("second Run = %v, want ErrRunning", err)
+		}
+		if err := stop(); err != nil {
+			t.Fatalf("Run = %v", err)
+		}
+		stop = start(t, s) // stopped samplers may run again
+		if err := stop(); err != nil {
+			t.Errorf("Run after restart = %v", err)
+		}
+	})
+}
+
+func TestSamplerCPUFailureIsLoggedOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var buf bytes.Buffer
+		g := New(Policy{})
+		s := NewSampler(g, SamplerOptions{
+			Cores:   2,
+			CPUTime: func() (time.Duration, error) { return 0, errors.New("no rusage") },
+			Source:  func() Inputs { return Inputs{CPU: 0.9} },
+			Logger:  slog.New(slog.NewTextHandler(&buf, nil)),
+		})
+		stop := start(t, s)
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(buf.String(), "cannot read CPU time"); n != 1 {
+			t.Errorf("CPU failure logged %d times, want once:\n%s", n, buf.String())
+		}
+		if in, _ := g.Last(); in.CPU != 0 || g.State() != Nominal {
+			t.Errorf("observed CPU %v in %v; want 0 (unknown) and nominal", in.CPU, g.State())
+		}
+	})
+}
+
+func TestSamplerDefaults(t *testing.T) {
+	s := NewSampler(New(Policy{}), SamplerOptions{})
+	if s.opts.Interval != time.Second || s.opts.Cores != runtime.GOMAXPROCS(0) || s.opts.Source == nil || s.opts.CPUTime == nil || s.opts.Logger == nil {
+		t.Errorf("defaults not filled in: %+v", s.opts)
+	}
+	if _, err := s.opts.CPUTime(); err != nil && runtime.GOOS != "windows" && runtime.GOOS != "plan9" && runtime.GOOS != "js" && runtime.GOOS != "wasip1" {
+		t.Errorf("process CPU time: %v", err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("NewSampler(nil) did not panic")
+		}
+	}()
+	NewSampler(nil, SamplerOptions{})
+}

@@ -1,0 +1,131 @@
+package govern
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// Thermal is the system's thermal state, named after the states a phone
+// reports (seed: "Like mobile AR thermal management"). The zero value is
+// Nominal. States are ordered: a greater value is hotter.
+type Thermal int
+
+// The thermal states, coolest first.
+const (
+	Nominal  Thermal = iota // full speed; deferred work may be caught up when idle
+	Fair                    // easing off early so the ceiling is approached, not overshot
+	Serious                 // at the duty-cycle ceiling: halve the rhythm of non-urgent work
+	Critical                // well past the ceiling: shed nearly all non-urgent work
+)
+
+var thermalNames = [...]string{"nominal", "fair", "serious", "critical"}
+
+// String returns the lower-case name ("nominal", "fair", "serious", "critical").
+func (t Thermal) String() string {
+	if t.valid() {
+		return thermalNames[t]
+	}
+	return fmt.Sprintf("Thermal(%d)", int(t))
+}
+
+func (t Thermal) valid() bool { return t >= Nominal && t <= Critical }
+
+// MarshalText encodes the state by name, so JSON and logs read "serious"
+// rather than 2.
+func (t Thermal) MarshalText() ([]byte, error) {
+	if !t.valid() {
+		return nil, fmt.Errorf("govern: marshal thermal state %d: out of range", int(t))
+	}
+	return []byte(thermalNames[t]), nil
+}
+
+// UnmarshalText decodes a name written by MarshalText.
+func (t *Thermal) UnmarshalText(b []byte) error {
+	for i, n := range thermalNames {
+		if string(b) == n {
+			*t = Thermal(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("govern: unknown thermal state %q", b)
+}
+
+// Adjustment is what a thermal state asks of every persona. The zero value
+// is not neutral (a cadence multiplier of 0); use Nominal.Adjust() for the
+// neutral adjustment.
+type Adjustment struct {
+	// CadenceMultiplier scales the persona's scan cadence: 2 means wait
+	// twice as long between scans. It never delays urgent work, because an
+	// urgent arrival wakes a persona at once whatever its cadence (the
+	// demand trigger).
+	CadenceMultiplier float64
+	// ThresholdShift is added to the engagement threshold of non-urgent
+	// items only; see EffectiveThreshold.
+	ThresholdShift float64
+	// CatchUp is true when the system is idle: personas may re-admit
+	// deferred work (seed: "If system idle ... catch up on deferred work").
+	CatchUp bool
+}
+
+// adjustments: the cadence multipliers and threshold shifts per state.
+// Serious doubles the cadence because at the ceiling halving the scan
+// rate roughly halves the non-urgent work started, which brings the duty
+// cycle back under the ceiling; fair eases off half as much to avoid
+// overshoot; critical quarters it, leaving room for urgent work alone. The
+// shifts grow faster than linearly so that serious and critical shed the
+// low end of the priority range first (a tired persona's 0.5 threshold
+// becomes 0.8 at critical: only near-urgent work passes).
+var adjustments = [...]Adjustment{
+	Nominal:  {CadenceMultiplier: 1, ThresholdShift: 0},
+	Fair:     {CadenceMultiplier: 1.5, ThresholdShift: 0.05},
+	Serious:  {CadenceMultiplier: 2, ThresholdShift: 0.15},
+	Critical: {CadenceMultiplier: 4, ThresholdShift: 0.3},
+}
+
+// Adjust returns the state's cadence multiplier and threshold shift.
+// CatchUp is always false here: whether to catch up depends on the
+// pressure, not the state alone; Governor.Adjust sets it. An out-of-range
+// state is treated as Critical, the safe side.
+func (t Thermal) Adjust() Adjustment {
+	switch {
+	case t < Nominal:
+		return adjustments[Nominal]
+	case t > Critical:
+		return adjustments[Critical]
+	}
+	return adjustments[t]
+}
+
+// Cadence scales a persona's base cadence by the multiplier. A multiplier
+// that is not positive leaves the cadence unchanged, so a zero Adjustment
+// never makes a persona spin.
+func (a Adjustment) Cadence(base time.Duration) time.Duration {
+	m := a.CadenceMultiplier
+	if !(m > 0) || m == 1 {
+		return base
+	}
+	d := float64(base) * m
+	if d >= float64(maxDuration) {
+		return maxDuration
+	}
+	return time.Duration(d)
+}
+
+const maxDuration = time.Duration(1<<63 - 1)
+
+// EffectiveThreshold returns the engagement threshold to compare an item's
+// priority against under the governor's shift. Items at or above the
+// urgent line get the base threshold unchanged: the governor never makes
+// urgent work harder to engage. Callers must apply a ThresholdShift only
+// through this function (or the same rule), never to urgent items.
+//
+// The result may exceed 1: then no non-urgent item passes until aging lifts
+// it to the urgent line, which is what critical is for. A NaN shift is
+// ignored rather than making every comparison false.
+func EffectiveThreshold(base, shift, priority, urgentLine float64) float64 {
+	if priority >= urgentLine || math.IsNaN(shift) {
+		return base
+	}
+	return base + shift
+}
