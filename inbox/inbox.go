@@ -333,7 +333,8 @@ func (q *Inbox[T]) Peek(k int, dst []Entry[T]) []Entry[T] {
 	// Walk the max-heap with a small frontier heap of candidate indices.
 	var fr frontier[T]
 	fr.push(q.max.nodes, 0)
-	for len(dst) < k && fr.len() > 0 {
+	// Count what this call appends, not len(dst): dst may arrive non-empty.
+	for got := 0; got < k && fr.len() > 0; got++ {
 		i := fr.pop(q.max.nodes)
 		dst = append(dst, q.max.nodes[i].e)
 		for _, c := range [2]int{2*i + 1, 2*i + 2} {
@@ -529,9 +530,11 @@ type Retired[T any] struct {
 func (q *Inbox[T]) Readmit(now time.Time, max int) int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	low := int(q.opts.LowWater * float64(q.opts.Capacity))
+	// Compare as floats: truncating LowWater*Capacity to an int made the
+	// mark stricter than documented (a capacity-1 inbox never readmitted).
+	low := q.opts.LowWater * float64(q.opts.Capacity)
 	n := 0
-	for q.deferred.len() > 0 && q.max.len() < low && (max <= 0 || n < max) {
+	for q.deferred.len() > 0 && float64(q.max.len()) < low && (max <= 0 || n < max) {
 		d := q.deferred.popFront()
 		if !now.Before(d.until) || (!d.e.Deadline.IsZero() && !now.Before(d.e.Deadline)) {
 			q.c.Expired++
