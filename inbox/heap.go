@@ -2,160 +2,299 @@ package inbox
 
 import "time"
 
-// node is one queued entry. It sits in the max-heap and in exactly one of
-// the two min-heaps, and remembers its index in each so that removal by ID
-// is O(log n).
+// node is one queued (or in-flight) entry. It remembers its slot in the
+// heap so that removal by ID is O(log n).
 type node[T any] struct {
-	e      Entry[T]
-	urgent bool // at or above the urgent line: ahead of every non-urgent entry
+	e        Entry[T]
+	urgent   bool // at or above the urgent line: above every non-urgent entry
+	flight   bool // taken, not yet finished
+	deferred bool // in the deferred store
+	key      float64
+	seq      uint64 // arrival order: first in, first out on equal keys
+	idx      int
+}
+
+// slot holds a node's sort key inline, so comparisons never chase a
+// pointer.
+type slot[T any] struct {
+	urgent bool
 	key    float64
 	seq    uint64
-	imax   int
-	imin   int
+	n      *node[T]
 }
 
-type side uint8
-
-const (
-	sideMax side = iota
-	sideMin
-)
-
-// heap is a binary heap of nodes. The max side orders urgent entries first,
-// then by key descending, then by arrival (first in, first out); the min
-// sides hold one class each and order by key ascending, newest first on
-// equal keys, so the newest of the lowest is the first to be deferred.
-type heap[T any] struct {
-	side  side
-	nodes []*node[T]
-	seq   uint64
-}
-
-func (h *heap[T]) len() int      { return len(h.nodes) }
-func (h *heap[T]) top() *node[T] { return h.nodes[0] }
-
-func (h *heap[T]) less(a, b *node[T]) bool {
-	if h.side == sideMax {
-		if a.urgent != b.urgent {
-			return a.urgent
-		}
-		if a.key != b.key {
-			return a.key > b.key
-		}
-		return a.seq < b.seq
+// above is the inbox's total order: urgent first, then higher key, then
+// earlier arrival. The highest entry is taken first; the lowest (the newest
+// of the lowest non-urgent ones, if any) is the first to be deferred.
+func above[T any](a, b *slot[T]) bool {
+	if a.urgent != b.urgent {
+		return a.urgent
 	}
 	if a.key != b.key {
-		return a.key < b.key
+		return a.key > b.key
 	}
-	return a.seq > b.seq
+	return a.seq < b.seq
 }
 
-func (h *heap[T]) setIndex(n *node[T], i int) {
-	if h.side == sideMax {
-		n.imax = i
-	} else {
-		n.imin = i
-	}
+// mmheap is a min-max heap: even levels hold minima of their subtrees, odd
+// levels maxima, so both the entry to take (the maximum) and the entry to
+// defer (the minimum) are found at the top, and push, remove-at and both
+// pops are O(log n) on a single array.
+type mmheap[T any] struct {
+	s []slot[T]
 }
 
-func (h *heap[T]) index(n *node[T]) int {
-	if h.side == sideMax {
-		return n.imax
+func (h *mmheap[T]) len() int { return len(h.s) }
+
+func isMinLevel(i int) bool {
+	lvl := 0
+	for i > 0 {
+		i = (i - 1) / 2
+		lvl++
 	}
-	return n.imin
+	return lvl%2 == 0
 }
 
-func (h *heap[T]) push(n *node[T]) {
-	if h.side == sideMax {
-		h.seq++
-		n.seq = h.seq
+func (h *mmheap[T]) set(i int, s slot[T]) {
+	h.s[i] = s
+	s.n.idx = i
+}
+
+func (h *mmheap[T]) swap(i, j int) {
+	h.s[i], h.s[j] = h.s[j], h.s[i]
+	h.s[i].n.idx = i
+	h.s[j].n.idx = j
+}
+
+// maxIndex is the slot of the highest entry.
+func (h *mmheap[T]) maxIndex() int {
+	switch len(h.s) {
+	case 1:
+		return 0
+	case 2:
+		return 1
 	}
-	h.nodes = append(h.nodes, n)
-	i := len(h.nodes) - 1
-	h.setIndex(n, i)
+	if above(&h.s[2], &h.s[1]) {
+		return 2
+	}
+	return 1
+}
+
+func (h *mmheap[T]) max() *node[T] { return h.s[h.maxIndex()].n }
+func (h *mmheap[T]) min() *node[T] { return h.s[0].n }
+
+func (h *mmheap[T]) push(n *node[T]) {
+	h.s = append(h.s, slot[T]{urgent: n.urgent, key: n.key, seq: n.seq, n: n})
+	i := len(h.s) - 1
+	n.idx = i
 	h.up(i)
 }
 
-func (h *heap[T]) remove(n *node[T]) {
-	i := h.index(n)
-	last := len(h.nodes) - 1
+// remove takes n out of the heap.
+func (h *mmheap[T]) remove(n *node[T]) {
+	i := n.idx
+	last := len(h.s) - 1
 	if i != last {
-		h.swap(i, last)
+		h.set(i, h.s[last])
 	}
-	h.nodes[last] = nil
-	h.nodes = h.nodes[:last]
-	if i != last {
-		if !h.down(i) {
-			h.up(i)
-		}
+	h.s[last] = slot[T]{}
+	h.s = h.s[:last]
+	if i < last {
+		h.fix(i)
 	}
-	if cap(h.nodes) > 64 && len(h.nodes) < cap(h.nodes)/4 {
-		// Give memory back after a burst.
-		h.nodes = append([]*node[T](nil), h.nodes...)
+	if cap(h.s) > 64 && len(h.s) < cap(h.s)/4 {
+		h.s = append([]slot[T](nil), h.s...) // give memory back after a burst
 	}
 }
 
-func (h *heap[T]) swap(i, j int) {
-	h.nodes[i], h.nodes[j] = h.nodes[j], h.nodes[i]
-	h.setIndex(h.nodes[i], i)
-	h.setIndex(h.nodes[j], j)
-}
-
-func (h *heap[T]) up(i int) {
-	for i > 0 {
+// fix restores the heap after the entry at i was replaced by one from the
+// end. It may belong above its parent: then the two swap, the parent's old
+// entry sinks through i's subtree (it bounded that subtree from the other
+// side) and the moved entry rises; otherwise it sinks or rises on its own
+// levels.
+func (h *mmheap[T]) fix(i int) {
+	moved := h.s[i].n
+	if i > 0 {
 		p := (i - 1) / 2
-		if !h.less(h.nodes[i], h.nodes[p]) {
+		if isMinLevel(i) && above(&h.s[i], &h.s[p]) {
+			h.swap(i, p)
+			h.downMin(i)
+			h.upMax(p)
 			return
 		}
+		if !isMinLevel(i) && above(&h.s[p], &h.s[i]) {
+			h.swap(i, p)
+			h.downMax(i)
+			h.upMin(p)
+			return
+		}
+	}
+	h.down(i)
+	if moved.idx == i {
+		if isMinLevel(i) {
+			h.upMin(i)
+		} else {
+			h.upMax(i)
+		}
+	}
+}
+
+func (h *mmheap[T]) up(i int) {
+	if i == 0 {
+		return
+	}
+	p := (i - 1) / 2
+	if isMinLevel(i) {
+		if above(&h.s[i], &h.s[p]) {
+			h.swap(i, p)
+			h.upMax(p)
+		} else {
+			h.upMin(i)
+		}
+		return
+	}
+	if above(&h.s[p], &h.s[i]) {
 		h.swap(i, p)
-		i = p
+		h.upMin(p)
+	} else {
+		h.upMax(i)
 	}
 }
 
-func (h *heap[T]) down(i int) bool {
-	start := i
-	n := len(h.nodes)
+func (h *mmheap[T]) upMin(i int) {
+	for i > 2 {
+		g := ((i-1)/2 - 1) / 2
+		if !above(&h.s[g], &h.s[i]) {
+			return
+		}
+		h.swap(i, g)
+		i = g
+	}
+}
+
+func (h *mmheap[T]) upMax(i int) {
+	for i > 2 {
+		g := ((i-1)/2 - 1) / 2
+		if !above(&h.s[i], &h.s[g]) {
+			return
+		}
+		h.swap(i, g)
+		i = g
+	}
+}
+
+func (h *mmheap[T]) down(i int) {
+	if isMinLevel(i) {
+		h.downMin(i)
+	} else {
+		h.downMax(i)
+	}
+}
+
+// extreme returns the index of the lowest (or highest) among the children
+// and grandchildren of i, and whether it is a grandchild; -1 if none.
+func (h *mmheap[T]) extreme(i int, highest bool) (int, bool) {
+	n := len(h.s)
+	c := 2*i + 1
+	if c >= n {
+		return -1, false
+	}
+	best := c
+	better := func(j, k int) bool { // is j more extreme than k
+		if highest {
+			return above(&h.s[j], &h.s[k])
+		}
+		return above(&h.s[k], &h.s[j])
+	}
+	if c+1 < n && better(c+1, best) {
+		best = c + 1
+	}
+	g := 2*c + 1
+	if g >= n {
+		return best, false
+	}
+	grand := false
+	for j := g; j < g+4 && j < n; j++ {
+		if better(j, best) {
+			best, grand = j, true
+		}
+	}
+	return best, grand
+}
+
+func (h *mmheap[T]) downMin(i int) {
 	for {
-		l := 2*i + 1
-		if l >= n {
-			break
+		m, grand := h.extreme(i, false)
+		if m < 0 || !above(&h.s[i], &h.s[m]) {
+			return
 		}
-		c := l
-		if r := l + 1; r < n && h.less(h.nodes[r], h.nodes[l]) {
-			c = r
+		h.swap(i, m)
+		if !grand {
+			return
 		}
-		if !h.less(h.nodes[c], h.nodes[i]) {
-			break
+		if p := (m - 1) / 2; above(&h.s[m], &h.s[p]) {
+			h.swap(m, p)
 		}
-		h.swap(i, c)
-		i = c
+		i = m
 	}
-	return i > start
 }
 
-// frontier is a small max-heap of indices into a max-heap's node slice,
-// used by Peek to list the top k without disturbing the inbox.
+func (h *mmheap[T]) downMax(i int) {
+	for {
+		m, grand := h.extreme(i, true)
+		if m < 0 || !above(&h.s[m], &h.s[i]) {
+			return
+		}
+		h.swap(i, m)
+		if !grand {
+			return
+		}
+		if p := (m - 1) / 2; above(&h.s[p], &h.s[m]) {
+			h.swap(m, p)
+		}
+		i = m
+	}
+}
+
+// topK appends the k highest nodes, highest first, without changing the
+// heap. Every node's value is bounded above by its nearest max-level
+// ancestor, so a frontier that starts at the top three slots and, on taking
+// a max-level slot, adds its children and grandchildren, yields the nodes in
+// order in O(k log k).
+func (h *mmheap[T]) topK(k int, visit func(*node[T])) {
+	if k <= 0 || len(h.s) == 0 {
+		return
+	}
+	var fr frontier[T]
+	for i := 0; i < 3 && i < len(h.s); i++ {
+		fr.push(h.s, i)
+	}
+	for got := 0; got < k && fr.len() > 0; got++ {
+		i := fr.pop(h.s)
+		visit(h.s[i].n)
+		if i == 0 || isMinLevel(i) {
+			continue
+		}
+		c := 2*i + 1
+		for _, j := range [6]int{c, c + 1, 2*c + 1, 2*c + 2, 2*(c+1) + 1, 2*(c+1) + 2} {
+			if j < len(h.s) {
+				fr.push(h.s, j)
+			}
+		}
+	}
+}
+
+// frontier is a small max-heap of slot indices, used by topK.
 type frontier[T any] struct{ idx []int }
 
 func (f *frontier[T]) len() int { return len(f.idx) }
 
-func (f *frontier[T]) before(nodes []*node[T], a, b int) bool {
-	x, y := nodes[a], nodes[b]
-	if x.urgent != y.urgent {
-		return x.urgent
-	}
-	if x.key != y.key {
-		return x.key > y.key
-	}
-	return x.seq < y.seq
-}
-
-func (f *frontier[T]) push(nodes []*node[T], i int) {
+func (f *frontier[T]) push(s []slot[T], i int) {
 	f.idx = append(f.idx, i)
 	j := len(f.idx) - 1
 	for j > 0 {
 		p := (j - 1) / 2
-		if !f.before(nodes, f.idx[j], f.idx[p]) {
+		if !above(&s[f.idx[j]], &s[f.idx[p]]) {
 			break
 		}
 		f.idx[j], f.idx[p] = f.idx[p], f.idx[j]
@@ -163,7 +302,7 @@ func (f *frontier[T]) push(nodes []*node[T], i int) {
 	}
 }
 
-func (f *frontier[T]) pop(nodes []*node[T]) int {
+func (f *frontier[T]) pop(s []slot[T]) int {
 	top := f.idx[0]
 	last := len(f.idx) - 1
 	f.idx[0] = f.idx[last]
@@ -175,10 +314,10 @@ func (f *frontier[T]) pop(nodes []*node[T]) int {
 			break
 		}
 		c := l
-		if r := l + 1; r < len(f.idx) && f.before(nodes, f.idx[r], f.idx[l]) {
+		if r := l + 1; r < len(f.idx) && above(&s[f.idx[r]], &s[f.idx[l]]) {
 			c = r
 		}
-		if !f.before(nodes, f.idx[c], f.idx[j]) {
+		if !above(&s[f.idx[c]], &s[f.idx[j]]) {
 			break
 		}
 		f.idx[j], f.idx[c] = f.idx[c], f.idx[j]
@@ -187,28 +326,21 @@ func (f *frontier[T]) pop(nodes []*node[T]) int {
 	return top
 }
 
-// deferredEntry is an entry in the deferred store and the time it expires.
+// deferredEntry is a node in the deferred store and the time it expires.
 type deferredEntry[T any] struct {
-	e     Entry[T]
+	n     *node[T]
 	until time.Time
 }
 
-// ring is the deferred store: first in, first out, with an ID set so that
-// duplicates are refused. Entries are deferred in time order, so the front
-// is always the first to expire.
+// ring is the deferred store: first in, first out. Its nodes stay in the
+// inbox's ID index, so duplicates are refused without a second map.
 type ring[T any] struct {
 	buf  []deferredEntry[T]
 	head int
 	n    int
-	ids  map[string]struct{}
 }
 
 func (r *ring[T]) len() int { return r.n }
-
-func (r *ring[T]) has(id string) bool {
-	_, ok := r.ids[id]
-	return ok
-}
 
 func (r *ring[T]) pushBack(d deferredEntry[T]) {
 	if r.n == len(r.buf) {
@@ -220,10 +352,6 @@ func (r *ring[T]) pushBack(d deferredEntry[T]) {
 	}
 	r.buf[(r.head+r.n)%len(r.buf)] = d
 	r.n++
-	if r.ids == nil {
-		r.ids = make(map[string]struct{})
-	}
-	r.ids[d.e.ID] = struct{}{}
 }
 
 func (r *ring[T]) front() deferredEntry[T] { return r.buf[r.head] }
@@ -232,13 +360,11 @@ func (r *ring[T]) at(i int) deferredEntry[T] { return r.buf[(r.head+i)%len(r.buf
 
 func (r *ring[T]) popFront() deferredEntry[T] {
 	d := r.buf[r.head]
-	var zero deferredEntry[T]
-	r.buf[r.head] = zero
+	r.buf[r.head] = deferredEntry[T]{}
 	r.head = (r.head + 1) % len(r.buf)
 	r.n--
-	delete(r.ids, d.e.ID)
 	if r.n == 0 {
-		r.buf, r.head, r.ids = nil, 0, nil
+		r.buf, r.head = nil, 0
 	}
 	return d
 }

@@ -154,12 +154,12 @@ type Inbox[T any] struct {
 	epoch time.Time
 
 	mu       sync.Mutex
-	max      heap[T] // all queued entries, highest key first
-	minLow   heap[T] // queued non-urgent entries, lowest key first
-	minHigh  heap[T] // queued urgent entries, lowest key first
-	byID     map[string]*node[T]
+	h        mmheap[T] // queued entries: the highest and the lowest at the top
+	seq      uint64
+	byID     map[string]*node[T] // queued, in-flight and deferred entries
 	deferred ring[T]
-	inFlight map[string]struct{}
+	free     []*node[T] // recycled nodes: a steady inbox allocates none
+	inFlight int
 	urgentN  int
 	closed   bool
 	c        Counts
@@ -169,12 +169,8 @@ type Inbox[T any] struct {
 func New[T any](opts Options) *Inbox[T] {
 	opts = opts.withDefaults()
 	return &Inbox[T]{
-		opts:     opts,
-		max:      heap[T]{side: sideMax},
-		minLow:   heap[T]{side: sideMin},
-		minHigh:  heap[T]{side: sideMin},
-		byID:     make(map[string]*node[T]),
-		inFlight: make(map[string]struct{}),
+		opts: opts,
+		byID: make(map[string]*node[T]),
 	}
 }
 
@@ -218,14 +214,6 @@ func (q *Inbox[T]) Push(e Entry[T]) (Outcome, error) {
 		q.mu.Unlock()
 		return 0, ErrDuplicate
 	}
-	if _, dup := q.inFlight[e.ID]; dup {
-		q.mu.Unlock()
-		return 0, ErrDuplicate
-	}
-	if q.deferred.has(e.ID) {
-		q.mu.Unlock()
-		return 0, ErrDuplicate
-	}
 	q.c.Delivered++
 	out := q.admit(e, e.Enqueued)
 	urgent := q.Urgent(e.Priority)
@@ -238,66 +226,103 @@ func (q *Inbox[T]) Push(e Entry[T]) (Outcome, error) {
 
 // admit queues e at now, deferring the lowest entry if full. q.mu is held.
 func (q *Inbox[T]) admit(e Entry[T], now time.Time) Outcome {
-	n := &node[T]{e: e, urgent: q.Urgent(e.Priority)}
-	n.key = q.key(&n.e)
-	urgent := q.Urgent(e.Priority)
+	n := q.newNode(e)
 	out := Accepted
-	if q.max.len() >= q.opts.Capacity {
-		// Choose the victim: the lowest non-urgent entry, the newcomer
-		// included; only if none is non-urgent, the lowest urgent one.
-		var victim *node[T]
-		switch {
-		case !urgent && (q.minLow.len() == 0 || n.key <= q.minLow.top().key):
+	if q.h.len() >= q.opts.Capacity {
+		// The victim is the lowest entry, the newcomer included. The order
+		// puts every urgent entry above every non-urgent one, so an urgent
+		// entry is the victim only when nothing non-urgent is queued.
+		victim := q.h.min()
+		ns := slot[T]{urgent: n.urgent, key: n.key, seq: n.seq}
+		vs := slot[T]{urgent: victim.urgent, key: victim.key, seq: victim.seq}
+		if above(&vs, &ns) {
 			victim = n
-		case q.minLow.len() > 0:
-			victim = q.minLow.top()
-		case n.key <= q.minHigh.top().key:
-			victim = n
-		default:
-			victim = q.minHigh.top()
 		}
 		if victim == n {
-			q.deferLocked(n.e, now)
+			q.deferLocked(n, now)
 			return DeferredOnArrival
 		}
-		q.removeLocked(victim)
-		q.deferLocked(victim.e, now)
+		q.unqueueLocked(victim)
+		q.deferLocked(victim, now)
 		out = AcceptedEvicting
 	}
 	q.insertLocked(n)
 	return out
 }
 
+// newNode returns a node for e, recycled when possible. q.mu is held.
+func (q *Inbox[T]) newNode(e Entry[T]) *node[T] {
+	var n *node[T]
+	if k := len(q.free); k > 0 {
+		n = q.free[k-1]
+		q.free = q.free[:k-1]
+	} else {
+		n = new(node[T])
+	}
+	n.e = e
+	n.urgent = q.Urgent(e.Priority)
+	n.key = q.key(&n.e)
+	q.seq++
+	n.seq = q.seq
+	return n
+}
+
+// recycle keeps a finished node for reuse. q.mu is held.
+func (q *Inbox[T]) recycle(n *node[T]) {
+	*n = node[T]{} // drop references to the payload
+	if len(q.free) < 256 {
+		q.free = append(q.free, n)
+	}
+}
+
+// takeLocked moves a queued node in flight: out of the heaps, still in
+// byID so that a duplicate delivery is refused while it is handled. q.mu
+// is held.
+func (q *Inbox[T]) takeLocked(n *node[T]) {
+	q.unqueueLocked(n)
+	n.flight = true
+	q.inFlight++
+}
+
+// queueLocked puts n in the heap. q.mu is held.
+func (q *Inbox[T]) queueLocked(n *node[T]) {
+	q.h.push(n)
+	if n.urgent {
+		q.urgentN++
+	}
+}
+
+// unqueueLocked takes n out of the heap; it stays known by ID. q.mu is held.
+func (q *Inbox[T]) unqueueLocked(n *node[T]) {
+	q.h.remove(n)
+	if n.urgent {
+		q.urgentN--
+	}
+}
+
 func (q *Inbox[T]) insertLocked(n *node[T]) {
 	q.byID[n.e.ID] = n
-	q.max.push(n)
-	if n.urgent {
-		q.minHigh.push(n)
-		q.urgentN++
-	} else {
-		q.minLow.push(n)
-	}
+	q.queueLocked(n)
 }
 
 func (q *Inbox[T]) removeLocked(n *node[T]) {
 	delete(q.byID, n.e.ID)
-	q.max.remove(n)
-	if n.urgent {
-		q.minHigh.remove(n)
-		q.urgentN--
-	} else {
-		q.minLow.remove(n)
-	}
+	q.unqueueLocked(n)
 }
 
-// deferLocked moves e to the deferred store at now. Entries are deferred in
-// time order, so the store's front is always the first to expire.
-func (q *Inbox[T]) deferLocked(e Entry[T], now time.Time) {
+// deferLocked moves n (not queued) to the deferred store at now. Entries
+// are deferred in time order, so the store's front is always the first to
+// expire. A full store expires its oldest entry early. q.mu is held.
+func (q *Inbox[T]) deferLocked(n *node[T], now time.Time) {
 	if q.deferred.len() >= q.opts.DeferredCapacity {
-		q.deferred.popFront()
+		old := q.deferred.popFront()
+		delete(q.byID, old.n.e.ID)
+		q.recycle(old.n)
 		q.c.Expired++
 	}
-	q.deferred.pushBack(deferredEntry[T]{e: e, until: now.Add(q.opts.DeferredTTL)})
+	n.deferred = true
+	q.byID[n.e.ID] = n
+	q.deferred.pushBack(deferredEntry[T]{n: n, until: now.Add(q.opts.DeferredTTL)})
 	q.c.Deferrals++
 }
 
@@ -305,14 +330,14 @@ func (q *Inbox[T]) deferLocked(e Entry[T], now time.Time) {
 func (q *Inbox[T]) Len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.max.len()
+	return q.h.len()
 }
 
 // Load returns depth / capacity in [0, 1].
 func (q *Inbox[T]) Load() float64 {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return float64(q.max.len()) / float64(q.opts.Capacity)
+	return float64(q.h.len()) / float64(q.opts.Capacity)
 }
 
 // HasUrgent reports whether an urgent entry is queued.
@@ -327,22 +352,10 @@ func (q *Inbox[T]) HasUrgent() bool {
 func (q *Inbox[T]) Peek(k int, dst []Entry[T]) []Entry[T] {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if k <= 0 || q.max.len() == 0 {
+	if k <= 0 || q.h.len() == 0 {
 		return dst
 	}
-	// Walk the max-heap with a small frontier heap of candidate indices.
-	var fr frontier[T]
-	fr.push(q.max.nodes, 0)
-	// Count what this call appends, not len(dst): dst may arrive non-empty.
-	for got := 0; got < k && fr.len() > 0; got++ {
-		i := fr.pop(q.max.nodes)
-		dst = append(dst, q.max.nodes[i].e)
-		for _, c := range [2]int{2*i + 1, 2*i + 2} {
-			if c < q.max.len() {
-				fr.push(q.max.nodes, c)
-			}
-		}
-	}
+	q.h.topK(k, func(n *node[T]) { dst = append(dst, n.e) })
 	return dst
 }
 
@@ -351,11 +364,11 @@ func (q *Inbox[T]) Peek(k int, dst []Entry[T]) []Entry[T] {
 func (q *Inbox[T]) Top() (Entry[T], bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.max.len() == 0 {
+	if q.h.len() == 0 {
 		var zero Entry[T]
 		return zero, false
 	}
-	return q.max.top().e, true
+	return q.h.max().e, true
 }
 
 // TakeTop removes the entry with the highest effective priority and puts it
@@ -363,13 +376,12 @@ func (q *Inbox[T]) Top() (Entry[T], bool) {
 func (q *Inbox[T]) TakeTop() (Entry[T], bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.max.len() == 0 {
+	if q.h.len() == 0 {
 		var zero Entry[T]
 		return zero, false
 	}
-	n := q.max.top()
-	q.removeLocked(n)
-	q.inFlight[n.e.ID] = struct{}{}
+	n := q.h.max()
+	q.takeLocked(n)
 	return n.e, true
 }
 
@@ -379,15 +391,14 @@ func (q *Inbox[T]) TakeTopIf(ok func(Entry[T]) bool) (Entry[T], bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var zero Entry[T]
-	if q.max.len() == 0 {
+	if q.h.len() == 0 {
 		return zero, false
 	}
-	n := q.max.top()
+	n := q.h.max()
 	if !ok(n.e) {
 		return zero, false
 	}
-	q.removeLocked(n)
-	q.inFlight[n.e.ID] = struct{}{}
+	q.takeLocked(n)
 	return n.e, true
 }
 
@@ -396,12 +407,11 @@ func (q *Inbox[T]) Take(id string) (Entry[T], bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n, ok := q.byID[id]
-	if !ok {
+	if !ok || n.flight || n.deferred {
 		var zero Entry[T]
 		return zero, false
 	}
-	q.removeLocked(n)
-	q.inFlight[id] = struct{}{}
+	q.takeLocked(n)
 	return n.e, true
 }
 
@@ -410,10 +420,13 @@ func (q *Inbox[T]) Take(id string) (Entry[T], bool) {
 func (q *Inbox[T]) Finish(id string, a Account) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if _, ok := q.inFlight[id]; !ok {
+	n, ok := q.byID[id]
+	if !ok || !n.flight {
 		return false
 	}
-	delete(q.inFlight, id)
+	delete(q.byID, id)
+	q.inFlight--
+	q.recycle(n)
 	q.count(a)
 	return true
 }
@@ -423,10 +436,13 @@ func (q *Inbox[T]) Finish(id string, a Account) bool {
 func (q *Inbox[T]) Requeue(e Entry[T], now time.Time) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if _, ok := q.inFlight[e.ID]; !ok {
+	n, ok := q.byID[e.ID]
+	if !ok || !n.flight {
 		return false
 	}
-	delete(q.inFlight, e.ID)
+	delete(q.byID, e.ID)
+	q.inFlight--
+	q.recycle(n)
 	q.admit(e, now)
 	return true
 }
@@ -438,10 +454,11 @@ func (q *Inbox[T]) Resolve(id string, a Account) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n, ok := q.byID[id]
-	if !ok {
+	if !ok || n.flight || n.deferred {
 		return false
 	}
 	q.removeLocked(n)
+	q.recycle(n)
 	q.count(a)
 	return true
 }
@@ -452,15 +469,15 @@ func (q *Inbox[T]) TakeWhere(match func(Entry[T]) bool) []Entry[T] {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var hit []*node[T]
-	for _, n := range q.max.nodes {
+	for _, sl := range q.h.s {
+		n := sl.n
 		if match(n.e) {
 			hit = append(hit, n)
 		}
 	}
 	out := make([]Entry[T], 0, len(hit))
 	for _, n := range hit {
-		q.removeLocked(n)
-		q.inFlight[n.e.ID] = struct{}{}
+		q.takeLocked(n)
 		out = append(out, n.e)
 	}
 	return out
@@ -488,7 +505,8 @@ func (q *Inbox[T]) Sweep(now time.Time, maxWait time.Duration, dst []Retired[T])
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var victims []*node[T]
-	for _, n := range q.max.nodes {
+	for _, sl := range q.h.s {
+		n := sl.n
 		switch {
 		case !n.e.Deadline.IsZero() && !now.Before(n.e.Deadline):
 			victims = append(victims, n)
@@ -504,15 +522,18 @@ func (q *Inbox[T]) Sweep(now time.Time, maxWait time.Duration, dst []Retired[T])
 		}
 		q.count(a)
 		dst = append(dst, Retired[T]{Entry: n.e, Account: a})
+		q.recycle(n)
 	}
 	for q.deferred.len() > 0 {
 		d := q.deferred.front()
-		if now.Before(d.until) && (d.e.Deadline.IsZero() || now.Before(d.e.Deadline)) {
+		if now.Before(d.until) && (d.n.e.Deadline.IsZero() || now.Before(d.n.e.Deadline)) {
 			break
 		}
 		q.deferred.popFront()
 		q.c.Expired++
-		dst = append(dst, Retired[T]{Entry: d.e, Account: Expired})
+		dst = append(dst, Retired[T]{Entry: d.n.e, Account: Expired})
+		delete(q.byID, d.n.e.ID)
+		q.recycle(d.n)
 	}
 	return dst
 }
@@ -533,18 +554,24 @@ func (q *Inbox[T]) Readmit(now time.Time, max int) int {
 	// Compare as floats: truncating LowWater*Capacity to an int made the
 	// mark stricter than documented (a capacity-1 inbox never readmitted).
 	low := q.opts.LowWater * float64(q.opts.Capacity)
-	n := 0
-	for q.deferred.len() > 0 && float64(q.max.len()) < low && (max <= 0 || n < max) {
+	count := 0
+	for q.deferred.len() > 0 && float64(q.h.len()) < low && (max <= 0 || count < max) {
 		d := q.deferred.popFront()
-		if !now.Before(d.until) || (!d.e.Deadline.IsZero() && !now.Before(d.e.Deadline)) {
+		n := d.n
+		if !now.Before(d.until) || (!n.e.Deadline.IsZero() && !now.Before(n.e.Deadline)) {
+			delete(q.byID, n.e.ID)
+			q.recycle(n)
 			q.c.Expired++
 			continue
 		}
-		q.insertLocked(&node[T]{e: d.e, urgent: q.Urgent(d.e.Priority), key: q.key(&d.e)})
+		n.deferred = false
+		q.seq++
+		n.seq = q.seq
+		q.queueLocked(n)
 		q.c.Readmitted++
-		n++
+		count++
 	}
-	return n
+	return count
 }
 
 // DeferredLen returns the number of deferred entries.
@@ -559,9 +586,9 @@ func (q *Inbox[T]) Counts() Counts {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	c := q.c
-	c.Queued = q.max.len()
+	c.Queued = q.h.len()
 	c.Deferred = q.deferred.len()
-	c.InFlight = len(q.inFlight)
+	c.InFlight = q.inFlight
 	return c
 }
 
@@ -577,7 +604,7 @@ func (q *Inbox[T]) Close() (queued, deferred []Entry[T]) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for i := range q.deferred.len() {
-		deferred = append(deferred, q.deferred.at(i).e)
+		deferred = append(deferred, q.deferred.at(i).n.e)
 	}
 	return queued, deferred
 }

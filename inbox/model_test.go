@@ -20,7 +20,7 @@ type model struct {
 	opts     Options
 	q        []mEntry // queued, unordered
 	seq      int
-	def      []deferredEntry[int] // oldest first
+	def      []modelDeferred // oldest first
 	inFlight map[string]Entry[int]
 	c        Counts
 }
@@ -71,7 +71,7 @@ func (m *model) find(id string) int {
 
 func (m *model) held(id string) bool {
 	_, inFlight := m.inFlight[id]
-	return m.find(id) >= 0 || inFlight || slices.ContainsFunc(m.def, func(d deferredEntry[int]) bool { return d.e.ID == id })
+	return m.find(id) >= 0 || inFlight || slices.ContainsFunc(m.def, func(d modelDeferred) bool { return d.e.ID == id })
 }
 
 func (m *model) deferAt(e Entry[int], now time.Time) {
@@ -79,7 +79,7 @@ func (m *model) deferAt(e Entry[int], now time.Time) {
 		m.def = m.def[1:]
 		m.c.Expired++
 	}
-	m.def = append(m.def, deferredEntry[int]{e: e, until: now.Add(m.opts.DeferredTTL)})
+	m.def = append(m.def, modelDeferred{e: e, until: now.Add(m.opts.DeferredTTL)})
 	m.c.Deferrals++
 }
 
@@ -427,4 +427,10 @@ func TestModel(t *testing.T) {
 	if c.Handled == 0 || c.Declined == 0 || c.Expired == 0 || c.Failed == 0 || c.Deferrals == 0 || c.Readmitted == 0 {
 		t.Errorf("the random sequence missed an account: %+v", c)
 	}
+}
+
+// modelDeferred is the reference model's deferred entry.
+type modelDeferred struct {
+	e     Entry[int]
+	until time.Time
 }
