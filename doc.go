@@ -29,6 +29,66 @@
 // the persona lives on. Runtime.Shutdown stops every goroutine the runtime
 // started and reports the items left behind.
 //
+// # Coordination (who answers)
+//
+// Several personas may engage the same item; usually only one should act on
+// it. A persona spawned with Options.Coordination follows the seed's "New
+// Flow": the item arrives in its inbox; the persona looks on its own
+// schedule; it decides whether to engage; if it engages, its handler (an
+// Evaluator) evaluates the item, and the persona broadcasts the Thought on
+// the coord.Stream and waits for the decision; it responds only if granted.
+// Handlers choose whether they need this: a chat responder does, a vision
+// stage does not (it is a plain Handler).
+//
+// The producer opens each item with its recipients, so the decision closes
+// as soon as all of them have spoken: Broadcast does both. The stream grants
+// K responders (default 1): a mentioned persona (Item.Addressees) always,
+// then by confidence, then whoever was granted least recently, so equal
+// personas take turns. Waiting for the decision holds the persona's slice:
+// it is the sync point, bounded by the stream's window and, as a safety net,
+// Options.CoordinationTimeout. A persona that declines, fails, panics or
+// lets the item expire withdraws at once; one that hangs or never engages
+// delays the decision only until the window ends. An item the persona
+// reaches after its decision closed is not evaluated at all. Evaluated and
+// not granted is accounted as handled, and counted in Snapshot.NotGranted.
+//
+// The window starts when the item is opened, so it must cover how late the
+// personas engage: urgent items are engaged at once, non-urgent ones wait
+// for a persona's next scan (seconds). The stream's adaptive window learns
+// this, because a persona that arrives late still tells it; start it with a
+// Window near the cadence when most items are not urgent. The stream belongs
+// to the caller: close it after Runtime.Shutdown.
+//
+// # Pipelines (dependencies)
+//
+// Personas may declare Options.WaitsFor and Options.Notifies (seed:
+// "Process Dependency Graph"). Runtime.Start checks the graph: an unknown
+// name, a cycle (spelled out, "a -> b -> c -> a") or payload types mixed in
+// one pipeline are errors, and nothing starts. Items enter a pipeline at its
+// sources (personas that wait for nobody) through Deliver; a direct Deliver
+// to a dependent is refused with ErrNotSource. Item.ID is the pipeline's key
+// and must be unique.
+//
+// A dependent is handed an item (same ID, Key, Payload, Created and
+// Deadline; its own Scorer sets the priority, else the source's priority
+// stands) only when all its prerequisites finished it, with their outputs in
+// Item.Upstream; that arrival is its dependency trigger and wakes it at
+// once. Item.Status says how complete the inputs are. A prerequisite's final
+// account decides what its dependents see:
+//
+//	handled           -> deps.Done, with the handler's output
+//	declined          -> deps.Skipped
+//	expired or failed -> deps.Incomplete
+//
+// A prerequisite that holds an item past RuntimeOptions.DependencyTimeout
+// (default 5s, counted per stage from when it became responsible, so it
+// includes the item's wait in the stage's inbox) releases its dependents
+// with the item Incomplete and without its output; a late result is
+// ignored. At most RuntimeOptions.MaxPipelineKeys items are in flight per
+// pipeline (oldest released Incomplete beyond it), and each item is held
+// only until its last dependent has it. Runtime.Shutdown stops the
+// pipelines' timers; items they had released are in the report.
+//
 // # Concurrency
 //
 // Deliver is safe from any number of goroutines. A persona's handler runs in

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/personaos/persona/deps"
 	"github.com/personaos/persona/inbox"
 	"github.com/personaos/persona/state"
 )
@@ -28,6 +29,16 @@ type Item[T any] struct {
 	Context []Item[T]
 	// Attempt counts earlier failed attempts at handling this item.
 	Attempt int
+	// Upstream holds, for an item a pipeline released to this persona (see
+	// Options.WaitsFor), the outputs of its direct prerequisites in the
+	// order of their declaration; a prerequisite that timed out has no
+	// entry. Nil for items delivered directly.
+	Upstream []deps.Output
+	// Status is how complete the item is when a pipeline releases it: Done
+	// when every prerequisite handled it, Skipped when one declined it,
+	// Incomplete when one failed, expired or stalled past the dependency
+	// timeout. It is the zero value, Done, for items delivered directly.
+	Status  deps.Status
 	Payload T
 }
 
@@ -108,19 +119,21 @@ func (t Trigger) String() string {
 type EventKind int
 
 const (
-	EventDelivered EventKind = iota // accepted into the inbox
-	EventDeferred                   // moved to the deferred store under overload
-	EventHandled                    // handled
-	EventDeclined                   // not engaged before its time-to-live, or declined by the handler
-	EventExpired                    // deadline or deferred time-to-live passed
-	EventFailed                     // handler failed on every attempt
-	EventError                      // one handler error (the item may be retried)
-	EventPanic                      // one handler panic (recovered)
-	EventWake                       // the persona woke; Trigger says why
-	EventRest                       // the persona went to rest for Cadence
+	EventDelivered  EventKind = iota // accepted into the inbox
+	EventDeferred                    // moved to the deferred store under overload
+	EventHandled                     // handled
+	EventDeclined                    // not engaged before its time-to-live, or declined by the handler
+	EventExpired                     // deadline or deferred time-to-live passed
+	EventFailed                      // handler failed on every attempt
+	EventError                       // one handler error (the item may be retried)
+	EventPanic                       // one handler panic (recovered)
+	EventWake                        // the persona woke; Trigger says why
+	EventRest                        // the persona went to rest for Cadence
+	EventGranted                     // a coordinated persona was granted the item and responded
+	EventNotGranted                  // a coordinated persona evaluated the item but was not granted it
 )
 
-var eventNames = [...]string{"delivered", "deferred", "handled", "declined", "expired", "failed", "error", "panic", "wake", "rest"}
+var eventNames = [...]string{"delivered", "deferred", "handled", "declined", "expired", "failed", "error", "panic", "wake", "rest", "granted", "not_granted"}
 
 func (k EventKind) String() string {
 	if int(k) < len(eventNames) {

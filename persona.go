@@ -3,11 +3,14 @@ package persona
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/personaos/persona/coord"
+	"github.com/personaos/persona/deps"
 	"github.com/personaos/persona/inbox"
 	"github.com/personaos/persona/state"
 )
@@ -48,12 +51,25 @@ type Options struct {
 	Coalesce bool
 	// Scorer, if set, sets each item's priority at delivery.
 	Scorer any // Scorer[T]; typed as any so Options is shared by all payloads
-	// WaitsFor names the personas whose output this one needs first (see
-	// Runtime dependencies).
+	// WaitsFor names the personas whose output this one needs first: it
+	// is handed an item only when they all finished it (see "Pipelines" in
+	// the package documentation). Names are checked by Runtime.Start.
 	WaitsFor []string
 	// Notifies names personas that wait for this one (sugar for their
 	// WaitsFor).
 	Notifies []string
+	// Coordination, if set, makes the persona coordinate before it acts:
+	// its handler must implement Evaluator[T] (Spawn fails otherwise), and
+	// instead of Handle the persona calls Evaluate, broadcasts the thought
+	// on the stream, waits for the decision and calls Respond only if
+	// granted. The stream belongs to the caller, who closes it after
+	// Runtime.Shutdown. Deliver coordinated items with Broadcast.
+	Coordination *coord.Stream
+	// CoordinationTimeout bounds the wait for a decision (default: twice
+	// the stream's current window plus one second). The stream's window
+	// closes every decision before; this is the safety net should the
+	// stream misbehave or be closed.
+	CoordinationTimeout time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -84,7 +100,8 @@ const (
 	runDormant int32 = iota // runtime not started: items wait
 	runIdle                 // no goroutine, no timer
 	runResting              // no goroutine, a scan timer armed
-	runRunning              // a loop goroutine is live
+	runParked               // the loop goroutine waits on its wake-up channel, maybe with a timer
+	runRunning              // the loop goroutine is working
 	runStopped              // shut down
 )
 
@@ -106,10 +123,12 @@ type Persona[T any] struct {
 
 	// mu guards the run-state transitions and the timer. The fast path of
 	// a delivery reads run atomically and takes no lock.
-	mu    sync.Mutex
-	run   atomic.Int32
-	timer *time.Timer
-	gen   uint64
+	mu       sync.Mutex
+	run      atomic.Int32
+	timer    *time.Timer
+	gen      uint64
+	wakeCh   chan Trigger // the parked goroutine's wake-up channel
+	parkedAt time.Time
 
 	// Owned by the loop goroutine (one at a time); stMu publishes st.
 	stMu     sync.Mutex
@@ -120,12 +139,28 @@ type Persona[T any] struct {
 	sweepAt  time.Time
 	failRun  int
 
-	busy    atomic.Int64 // total handler time, ns
-	slices  atomic.Uint64
-	errs    atomic.Uint64
-	panics  atomic.Uint64
-	wakes   [numTriggers]atomic.Uint64
-	onFinal func(it Item[T], a Account, out any) // dependency hook
+	busy       atomic.Int64 // total handler time, ns
+	slices     atomic.Uint64
+	errs       atomic.Uint64
+	panics     atomic.Uint64
+	granted    atomic.Uint64
+	notGranted atomic.Uint64
+	wakes      [numTriggers]atomic.Uint64
+
+	// Coordination: eval is h as an Evaluator when opts.Coordination is set.
+	eval Evaluator[T]
+	cs   *coord.Stream
+
+	// Pipelines: pipe is set by Runtime.Start for members of a dependency
+	// graph; dependent marks a persona with prerequisites, whose every
+	// arrival is a release and so a dependency trigger.
+	pipe      atomic.Pointer[pipeline[T]]
+	dependent atomic.Bool
+	// attached (guarded by mu) is set when Start has looked at the
+	// persona; until then early remembers what was delivered, so that a
+	// pipeline source can enter it into the pipeline at Start.
+	attached bool
+	early    []Item[T]
 }
 
 // Spawn creates a persona running handler h in rt. Its loop starts when the
@@ -146,6 +181,13 @@ func Spawn[T any](rt *Runtime, name string, h Handler[T], opts Options) (*Person
 			return nil, fmt.Errorf("persona: spawn %q: Scorer is %T, not a Scorer for this payload", name, opts.Scorer)
 		}
 		p.scorer = s
+	}
+	if opts.Coordination != nil {
+		e, ok := h.(Evaluator[T])
+		if !ok {
+			return nil, fmt.Errorf("persona: spawn %q: Coordination is set but the handler %T is not an Evaluator for this payload", name, h)
+		}
+		p.eval, p.cs = e, opts.Coordination
 	}
 	p.cadence = p.st.Cadence(1)
 	p.q = inbox.New[Item[T]](inbox.Options{
@@ -168,7 +210,22 @@ func (p *Persona[T]) Name() string { return p.name }
 // Deliver puts an item in the persona's inbox. It never runs the handler:
 // the persona takes the item on its own schedule, at once if the item is
 // urgent. When the inbox is full the lowest item is deferred, not lost.
+//
+// A persona with prerequisites (Options.WaitsFor, or named in another's
+// Notifies) receives items only from its pipeline: Deliver refuses them with
+// ErrNotSource. Delivering to a pipeline source enters the item into the
+// pipeline, keyed by its ID.
 func (p *Persona[T]) Deliver(it Item[T]) error {
+	if p.dependent.Load() || len(p.opts.WaitsFor) > 0 {
+		return fmt.Errorf("persona %s: deliver %s: %w", p.name, it.ID, ErrNotSource)
+	}
+	return p.deliver(it, false)
+}
+
+// deliver is Deliver for both producers and pipeline releases. A release
+// is accepted even after stop, until the inbox closes, so that an item in
+// flight through a pipeline at shutdown is reported as a leftover.
+func (p *Persona[T]) deliver(it Item[T], released bool) error {
 	now := time.Now()
 	if it.Delivered.IsZero() {
 		it.Delivered = now
@@ -179,12 +236,10 @@ func (p *Persona[T]) Deliver(it Item[T]) error {
 	if p.scorer != nil {
 		it.Priority = p.scorer.Score(p.name, it, now)
 	}
-	if p.run.Load() == runStopped {
+	if !released && p.run.Load() == runStopped {
 		return fmt.Errorf("persona %s: deliver: %w", p.name, ErrClosed)
 	}
-	out, err := p.q.Push(inbox.Entry[Item[T]]{
-		ID: it.ID, Priority: it.Priority, Enqueued: it.Delivered, Deadline: it.Deadline, Value: it,
-	})
+	out, err := p.admit(it, released)
 	if err != nil {
 		if errors.Is(err, inbox.ErrClosed) {
 			err = ErrClosed
@@ -201,6 +256,47 @@ func (p *Persona[T]) Deliver(it Item[T]) error {
 	return nil
 }
 
+// admit pushes it into the inbox and, for a pipeline source, into the
+// pipeline: held before the push, so that a release can never miss it, and
+// begun after.
+func (p *Persona[T]) admit(it Item[T], released bool) (inbox.Outcome, error) {
+	if !released && p.run.Load() == runDormant {
+		p.mu.Lock()
+		if !p.attached && p.run.Load() == runDormant {
+			// Before Start nobody knows yet whether this persona is a
+			// source: remember the item for Start. Holding mu across the
+			// push is safe because notify takes no lock while dormant.
+			out, err := p.push(it)
+			if err == nil {
+				p.early = append(p.early, it)
+			}
+			p.mu.Unlock()
+			return out, err
+		}
+		p.mu.Unlock()
+	}
+	pp := p.pipe.Load()
+	if pp == nil || released {
+		return p.push(it)
+	}
+	held := pp.hold(it)
+	out, err := p.push(it)
+	if err != nil {
+		if held {
+			pp.unhold(it.ID)
+		}
+		return out, err
+	}
+	pp.tr.Begin(it.ID)
+	return out, nil
+}
+
+func (p *Persona[T]) push(it Item[T]) (inbox.Outcome, error) {
+	return p.q.Push(inbox.Entry[Item[T]]{
+		ID: it.ID, Priority: it.Priority, Enqueued: it.Delivered, Deadline: it.Deadline, Value: it,
+	})
+}
+
 // Wake wakes the persona at once, as a dependency trigger does. A persona
 // that is already awake notices pending urgent work before it rests.
 func (p *Persona[T]) Wake(t Trigger) {
@@ -211,10 +307,20 @@ func (p *Persona[T]) Wake(t Trigger) {
 
 // notify is the inbox's wake-up hook, called after every accepted push.
 func (p *Persona[T]) notify(urgent bool) {
+	if p.dependent.Load() {
+		// Everything a dependent receives is a release: the dependency
+		// trigger wakes it now, urgent or not.
+		switch p.run.Load() {
+		case runRunning, runStopped, runDormant:
+		default:
+			p.Wake(TriggerDependency)
+		}
+		return
+	}
 	switch p.run.Load() {
 	case runRunning, runStopped, runDormant:
 		// A running loop re-checks the inbox after publishing that it
-		// rests, so the item cannot be missed.
+		// parks, so the item cannot be missed.
 		return
 	case runResting:
 		if !urgent {
@@ -223,16 +329,16 @@ func (p *Persona[T]) notify(urgent bool) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if urgent {
+		p.wakeLocked(TriggerDemand)
+		return
+	}
 	switch p.run.Load() {
 	case runIdle:
-		if urgent {
-			p.wakeLocked(TriggerDemand)
-		} else {
+		p.armLocked(p.untilNextScan(time.Now()))
+	case runParked:
+		if p.timer == nil {
 			p.armLocked(p.untilNextScan(time.Now()))
-		}
-	case runResting:
-		if urgent {
-			p.wakeLocked(TriggerDemand)
 		}
 	}
 }
@@ -249,39 +355,55 @@ func (p *Persona[T]) untilNextScan(now time.Time) time.Duration {
 	return max(0, last.Add(cad).Sub(now))
 }
 
-// wakeLocked starts the loop now if it is not running. p.mu is held.
+// wakeLocked runs the loop now: it resumes a parked loop goroutine or
+// starts one. p.mu is held.
 func (p *Persona[T]) wakeLocked(t Trigger) {
 	switch p.run.Load() {
 	case runIdle, runResting:
-		if p.timer != nil {
-			p.timer.Stop()
-			p.timer = nil
-		}
-		p.gen++
+		p.stopTimerLocked()
 		p.startLocked(t)
+	case runParked:
+		p.stopTimerLocked()
+		p.resumeLocked(t)
 	}
 }
 
-// armLocked sets the scan timer. p.mu is held.
+func (p *Persona[T]) stopTimerLocked() {
+	if p.timer != nil {
+		p.timer.Stop()
+		p.timer = nil
+	}
+	p.gen++ // a timer that already fired finds a newer generation and does nothing
+}
+
+// armLocked sets the scan timer; when it fires the loop runs. p.mu is held.
 func (p *Persona[T]) armLocked(d time.Duration) {
 	if d <= 0 {
-		p.startLocked(TriggerScan)
+		p.wakeLocked(TriggerScan)
 		return
 	}
-	p.gen++
+	p.stopTimerLocked()
 	gen := p.gen
-	p.run.Store(runResting)
+	if p.run.Load() == runIdle {
+		p.run.Store(runResting)
+	}
 	p.timer = time.AfterFunc(d, func() {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		if p.gen == gen && p.run.Load() == runResting {
-			p.timer = nil
+		if p.gen != gen {
+			return
+		}
+		p.timer = nil
+		switch p.run.Load() {
+		case runResting:
 			p.startLocked(TriggerScan)
+		case runParked:
+			p.resumeLocked(TriggerScan)
 		}
 	})
 }
 
-// startLocked launches the loop goroutine, owned by the runtime. p.mu is
+// startLocked launches a loop goroutine, owned by the runtime. p.mu is
 // held; the runtime never starts goroutines after it began to shut down.
 func (p *Persona[T]) startLocked(t Trigger) {
 	p.run.Store(runRunning)
@@ -290,24 +412,75 @@ func (p *Persona[T]) startLocked(t Trigger) {
 	}
 }
 
-// loop is the persona's life cycle: observe, choose, work a time slice,
-// rest, and yield until the next trigger.
-func (p *Persona[T]) loop(t Trigger) {
-	p.wakes[t].Add(1)
-	if o := p.rt.obs; o != nil {
-		o.Observe(Event{Kind: EventWake, Persona: p.name, At: time.Now(), Trigger: t})
+// resumeLocked hands a trigger to the parked loop goroutine. p.mu is held.
+// The goroutine's channel has room: it parked with it empty and only one
+// transition out of runParked can happen.
+func (p *Persona[T]) resumeLocked(t Trigger) {
+	p.run.Store(runRunning)
+	ch := p.wakeCh
+	p.wakeCh = nil
+	p.rt.parkedAdd(-1)
+	ch <- t
+}
+
+// retireLocked ends the parked loop goroutine: the persona keeps its timer
+// if it has one, and a later trigger starts a fresh goroutine. p.mu is held.
+func (p *Persona[T]) retireLocked(next int32) {
+	p.run.Store(next)
+	ch := p.wakeCh
+	p.wakeCh = nil
+	p.rt.parkedAdd(-1)
+	ch <- triggerRetire
+}
+
+// retireIfParkedBefore retires the loop goroutine if it has been parked
+// since before cutoff: an idle persona gives its goroutine back.
+func (p *Persona[T]) retireIfParkedBefore(cutoff time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.run.Load() != runParked || !p.parkedAt.Before(cutoff) {
+		return
 	}
+	if p.timer != nil {
+		p.retireLocked(runResting)
+	} else {
+		p.retireLocked(runIdle)
+	}
+}
+
+// loop is the persona's life cycle: observe, choose, work a time slice,
+// rest, and yield until the next trigger. Between triggers the goroutine
+// parks on its own wake-up channel; after the runtime's linger with
+// nothing to do it is retired, so an idle persona holds no goroutine.
+func (p *Persona[T]) loop(t Trigger) {
+	wake := make(chan Trigger, 1)
+	for {
+		p.wakes[t].Add(1)
+		if o := p.rt.obs; o != nil {
+			o.Observe(Event{Kind: EventWake, Persona: p.name, At: time.Now(), Trigger: t})
+		}
+		var again bool
+		t, again = p.live(wake)
+		if !again {
+			return
+		}
+	}
+}
+
+// live runs scheduler steps until the persona parks, then waits on wake.
+// It reports the trigger that woke it, or false when the goroutine ends.
+func (p *Persona[T]) live(wake chan Trigger) (Trigger, bool) {
 	for {
 		if p.rt.stopping.Load() {
-			p.park(0, true)
-			return
+			p.halt()
+			return 0, false
 		}
 		now := time.Now()
 		adj := p.rt.adjust()
 		p.step(now, adj)
 		if p.rt.stopping.Load() {
-			p.park(0, true)
-			return
+			p.halt()
+			return 0, false
 		}
 		if p.q.HasUrgent() {
 			runtime.Gosched() // urgent work never waits for the cadence
@@ -329,38 +502,67 @@ func (p *Persona[T]) loop(t Trigger) {
 		if o := p.rt.obs; o != nil {
 			o.Observe(Event{Kind: EventRest, Persona: p.name, At: time.Now(), Cadence: cad, Mood: mood})
 		}
-		if p.park(cad, false) {
-			return
+		switch p.park(cad, wake) {
+		case parkAgain:
+			continue
+		case parkExit:
+			return 0, false
 		}
+		t := <-wake
+		if t == triggerRetire {
+			return 0, false
+		}
+		return t, true
 	}
 }
 
-// park publishes that the loop rests and exits, unless urgent work arrived
-// meanwhile (then it reports false and the loop goes on). With nothing
-// queued, deferred or scanned, the persona goes idle without a timer.
-func (p *Persona[T]) park(cad time.Duration, stop bool) bool {
+type parkResult int
+
+const (
+	parkWait  parkResult = iota // parked: wait on the wake-up channel
+	parkAgain                   // work arrived meanwhile: step again
+	parkExit                    // shutting down
+)
+
+// triggerRetire on a wake-up channel ends the loop goroutine.
+const triggerRetire Trigger = -1
+
+// park publishes that the loop rests, unless urgent work arrived meanwhile.
+// With work pending it arms the scan timer for cad; with nothing queued,
+// deferred or scanned, no timer at all.
+func (p *Persona[T]) park(cad time.Duration, wake chan Trigger) parkResult {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if stop || p.run.Load() == runStopped {
+	if p.run.Load() == runStopped || p.rt.stopping.Load() {
 		p.run.Store(runStopped)
-		return true
+		return parkExit
 	}
 	// Publish first, then look: a producer that saw us running has pushed
 	// before we look, and one that pushes later sees us parked and wakes
 	// us itself.
-	p.run.Store(runIdle)
+	p.run.Store(runParked)
 	if p.q.HasUrgent() {
 		p.run.Store(runRunning)
-		return false
+		return parkAgain
 	}
 	if p.q.Len() > 0 || p.q.DeferredLen() > 0 || p.opts.Scan {
 		if cad <= 0 {
 			p.run.Store(runRunning)
-			return false
+			return parkAgain
 		}
 		p.armLocked(cad)
 	}
-	return true
+	p.wakeCh = wake
+	p.parkedAt = time.Now()
+	p.rt.parkedAdd(1)
+	return parkWait
+}
+
+// halt marks a loop that ends because the runtime shuts down.
+func (p *Persona[T]) halt() {
+	p.mu.Lock()
+	p.run.Store(runStopped)
+	p.mu.Unlock()
 }
 
 // step is one scheduler step: account the rest since the last one, retire
@@ -484,7 +686,11 @@ func (p *Persona[T]) call(it Item[T]) (out any, err error, panicked bool) {
 			panicked = true
 		}
 	}()
-	out, err = p.h.Handle(p.rt.ctx, it)
+	if p.eval != nil {
+		out, err = p.coordinate(p.rt.ctx, it)
+	} else {
+		out, err = p.h.Handle(p.rt.ctx, it)
+	}
 	return out, err, false
 }
 
@@ -540,15 +746,20 @@ func (p *Persona[T]) finishAll(it Item[T], a Account, out any, start time.Time, 
 
 var accountEvents = [...]EventKind{inbox.Handled: EventHandled, inbox.Declined: EventDeclined, inbox.Expired: EventExpired, inbox.Failed: EventFailed}
 
-// final reports an item's final account to the observer and the dependency
-// hook.
+// final reports an item's final account to the observer, the coordination
+// stream and the pipeline.
 func (p *Persona[T]) final(it Item[T], a Account, out any, at time.Time, wait, took time.Duration) {
 	if o := p.rt.obs; o != nil {
 		o.Observe(Event{Kind: accountEvents[a], Persona: p.name, At: at, ItemID: it.ID, Key: it.Key,
 			Priority: it.Priority, Urgent: p.q.Urgent(it.Priority), Wait: wait, Took: took})
 	}
-	if p.onFinal != nil {
-		p.onFinal(it, a, out)
+	if p.cs != nil && a != inbox.Handled {
+		// Nobody should wait for a thinker that will never speak. A no-op
+		// when the decision is already made.
+		p.cs.Withdraw(it.ID, p.name)
+	}
+	if pp := p.pipe.Load(); pp != nil {
+		pp.finish(p.name, it.ID, a, out)
 	}
 }
 
@@ -569,6 +780,11 @@ type Snapshot struct {
 	Busy      time.Duration `json:"busy_ns"`
 	Wakes     WakeCounts    `json:"wakes"`
 	LastWork  time.Time     `json:"last_work"`
+	// Granted and NotGranted split the handled items of a coordinated
+	// persona: granted and responded to, or evaluated (or reached after the
+	// decision) and left to others. Both stay zero without coordination.
+	Granted    uint64 `json:"granted"`
+	NotGranted uint64 `json:"not_granted"`
 }
 
 // WakeCounts counts wake-ups by trigger.
@@ -588,6 +804,7 @@ func (p *Persona[T]) Snapshot() Snapshot {
 		Budget: st.Budget, Cadence: cad, Awake: p.run.Load() == runRunning, Counts: p.q.Counts(),
 		Errors: p.errs.Load(), Panics: p.panics.Load(), Slices: p.slices.Load(),
 		Busy: time.Duration(p.busy.Load()), LastWork: st.LastActivity,
+		Granted: p.granted.Load(), NotGranted: p.notGranted.Load(),
 		Wakes: WakeCounts{Demand: p.wakes[TriggerDemand].Load(), Dependency: p.wakes[TriggerDependency].Load(), Scan: p.wakes[TriggerScan].Load()},
 	}
 }
@@ -603,8 +820,11 @@ type member interface {
 	Snapshot() Snapshot
 	start()
 	stop()
+	retire(cutoff time.Time)
 	remaining() Leftover
 	deps() (waitsFor, notifies []string)
+	payloadType() reflect.Type
+	newPipeline(rt *Runtime, g *deps.Graph, ms []member) (pipe, error)
 }
 
 func (p *Persona[T]) deps() ([]string, []string) { return p.opts.WaitsFor, p.opts.Notifies }
@@ -616,6 +836,7 @@ func (p *Persona[T]) start() {
 	if p.run.Load() != runDormant {
 		return
 	}
+	p.attached, p.early = true, nil
 	p.run.Store(runIdle)
 	switch {
 	case p.q.HasUrgent():
@@ -625,20 +846,23 @@ func (p *Persona[T]) start() {
 	}
 }
 
-// stop prevents new loops and timers; a running loop ends after its
-// current item.
+// stop prevents new loops and timers; a parked loop ends now, a running
+// one after its current item.
 func (p *Persona[T]) stop() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.timer != nil {
-		p.timer.Stop()
-		p.timer = nil
-	}
-	p.gen++
-	if p.run.Load() != runRunning {
+	p.stopTimerLocked()
+	switch p.run.Load() {
+	case runParked:
+		p.retireLocked(runStopped)
+	case runRunning:
+	default:
 		p.run.Store(runStopped)
 	}
 }
+
+// retire is the runtime's reaper hook.
+func (p *Persona[T]) retire(cutoff time.Time) { p.retireIfParkedBefore(cutoff) }
 
 // Leftover lists what a persona still held at shutdown: nothing is dropped
 // silently.

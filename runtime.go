@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/personaos/persona/deps"
 )
 
 // ErrClosed is returned when delivering to, or spawning in, a runtime that
@@ -27,6 +29,21 @@ type RuntimeOptions struct {
 	// Budget reports the compute budget's level 0..1 at now (default:
 	// always 1). A low budget slows cadences (seed: x2 below 0.5).
 	Budget func(now time.Time) float64
+	// Linger is how long a persona's loop goroutine stays parked on its
+	// wake-up channel with nothing to do before it is retired (default 1s).
+	// A busy persona keeps its goroutine between items; an idle one holds
+	// none.
+	Linger time.Duration
+	// DependencyTimeout is how long each pipeline stage may hold an item
+	// before its dependents are released without it, marked Incomplete
+	// (default 5s, deps.DefaultTimeout). See deps.Options.Timeout.
+	DependencyTimeout time.Duration
+	// MaxPipelineKeys bounds the items in flight through each pipeline
+	// (default 10000, deps.DefaultMaxKeys): entering one more releases the
+	// oldest to its remaining stages at once, Incomplete. Each pipeline
+	// holds at most twice this many items, so size it to the payload: a
+	// few hundred camera frames, thousands of chat messages.
+	MaxPipelineKeys int
 }
 
 // Runtime starts, supervises and stops many personas, of any payload types.
@@ -43,12 +60,19 @@ type Runtime struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	linger  time.Duration
+	parked  atomic.Int64 // loop goroutines parked on their wake-up channels
+	reaping atomic.Bool  // the reaper goroutine runs
+	quit    chan struct{}
+
 	stopping atomic.Bool
-	mu       sync.Mutex // guards closed, started, members, byName
+	mu       sync.Mutex // guards closed, started, members, byName, pipes
 	closed   bool
 	started  bool
 	members  []member
 	byName   map[string]member
+	pipes    []pipe
+	depOpts  deps.Options
 }
 
 // NewRuntime returns a runtime with no personas.
@@ -56,10 +80,21 @@ func NewRuntime(opts RuntimeOptions) *Runtime {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.Linger <= 0 {
+		opts.Linger = time.Second
+	}
+	if opts.DependencyTimeout <= 0 {
+		opts.DependencyTimeout = deps.DefaultTimeout
+	}
+	if opts.MaxPipelineKeys <= 0 {
+		opts.MaxPipelineKeys = deps.DefaultMaxKeys
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Runtime{
 		log: opts.Logger, obs: opts.Observer, gov: opts.Governor, bud: opts.Budget,
+		linger: opts.Linger, quit: make(chan struct{}),
 		ctx: ctx, cancel: cancel, byName: make(map[string]member),
+		depOpts: deps.Options{Timeout: opts.DependencyTimeout, MaxKeys: opts.MaxPipelineKeys},
 	}
 }
 
@@ -99,6 +134,13 @@ func (rt *Runtime) goLocked(f func()) bool {
 
 // Start begins every persona's life. Items delivered before Start wait in
 // the inboxes until now.
+//
+// First it checks the personas' dependencies (Options.WaitsFor and
+// Notifies) and builds one pipeline per connected part of the graph. An
+// unknown name, a cycle (the error spells it out, "a -> b -> a", and wraps
+// deps.ErrCycle), payload types mixed within one pipeline, or items already
+// delivered to a dependent (ErrNotSource) are errors, and then nothing
+// starts. Items delivered to a source before Start enter its pipeline now.
 func (rt *Runtime) Start() error {
 	rt.mu.Lock()
 	if rt.closed {
@@ -109,9 +151,21 @@ func (rt *Runtime) Start() error {
 		rt.mu.Unlock()
 		return nil
 	}
+	// Under mu, so that no persona with dependencies is spawned meanwhile.
+	// Building reads only names, declarations, types and inbox counts and
+	// takes no persona lock (the lock order is persona, then runtime).
+	pipes, err := buildPipelines(rt, rt.members)
+	if err != nil {
+		rt.mu.Unlock()
+		return fmt.Errorf("persona: start: %w", err)
+	}
 	rt.started = true
+	rt.pipes = pipes
 	ms := append([]member(nil), rt.members...)
 	rt.mu.Unlock()
+	for _, pp := range pipes {
+		pp.attach()
+	}
 	for _, m := range ms {
 		m.start()
 	}
@@ -136,15 +190,28 @@ func (r Report) Pending() int {
 // Shutdown stops every persona: no new loop or timer starts, running loops
 // end after their current item, and it waits for them. If ctx ends first,
 // handlers' contexts are cancelled and Shutdown waits for them to return,
-// then reports ctx's error. The report lists every item left behind.
+// then reports ctx's error. The report lists every item left behind,
+// including items a pipeline released to a persona that no longer runs.
+// Pipelines stop with the personas; coordination streams belong to the
+// caller, who closes them after Shutdown.
 func (rt *Runtime) Shutdown(ctx context.Context) (Report, error) {
 	rt.stopping.Store(true)
 	rt.mu.Lock()
+	if !rt.closed {
+		close(rt.quit)
+	}
 	rt.closed = true
 	ms := append([]member(nil), rt.members...)
+	pipes := rt.pipes
 	rt.mu.Unlock()
 	for _, m := range ms {
 		m.stop()
+	}
+	// Stop the pipelines' timers before waiting for the loops. A release in
+	// flight only pushes into an inbox and never waits for a loop, so this
+	// cannot deadlock; after it, a loop's last Finish is a no-op.
+	for _, pp := range pipes {
+		pp.close()
 	}
 	done := make(chan struct{})
 	go func() { rt.wg.Wait(); close(done) }()
@@ -185,6 +252,47 @@ func (rt *Runtime) Snapshot(name string) (Snapshot, bool) {
 		return Snapshot{}, false
 	}
 	return m.Snapshot(), true
+}
+
+// parkedAdd counts parked loop goroutines and starts the reaper when the
+// first one parks. It may be called with a persona's mu held.
+func (rt *Runtime) parkedAdd(d int64) {
+	if rt.parked.Add(d) > 0 && d > 0 && rt.reaping.CompareAndSwap(false, true) {
+		if !rt.goLocked(rt.reap) {
+			rt.reaping.Store(false)
+		}
+	}
+}
+
+// reap retires loop goroutines parked longer than the linger. It runs only
+// while some goroutine is parked, so an idle runtime has no timer at all.
+func (rt *Runtime) reap() {
+	t := time.NewTimer(rt.linger)
+	defer t.Stop()
+	for {
+		select {
+		case <-rt.quit:
+			rt.reaping.Store(false)
+			return
+		case <-t.C:
+		}
+		cutoff := time.Now().Add(-rt.linger / 2)
+		rt.mu.Lock()
+		ms := append([]member(nil), rt.members...)
+		rt.mu.Unlock()
+		for _, m := range ms {
+			m.retire(cutoff)
+		}
+		if rt.parked.Load() == 0 {
+			rt.reaping.Store(false)
+			// A persona that parked after the check above saw the reaper
+			// running and did not start another: look once more.
+			if rt.parked.Load() == 0 || !rt.reaping.CompareAndSwap(false, true) {
+				return
+			}
+		}
+		t.Reset(rt.linger)
+	}
 }
 
 func (rt *Runtime) adjust() Adjustment {

@@ -116,6 +116,18 @@ type Options struct {
 	// Logger receives debug lines per decision and a warning per eviction.
 	// Default slog.Default().
 	Logger *slog.Logger
+	// WindowFromFirstThought starts an item's window at its first thought
+	// instead of at Open. Personas that scan on their own cadence notice an
+	// item seconds apart; counted from Open, a short window would close
+	// before anyone spoke. Counted from the first thought, the first to
+	// notice gets the window to hear its peers, and an item nobody thinks
+	// about waits up to Patience. Time-to-thought samples are then measured
+	// from the first thought too.
+	WindowFromFirstThought bool
+	// Patience bounds how long an item opened with WindowFromFirstThought
+	// waits for its first thought before it closes with no grant. Default
+	// one minute.
+	Patience time.Duration
 	// OnDecision, if set, is called once per decision, outside the stream's
 	// lock, on the goroutine that closed it (a Think, Withdraw or Open caller,
 	// or the item's window timer). It may call back into the Stream, except
@@ -148,6 +160,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxOpen <= 0 {
 		o.MaxOpen = DefaultMaxOpen
+	}
+	if o.Patience <= 0 {
+		o.Patience = time.Minute
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -192,6 +207,7 @@ type entry struct {
 	withdrawn  map[string]bool
 	explicit   bool // opened by Open, so time-to-thought is meaningful
 	opened     time.Time
+	started    time.Time // the window's start: opened, or the first thought
 	window     time.Duration
 	timer      *time.Timer
 	elem       *list.Element
@@ -202,6 +218,7 @@ type entry struct {
 type closedRec struct {
 	d        Decision
 	explicit bool
+	started  time.Time
 }
 
 // New returns a running Stream. Call Close when done with it.
@@ -279,7 +296,7 @@ func (s *Stream) Think(t Thought) error {
 	}
 	if rec := s.decided[t.Item]; rec != nil {
 		if rec.explicit && !slices.ContainsFunc(rec.d.Thoughts, func(o Thought) bool { return o.Persona == t.Persona }) {
-			s.win.add(now.Sub(rec.d.Opened))
+			s.win.add(now.Sub(rec.started))
 		}
 		s.mu.Unlock()
 		return fmt.Errorf("coord: think %s on %s: %w", t.Persona, t.Item, ErrClosedDecision)
@@ -288,10 +305,14 @@ func (s *Stream) Think(t Thought) error {
 	if i, ok := e.thoughtIdx[t.Persona]; ok {
 		e.thoughts[i] = t
 	} else {
+		if len(e.thoughts) == 0 && s.opts.WindowFromFirstThought {
+			e.started = now
+			s.rearmLocked(e, e.window)
+		}
 		e.thoughtIdx[t.Persona] = len(e.thoughts)
 		e.thoughts = append(e.thoughts, t)
 		if e.explicit {
-			s.win.add(now.Sub(e.opened))
+			s.win.add(now.Sub(e.started))
 		}
 	}
 	delete(e.withdrawn, t.Persona)
@@ -445,14 +466,19 @@ func (s *Stream) entryLocked(item, key string, now time.Time) (*entry, []Decisio
 		thoughtIdx: make(map[string]int),
 		withdrawn:  make(map[string]bool),
 		opened:     now,
+		started:    now,
 		window:     s.win.current(),
 		done:       make(chan struct{}),
 	}
 	s.open[item] = e
 	e.elem = s.order.PushBack(e)
+	first := e.window
+	if s.opts.WindowFromFirstThought {
+		first = s.opts.Patience
+	}
 	s.timers.Add(1)
 	// The callback takes s.mu, which we hold, so it cannot see e.timer unset.
-	e.timer = time.AfterFunc(e.window, func() { s.expire(e) })
+	e.timer = time.AfterFunc(first, func() { s.expire(e) })
 
 	var pub []Decision
 	for len(s.open) > s.opts.MaxOpen {
@@ -462,6 +488,16 @@ func (s *Stream) entryLocked(item, key string, now time.Time) (*entry, []Decisio
 		pub = append(pub, s.closeLocked(old, now, false, true))
 	}
 	return e, pub
+}
+
+// rearmLocked restarts e's window timer for d. s.mu is held. If the old
+// timer already fired, its callback waits for s.mu and then closes the item:
+// patience ran out at the same moment as the first thought.
+func (s *Stream) rearmLocked(e *entry, d time.Duration) {
+	if !e.timer.Stop() {
+		return
+	}
+	e.timer = time.AfterFunc(d, func() { s.expire(e) })
 }
 
 func (s *Stream) expire(e *entry) {
@@ -536,7 +572,7 @@ func (s *Stream) closeLocked(e *entry, now time.Time, timedOut, evicted bool) De
 	e.decision = d
 	close(e.done)
 
-	rec := &closedRec{d: d, explicit: e.explicit}
+	rec := &closedRec{d: d, explicit: e.explicit, started: e.started}
 	if old := s.ring[s.ringNext]; old != nil && s.decided[old.d.Item] == old {
 		delete(s.decided, old.d.Item)
 	}

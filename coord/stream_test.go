@@ -538,3 +538,44 @@ func TestDecisionsAreCopies(t *testing.T) {
 		}
 	})
 }
+
+func TestWindowFromFirstThoughtWaitsForSlowScanners(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := New(Options{WindowFromFirstThought: true, FixedWindow: true, Window: 1500 * time.Millisecond, Patience: time.Minute})
+		defer s.Close()
+		s.Open("m1", "room", []string{"a", "b", "c"}, nil)
+		// Personas scan on their own rhythm: the first notices after 4 s,
+		// long after a window counted from Open would have closed.
+		time.Sleep(4 * time.Second)
+		if err := s.Think(Thought{Persona: "a", Item: "m1", Confidence: 0.4, Intent: IntentRespond}); err != nil {
+			t.Fatalf("first thought after 4s refused: %v", err)
+		}
+		time.Sleep(time.Second)
+		if err := s.Think(Thought{Persona: "b", Item: "m1", Confidence: 0.9, Intent: IntentRespond}); err != nil {
+			t.Fatalf("second thought inside the window refused: %v", err)
+		}
+		d, err := s.Await(context.Background(), "m1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := d.Closed.Sub(d.Opened); got != 5500*time.Millisecond {
+			t.Fatalf("decision closed %v after Open, want 4s + the 1.5s window", got)
+		}
+		if len(d.Granted) != 1 || d.Granted[0] != "b" {
+			t.Fatalf("granted %v, want the more confident b", d.Granted)
+		}
+	})
+}
+
+func TestWindowFromFirstThoughtGivesUpAfterPatience(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := New(Options{WindowFromFirstThought: true, Patience: 30 * time.Second})
+		defer s.Close()
+		s.Open("m1", "room", []string{"a"}, nil)
+		time.Sleep(31 * time.Second)
+		d, ok := s.Decision("m1")
+		if !ok || !d.TimedOut || len(d.Granted) != 0 {
+			t.Fatalf("an item nobody thought about should close after its patience: %+v %v", d, ok)
+		}
+	})
+}
