@@ -138,6 +138,8 @@ type Persona[T any] struct {
 	lastRest time.Time
 	sweepAt  time.Time
 	failRun  int
+	meanTook float64                // running mean of handler time, ns
+	taken    []inbox.Entry[Item[T]] // the batch being worked
 
 	busy       atomic.Int64 // total handler time, ns
 	slices     atomic.Uint64
@@ -604,41 +606,68 @@ func (p *Persona[T]) slice(start time.Time, shift float64) {
 		return ok
 	}
 	worked := false
-	for n := 0; n < p.opts.SliceItems; n++ {
+	n := 0
+	for n < p.opts.SliceItems {
 		if n > 0 && now.Sub(start) >= p.opts.SliceDuration {
 			break
 		}
 		if p.rt.stopping.Load() {
 			break
 		}
-		e, ok := p.q.TakeTopIf(engage)
-		if !ok {
+		p.taken = p.q.TakeTopN(min(p.batchSize(), p.opts.SliceItems-n), engage, p.taken[:0])
+		if len(p.taken) == 0 {
 			break
 		}
-		it := e.Value
-		if !it.Deadline.IsZero() && !now.Before(it.Deadline) {
-			p.q.Finish(it.ID, inbox.Expired)
-			p.final(it, inbox.Expired, nil, now, now.Sub(it.Delivered), 0)
-			continue
+		for i, e := range p.taken {
+			if i > 0 && p.rt.stopping.Load() {
+				for _, rest := range p.taken[i:] {
+					p.q.Requeue(rest, now) // reported as left over, not lost
+				}
+				break
+			}
+			n++
+			it := e.Value
+			if !it.Deadline.IsZero() && !now.Before(it.Deadline) {
+				p.q.Finish(it.ID, inbox.Expired)
+				p.final(it, inbox.Expired, nil, now, now.Sub(it.Delivered), 0)
+				continue
+			}
+			if p.opts.Coalesce && it.Key != "" {
+				it = p.coalesce(it)
+			}
+			worked = true
+			out, err, panicked := p.call(it)
+			end := time.Now()
+			took := end.Sub(now)
+			p.busy.Add(int64(took))
+			p.meanTook += (float64(took) - p.meanTook) / 8
+			p.stMu.Lock()
+			p.st.RecordActivity(end, took, it.Complexity)
+			p.mark = end
+			p.stMu.Unlock()
+			p.settle(it, out, err, panicked, now, took)
+			now = end
 		}
-		if p.opts.Coalesce && it.Key != "" {
-			it = p.coalesce(it)
-		}
-		worked = true
-		out, err, panicked := p.call(it)
-		end := time.Now()
-		took := end.Sub(now)
-		p.busy.Add(int64(took))
-		p.stMu.Lock()
-		p.st.RecordActivity(end, took, it.Complexity)
-		p.mark = end
-		p.stMu.Unlock()
-		p.settle(it, out, err, panicked, now, took)
-		now = end
 	}
+	clear(p.taken) // drop references to payloads
 	if worked {
 		p.slices.Add(1)
 	}
+}
+
+// batchBudget is how much handler time a batch taken under one lock may
+// hold: an urgent arrival waits at most about this long for the next look
+// at the inbox.
+const batchBudget = 100 * time.Microsecond
+
+// batchSize is how many items to take at once: one while handlers are slow
+// (so that every item is chosen with the freshest view of the inbox), more
+// when the running mean of handler time shows they fit in batchBudget.
+func (p *Persona[T]) batchSize() int {
+	if p.opts.Coalesce || p.eval != nil || p.meanTook <= 0 {
+		return 1
+	}
+	return max(1, min(p.opts.SliceItems, int(float64(batchBudget)/p.meanTook)))
 }
 
 // coalesce takes the other queued items of it's key: the newest becomes

@@ -1,6 +1,9 @@
 package inbox
 
-import "time"
+import (
+	"math/bits"
+	"time"
+)
 
 // node is one queued (or in-flight) entry. It remembers its slot in the
 // heap so that removal by ID is O(log n).
@@ -47,12 +50,7 @@ type mmheap[T any] struct {
 func (h *mmheap[T]) len() int { return len(h.s) }
 
 func isMinLevel(i int) bool {
-	lvl := 0
-	for i > 0 {
-		i = (i - 1) / 2
-		lvl++
-	}
-	return lvl%2 == 0
+	return bits.Len(uint(i+1))%2 == 1 // level = bits.Len(i+1)-1; even levels hold minima
 }
 
 func (h *mmheap[T]) set(i int, s slot[T]) {

@@ -215,7 +215,7 @@ func (q *Inbox[T]) Push(e Entry[T]) (Outcome, error) {
 		return 0, ErrDuplicate
 	}
 	q.c.Delivered++
-	out := q.admit(e, e.Enqueued)
+	out := q.admit(&e, e.Enqueued)
 	urgent := q.Urgent(e.Priority)
 	q.mu.Unlock()
 	if out != DeferredOnArrival && q.opts.Notify != nil {
@@ -225,7 +225,7 @@ func (q *Inbox[T]) Push(e Entry[T]) (Outcome, error) {
 }
 
 // admit queues e at now, deferring the lowest entry if full. q.mu is held.
-func (q *Inbox[T]) admit(e Entry[T], now time.Time) Outcome {
+func (q *Inbox[T]) admit(e *Entry[T], now time.Time) Outcome {
 	n := q.newNode(e)
 	out := Accepted
 	if q.h.len() >= q.opts.Capacity {
@@ -251,7 +251,7 @@ func (q *Inbox[T]) admit(e Entry[T], now time.Time) Outcome {
 }
 
 // newNode returns a node for e, recycled when possible. q.mu is held.
-func (q *Inbox[T]) newNode(e Entry[T]) *node[T] {
+func (q *Inbox[T]) newNode(e *Entry[T]) *node[T] {
 	var n *node[T]
 	if k := len(q.free); k > 0 {
 		n = q.free[k-1]
@@ -259,7 +259,7 @@ func (q *Inbox[T]) newNode(e Entry[T]) *node[T] {
 	} else {
 		n = new(node[T])
 	}
-	n.e = e
+	n.e = *e
 	n.urgent = q.Urgent(e.Priority)
 	n.key = q.key(&n.e)
 	q.seq++
@@ -402,6 +402,23 @@ func (q *Inbox[T]) TakeTopIf(ok func(Entry[T]) bool) (Entry[T], bool) {
 	return n.e, true
 }
 
+// TakeTopN takes up to n entries from the top, in order, while ok accepts
+// them, puts them in flight and appends them to dst: a consumer with fast
+// work takes a batch under one lock.
+func (q *Inbox[T]) TakeTopN(n int, ok func(Entry[T]) bool, dst []Entry[T]) []Entry[T] {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for ; n > 0 && q.h.len() > 0; n-- {
+		top := q.h.max()
+		if !ok(top.e) {
+			break
+		}
+		q.takeLocked(top)
+		dst = append(dst, top.e)
+	}
+	return dst
+}
+
 // Take removes the entry with the given ID and puts it in flight.
 func (q *Inbox[T]) Take(id string) (Entry[T], bool) {
 	q.mu.Lock()
@@ -443,7 +460,7 @@ func (q *Inbox[T]) Requeue(e Entry[T], now time.Time) bool {
 	delete(q.byID, e.ID)
 	q.inFlight--
 	q.recycle(n)
-	q.admit(e, now)
+	q.admit(&e, now)
 	return true
 }
 
