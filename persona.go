@@ -523,7 +523,7 @@ type parkResult int
 const (
 	parkWait  parkResult = iota // parked: wait on the wake-up channel
 	parkAgain                   // work arrived meanwhile: step again
-	parkExit                    // shutting down
+	parkExit                    // the goroutine ends: shutting down, or no linger
 )
 
 // triggerRetire on a wake-up channel ends the loop goroutine.
@@ -553,6 +553,15 @@ func (p *Persona[T]) park(cad time.Duration, wake chan Trigger) parkResult {
 			return parkAgain
 		}
 		p.armLocked(cad)
+	}
+	if p.rt.linger < 0 {
+		// No linger: give the goroutine back at once.
+		if p.timer != nil {
+			p.run.Store(runResting)
+		} else {
+			p.run.Store(runIdle)
+		}
+		return parkExit
 	}
 	p.wakeCh = wake
 	p.parkedAt = time.Now()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -476,6 +477,7 @@ func TestFairnessAcrossPersonas(t *testing.T) {
 
 func TestIdlePersonaHoldsNoGoroutine(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
+		before := runtime.NumGoroutine()
 		rt := persona.NewRuntime(persona.RuntimeOptions{})
 		p := mustSpawn(t, rt, "p", newRecorder(0), persona.Options{})
 		rt.Start()
@@ -489,6 +491,10 @@ func TestIdlePersonaHoldsNoGoroutine(t *testing.T) {
 		synctest.Wait()
 		if w := p.Snapshot().Wakes; w.Demand+w.Scan+w.Dependency != 1 {
 			t.Fatalf("idle persona woke up: %+v", w)
+		}
+		// After the linger the parked loop goroutine and the reaper are gone.
+		if n := runtime.NumGoroutine(); n != before {
+			t.Fatalf("%d goroutines after an idle hour, %d before the persona existed", n, before)
 		}
 		shutdown(t, rt)
 	})
@@ -554,6 +560,32 @@ func TestCoalesceMergesPendingItemsOfOneKey(t *testing.T) {
 		}
 		if c := p.Snapshot().Counts; c.Handled != 4 || !c.Balanced() {
 			t.Fatalf("counts %+v", c)
+		}
+		shutdown(t, rt)
+	})
+}
+
+func TestNoLingerGivesTheGoroutineBackAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		before := runtime.NumGoroutine()
+		rt := persona.NewRuntime(persona.RuntimeOptions{Linger: -1})
+		rec := newRecorder(0)
+		p := mustSpawn(t, rt, "p", rec, persona.Options{})
+		rt.Start()
+		for i := range 3 {
+			at := time.Now()
+			p.Deliver(item(fmt.Sprint("u", i), 0.9))
+			synctest.Wait()
+			if got, ok := rec.start(fmt.Sprint("u", i)); !ok || got != at {
+				t.Fatalf("urgent item %d not started at once from cold", i)
+			}
+			if n := runtime.NumGoroutine(); n != before {
+				t.Fatalf("with no linger %d goroutines remain after the work, want %d", n, before)
+			}
+			time.Sleep(time.Second)
+		}
+		if w := p.Snapshot().Wakes; w.Demand != 3 {
+			t.Fatalf("want one demand wake-up per item from cold, got %+v", w)
 		}
 		shutdown(t, rt)
 	})

@@ -32,7 +32,7 @@ type RuntimeOptions struct {
 	// Linger is how long a persona's loop goroutine stays parked on its
 	// wake-up channel with nothing to do before it is retired (default 1s).
 	// A busy persona keeps its goroutine between items; an idle one holds
-	// none.
+	// none. Negative: no linger, every rest gives the goroutine back.
 	Linger time.Duration
 	// DependencyTimeout is how long each pipeline stage may hold an item
 	// before its dependents are released without it, marked Incomplete
@@ -80,7 +80,7 @@ func NewRuntime(opts RuntimeOptions) *Runtime {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if opts.Linger <= 0 {
+	if opts.Linger == 0 {
 		opts.Linger = time.Second
 	}
 	if opts.DependencyTimeout <= 0 {

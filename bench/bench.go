@@ -40,8 +40,12 @@ func summarize(ds []time.Duration) Latency {
 // UrgentWake delivers an urgent item to an idle persona, waits until it
 // has handled it and gone back to sleep, and repeats: the time from
 // delivery to the handler's start, over trials.
-func UrgentWake(trials int) (Latency, error) {
-	rt := persona.NewRuntime(persona.RuntimeOptions{})
+//
+// With a positive linger the persona's loop goroutine is still parked on its
+// wake-up channel between trials (warm); with a negative one it holds no
+// goroutine and each wake-up starts one (cold).
+func UrgentWake(trials int, linger time.Duration) (Latency, error) {
+	rt := persona.NewRuntime(persona.RuntimeOptions{Linger: linger})
 	started := make(chan time.Duration, 1)
 	p, err := persona.Spawn(rt, "wake", persona.HandlerFunc[int](func(_ context.Context, it persona.Item[int]) (any, error) {
 		started <- time.Since(it.Delivered)

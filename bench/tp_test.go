@@ -27,7 +27,7 @@ func BenchmarkThroughputFIFOBaseline(b *testing.B) {
 
 func BenchmarkUrgentWake(b *testing.B) {
 	for b.Loop() {
-		l, err := UrgentWake(10_000)
+		l, err := UrgentWake(10_000, -1)
 		if err != nil {
 			b.Fatal(err)
 		}

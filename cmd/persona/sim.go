@@ -1,0 +1,186 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/personaos/persona/scenarios"
+	"github.com/personaos/persona/sim"
+)
+
+// newSimCmd is `persona sim`: the discrete-event simulator.
+func newSimCmd() *cobra.Command {
+	var (
+		policy   string
+		asJSON   bool
+		markdown bool
+		plotDir  string
+		duration time.Duration
+		progress bool
+	)
+	cmd := &cobra.Command{
+		Use:   "sim [FILE]",
+		Short: "Simulate personas in virtual time and compare the direct, seed and persona policies",
+		Long: `Simulate a scenario (a YAML file; without one, the embedded overload-burst
+scenario) in virtual time under the direct, seed and persona policies, which
+run the same policy code as the real runtime, and compare them.
+
+Embedded scenarios: ` + strings.Join(embedded(), ", ") + `
+(name one with its file name, e.g. "persona sim steady.yaml", when no such
+file exists in the current directory).`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ps, err := sim.ParsePolicies(policy)
+			if err != nil {
+				return err
+			}
+			name := scenarios.Default
+			if len(args) == 1 {
+				name = args[0]
+			}
+			sc, err := loadScenario(name)
+			if err != nil {
+				return err
+			}
+			opts := sim.Options{Duration: duration, Series: plotDir != ""}
+			stderr := cmd.ErrOrStderr()
+			var bar *progressBar
+			if progress || isTerminal(stderr) {
+				bar = newProgressBar(stderr, len(ps))
+				opts.Progress = bar.update
+			}
+			reps, err := sim.RunAll(cmd.Context(), sc, ps, opts)
+			if bar != nil {
+				bar.finish()
+			}
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if plotDir != "" {
+				files, err := sim.WritePlots(plotDir, reps)
+				if err != nil {
+					return err
+				}
+				for _, f := range files {
+					fmt.Fprintln(stderr, "wrote", f)
+				}
+			}
+			switch {
+			case asJSON:
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(reps)
+			case markdown:
+				return sim.WriteMarkdown(out, reps)
+			}
+			return sim.WriteSummary(out, reps)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&policy, "policy", "all", "policy to run: all, direct, seed or persona")
+	f.BoolVar(&asJSON, "json", false, "print one JSON report per policy")
+	f.BoolVar(&markdown, "markdown", false, "print the comparison as a Markdown table")
+	f.StringVar(&plotDir, "plot", "", "write PNG plots into this directory")
+	f.DurationVar(&duration, "duration", 0, "override the scenario's virtual duration (e.g. 30m)")
+	f.BoolVar(&progress, "progress", false, "show a progress bar on stderr even when it is not a terminal")
+	return cmd
+}
+
+// loadScenario reads a file, or an embedded scenario by file name.
+func loadScenario(name string) (*sim.Scenario, error) {
+	sc, err := sim.LoadScenario(name)
+	if err == nil || !errors.Is(err, os.ErrNotExist) {
+		return sc, err
+	}
+	data, eerr := scenarios.FS.ReadFile(name)
+	if eerr != nil {
+		data, eerr = scenarios.FS.ReadFile(name + ".yaml")
+	}
+	if eerr != nil {
+		return nil, err // the file's own error names the path
+	}
+	return sim.ParseScenario(name, data)
+}
+
+func embedded() []string {
+	ents, _ := scenarios.FS.ReadDir(".")
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// progressBar draws one \r line on stderr for all runs: the share of
+// virtual time done (the slowest run's) and deliveries per wall second.
+type progressBar struct {
+	w    io.Writer
+	mu   sync.Mutex
+	runs map[sim.Policy]sim.Progress
+	n    int
+	last time.Time
+	drew bool
+}
+
+func newProgressBar(w io.Writer, runs int) *progressBar {
+	return &progressBar{w: w, runs: map[sim.Policy]sim.Progress{}, n: runs}
+}
+
+func (b *progressBar) update(p sim.Progress) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.runs[p.Policy] = p
+	now := time.Now()
+	if now.Sub(b.last) < 100*time.Millisecond && !p.Done {
+		return
+	}
+	b.last = now
+	frac := 1.0
+	var deliveries int64
+	var wall time.Duration
+	for _, r := range b.runs {
+		if r.Total > 0 {
+			frac = min(frac, float64(r.Virtual)/float64(r.Total))
+		}
+		deliveries += r.Deliveries
+		wall = max(wall, r.Wall)
+	}
+	if len(b.runs) < b.n {
+		frac = 0
+	}
+	const width = 30
+	full := int(frac * width)
+	rate := 0.0
+	if wall > 0 {
+		rate = float64(deliveries) / wall.Seconds()
+	}
+	fmt.Fprintf(b.w, "\r[%s%s] %3.0f%%  %d deliveries  %.0f/s ",
+		strings.Repeat("#", full), strings.Repeat(".", width-full), frac*100, deliveries, rate)
+	b.drew = true
+}
+
+func (b *progressBar) finish() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.drew {
+		fmt.Fprintln(b.w)
+	}
+}
