@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +30,17 @@ func (k Kind) String() string {
 
 // MarshalText renders the kind by name.
 func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText parses a kind by name.
+func (k *Kind) UnmarshalText(b []byte) error {
+	for i, n := range kindNames {
+		if string(b) == n {
+			*k = Kind(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("chat: unknown kind %q", b)
+}
 
 // Message is a chat message: the payload of a chat persona's items.
 type Message struct {

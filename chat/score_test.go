@@ -119,3 +119,17 @@ func ExampleWeights_Score() {
 	// 0.10
 	// 0.80
 }
+
+func TestKindRoundTripsAsText(t *testing.T) {
+	for _, k := range []chat.Kind{chat.Human, chat.Persona, chat.System} {
+		b, _ := k.MarshalText()
+		var got chat.Kind
+		if err := got.UnmarshalText(b); err != nil || got != k {
+			t.Fatalf("%v -> %s -> %v, %v", k, b, got, err)
+		}
+	}
+	var k chat.Kind
+	if err := k.UnmarshalText([]byte("robot")); err == nil {
+		t.Fatal("unknown kind accepted")
+	}
+}

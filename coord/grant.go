@@ -33,18 +33,18 @@ func (i Intent) Valid() bool {
 // engage with the item. The zero value is not a valid thought: Persona, Item and
 // a valid Intent are required and Confidence must lie in [0, 1].
 type Thought struct {
-	Persona string
-	Item    string
+	Persona string `json:"persona"`
+	Item    string `json:"item"`
 	// Key groups items (a room, a camera, a game session); it selects K through
 	// Options.KFor. It is only read when the thought opens the item.
-	Key        string
-	Confidence float64
-	Intent     Intent
+	Key        string  `json:"key"`
+	Confidence float64 `json:"confidence"`
+	Intent     Intent  `json:"intent"`
 	// At is when the persona formed the thought; Stream.Think fills it with the
 	// current time when zero. It is for inspection only: the adaptive window
 	// measures time-to-thought on the stream's own clock, so skew between hosts
 	// cannot distort it.
-	At time.Time
+	At time.Time `json:"at"`
 }
 
 // Grant is the coordination policy, pure and deterministic so the simulator

@@ -43,31 +43,33 @@ const (
 // Decision is the outcome for one item, published once to every thinker. A
 // Decision handed out by Stream is a copy: callers may modify it.
 type Decision struct {
-	Item, Key string
+	Item string `json:"item"`
+	Key  string `json:"key"`
 	// Granted lists the personas allowed to act, in grant order (addressees
 	// first, then by rank; see Grant).
-	Granted []string
+	Granted []string `json:"granted"`
 	// Thoughts holds the latest thought of every persona that thought, in
 	// order of each persona's first thought, including personas that then
 	// withdrew (their reason says so).
-	Thoughts []Thought
+	Thoughts []Thought `json:"thoughts"`
 	// Reasons explains, for every persona that thought, withdrew, or was
 	// expected, why it was or was not granted.
-	Reasons map[string]string
+	Reasons map[string]string `json:"reasons"`
 	// Missing lists expected thinkers (including addressees) that neither
 	// thought nor withdrew, in the order they were first expected.
-	Missing []string
+	Missing []string `json:"missing,omitempty"`
 	// TimedOut is true when the window closed the decision rather than every
 	// expected thinker having spoken.
-	TimedOut bool
+	TimedOut bool `json:"timed_out"`
 	// Evicted is true when the decision was closed early because more than
 	// Options.MaxOpen items were open.
-	Evicted bool
+	Evicted bool `json:"evicted,omitempty"`
 	// K is the number of responders that was wanted for the item's key.
-	K int
+	K int `json:"k"`
 	// Window is the window the item was opened with.
-	Window         time.Duration
-	Opened, Closed time.Time
+	Window time.Duration `json:"window_ns"`
+	Opened time.Time     `json:"opened"`
+	Closed time.Time     `json:"closed"`
 }
 
 // IsGranted reports whether persona is among the granted.

@@ -118,16 +118,16 @@ func (a Account) String() string {
 //
 // which Balanced checks.
 type Counts struct {
-	Delivered  uint64 // accepted by Push
-	Handled    uint64
-	Declined   uint64
-	Expired    uint64
-	Failed     uint64
-	Deferrals  uint64 // times an item was moved to the deferred store
-	Readmitted uint64 // times a deferred item came back
-	Queued     int    // waiting in the inbox now
-	Deferred   int    // in the deferred store now
-	InFlight   int    // taken, not yet finished
+	Delivered  uint64 `json:"delivered"` // accepted by Push
+	Handled    uint64 `json:"handled"`
+	Declined   uint64 `json:"declined"`
+	Expired    uint64 `json:"expired"`
+	Failed     uint64 `json:"failed"`
+	Deferrals  uint64 `json:"deferrals"`  // times an item was moved to the deferred store
+	Readmitted uint64 `json:"readmitted"` // times a deferred item came back
+	Queued     int    `json:"queued"`     // waiting in the inbox now
+	Deferred   int    `json:"deferred"`   // in the deferred store now
+	InFlight   int    `json:"in_flight"`  // taken, not yet finished
 }
 
 // Balanced reports whether every delivered item is in exactly one place.
