@@ -1,0 +1,281 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/personaos/persona/chat"
+)
+
+// msgLimits bounds what decodeMessage accepts.
+type msgLimits struct {
+	MaxBody    int64 // bytes of the whole body
+	MaxContent int   // runes of content, after trimming
+	MaxAuthor  int   // runes of author, after trimming
+}
+
+// decodeMessage decodes and validates a posted message body: one JSON object
+// with exactly the string fields "author" and "content" (names matched
+// exactly, each at most once), nothing after it, valid UTF-8 throughout.
+// Author and content are returned trimmed of surrounding white space; the
+// author must then be 1..MaxAuthor runes without control or format
+// characters, the content 1..MaxContent runes without control characters
+// other than tab and newlines. Every error is an *httpError with a 4xx
+// status. It is pure, so the fuzz test drives it directly.
+func decodeMessage(r io.Reader, lim msgLimits) (author, content string, err error) {
+	body, err := io.ReadAll(io.LimitReader(r, lim.MaxBody+1))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return "", "", tooLarge(lim.MaxBody)
+		}
+		return "", "", &httpError{Status: http.StatusBadRequest, Msg: "cannot read body", Err: err}
+	}
+	if int64(len(body)) > lim.MaxBody {
+		return "", "", tooLarge(lim.MaxBody)
+	}
+	// encoding/json would quietly turn invalid bytes into U+FFFD.
+	if !utf8.Valid(body) {
+		return "", "", badField("", "body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return "", "", badField("", "body must be a JSON object")
+	}
+	var a, c *string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", "", badField("", "malformed JSON")
+		}
+		key, _ := tok.(string) // inside an object, More promises a key
+		var dst **string
+		switch key {
+		case "author":
+			dst = &a
+		case "content":
+			dst = &c
+		default:
+			// encoding/json matches names case-insensitively and keeps the
+			// last duplicate; strict input means neither.
+			return "", "", badField(clipRunes(key, 64), "unknown field")
+		}
+		if *dst != nil {
+			return "", "", badField(key, "duplicate field")
+		}
+		var s *string
+		if err := dec.Decode(&s); err != nil {
+			var ute *json.UnmarshalTypeError
+			if errors.As(err, &ute) {
+				return "", "", badField(key, "must be a string")
+			}
+			return "", "", badField("", "malformed JSON")
+		}
+		if s == nil {
+			return "", "", badField(key, "must be a string, not null")
+		}
+		*dst = s
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return "", "", badField("", "malformed JSON")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return "", "", badField("", "unexpected data after the JSON object")
+	}
+	if a == nil {
+		return "", "", badField("author", "required")
+	}
+	if c == nil {
+		return "", "", badField("content", "required")
+	}
+	author, content = strings.TrimSpace(*a), strings.TrimSpace(*c)
+	if err := checkAuthor(author, lim.MaxAuthor); err != nil {
+		return "", "", err
+	}
+	if err := checkContent(content, lim.MaxContent); err != nil {
+		return "", "", err
+	}
+	return author, content, nil
+}
+
+func tooLarge(n int64) *httpError {
+	return &httpError{Status: http.StatusRequestEntityTooLarge, Msg: "body larger than " + strconv.FormatInt(n, 10) + " bytes"}
+}
+
+func checkAuthor(s string, maxRunes int) error {
+	switch n := utf8.RuneCountInString(s); {
+	case n == 0:
+		return badField("author", "required")
+	case n > maxRunes:
+		return badField("author", "longer than %d characters", maxRunes)
+	}
+	for _, r := range s {
+		// Format characters include bidi overrides and zero-width joiners,
+		// which let one name pass for another.
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return badField("author", "contains control or format characters")
+		}
+	}
+	return nil
+}
+
+func checkContent(s string, maxRunes int) error {
+	switch n := utf8.RuneCountInString(s); {
+	case n == 0:
+		return badField("content", "empty")
+	case n > maxRunes:
+		return badField("content", "longer than %d characters", maxRunes)
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) && r != '\n' && r != '\r' && r != '\t' {
+			return badField("content", "contains control characters")
+		}
+	}
+	return nil
+}
+
+// clipRunes shortens s to at most n runes, for echoing client input in errors.
+func clipRunes(s string, n int) string {
+	for i := range s {
+		if n == 0 {
+			return s[:i] + "…"
+		}
+		n--
+	}
+	return s
+}
+
+// roomNameOK reports whether name matches [a-z0-9][a-z0-9_-]{0,63}.
+func roomNameOK(name string) bool {
+	if len(name) == 0 || len(name) > 64 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case (c == '_' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func apiRoom(r *http.Request) (string, error) {
+	room := r.PathValue("room")
+	if !roomNameOK(room) {
+		return "", badField("room", "must match [a-z0-9][a-z0-9_-]{0,63}")
+	}
+	return room, nil
+}
+
+// messageIDOK accepts ids a backend could plausibly produce: 1..128
+// printable ASCII characters without spaces. The backend decides whether one
+// exists.
+func messageIDOK(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] <= ' ' || id[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// isJSON reports whether a Content-Type header names JSON in UTF-8.
+func isJSON(ct string) bool {
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return false
+	}
+	cs, ok := params["charset"]
+	return !ok || strings.EqualFold(cs, "utf-8")
+}
+
+func (a *httpAPI) postMessage(w http.ResponseWriter, r *http.Request) error {
+	room, err := apiRoom(r)
+	if err != nil {
+		return err
+	}
+	if !isJSON(r.Header.Get("Content-Type")) {
+		return &httpError{Status: http.StatusUnsupportedMediaType, Msg: "content type must be application/json"}
+	}
+	author, content, err := decodeMessage(http.MaxBytesReader(w, r.Body, a.opts.MaxBody), a.msgLimits)
+	if err != nil {
+		return err
+	}
+	if p, ok := a.impersonates(author); ok {
+		return badField("author", "%q is a persona's name", p)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.opts.RequestTimeout)
+	defer cancel()
+	msg, err := a.b.Post(ctx, room, author, content)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/api/rooms/"+room+"/messages/"+url.PathEscape(msg.ID))
+	writeJSONBody(w, http.StatusCreated, msg)
+	return nil
+}
+
+// impersonates reports whether author would pass for a persona: its name
+// (what @mentions use) or display name, ignoring case and a leading '@'.
+func (a *httpAPI) impersonates(author string) (string, bool) {
+	bare := strings.TrimSpace(strings.TrimPrefix(author, "@"))
+	for _, p := range a.b.Personas() {
+		if strings.EqualFold(bare, p.Name) || (p.Display != "" && strings.EqualFold(bare, p.Display)) {
+			return p.Name, true
+		}
+	}
+	return "", false
+}
+
+func (a *httpAPI) listMessages(w http.ResponseWriter, r *http.Request) error {
+	room, err := apiRoom(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	after := q.Get("after")
+	if q.Has("after") && !messageIDOK(after) {
+		return badField("after", "must be a message id")
+	}
+	limit := defaultMessagesLimit
+	if q.Has("limit") {
+		n, err := strconv.Atoi(q.Get("limit"))
+		if err != nil || n < 1 || n > maxMessagesLimit {
+			return badField("limit", "must be an integer from 1 to %d", maxMessagesLimit)
+		}
+		limit = n
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.opts.RequestTimeout)
+	defer cancel()
+	msgs, err := a.b.Messages(ctx, room, after, limit)
+	if err != nil {
+		return err
+	}
+	if len(msgs) > limit { // a backend's slip must not break the contract
+		msgs = msgs[:limit]
+	}
+	if msgs == nil {
+		msgs = []chat.Message{}
+	}
+	writeJSONBody(w, http.StatusOK, struct {
+		Room     string         `json:"room"`
+		Messages []chat.Message `json:"messages"`
+	}{room, msgs})
+	return nil
+}
