@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/personaos/persona/coord"
@@ -113,7 +114,7 @@ func (p *Persona[T]) coordinate(ctx context.Context, it Item[T]) (any, error) {
 		s.Withdraw(c.ID, p.name)
 	}
 	d, decided := s.Decision(it.ID)
-	if decided && !thought(d, p.name) {
+	if decided && !thought(d, p.name) && !p.addressedBy(it) {
 		// The decision closed before this persona reached the item, so it
 		// cannot be granted: spend no evaluation on it. Tell the stream
 		// anyway, so that its adaptive window learns how late it was.
@@ -163,8 +164,11 @@ func (p *Persona[T]) think(ctx context.Context, it Item[T]) (coord.Decision, err
 	if intent == "" {
 		intent = coord.IntentRespond
 	}
+	// An addressed persona says so: the stream grants it even if the item
+	// it thinks on is a newer message merged with the one that named it,
+	// or if it thinks after the window closed.
 	err = s.Think(coord.Thought{Persona: p.name, Item: it.ID, Key: it.Key,
-		Confidence: th.Confidence, Intent: intent, At: time.Now()})
+		Confidence: th.Confidence, Intent: intent, At: time.Now(), Addressed: p.addressedBy(it)})
 	if err != nil && !errors.Is(err, coord.ErrClosedDecision) {
 		return coord.Decision{}, fmt.Errorf("persona %s: %w", p.name, err)
 	}
@@ -197,6 +201,12 @@ func (p *Persona[T]) notGrantedOn(it Item[T]) (any, error) {
 		o.Observe(Event{Kind: EventNotGranted, Persona: p.name, At: time.Now(), ItemID: it.ID, Key: it.Key, Priority: it.Priority})
 	}
 	return nil, nil
+}
+
+// addressedBy reports whether it (or an item merged into it) names the
+// persona as an addressee.
+func (p *Persona[T]) addressedBy(it Item[T]) bool {
+	return slices.ContainsFunc(it.Addressees, func(a string) bool { return strings.EqualFold(a, p.name) })
 }
 
 func thought(d coord.Decision, name string) bool {

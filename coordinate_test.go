@@ -386,3 +386,64 @@ func TestWaitForDecisionIsBounded(t *testing.T) {
 		})
 	}
 }
+
+func TestMentionSurvivesMergeAndLateness(t *testing.T) {
+	t.Run("a mention merged into a newer message is still answered by the mentioned", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			s := coord.New(coord.Options{Logger: quiet, WindowFromFirstThought: true})
+			defer s.Close()
+			rt := persona.NewRuntime(persona.RuntimeOptions{Logger: quiet})
+			log := newResponses()
+			// p0 is keen on everything; p1 is the one mentioned, and it
+			// coalesces its room's pending items.
+			p0 := mustSpawn(t, rt, "p0", persona.Coordinated[string](&thinker{name: "p0", conf: 0.9, log: log}), persona.Options{Coordination: s})
+			p1 := mustSpawn(t, rt, "p1", persona.Coordinated[string](&thinker{name: "p1", conf: 0.1, log: log}), persona.Options{Coordination: s, Coalesce: true})
+			ps := []*persona.Persona[string]{p0, p1}
+			// Both items wait in p1's inbox before it starts: the mention m1,
+			// then the newer m2 which names nobody. Not urgent, so p0 and p1
+			// take them on their scans.
+			m1 := message("m1", "p1")
+			m1.Priority = 0.5
+			m2 := message("m2")
+			m2.Priority = 0.5
+			m2.Created = time.Now().Add(time.Second)
+			if err := persona.Broadcast(ps, s, m1); err != nil {
+				t.Fatal(err)
+			}
+			if err := persona.Broadcast(ps, s, m2); err != nil {
+				t.Fatal(err)
+			}
+			rt.Start()
+			time.Sleep(time.Minute)
+			synctest.Wait()
+			if got := log.of("m2"); !slices.Contains(got, "p1") {
+				t.Fatalf("the mention of p1 was merged into m2 and lost: m1 answered by %v, m2 by %v", log.of("m1"), got)
+			}
+			shutdown(t, rt)
+		})
+	})
+	t.Run("a mentioned persona busy past the window is granted late", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			s := coord.New(coord.Options{Logger: quiet, FixedWindow: true, Window: time.Second})
+			defer s.Close()
+			rt := persona.NewRuntime(persona.RuntimeOptions{Logger: quiet})
+			log := newResponses()
+			p0 := mustSpawn(t, rt, "p0", persona.Coordinated[string](&thinker{name: "p0", conf: 0.9, log: log}), persona.Options{Coordination: s})
+			slow := &thinker{name: "p1", conf: 0.5, log: log, evaluate: func(ctx context.Context, it persona.Item[string]) (persona.Thought, error) {
+				time.Sleep(5 * time.Second) // e.g. still on a model call for something else
+				return persona.Thought{Confidence: 0.5}, nil
+			}}
+			p1 := mustSpawn(t, rt, "p1", persona.Coordinated[string](slow), persona.Options{Coordination: s})
+			rt.Start()
+			if err := persona.Broadcast([]*persona.Persona[string]{p0, p1}, s, message("m1", "p1")); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Minute)
+			synctest.Wait()
+			if got := log.of("m1"); !slices.Contains(got, "p1") {
+				t.Fatalf("mentioned p1 thought after the window and was never granted; responders %v", got)
+			}
+			shutdown(t, rt)
+		})
+	})
+}

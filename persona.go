@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -700,6 +701,13 @@ func (p *Persona[T]) coalesce(it Item[T]) Item[T] {
 	trigger := all[newest]
 	for i, x := range all {
 		if i != newest {
+			// Whoever an older item addressed is addressed by the merged
+			// one: a mention is not lost by being merged.
+			for _, a := range x.Addressees {
+				if !slices.Contains(trigger.Addressees, a) {
+					trigger.Addressees = append(slices.Clip(trigger.Addressees), a)
+				}
+			}
 			x.Context = nil
 			trigger.Context = append(trigger.Context, x)
 		}

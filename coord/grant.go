@@ -40,6 +40,10 @@ type Thought struct {
 	Key        string  `json:"key"`
 	Confidence float64 `json:"confidence"`
 	Intent     Intent  `json:"intent"`
+	// Addressed says the thinker is named by the item (an @mention that
+	// reached it another way, e.g. through a merged older message), so it
+	// is granted like an addressee of the item.
+	Addressed bool `json:"addressed,omitempty"`
 	// At is when the persona formed the thought; Stream.Think fills it with the
 	// current time when zero. It is for inspection only: the adaptive window
 	// measures time-to-thought on the stream's own clock, so skew between hosts

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"slices"
 	"sync"
@@ -221,6 +222,7 @@ type closedRec struct {
 	d        Decision
 	explicit bool
 	started  time.Time
+	addr     map[string]bool // the item's addressees
 }
 
 // New returns a running Stream. Call Close when done with it.
@@ -297,8 +299,22 @@ func (s *Stream) Think(t Thought) error {
 		return fmt.Errorf("coord: think %s on %s: %w", t.Persona, t.Item, ErrClosed)
 	}
 	if rec := s.decided[t.Item]; rec != nil {
-		if rec.explicit && !slices.ContainsFunc(rec.d.Thoughts, func(o Thought) bool { return o.Persona == t.Persona }) {
+		late := !slices.ContainsFunc(rec.d.Thoughts, func(o Thought) bool { return o.Persona == t.Persona })
+		if rec.explicit && late {
 			s.win.add(now.Sub(rec.started))
+		}
+		if late && (rec.addr[t.Persona] || t.Addressed) && !rec.d.IsGranted(t.Persona) {
+			// An addressee is always granted, even one that was busy past
+			// the window: the decision is amended and published again.
+			rec.d.Granted = append(slices.Clip(rec.d.Granted), t.Persona)
+			rec.d.Thoughts = append(slices.Clip(rec.d.Thoughts), t)
+			rec.d.Reasons = maps.Clone(rec.d.Reasons)
+			rec.d.Reasons[t.Persona] = "addressee, thought after the decision closed: granted late"
+			rec.d.Missing = slices.DeleteFunc(slices.Clone(rec.d.Missing), func(p string) bool { return p == t.Persona })
+			d := rec.d.clone()
+			s.mu.Unlock()
+			s.publish([]Decision{d})
+			return nil
 		}
 		s.mu.Unlock()
 		return fmt.Errorf("coord: think %s on %s: %w", t.Persona, t.Item, ErrClosedDecision)
@@ -534,7 +550,13 @@ func (s *Stream) closeLocked(e *entry, now time.Time, timedOut, evicted bool) De
 			k = kk
 		}
 	}
-	granted, reasons := Grant(considered, e.addressees, k, s.last)
+	addressees := e.addressees
+	for _, t := range considered {
+		if t.Addressed && !e.isAddr[t.Persona] {
+			addressees = append(slices.Clip(addressees), t.Persona)
+		}
+	}
+	granted, reasons := Grant(considered, addressees, k, s.last)
 	for p := range e.withdrawn {
 		reasons[p] = "withdrew"
 	}
@@ -574,7 +596,7 @@ func (s *Stream) closeLocked(e *entry, now time.Time, timedOut, evicted bool) De
 	e.decision = d
 	close(e.done)
 
-	rec := &closedRec{d: d, explicit: e.explicit, started: e.started}
+	rec := &closedRec{d: d, explicit: e.explicit, started: e.started, addr: e.isAddr}
 	if old := s.ring[s.ringNext]; old != nil && s.decided[old.d.Item] == old {
 		delete(s.decided, old.d.Item)
 	}

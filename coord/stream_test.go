@@ -579,3 +579,63 @@ func TestWindowFromFirstThoughtGivesUpAfterPatience(t *testing.T) {
 		}
 	})
 }
+
+func TestLateAddresseeIsStillGranted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var published []Decision
+		var mu sync.Mutex
+		s := New(Options{FixedWindow: true, Window: time.Second, OnDecision: func(d Decision) {
+			mu.Lock()
+			published = append(published, d)
+			mu.Unlock()
+		}})
+		defer s.Close()
+		s.Open("m1", "room", []string{"a", "b"}, []string{"b"})
+		if err := s.Think(Thought{Persona: "a", Item: "m1", Confidence: 0.9, Intent: IntentRespond}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second) // b, the addressee, was busy: the window closed without it
+		d, _ := s.Decision("m1")
+		if d.IsGranted("b") || !d.IsGranted("a") {
+			t.Fatalf("setup: %+v", d.Granted)
+		}
+		if err := s.Think(Thought{Persona: "b", Item: "m1", Confidence: 0.1, Intent: IntentObserve}); err != nil {
+			t.Fatalf("a late addressee's thought was refused: %v", err)
+		}
+		d, err := s.Await(context.Background(), "m1")
+		if err != nil || !d.IsGranted("b") {
+			t.Fatalf("late addressee not granted: %+v %v", d.Granted, err)
+		}
+		if len(d.Missing) != 0 {
+			t.Fatalf("b still listed missing: %v", d.Missing)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(published) != 2 || !published[1].IsGranted("b") {
+			t.Fatalf("the amended decision should be published again: %d decisions", len(published))
+		}
+		// A late non-addressee is still too late.
+		if err := s.Think(Thought{Persona: "c", Item: "m1", Confidence: 1, Intent: IntentRespond}); !errors.Is(err, ErrClosedDecision) {
+			t.Fatalf("late non-addressee: %v", err)
+		}
+	})
+}
+
+func TestThoughtThatSaysAddressedIsGrantedLikeAnAddressee(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := New(Options{K: 1})
+		defer s.Close()
+		// The item itself names nobody (it was merged with an older mention
+		// of "b"); b says it is addressed.
+		s.Open("m2", "room", []string{"a", "b"}, nil)
+		s.Think(Thought{Persona: "a", Item: "m2", Confidence: 0.9, Intent: IntentRespond})
+		s.Think(Thought{Persona: "b", Item: "m2", Confidence: 0.1, Intent: IntentRespond, Addressed: true})
+		d, err := s.Await(context.Background(), "m2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(d.Granted) != 1 || d.Granted[0] != "b" {
+			t.Fatalf("granted %v, want the addressed b alone (K=1)", d.Granted)
+		}
+	})
+}
