@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runSim(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	cmd := newSimCmd()
+	var out, errb bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errb)
+	cmd.SetArgs(args)
+	err = cmd.ExecuteContext(context.Background())
+	return out.String(), errb.String(), err
+}
+
+func TestSimJSONHasOneReportPerPolicy(t *testing.T) {
+	out, _, err := runSim(t, "--duration", "5m", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reps []map[string]any
+	if err := json.Unmarshal([]byte(out), &reps); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if len(reps) != 3 {
+		t.Fatalf("%d reports, want 3", len(reps))
+	}
+	for i, want := range []string{"direct", "seed", "persona"} {
+		if reps[i]["policy"] != want || reps[i]["scenario"] != "overload-burst" {
+			t.Errorf("report %d: policy %v scenario %v", i, reps[i]["policy"], reps[i]["scenario"])
+		}
+		for _, field := range []string{"delivered", "handled", "declined", "deferred", "expired", "lost",
+			"pending_at_end", "wait_seconds", "urgent_sla_violations", "evaluations_per_message",
+			"responses_per_message", "model_calls", "fairness_jain", "duty_cycle", "energy",
+			"response_latency_p95_seconds", "human_answer_p95_seconds", "persona_messages_per_room_minute",
+			"wall_seconds", "wakeups", "thermal_time", "suppressed_replies"} {
+			if _, ok := reps[i][field]; !ok && !(field == "thermal_time" && want != "persona") {
+				t.Errorf("%s report lacks %s", want, field)
+			}
+		}
+	}
+}
+
+func TestSimMarkdownOnePolicyFromAFile(t *testing.T) {
+	out, _, err := runSim(t, filepath.Join("..", "..", "scenarios", "steady.yaml"), "--policy", "persona", "--duration", "5m", "--markdown")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "| | persona |") || strings.Contains(out, "| seed |") {
+		t.Errorf("markdown:\n%s", out)
+	}
+}
+
+func TestSimEmbeddedByName(t *testing.T) {
+	out, _, err := runSim(t, "pipeline.yaml", "--policy", "persona", "--duration", "2m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "scenario pipeline") {
+		t.Errorf("summary:\n%s", out)
+	}
+}
+
+func TestSimPlotsAndProgress(t *testing.T) {
+	dir := t.TempDir()
+	_, stderr, err := runSim(t, "--duration", "3m", "--plot", dir, "--progress")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"wait-cdf.png", "depth-duty.png", "energy-mood.png"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) {
+			t.Errorf("%s: %v, %d bytes", f, err, len(b))
+		}
+	}
+	if !strings.Contains(stderr, "100%") {
+		t.Errorf("progress bar did not finish: %q", stderr)
+	}
+}
+
+func TestSimRejects(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("name: x\nduration: 1h\nwat: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, args := range map[string][]string{
+		"unknown field": {bad},
+		"missing file":  {"no-such-scenario.yaml"},
+		"bad policy":    {"--policy", "lifo"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, _, err := runSim(t, args...); err == nil {
+				t.Error("accepted")
+			}
+		})
+	}
+	_, _, err := runSim(t, bad)
+	if err == nil || !strings.Contains(err.Error(), "bad.yaml:3: field wat: unknown field") {
+		t.Errorf("err = %v, want file:line: field", err)
+	}
+}

@@ -1,0 +1,547 @@
+package sim
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/personaos/persona/coord"
+	"github.com/personaos/persona/inbox"
+	"github.com/personaos/persona/state"
+)
+
+// The persona policy: the root package's life cycle (persona.go: notify,
+// loop, step, slice, park; coordinate.go: coordinate, think) replayed in
+// virtual time over the same inbox, state, coord and govern code. The
+// runtime's defaults (persona.Options) are repeated here because the
+// simulator drives the pieces, not a Runtime.
+const (
+	sliceItems    = 10               // persona.Options.SliceItems default (the seed's peek of ten)
+	sliceDuration = 30 * time.Second // persona.Options.SliceDuration default
+	declinedTTL   = 5 * time.Minute  // persona.Options.DeclinedTTL default
+)
+
+// run states, as persona.go's (parked and idle are one here: no goroutine
+// to keep).
+const (
+	runIdle    uint8 = iota // nothing to do: no timer
+	runResting              // a scan timer armed
+	runRunning              // stepping or working an item
+)
+
+// phases of the item in progress.
+const (
+	phNone  uint8 = iota
+	phEval        // evaluating locally
+	phAwait       // thought broadcast; waiting for the decision
+	phDone        // decision made; resume will act on it
+	phReply       // writing the reply (a model call)
+)
+
+// oursState is one persona's runtime state under the persona policy.
+type oursState struct {
+	q         *inbox.Inbox[int32]
+	st        state.State
+	dependent bool
+
+	mark, lastRest, cadence int64
+	hasMark, hasRest        bool
+	sweepAt                 int64
+	swept                   bool
+	run                     uint8
+	gen                     int32
+	adjMul                  float64 // the governor's cadence multiplier at the step's start
+
+	sliceStart int64
+	sliceN     int
+	shift      float64
+	tnow       time.Time
+	engage     func(inbox.Entry[int32]) bool
+
+	item      int32   // trigger delivery of the item in progress; -1 none
+	batch     []int32 // trigger and merged deliveries
+	covers    []int32 // messages of the merged deliveries
+	itemStart int64
+	phase     uint8
+	retired   []inbox.Retired[int32]
+}
+
+func (r *run) initOurs() {
+	for _, a := range r.actors {
+		o := &oursState{
+			q: inbox.New[int32](inbox.Options{
+				Capacity: a.capacity,
+				Urgent:   r.stateCfg.Urgent,
+			}),
+			st:        state.New(r.stateCfg),
+			dependent: len(r.prereqs[a.idx]) > 0,
+			item:      -1,
+		}
+		o.cadence = int64(o.st.Cadence(1))
+		o.engage = func(e inbox.Entry[int32]) bool {
+			return o.st.ShouldEngage(o.q.Effective(e, o.tnow), o.shift)
+		}
+		a.ours = o
+	}
+}
+
+func delID(di int32) string { return strconv.FormatInt(int64(di), 36) }
+
+// oursPost hands a new message to the personas: sources (and personas
+// outside the pipeline) get it in their inbox now, dependents are held at
+// the barrier of their prerequisites.
+func (r *run) oursPost(mi int32) {
+	first, n, author := r.msgs[mi].first, r.msgs[mi].n, r.msgs[mi].author
+	for i := first; i < first+n; i++ {
+		p := r.dels[i].persona
+		if len(r.prereqs[p]) == 0 {
+			r.stageStart(mi, p)
+			r.oursPush(i)
+			continue
+		}
+		left := 0
+		for _, s := range r.prereqs[p] {
+			if s != author { // the author has finished its own message
+				left++
+			}
+		}
+		if left == 0 {
+			r.release(i)
+			continue
+		}
+		r.dels[i].flags |= fHeld
+		r.dels[i].waitLeft = int16(left)
+	}
+}
+
+// oursPush is Persona.Deliver: score, push, and the inbox's notify hook.
+func (r *run) oursPush(di int32) {
+	d := &r.dels[di]
+	a := r.actors[d.persona]
+	o := a.ours
+	d.at = r.now
+	d.prio = r.priority(d)
+	d.flags |= fInInbox
+	out, err := o.q.Push(inbox.Entry[int32]{ID: delID(di), Priority: d.prio, Enqueued: r.t(r.now), Value: di})
+	if err != nil {
+		panic("sim: inbox push: " + err.Error()) // IDs are unique by construction
+	}
+	if out != inbox.DeferredOnArrival {
+		r.oursNotify(a, o.q.Urgent(d.prio))
+	}
+}
+
+// oursNotify is persona.go's notify: a dependent wakes on every release
+// (the dependency trigger); an urgent item wakes a resting or idle
+// persona at once (the demand trigger); other items wait for the scan.
+func (r *run) oursNotify(a *actor, urgent bool) {
+	o := a.ours
+	if o.dependent {
+		r.oursWake(a, trDependency)
+		return
+	}
+	switch o.run {
+	case runRunning:
+		return // it looks at the inbox again before it parks
+	case runResting:
+		if !urgent {
+			return // the scan timer will pick it up: batching
+		}
+	}
+	if urgent {
+		r.oursWake(a, trDemand)
+		return
+	}
+	r.oursArm(a, r.untilNextScan(a))
+}
+
+// untilNextScan: the next tick of the persona's rhythm after its last
+// rest; a persona that never rested looks at once.
+func (r *run) untilNextScan(a *actor) int64 {
+	o := a.ours
+	if !o.hasRest {
+		return 0
+	}
+	return max(0, o.lastRest+o.cadence-r.now)
+}
+
+func (r *run) oursArm(a *actor, d int64) {
+	if d <= 0 {
+		r.oursWake(a, trScan)
+		return
+	}
+	o := a.ours
+	o.gen++
+	o.run = runResting
+	r.at(r.now+d, evScan, a.idx, o.gen)
+}
+
+// oursWake starts the loop now unless it runs. The step runs as an event
+// at the same virtual time, as a goroutine would start.
+func (r *run) oursWake(a *actor, trig int) {
+	o := a.ours
+	if o.run == runRunning {
+		return
+	}
+	o.gen++ // a pending timer finds a newer generation and does nothing
+	o.run = runRunning
+	a.wakes[trig]++
+	r.at(r.now, evStep, a.idx, 0)
+}
+
+func (r *run) oursTimer(a *actor, gen int32) {
+	o := a.ours
+	if gen != o.gen || o.run != runResting {
+		return
+	}
+	o.run = runRunning
+	a.wakes[trScan]++
+	r.oursStep(a)
+}
+
+// oursStep is persona.go's step: account the rest since the last one,
+// retire stale items, catch up deferred work when the governor allows,
+// observe, and work one slice.
+func (r *run) oursStep(a *actor) {
+	o := a.ours
+	now := r.now
+	tnow := r.t(now)
+	if o.hasMark {
+		o.st.Rest(time.Duration(now - o.mark))
+	}
+	o.mark, o.hasMark = now, true
+	if !o.swept || now-o.sweepAt >= second {
+		o.sweepAt, o.swept = now, true
+		o.retired = o.q.Sweep(tnow, declinedTTL, o.retired[:0])
+		for _, rt := range o.retired {
+			r.dels[rt.Entry.Value].acct = inboxAcct[rt.Account]
+			r.oursFinal(rt.Entry.Value, inboxAcct[rt.Account])
+		}
+	}
+	if r.adj.CatchUp && o.q.DeferredLen() > 0 {
+		o.q.Readmit(tnow, 0)
+	}
+	o.st.Observe(o.q.Load(), 1)
+	o.adjMul = r.adj.CadenceMultiplier
+	o.sliceStart, o.sliceN, o.shift = now, 0, r.adj.ThresholdShift
+	r.oursSlice(a)
+}
+
+// oursSlice is persona.go's slice: take the top item while it is worth
+// engaging, at most sliceItems of them or sliceDuration. It returns when
+// an item waits for an event; the event resumes it.
+func (r *run) oursSlice(a *actor) {
+	o := a.ours
+	for {
+		if o.sliceN >= sliceItems || (o.sliceN > 0 && r.now-o.sliceStart >= int64(sliceDuration)) {
+			r.oursEndSlice(a)
+			return
+		}
+		o.tnow = r.t(r.now)
+		e, ok := o.q.TakeTopIf(o.engage)
+		if !ok {
+			r.oursEndSlice(a)
+			return
+		}
+		o.sliceN++
+		if r.oursStartItem(a, e.Value) {
+			return
+		}
+	}
+}
+
+// oursStartItem coalesces the item's room and starts coordinate. It
+// reports whether the item continues asynchronously.
+func (r *run) oursStartItem(a *actor, di int32) bool {
+	o := a.ours
+	o.itemStart = r.now
+	o.batch = append(o.batch[:0], di)
+	room := r.msgs[r.dels[di].msg].room
+	for _, e := range o.q.TakeWhere(func(e inbox.Entry[int32]) bool { return r.msgs[r.dels[e.Value].msg].room == room }) {
+		o.batch = append(o.batch, e.Value)
+	}
+	// The newest is the trigger; the older ride along as context
+	// (persona.go coalesce: first of the newest on ties).
+	t := 0
+	for i, x := range o.batch {
+		if r.msgs[r.dels[x].msg].at > r.msgs[r.dels[o.batch[t]].msg].at {
+			t = i
+		}
+	}
+	o.batch[0], o.batch[t] = o.batch[t], o.batch[0]
+	o.item = o.batch[0]
+	o.covers = o.covers[:0]
+	for _, x := range o.batch {
+		d := &r.dels[x]
+		d.start = r.now
+		r.checkBarrier(x)
+		if x != o.item {
+			o.covers = append(o.covers, d.msg)
+			r.withdraw(x) // coordinate: merged items are answered by this one
+		}
+	}
+	mi := r.dels[o.item].msg
+	if r.msgs[mi].dstate == decClosed && r.dels[o.item].flags&fThought == 0 {
+		// coordinate: decided before this persona reached it, so it
+		// cannot be granted; no evaluation, but the stream learns how
+		// late it was.
+		r.think(mi, o.item, 0, coord.IntentObserve)
+		r.m.notGranted++
+		r.oursItemDone(a)
+		return false
+	}
+	r.m.evaluations++
+	o.phase = phEval
+	r.at(r.now+int64(evalCost), evWork, a.idx, 0)
+	return true
+}
+
+// oursEvalDone: the local evaluation is done; think and await.
+func (r *run) oursEvalDone(a *actor) {
+	o := a.ours
+	mi := r.dels[o.item].msg
+	conf, intent := r.oursIntent(a)
+	o.phase = phAwait
+	if !r.think(mi, o.item, conf, intent) {
+		// Too late to count: Await returns the decision made without it.
+		r.m.notGranted++
+		r.oursDecided(a.idx, mi)
+	}
+}
+
+// oursIntent is the local evaluation (Evaluate): confidence from
+// expertise, and intent respond only if the batch addresses the persona,
+// or it is relevant (expertise, or a human wrote it) and its priority
+// clears the active threshold, so that replies to replies damp out with
+// the scorer's PerDepth even when aging has lifted them over the bar.
+func (r *run) oursIntent(a *actor) (float64, coord.Intent) {
+	o := a.ours
+	addressed, relevant := false, false
+	best := 0.0
+	var bestMsg *message
+	for _, x := range o.batch {
+		d := &r.dels[x]
+		m := &r.msgs[d.msg]
+		if m.mention == a.idx {
+			addressed = true
+		}
+		if d.prio > best || bestMsg == nil {
+			best, bestMsg = d.prio, m
+		}
+		if r.expert(a, m.topics) || m.author < 0 {
+			relevant = true
+		}
+	}
+	switch {
+	case addressed:
+		return r.intent(a, bestMsg, true)
+	case relevant && best > r.stateCfg.ThresholdActive:
+		conf, _ := r.intent(a, bestMsg, false)
+		return max(conf, 0.5), coord.IntentRespond
+	}
+	return 0.3, coord.IntentObserve
+}
+
+// oursDecided is called when the decision on mi is made; the persona acts
+// on it as an event (it may be inside another persona's step now).
+func (r *run) oursDecided(p, mi int32) {
+	o := r.actors[p].ours
+	if o.phase != phAwait || o.item < 0 || r.dels[o.item].msg != mi {
+		return
+	}
+	o.phase = phDone
+	r.at(r.now, evResume, p, 0)
+}
+
+// oursResume responds if granted (coordinate), then goes on with the
+// slice.
+func (r *run) oursResume(a *actor) {
+	o := a.ours
+	if o.phase != phDone {
+		return
+	}
+	mi := r.dels[o.item].msg
+	if r.isGranted(mi, a.idx) && r.respond(a, mi) {
+		o.phase = phReply
+		return
+	}
+	r.oursItemDone(a)
+	r.oursSlice(a)
+}
+
+// respond is the chat responder's Respond for a granted persona: the
+// room's guards first, then one model call to write the reply. It
+// reports whether the call was made.
+func (r *run) respond(a *actor, mi int32) bool {
+	m := &r.msgs[mi]
+	room := m.room
+	if m.author >= 0 && (r.roomHuman[room] < 0 || r.now-r.roomHuman[room] > int64(quietAfter)) {
+		// A quiet room: no persona answers a persona until a human speaks.
+		r.m.suppressedQuiet++
+		return false
+	}
+	if !r.owed(a) && r.recentInRoom(room)+r.roomFlight[room] >= budgetMax {
+		r.m.suppressedBudget++
+		return false
+	}
+	r.roomFlight[room]++
+	r.callModel(a.idx, callReply, mi)
+	return true
+}
+
+// owed reports whether the batch holds a human's @mention of a: a person
+// who names a persona is owed an answer, over the room's budget.
+func (r *run) owed(a *actor) bool {
+	for _, x := range a.ours.batch {
+		m := &r.msgs[r.dels[x].msg]
+		if m.author < 0 && m.mention == a.idx {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *run) oursCallDone(c call) {
+	a := r.actors[c.persona]
+	o := a.ours
+	r.roomFlight[r.msgs[c.ref].room]--
+	r.postReply(a.idx, c.ref, o.covers)
+	r.oursItemDone(a)
+	r.oursSlice(a)
+}
+
+// oursItemDone settles the item: the time it took drains energy
+// (state.RecordActivity), and the item and its merged context are handled.
+func (r *run) oursItemDone(a *actor) {
+	o := a.ours
+	took := r.now - o.itemStart
+	a.busy += took
+	o.st.RecordActivity(r.t(r.now), time.Duration(took), 1)
+	o.mark = r.now
+	for _, x := range o.batch {
+		if !o.q.Finish(delID(x), inbox.Handled) {
+			panic("sim: finish of an item not in flight")
+		}
+		r.dels[x].acct = acHandled
+		r.oursFinal(x, acHandled)
+	}
+	o.item, o.phase = -1, phNone
+	o.batch = o.batch[:0]
+}
+
+// oursFinal is persona.go's final: a persona that will not think withdraws
+// from the decision, and the pipeline learns the item's fate.
+func (r *run) oursFinal(di int32, ac acct) {
+	if ac != acHandled {
+		r.withdraw(di)
+	}
+	r.depFinish(di, ac)
+}
+
+// oursEndSlice is the rest of persona.go's live loop after a step: urgent
+// work never waits for the cadence; otherwise the cadence (state, times
+// the governor's multiplier) and park.
+func (r *run) oursEndSlice(a *actor) {
+	o := a.ours
+	if o.q.HasUrgent() {
+		r.at(r.now, evStep, a.idx, 0)
+		return
+	}
+	cad := int64(o.st.Cadence(o.adjMul))
+	o.cadence = cad
+	o.lastRest, o.hasRest = r.now, true
+	if o.q.Len() > 0 || o.q.DeferredLen() > 0 {
+		if cad <= 0 {
+			r.at(r.now, evStep, a.idx, 0)
+			return
+		}
+		o.run = runIdle // so that oursArm can arm
+		r.oursArm(a, cad)
+		return
+	}
+	o.run = runIdle
+}
+
+// --- dependency barriers (package deps' rule, simulated directly) ---
+
+// stageStart gives persona p, if others wait for it, its deadline for mi:
+// sources from the message's arrival, dependents from their release.
+func (r *run) stageStart(mi, p int32) {
+	if len(r.dependents[p]) > 0 {
+		r.at(r.now+int64(r.sc.DepsTimeout), evDepTimeout, mi, p)
+	}
+}
+
+// depFinish reports a stage's final account to its dependents' barriers:
+// handled is done, declined skipped, expired incomplete (pipeline.go).
+func (r *run) depFinish(di int32, ac acct) {
+	d := &r.dels[di]
+	if d.flags&fDepDone != 0 {
+		return
+	}
+	d.flags |= fDepDone
+	if len(r.dependents[d.persona]) == 0 {
+		return
+	}
+	status := uint16(0)
+	switch ac {
+	case acDeclined:
+		status = fSkipped
+	case acExpired:
+		status = fIncomplete
+	}
+	r.depReport(d.msg, d.persona, status)
+}
+
+// depTimeout: a stage that has not finished by its deadline counts as
+// timed out, and its dependents' inputs are incomplete.
+func (r *run) depTimeout(mi, s int32) {
+	di := r.delOf(mi, s)
+	if di < 0 || r.dels[di].flags&fDepDone != 0 {
+		return
+	}
+	r.dels[di].flags |= fDepDone
+	r.depReport(mi, s, fIncomplete)
+}
+
+func (r *run) depReport(mi, s int32, status uint16) {
+	for _, x := range r.dependents[s] {
+		xi := r.delOf(mi, x)
+		if xi < 0 || r.dels[xi].flags&fHeld == 0 {
+			continue
+		}
+		r.dels[xi].flags |= status
+		r.dels[xi].waitLeft--
+		if r.dels[xi].waitLeft == 0 {
+			r.release(xi)
+		}
+	}
+}
+
+// release hands a held delivery to its persona, whatever its status (as
+// the runtime's pipeline does; the status travels with the item).
+func (r *run) release(di int32) {
+	d := &r.dels[di]
+	d.flags &^= fHeld
+	r.m.releases++
+	switch {
+	case d.flags&fIncomplete != 0:
+		r.m.incomplete++
+	case d.flags&fSkipped != 0:
+		r.m.skipped++
+	}
+	r.stageStart(d.msg, d.persona)
+	r.oursPush(di)
+}
+
+// checkBarrier counts a dependent started on an item before every
+// prerequisite finished it or timed out: never, by construction; the
+// report shows it so a regression cannot hide.
+func (r *run) checkBarrier(di int32) {
+	d := &r.dels[di]
+	for _, s := range r.prereqs[d.persona] {
+		if si := r.delOf(d.msg, s); si >= 0 && r.dels[si].flags&fDepDone == 0 {
+			r.m.depViolations++
+			return
+		}
+	}
+}

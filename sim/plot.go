@@ -1,0 +1,295 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"image/color"
+	"math"
+	"os"
+	"path/filepath"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/personaos/persona/govern"
+	"github.com/personaos/persona/state"
+)
+
+// ErrNoSeries is returned by WritePlots for reports run without
+// Options.Series.
+var ErrNoSeries = errors.New("sim: report has no time series (run with Options.Series)")
+
+// Policy colours, the same in every picture.
+var policyColor = map[Policy]color.Color{
+	Direct:  color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}, // red
+	Seed:    color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff}, // orange
+	Persona: color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}, // blue
+}
+
+// WritePlots draws the reports into dir (created if needed) as PNG files
+// and returns their paths:
+//
+//   - wait-cdf.png: the cumulative distribution of waits, one panel per
+//     class, one line per policy, on a log time axis;
+//   - depth-duty.png: queued work and the duty cycle over time, a row per
+//     policy, with the governor's ceiling;
+//   - energy-mood.png: for the persona and seed policies, mean and minimum
+//     energy, personas per mood, and (persona) the thermal state.
+func WritePlots(dir string, reps []*Report) ([]string, error) {
+	for _, r := range reps {
+		if r.Series == nil {
+			return nil, fmt.Errorf("%w: %s", ErrNoSeries, r.Policy)
+		}
+	}
+	if len(reps) == 0 {
+		return nil, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("sim: plots: %w", err)
+	}
+	var files []string
+	for _, p := range []struct {
+		name string
+		draw func([]*Report) ([][]*plot.Plot, vg.Length, vg.Length)
+	}{
+		{"wait-cdf.png", waitCDF},
+		{"depth-duty.png", depthDuty},
+		{"energy-mood.png", energyMood},
+	} {
+		plots, w, h := p.draw(reps)
+		if plots == nil {
+			continue
+		}
+		path := filepath.Join(dir, p.name)
+		if err := savePNG(path, plots, w, h); err != nil {
+			return files, err
+		}
+		files = append(files, path)
+	}
+	return files, nil
+}
+
+func savePNG(path string, plots [][]*plot.Plot, w, h vg.Length) (err error) {
+	defer func() {
+		// gonum/plot panics on data it cannot draw; a picture is not
+		// worth a crash.
+		if v := recover(); v != nil {
+			err = fmt.Errorf("sim: plots: %s: %v", path, v)
+		}
+	}()
+	img := vgimg.New(w, h)
+	dc := draw.New(img)
+	tiles := draw.Tiles{Rows: len(plots), Cols: len(plots[0]), PadX: vg.Millimeter * 4, PadY: vg.Millimeter * 4,
+		PadTop: vg.Millimeter * 2, PadBottom: vg.Millimeter * 2, PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 2}
+	canvases := plot.Align(plots, tiles, dc)
+	for i := range plots {
+		for j := range plots[i] {
+			if plots[i][j] != nil {
+				plots[i][j].Draw(canvases[i][j])
+			}
+		}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("sim: plots: %w", err)
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
+		return fmt.Errorf("sim: plots: %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("sim: plots: %w", err)
+	}
+	return nil
+}
+
+func newPlot(title, x, y string) *plot.Plot {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = x
+	p.Y.Label.Text = y
+	p.Add(plotter.NewGrid())
+	p.Legend.Top = true
+	return p
+}
+
+func addLine(p *plot.Plot, name string, xys plotter.XYs, c color.Color, dashed bool) {
+	if len(xys) == 0 {
+		return
+	}
+	l, err := plotter.NewLine(xys)
+	if err != nil {
+		return // only NaN or Inf values, which the callers never pass
+	}
+	l.Color = c
+	l.Width = vg.Points(1.5)
+	if dashed {
+		l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+	}
+	p.Add(l)
+	if name != "" {
+		p.Legend.Add(name, l)
+	}
+}
+
+// waitFloor is where the log axis starts: waits shorter than 10 ms are
+// drawn at 10 ms.
+const waitFloor = 0.01
+
+func waitCDF(reps []*Report) ([][]*plot.Plot, vg.Length, vg.Length) {
+	row := make([]*plot.Plot, numClasses)
+	for c := range numClasses {
+		p := newPlot("wait, "+classNames[c], "seconds (log)", "fraction waited at most")
+		p.X.Scale = plot.LogScale{}
+		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+		p.Y.Min, p.Y.Max = 0, 1
+		p.Legend.Left = false
+		p.Legend.Top = false
+		p.Legend.YOffs = vg.Millimeter * 8
+		for _, r := range reps {
+			s := r.Series.Waits[c]
+			if len(s) == 0 {
+				continue
+			}
+			addLine(p, string(r.Policy), cdf(s), policyColor[r.Policy], false)
+		}
+		// A log axis needs positive bounds, also for a class no policy saw.
+		if math.IsInf(p.X.Min, 0) || math.IsInf(p.X.Max, 0) || p.X.Max <= waitFloor {
+			p.X.Min, p.X.Max = waitFloor, 1
+		}
+		p.X.Min = max(p.X.Min, waitFloor)
+		row[c] = p
+	}
+	return [][]*plot.Plot{row}, 30 * vg.Centimeter, 11 * vg.Centimeter
+}
+
+// cdf turns a sorted sample into at most 400 steps of its empirical
+// distribution.
+func cdf(sorted []float64) plotter.XYs {
+	n := len(sorted)
+	step := max(1, n/400)
+	var xys plotter.XYs
+	for i := 0; i < n; i += step {
+		xys = append(xys, plotter.XY{X: max(sorted[i], waitFloor), Y: float64(i+1) / float64(n)})
+	}
+	xys = append(xys, plotter.XY{X: max(sorted[n-1], waitFloor), Y: 1})
+	return xys
+}
+
+// bucket averages a per-second series over windows of w seconds.
+func bucket(minutes, v []float64, w int) plotter.XYs {
+	var xys plotter.XYs
+	for i := 0; i < len(v) && i < len(minutes); i += w {
+		end := min(i+w, len(v))
+		var sum float64
+		for _, x := range v[i:end] {
+			sum += x
+		}
+		xys = append(xys, plotter.XY{X: minutes[end-1], Y: sum / float64(end-i)})
+	}
+	return xys
+}
+
+// bucketWidth keeps a plot near 720 points however long the run.
+func bucketWidth(n int) int { return max(1, n/720) }
+
+func depthDuty(reps []*Report) ([][]*plot.Plot, vg.Length, vg.Length) {
+	var rows [][]*plot.Plot
+	for _, r := range reps {
+		s := r.Series
+		w := bucketWidth(len(s.Minutes))
+		depth := newPlot(string(r.Policy)+": queued work", "minutes", "deliveries queued")
+		addLine(depth, "", bucket(s.Minutes, s.Depth, w), policyColor[r.Policy], false)
+		duty := newPlot(string(r.Policy)+": duty cycle", "minutes", "busy model slots / cores")
+		duty.Y.Min, duty.Y.Max = 0, 1.05
+		addLine(duty, fmt.Sprintf("mean over %d s", w), bucket(s.Minutes, s.Duty, w), policyColor[r.Policy], false)
+		addLine(duty, "1-min mean", rolling(s.Minutes, s.Duty, dutyWindow, w), color.Gray{Y: 0x40}, false)
+		if r.Policy == Persona && len(s.Minutes) > 0 {
+			ceil := govern.DefaultCeiling
+			if r.Ceiling > 0 {
+				ceil = r.Ceiling
+			}
+			addLine(duty, fmt.Sprintf("governor ceiling %.2f", ceil),
+				plotter.XYs{{X: 0, Y: ceil}, {X: s.Minutes[len(s.Minutes)-1], Y: ceil}}, color.Black, true)
+		}
+		rows = append(rows, []*plot.Plot{depth, duty})
+	}
+	return rows, 30 * vg.Centimeter, vg.Length(len(reps)) * 9 * vg.Centimeter
+}
+
+// rolling is the trailing mean over win samples, drawn every w samples.
+func rolling(minutes, v []float64, win, w int) plotter.XYs {
+	var xys plotter.XYs
+	var sum float64
+	for i := range v {
+		sum += v[i]
+		if i >= win {
+			sum -= v[i-win]
+		}
+		if i%w == w-1 || i == len(v)-1 {
+			xys = append(xys, plotter.XY{X: minutes[i], Y: sum / float64(min(i+1, win))})
+		}
+	}
+	return xys
+}
+
+var moodColor = [...]color.Color{
+	state.Idle:        color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
+	state.Active:      color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
+	state.Tired:       color.RGBA{R: 0x94, G: 0x67, B: 0xbd, A: 0xff},
+	state.Overwhelmed: color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
+}
+
+func energyMood(reps []*Report) ([][]*plot.Plot, vg.Length, vg.Length) {
+	var rows [][]*plot.Plot
+	for _, r := range reps {
+		s := r.Series
+		if len(s.Energy) == 0 {
+			continue // direct has no state
+		}
+		w := bucketWidth(len(s.Minutes))
+		en := newPlot(string(r.Policy)+": energy", "minutes", "energy")
+		en.Y.Min, en.Y.Max = 0, 1.05
+		addLine(en, "mean", bucket(s.Minutes, s.Energy, w), policyColor[r.Policy], false)
+		addLine(en, "lowest persona", bucket(s.Minutes, s.EnergyMin, w), color.Gray{Y: 0x60}, true)
+		mood := newPlot(string(r.Policy)+": mood", "minutes", "personas")
+		mood.Y.Min = 0
+		for m := state.Idle; m <= state.Overwhelmed; m++ {
+			addLine(mood, m.String(), bucket(s.Minutes, s.Moods[m], w), moodColor[m], false)
+		}
+		row := []*plot.Plot{en, mood}
+		if len(s.Thermal) > 0 {
+			th := newPlot(string(r.Policy)+": governor", "minutes", "thermal state")
+			th.Y.Min, th.Y.Max = -0.1, 3.1
+			th.Y.Tick.Marker = plot.ConstantTicks{{Value: 0, Label: "nominal"}, {Value: 1, Label: "fair"},
+				{Value: 2, Label: "serious"}, {Value: 3, Label: "critical"}}
+			addLine(th, "", maxBucket(s.Minutes, s.Thermal, w), color.Black, false)
+			row = append(row, th)
+		} else {
+			row = append(row, nil)
+		}
+		rows = append(rows, row)
+	}
+	if len(rows) == 0 {
+		return nil, 0, 0
+	}
+	return rows, 36 * vg.Centimeter, vg.Length(len(rows)) * 9 * vg.Centimeter
+}
+
+// maxBucket keeps the hottest state of each window, so a short excursion
+// stays visible.
+func maxBucket(minutes, v []float64, w int) plotter.XYs {
+	var xys plotter.XYs
+	for i := 0; i < len(v) && i < len(minutes); i += w {
+		end := min(i+w, len(v))
+		m := math.Inf(-1)
+		for _, x := range v[i:end] {
+			m = max(m, x)
+		}
+		xys = append(xys, plotter.XY{X: minutes[end-1], Y: m})
+	}
+	return xys
+}

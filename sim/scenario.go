@@ -1,0 +1,877 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/personaos/persona/coord"
+	"github.com/personaos/persona/deps"
+	"github.com/personaos/persona/govern"
+)
+
+// Scenario is a simulated world: personas, the traffic that reaches them
+// and the machine they share. Build one with ParseScenario or LoadScenario
+// (which validate it); a Scenario built in Go is checked by Validate, which
+// Run calls. The zero value is not a valid scenario.
+type Scenario struct {
+	Name     string
+	Seed     uint64        // all randomness derives from it
+	Duration time.Duration // virtual time simulated
+	// Cores is the number of model slots: how many model calls run at
+	// once (default 2). It is the denominator of the duty cycle and the
+	// governor's Cores.
+	Cores int
+	SLA   SLA
+	// Ceiling is the governor's duty-cycle ceiling for the persona policy
+	// (default govern.DefaultCeiling, 0.7).
+	Ceiling float64
+	// DepsTimeout is the per-stage time after which a dependency barrier
+	// releases a dependent without a stalled prerequisite (default 1m;
+	// deps.Options.Timeout, whose own default of 5s suits camera frames,
+	// not chat personas that scan every 3 to 10 s).
+	DepsTimeout  time.Duration
+	Coordination Coordination
+	Personas     []PersonaSpec
+	Traffic      Traffic
+}
+
+// SLA holds the service levels the report checks.
+type SLA struct {
+	// Urgent is the longest an urgent delivery may wait before a persona
+	// starts on it (default 10s, DESIGN.md).
+	Urgent time.Duration
+}
+
+// Coordination configures the coordination stream shared by all policies
+// (zero fields take coord's defaults: window 1.5s adapting within
+// [250ms, 10s], K = 1).
+type Coordination struct {
+	Window    time.Duration
+	MinWindow time.Duration
+	MaxWindow time.Duration
+	Fixed     bool // no adaptation: every decision gets Window
+	K         int  // responders granted per message besides addressees
+}
+
+// PersonaSpec is one group of identical personas.
+type PersonaSpec struct {
+	Name      string
+	Count     int      // instances: name-1..name-Count (just name when 1)
+	Expertise []string // lower-case topic words
+	Handle    Handle   // duration of one model call
+	Capacity  int      // inbox capacity (default 1000)
+	WaitsFor  []string // persona or group names
+}
+
+// Handle is a lognormal duration given by its median and 95th percentile.
+type Handle struct {
+	Median, P95 time.Duration
+}
+
+// Rate is an arrival rate in events per second.
+type Rate float64
+
+// Traffic describes the chat messages that arrive from outside.
+type Traffic struct {
+	Rate    Rate    // Poisson arrivals outside bursts
+	Rooms   int     // rooms, chosen uniformly (default 1)
+	Mention float64 // chance that a message @mentions one persona
+	Topics  []Topic // independent chance of each topic word, in file order
+	// Human is the share of arrivals written by humans (ParseScenario's
+	// default is 1; in Go, zero means none); the rest are written by a
+	// random persona of the scenario.
+	Human           float64
+	RepliesFeedBack bool // persona replies are delivered like any message
+	Bursts          []Burst
+}
+
+// Topic is a topic word and the chance a message contains it.
+type Topic struct {
+	Word string
+	P    float64
+}
+
+// Burst replaces the arrival rate during [At, At+For).
+type Burst struct {
+	At, For time.Duration
+	Rate    Rate
+}
+
+// Scenario defaults.
+const (
+	DefaultCores       = 2
+	DefaultSLA         = 10 * time.Second
+	DefaultCapacity    = 1000 // the seed's maxSize
+	DefaultDepsTimeout = time.Minute
+)
+
+// defaultHandle is the schema example's model call: median 4s, p95 20s.
+var defaultHandle = Handle{Median: 4 * time.Second, P95: 20 * time.Second}
+
+// FieldError is a rejected scenario field, with where it was found.
+type FieldError struct {
+	File  string
+	Line  int
+	Field string // path like personas[1].handle.median
+	Msg   string
+}
+
+func (e *FieldError) Error() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		b.WriteString(":")
+	}
+	if e.Line > 0 {
+		fmt.Fprintf(&b, "%d:", e.Line)
+	}
+	if b.Len() > 0 {
+		b.WriteString(" ")
+	}
+	if e.Field != "" {
+		fmt.Fprintf(&b, "field %s: ", e.Field)
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// LoadScenario reads and parses a scenario file.
+func LoadScenario(path string) (*Scenario, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("sim: load scenario: %w", err)
+	}
+	return ParseScenario(path, data)
+}
+
+// ParseScenario parses a scenario from YAML. file names the source in
+// errors. Unknown fields, duplicate keys, missing required fields (name,
+// duration, personas, traffic.rate) and bad values are rejected with a
+// *FieldError giving file, line and field.
+func ParseScenario(file string, data []byte) (*Scenario, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("sim: %s: %w", file, err)
+	}
+	p := &parser{file: file}
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return nil, p.errf(&doc, "", "empty scenario")
+	}
+	root := deref(doc.Content[0])
+	sc, err := p.scenario(root)
+	if err != nil {
+		return nil, err
+	}
+	if err := sc.Validate(); err != nil {
+		return nil, fmt.Errorf("sim: %s: %w", file, err)
+	}
+	return sc, nil
+}
+
+type parser struct {
+	file string
+}
+
+func (p *parser) errf(n *yaml.Node, field, format string, args ...any) error {
+	return &FieldError{File: p.file, Line: n.Line, Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+func deref(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n
+}
+
+// fields walks a mapping, rejecting duplicate and unknown keys, and calls
+// set for each known one. It returns the keys seen.
+func (p *parser) fields(n *yaml.Node, path string, known []string, set func(key string, v *yaml.Node, field string) error) (map[string]bool, error) {
+	if n.Kind != yaml.MappingNode {
+		return nil, p.errf(n, path, "want a mapping, got %s", kindName(n))
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := deref(n.Content[i]), deref(n.Content[i+1])
+		field := k.Value
+		if path != "" {
+			field = path + "." + k.Value
+		}
+		if !slices.Contains(known, k.Value) {
+			return nil, p.errf(k, field, "unknown field (known: %s)", strings.Join(known, ", "))
+		}
+		if seen[k.Value] {
+			return nil, p.errf(k, field, "duplicate field")
+		}
+		seen[k.Value] = true
+		if err := set(k.Value, v, field); err != nil {
+			return nil, err
+		}
+	}
+	return seen, nil
+}
+
+func (p *parser) require(n *yaml.Node, path string, seen map[string]bool, names ...string) error {
+	for _, name := range names {
+		if !seen[name] {
+			field := name
+			if path != "" {
+				field = path + "." + name
+			}
+			return p.errf(n, field, "required")
+		}
+	}
+	return nil
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "nothing"
+		}
+		return fmt.Sprintf("%q", n.Value)
+	}
+	return "something else"
+}
+
+func (p *parser) scenario(n *yaml.Node) (*Scenario, error) {
+	sc := &Scenario{}
+	known := []string{"name", "seed", "duration", "cores", "sla", "ceiling", "deps_timeout", "coordination", "personas", "traffic"}
+	seen, err := p.fields(n, "", known, func(key string, v *yaml.Node, field string) (err error) {
+		switch key {
+		case "name":
+			sc.Name, err = p.str(v, field)
+		case "seed":
+			sc.Seed, err = p.uint(v, field)
+		case "duration":
+			sc.Duration, err = p.duration(v, field, false)
+		case "cores":
+			sc.Cores, err = p.count(v, field)
+		case "sla":
+			_, err = p.fields(v, field, []string{"urgent"}, func(_ string, v *yaml.Node, field string) (err error) {
+				sc.SLA.Urgent, err = p.duration(v, field, false)
+				return err
+			})
+		case "ceiling":
+			sc.Ceiling, err = p.float(v, field)
+			if err == nil && !(sc.Ceiling > 0 && sc.Ceiling <= 1) {
+				err = p.errf(v, field, "want a fraction of the machine in (0, 1], got %s", v.Value)
+			}
+		case "deps_timeout":
+			sc.DepsTimeout, err = p.duration(v, field, false)
+		case "coordination":
+			err = p.coordination(v, field, &sc.Coordination)
+		case "personas":
+			sc.Personas, err = p.personas(v, field)
+		case "traffic":
+			err = p.traffic(v, field, &sc.Traffic)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := p.require(n, "", seen, "name", "duration", "personas", "traffic"); err != nil {
+		return nil, err
+	}
+	if err := p.checkDeps(n, sc); err != nil {
+		return nil, err
+	}
+	return sc, nil
+}
+
+func (p *parser) coordination(n *yaml.Node, path string, c *Coordination) error {
+	_, err := p.fields(n, path, []string{"window", "min_window", "max_window", "fixed", "k"}, func(key string, v *yaml.Node, field string) (err error) {
+		switch key {
+		case "window":
+			c.Window, err = p.duration(v, field, false)
+		case "min_window":
+			c.MinWindow, err = p.duration(v, field, false)
+		case "max_window":
+			c.MaxWindow, err = p.duration(v, field, false)
+		case "fixed":
+			c.Fixed, err = p.bool(v, field)
+		case "k":
+			c.K, err = p.count(v, field)
+		}
+		return err
+	})
+	if err == nil && c.MinWindow > 0 && c.MaxWindow > 0 && c.MinWindow > c.MaxWindow {
+		return p.errf(n, path+".min_window", "%v is above max_window %v", c.MinWindow, c.MaxWindow)
+	}
+	return err
+}
+
+func (p *parser) personas(n *yaml.Node, path string) ([]PersonaSpec, error) {
+	if n.Kind != yaml.SequenceNode {
+		return nil, p.errf(n, path, "want a list of personas, got %s", kindName(n))
+	}
+	if len(n.Content) == 0 {
+		return nil, p.errf(n, path, "want at least one persona")
+	}
+	var out []PersonaSpec
+	names := map[string]bool{}
+	for i, e := range n.Content {
+		e = deref(e)
+		field := fmt.Sprintf("%s[%d]", path, i)
+		ps := PersonaSpec{Count: 1}
+		known := []string{"name", "count", "expertise", "handle", "capacity", "waits_for"}
+		seen, err := p.fields(e, field, known, func(key string, v *yaml.Node, field string) (err error) {
+			switch key {
+			case "name":
+				ps.Name, err = p.name(v, field)
+			case "count":
+				ps.Count, err = p.count(v, field)
+			case "expertise":
+				ps.Expertise, err = p.words(v, field)
+			case "handle":
+				ps.Handle, err = p.handle(v, field)
+			case "capacity":
+				ps.Capacity, err = p.count(v, field)
+			case "waits_for":
+				ps.WaitsFor, err = p.words(v, field)
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := p.require(e, field, seen, "name"); err != nil {
+			return nil, err
+		}
+		if names[ps.Name] {
+			return nil, p.errf(e, field+".name", "duplicate persona %q", ps.Name)
+		}
+		names[ps.Name] = true
+		out = append(out, ps)
+	}
+	// Instance names must not collide with a group name or each other.
+	inst := map[string]int{}
+	for i, ps := range out {
+		for _, name := range ps.instances() {
+			if j, dup := inst[name]; dup && j != i {
+				return nil, p.errf(deref(n.Content[i]), fmt.Sprintf("%s[%d].name", path, i), "persona %q collides with persona %q of %s[%d]", name, name, path, j)
+			}
+			inst[name] = i
+		}
+	}
+	return out, nil
+}
+
+func (p *parser) handle(n *yaml.Node, path string) (Handle, error) {
+	var h Handle
+	seen, err := p.fields(n, path, []string{"median", "p95"}, func(key string, v *yaml.Node, field string) (err error) {
+		switch key {
+		case "median":
+			h.Median, err = p.duration(v, field, false)
+		case "p95":
+			h.P95, err = p.duration(v, field, false)
+		}
+		return err
+	})
+	if err != nil {
+		return h, err
+	}
+	if err := p.require(n, path, seen, "median", "p95"); err != nil {
+		return h, err
+	}
+	if h.P95 < h.Median {
+		return h, p.errf(n, path+".p95", "p95 %v is below the median %v", h.P95, h.Median)
+	}
+	return h, nil
+}
+
+func (p *parser) traffic(n *yaml.Node, path string, t *Traffic) error {
+	t.Rooms, t.Human = 1, 1
+	known := []string{"rate", "rooms", "mention", "topics", "human", "replies_feed_back", "bursts"}
+	seen, err := p.fields(n, path, known, func(key string, v *yaml.Node, field string) (err error) {
+		switch key {
+		case "rate":
+			t.Rate, err = p.rate(v, field)
+		case "rooms":
+			t.Rooms, err = p.count(v, field)
+		case "mention":
+			t.Mention, err = p.prob(v, field)
+		case "human":
+			t.Human, err = p.prob(v, field)
+		case "replies_feed_back":
+			t.RepliesFeedBack, err = p.bool(v, field)
+		case "topics":
+			if v.Kind != yaml.MappingNode {
+				return p.errf(v, field, "want a mapping of word: chance, got %s", kindName(v))
+			}
+			seen := map[string]bool{}
+			for i := 0; i+1 < len(v.Content); i += 2 {
+				k, pv := deref(v.Content[i]), deref(v.Content[i+1])
+				w, err := p.name(k, field)
+				if err != nil {
+					return err
+				}
+				w = strings.ToLower(w)
+				if seen[w] {
+					return p.errf(k, field+"."+w, "duplicate topic")
+				}
+				seen[w] = true
+				pr, err := p.prob(pv, field+"."+w)
+				if err != nil {
+					return err
+				}
+				t.Topics = append(t.Topics, Topic{Word: w, P: pr})
+			}
+			if len(t.Topics) > maxTopics {
+				return p.errf(v, field, "at most %d topics", maxTopics)
+			}
+		case "bursts":
+			t.Bursts, err = p.bursts(v, field)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return p.require(n, path, seen, "rate")
+}
+
+// maxTopics bounds topic words so a message's topics fit in a bit set.
+const maxTopics = 64
+
+func (p *parser) bursts(n *yaml.Node, path string) ([]Burst, error) {
+	if n.Kind != yaml.SequenceNode {
+		return nil, p.errf(n, path, "want a list of bursts, got %s", kindName(n))
+	}
+	var out []Burst
+	for i, e := range n.Content {
+		e = deref(e)
+		field := fmt.Sprintf("%s[%d]", path, i)
+		var b Burst
+		seen, err := p.fields(e, field, []string{"at", "for", "rate"}, func(key string, v *yaml.Node, field string) (err error) {
+			switch key {
+			case "at":
+				b.At, err = p.duration(v, field, true)
+			case "for":
+				b.For, err = p.duration(v, field, false)
+			case "rate":
+				b.Rate, err = p.rate(v, field)
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := p.require(e, field, seen, "at", "for", "rate"); err != nil {
+			return nil, err
+		}
+		for j, o := range out {
+			if b.At < o.At+o.For && o.At < b.At+b.For {
+				return nil, p.errf(e, field, "overlaps %s[%d]", path, j)
+			}
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// checkDeps resolves waits_for against persona and group names and checks
+// the graph with deps.NewGraph (unknown names, self-dependencies, cycles).
+func (p *parser) checkDeps(root *yaml.Node, sc *Scenario) error {
+	line := func(i int) (*yaml.Node, string) {
+		field := fmt.Sprintf("personas[%d].waits_for", i)
+		pn := findKey(root, "personas")
+		if pn == nil || i >= len(pn.Content) {
+			return root, field
+		}
+		e := deref(pn.Content[i])
+		if w := findKey(e, "waits_for"); w != nil {
+			return w, field
+		}
+		return e, field
+	}
+	for i, ps := range sc.Personas {
+		for _, w := range ps.WaitsFor {
+			if w == ps.Name || slices.Contains(ps.instances(), w) {
+				n, field := line(i)
+				return p.errf(n, field, "persona %q waits for itself", ps.Name)
+			}
+			if _, err := sc.resolve(w); err != nil {
+				n, field := line(i)
+				return p.errf(n, field, "%v", err)
+			}
+		}
+	}
+	if _, err := sc.graph(); err != nil {
+		// Point at the first declared persona named in the error (the
+		// cycle's), else the first that waits for anyone.
+		named := map[string]bool{}
+		for _, f := range strings.FieldsFunc(err.Error(), func(r rune) bool { return r == ' ' || r == ':' || r == ',' || r == '"' }) {
+			named[f] = true
+		}
+		i := -1
+		for j, ps := range sc.Personas {
+			if len(ps.WaitsFor) == 0 {
+				continue
+			}
+			if i < 0 {
+				i = j
+			}
+			if slices.ContainsFunc(ps.instances(), func(n string) bool { return named[n] }) {
+				i = j
+				break
+			}
+		}
+		i = max(i, 0)
+		n, field := line(i)
+		return p.errf(n, field, "%v", err)
+	}
+	return nil
+}
+
+func findKey(m *yaml.Node, key string) *yaml.Node {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if deref(m.Content[i]).Value == key {
+			return deref(m.Content[i+1])
+		}
+	}
+	return nil
+}
+
+func (p *parser) scalar(n *yaml.Node, field, want string) error {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		return p.errf(n, field, "want %s, got %s", want, kindName(n))
+	}
+	return nil
+}
+
+func (p *parser) str(n *yaml.Node, field string) (string, error) {
+	if err := p.scalar(n, field, "a string"); err != nil {
+		return "", err
+	}
+	if strings.TrimSpace(n.Value) == "" {
+		return "", p.errf(n, field, "want a non-empty string")
+	}
+	return n.Value, nil
+}
+
+// name is a persona, group or topic word: letters, digits, '-' and '_',
+// which is what an @mention can name (chat.Mentions).
+func (p *parser) name(n *yaml.Node, field string) (string, error) {
+	s, err := p.str(n, field)
+	if err != nil {
+		return "", err
+	}
+	for _, r := range s {
+		if !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return "", p.errf(n, field, "want a name of letters, digits, '-' and '_', got %q", s)
+		}
+	}
+	return s, nil
+}
+
+func (p *parser) words(n *yaml.Node, field string) ([]string, error) {
+	if n.Kind != yaml.SequenceNode {
+		return nil, p.errf(n, field, "want a list, got %s", kindName(n))
+	}
+	out := []string{}
+	for i, e := range n.Content {
+		w, err := p.name(deref(e), fmt.Sprintf("%s[%d]", field, i))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, w)
+	}
+	return out, nil
+}
+
+func (p *parser) uint(n *yaml.Node, field string) (uint64, error) {
+	if err := p.scalar(n, field, "a non-negative integer"); err != nil {
+		return 0, err
+	}
+	v, err := strconv.ParseUint(n.Value, 10, 64)
+	if err != nil || n.Tag != "!!int" {
+		return 0, p.errf(n, field, "want a non-negative integer, got %q", n.Value)
+	}
+	return v, nil
+}
+
+// count is an integer >= 1.
+func (p *parser) count(n *yaml.Node, field string) (int, error) {
+	if err := p.scalar(n, field, "an integer >= 1"); err != nil {
+		return 0, err
+	}
+	v, err := strconv.Atoi(n.Value)
+	if err != nil || n.Tag != "!!int" || v < 1 {
+		return 0, p.errf(n, field, "want an integer >= 1, got %q", n.Value)
+	}
+	return v, nil
+}
+
+func (p *parser) float(n *yaml.Node, field string) (float64, error) {
+	if err := p.scalar(n, field, "a number"); err != nil {
+		return 0, err
+	}
+	v, err := strconv.ParseFloat(n.Value, 64)
+	if err != nil || (n.Tag != "!!int" && n.Tag != "!!float") || math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, p.errf(n, field, "want a number, got %q", n.Value)
+	}
+	return v, nil
+}
+
+func (p *parser) prob(n *yaml.Node, field string) (float64, error) {
+	v, err := p.float(n, field)
+	if err != nil {
+		return 0, err
+	}
+	if v < 0 || v > 1 {
+		return 0, p.errf(n, field, "want a probability in [0, 1], got %s", n.Value)
+	}
+	return v, nil
+}
+
+func (p *parser) bool(n *yaml.Node, field string) (bool, error) {
+	var b bool
+	if err := p.scalar(n, field, "true or false"); err != nil {
+		return false, err
+	}
+	if n.Tag != "!!bool" || n.Decode(&b) != nil {
+		return false, p.errf(n, field, "want true or false, got %q", n.Value)
+	}
+	return b, nil
+}
+
+// duration is a Go duration with a unit: 10s, 30m, 2h, 1h30m, 500ms.
+func (p *parser) duration(n *yaml.Node, field string, zeroOK bool) (time.Duration, error) {
+	if err := p.scalar(n, field, "a duration like 30s"); err != nil {
+		return 0, err
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(n.Value))
+	if err != nil {
+		return 0, p.errf(n, field, "want a duration with a unit like 10s, 30m or 2h, got %q", n.Value)
+	}
+	if d < 0 || (d == 0 && !zeroOK) {
+		return 0, p.errf(n, field, "want a positive duration, got %q", n.Value)
+	}
+	return d, nil
+}
+
+// rate is "<number>/s", "/m" or "/h".
+func (p *parser) rate(n *yaml.Node, field string) (Rate, error) {
+	if err := p.scalar(n, field, "a rate like 0.5/s"); err != nil {
+		return 0, err
+	}
+	r, err := ParseRate(n.Value)
+	if err != nil {
+		return 0, p.errf(n, field, "%v", err)
+	}
+	return r, nil
+}
+
+// ParseRate parses a rate such as 0.5/s, 10/m or 3/h into events per
+// second. Negative, NaN and infinite rates are errors.
+func ParseRate(s string) (Rate, error) {
+	num, unit, ok := strings.Cut(strings.TrimSpace(s), "/")
+	if !ok {
+		return 0, fmt.Errorf("want a rate like 0.5/s, 10/m or 3/h, got %q", s)
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, fmt.Errorf("want a rate like 0.5/s, 10/m or 3/h, got %q", s)
+	}
+	if v < 0 {
+		return 0, fmt.Errorf("want a rate >= 0, got %q", s)
+	}
+	switch strings.TrimSpace(unit) {
+	case "s":
+	case "m":
+		v /= 60
+	case "h":
+		v /= 3600
+	default:
+		return 0, fmt.Errorf("want a rate per s, m or h, got %q", s)
+	}
+	return Rate(v), nil
+}
+
+// String renders the rate per second.
+func (r Rate) String() string { return strconv.FormatFloat(float64(r), 'g', -1, 64) + "/s" }
+
+func (ps PersonaSpec) instances() []string {
+	if ps.Count <= 1 {
+		return []string{ps.Name}
+	}
+	out := make([]string, ps.Count)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s-%d", ps.Name, i+1)
+	}
+	return out
+}
+
+// resolve expands a waits_for name (a group or one instance) to instances.
+func (sc *Scenario) resolve(name string) ([]string, error) {
+	for _, ps := range sc.Personas {
+		if ps.Name == name {
+			return ps.instances(), nil
+		}
+		if slices.Contains(ps.instances(), name) {
+			return []string{name}, nil
+		}
+	}
+	return nil, fmt.Errorf("waits for unknown persona %q", name)
+}
+
+// graph builds the dependency graph over persona instances.
+func (sc *Scenario) graph() (*deps.Graph, error) {
+	var nodes []deps.Node
+	for _, ps := range sc.Personas {
+		var waits []string
+		for _, w := range ps.WaitsFor {
+			ns, err := sc.resolve(w)
+			if err != nil {
+				return nil, err
+			}
+			waits = append(waits, ns...)
+		}
+		for _, name := range ps.instances() {
+			nodes = append(nodes, deps.Node{Name: name, WaitsFor: waits})
+		}
+	}
+	return deps.NewGraph(nodes)
+}
+
+// ErrInvalid is wrapped by Validate's errors.
+var ErrInvalid = errors.New("invalid scenario")
+
+// Validate checks a scenario built in Go (ParseScenario has checked the
+// same with lines). Zero optional fields are allowed: Run fills defaults.
+func (sc *Scenario) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case sc == nil:
+		return bad("nil scenario")
+	case sc.Name == "":
+		return bad("name is empty")
+	case sc.Duration <= 0:
+		return bad("duration %v is not positive", sc.Duration)
+	case sc.Cores < 0:
+		return bad("cores %d is negative", sc.Cores)
+	case sc.SLA.Urgent < 0:
+		return bad("sla.urgent %v is negative", sc.SLA.Urgent)
+	case sc.Ceiling < 0 || sc.Ceiling > 1 || math.IsNaN(sc.Ceiling):
+		return bad("ceiling %v is outside (0, 1]", sc.Ceiling)
+	case len(sc.Personas) == 0:
+		return bad("no personas")
+	case sc.Traffic.Rate < 0 || math.IsNaN(float64(sc.Traffic.Rate)):
+		return bad("traffic.rate %v is negative", sc.Traffic.Rate)
+	case sc.Traffic.Rooms < 0:
+		return bad("traffic.rooms %d is negative", sc.Traffic.Rooms)
+	case !(sc.Traffic.Mention >= 0 && sc.Traffic.Mention <= 1):
+		return bad("traffic.mention %v is not a probability", sc.Traffic.Mention)
+	case !(sc.Traffic.Human >= 0 && sc.Traffic.Human <= 1):
+		return bad("traffic.human %v is not a probability", sc.Traffic.Human)
+	case len(sc.Traffic.Topics) > maxTopics:
+		return bad("%d topics, at most %d", len(sc.Traffic.Topics), maxTopics)
+	}
+	for i, t := range sc.Traffic.Topics {
+		if t.Word == "" || !(t.P >= 0 && t.P <= 1) {
+			return bad("traffic.topics[%d]: want a word and a probability", i)
+		}
+	}
+	for i, b := range sc.Traffic.Bursts {
+		if b.At < 0 || b.For <= 0 || b.Rate < 0 {
+			return bad("traffic.bursts[%d]: want at >= 0, for > 0, rate >= 0", i)
+		}
+	}
+	total := 0
+	for i, ps := range sc.Personas {
+		switch {
+		case ps.Name == "":
+			return bad("personas[%d]: empty name", i)
+		case ps.Count < 0 || ps.Capacity < 0:
+			return bad("personas[%d]: negative count or capacity", i)
+		case ps.Handle.Median < 0 || ps.Handle.P95 < ps.Handle.Median:
+			return bad("personas[%d].handle: want 0 <= median <= p95", i)
+		}
+		total += max(ps.Count, 1)
+	}
+	if total > math.MaxInt32/4 {
+		return bad("too many personas")
+	}
+	if _, err := sc.graph(); err != nil {
+		return bad("%v", err)
+	}
+	c := sc.Coordination
+	if c.Window < 0 || c.MinWindow < 0 || c.MaxWindow < 0 || c.K < 0 {
+		return bad("coordination: negative value")
+	}
+	return nil
+}
+
+// withDefaults returns a copy with every zero optional field set.
+func (sc Scenario) withDefaults() Scenario {
+	if sc.Cores == 0 {
+		sc.Cores = DefaultCores
+	}
+	if sc.SLA.Urgent == 0 {
+		sc.SLA.Urgent = DefaultSLA
+	}
+	if sc.Ceiling == 0 {
+		sc.Ceiling = govern.DefaultCeiling
+	}
+	if sc.DepsTimeout == 0 {
+		sc.DepsTimeout = DefaultDepsTimeout
+	}
+	c := &sc.Coordination
+	if c.Window == 0 {
+		c.Window = coord.DefaultWindow
+	}
+	if c.MinWindow == 0 {
+		c.MinWindow = coord.DefaultMinWindow
+	}
+	if c.MaxWindow == 0 {
+		c.MaxWindow = coord.DefaultMaxWindow
+	}
+	// As coord.Options does: widen the bounds around the initial window.
+	c.MinWindow = min(c.MinWindow, c.Window)
+	c.MaxWindow = max(c.MaxWindow, c.Window)
+	if c.K == 0 {
+		c.K = 1
+	}
+	if sc.Traffic.Rooms == 0 {
+		sc.Traffic.Rooms = 1
+	}
+	ps := make([]PersonaSpec, len(sc.Personas))
+	for i, p := range sc.Personas {
+		if p.Count == 0 {
+			p.Count = 1
+		}
+		if p.Capacity == 0 {
+			p.Capacity = DefaultCapacity
+		}
+		if p.Handle.Median == 0 {
+			p.Handle = defaultHandle
+		}
+		ex := make([]string, len(p.Expertise))
+		for j, w := range p.Expertise {
+			ex[j] = strings.ToLower(w)
+		}
+		p.Expertise = ex
+		ps[i] = p
+	}
+	sc.Personas = ps
+	return sc
+}
