@@ -141,6 +141,7 @@ type Persona[T any] struct {
 	failRun  int
 	meanTook float64                // running mean of handler time, ns
 	taken    []inbox.Entry[Item[T]] // the batch being worked
+	retired  []inbox.Retired[Item[T]]
 
 	busy       atomic.Int64 // total handler time, ns
 	slices     atomic.Uint64
@@ -587,7 +588,9 @@ func (p *Persona[T]) step(now time.Time, adj Adjustment) {
 	p.mark = now
 	p.stMu.Unlock()
 
-	if now.Sub(p.sweepAt) >= time.Second {
+	// Sweep once a second, or once a scan for a persona whose rhythm is
+	// faster (a vision stage whose frames live for a tenth of a second).
+	if now.Sub(p.sweepAt) >= min(time.Second, p.cadence) {
 		p.sweepAt = now
 		for _, r := range p.q.Sweep(now, p.opts.DeclinedTTL, nil) {
 			p.final(r.Entry.Value, r.Account, nil, now, 0, 0)
@@ -596,6 +599,14 @@ func (p *Persona[T]) step(now time.Time, adj Adjustment) {
 	if adj.CatchUp && p.q.DeferredLen() > 0 {
 		p.q.Readmit(now, 0)
 	}
+	// Deferred items that expired inside the inbox (past their time-to-live
+	// when readmitted, or pushed out of a full deferred store) are reported
+	// like every other final account.
+	p.retired = p.q.DrainRetired(p.retired[:0])
+	for _, r := range p.retired {
+		p.final(r.Entry.Value, r.Account, nil, now, 0, 0)
+	}
+	clear(p.retired)
 
 	p.stMu.Lock()
 	p.st.Observe(p.q.Load(), p.rt.budget(now))

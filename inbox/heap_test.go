@@ -69,3 +69,33 @@ func TestMinMaxHeapInvariantUnderEveryOperation(t *testing.T) {
 		}
 	}
 }
+
+func TestExpiriesInsideTheInboxAreReported(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	q := New[int](Options{Capacity: 1, DeferredCapacity: 2, DeferredTTL: time.Minute})
+	for i := range 4 {
+		q.Push(Entry[int]{ID: fmt.Sprint(i), Priority: 0.5, Enqueued: t0.Add(time.Duration(i) * time.Second)})
+	}
+	// Capacity 1: three were deferred, and the deferred store holds two, so
+	// the oldest deferred one expired on the way.
+	got := q.DrainRetired(nil)
+	if len(got) != 1 || got[0].Account != Expired {
+		t.Fatalf("overflow of the deferred store: retired %v", got)
+	}
+	// Take the queued one; readmitting past the time-to-live expires the rest.
+	e, _ := q.TakeTop()
+	q.Finish(e.ID, Handled)
+	if n := q.Readmit(t0.Add(2*time.Minute), 0); n != 0 {
+		t.Fatalf("readmitted %d entries past their time-to-live", n)
+	}
+	got = q.DrainRetired(nil)
+	if len(got) != 2 {
+		t.Fatalf("expired at readmit: retired %v, want 2", got)
+	}
+	if again := q.DrainRetired(nil); len(again) != 0 {
+		t.Fatalf("drained twice: %v", again)
+	}
+	if c := q.Counts(); c.Expired != 3 || !c.Balanced() {
+		t.Fatalf("counts %+v", c)
+	}
+}

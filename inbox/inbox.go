@@ -158,7 +158,8 @@ type Inbox[T any] struct {
 	seq      uint64
 	byID     map[string]*node[T] // queued, in-flight and deferred entries
 	deferred ring[T]
-	free     []*node[T] // recycled nodes: a steady inbox allocates none
+	free     []*node[T]   // recycled nodes: a steady inbox allocates none
+	retired  []Retired[T] // closed inside the inbox, for DrainRetired
 	inFlight int
 	urgentN  int
 	closed   bool
@@ -316,9 +317,7 @@ func (q *Inbox[T]) removeLocked(n *node[T]) {
 func (q *Inbox[T]) deferLocked(n *node[T], now time.Time) {
 	if q.deferred.len() >= q.opts.DeferredCapacity {
 		old := q.deferred.popFront()
-		delete(q.byID, old.n.e.ID)
-		q.recycle(old.n)
-		q.c.Expired++
+		q.expireDeferredLocked(old.n)
 	}
 	n.deferred = true
 	q.byID[n.e.ID] = n
@@ -555,6 +554,28 @@ func (q *Inbox[T]) Sweep(now time.Time, maxWait time.Duration, dst []Retired[T])
 	return dst
 }
 
+// expireDeferredLocked closes a deferred entry as expired and keeps it for
+// DrainRetired, so that no account closes unseen. q.mu is held.
+func (q *Inbox[T]) expireDeferredLocked(n *node[T]) {
+	delete(q.byID, n.e.ID)
+	q.c.Expired++
+	q.retired = append(q.retired, Retired[T]{Entry: n.e, Account: Expired})
+	q.recycle(n)
+}
+
+// DrainRetired appends to dst the entries that expired inside the inbox
+// since the last call (a deferred entry past its time-to-live at Readmit,
+// or the oldest pushed out of a full deferred store) and forgets them. The
+// consumer calls it once per scan to report them; Sweep returns its own.
+func (q *Inbox[T]) DrainRetired(dst []Retired[T]) []Retired[T] {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	dst = append(dst, q.retired...)
+	clear(q.retired)
+	q.retired = q.retired[:0]
+	return dst
+}
+
 // Retired is an entry that Sweep closed, with its account.
 type Retired[T any] struct {
 	Entry   Entry[T]
@@ -576,9 +597,7 @@ func (q *Inbox[T]) Readmit(now time.Time, max int) int {
 		d := q.deferred.popFront()
 		n := d.n
 		if !now.Before(d.until) || (!n.e.Deadline.IsZero() && !now.Before(n.e.Deadline)) {
-			delete(q.byID, n.e.ID)
-			q.recycle(n)
-			q.c.Expired++
+			q.expireDeferredLocked(n)
 			continue
 		}
 		n.deferred = false
