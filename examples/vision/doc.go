@@ -1,12 +1,14 @@
-// Package vision is the image-processing half of the `persona vision`
-// example: a synthetic camera walking through a room and the stages of the
-// seed's mobile AR pipeline (novelty, line finder, plane segmenter, semantic
-// segmenter, lighting estimator), all in plain Go on the standard library.
+// Package vision is the `persona vision` example: a synthetic camera walking
+// through a room, the stages of the seed's mobile AR pipeline (novelty, line
+// finder, plane segmenter, semantic segmenter, lighting estimator) in plain
+// Go, and Pipeline, which runs those stages as personas on the public API of
+// the persona runtime and compares them with a baseline that runs every
+// stage on every frame.
 //
-// Phase 1 (this code) is pure: no goroutines, no clocks, no project imports.
-// Each stage is a function of its inputs, deterministic and safe for
-// concurrent use, so the personas that will run the stages (phase 2) can call
-// them from any goroutine and tests can call them directly.
+// The camera and the stages are pure: no goroutines, no clocks. Each stage
+// is a function of its inputs, deterministic and safe for concurrent use, so
+// the personas call them from their own goroutines and tests call them
+// directly. Only Pipeline starts goroutines and reads clocks.
 //
 // # The camera
 //
@@ -55,7 +57,69 @@
 // edges from ceiling edges, which holds for a camera looking slightly down, as
 // the path's does.
 //
+// # The pipeline as personas
+//
+// Pipeline.Run renders the walk once and runs it twice. The baseline runs
+// every stage on every frame, synchronously. The persona run delivers each
+// frame in real time at the camera's rate as an Item[Frame] with a deadline
+// (three frame times) to a persona runtime holding one persona per stage:
+//
+//		novelty  -> lines -> planes -> semantic
+//		         -> lighting
+//
+//	  - novelty runs on every frame: frames come at priority 0.85, above the
+//	    urgent line, and it costs ~50 µs. Its output is the frame's thumbnail.
+//	  - lines engages only on new territory: novelty against the last frame
+//	    it processed at or above Options.NoveltyGate. Otherwise it declines
+//	    (persona.ErrDecline), and planes and semantic are released with the
+//	    frame Skipped and decline too: the last lines, planes and labels stand.
+//	    It never goes back to a frame older than one it processed.
+//	  - planes waits for lines and semantic for planes (Options.WaitsFor):
+//	    the runtime hands them a frame only when the stage before is done
+//	    with it, with its output.
+//	  - lighting waits for novelty and runs at low priority (0.4),
+//	    refreshing its estimate when the view changed or once a second.
+//
+// A governor (package govern) samples the process's CPU every second and
+// holds it under Options.DutyTarget, a fraction of one core ("don't burn the
+// user's hand"). When it runs hot it raises every persona's engagement
+// threshold for non-urgent frames: lighting is shed first (from serious),
+// then the line finder waits for more drift (its priority is 0.35 plus the
+// frame's novelty, so new territory, novelty 0.45 and more, is urgent and
+// never shed). Planes and semantic inherit the frame's urgent priority:
+// work is shed at the head of the expensive chain, never after lines were
+// found. A frame a stage does not engage is not worked on late: it expires
+// at its deadline, and the runtime's dependency timeout (the same deadline)
+// releases the stages after it, which expire it too. Stale frames never
+// pile up; every frame ends, at every stage, processed, skipped (declined),
+// expired or failed, and the Report's accounts add up.
+//
+// Pipeline's methods are safe for concurrent use; Run owns every goroutine
+// it starts (renderers, the camera, the governor's sampler, the runtime's
+// personas) and returns only after all of them have stopped.
+//
+// Cadences are the camera's: a stage rests one frame time while idle or
+// active (the seed's 3 s to 10 s are a chat's rhythm), two when tired,
+// three when overwhelmed. Dependents are woken by each release, so the
+// cadence only paces a stage holding frames it does not engage.
+//
+// The Report gives per stage the frames processed, skipped and expired and
+// the CPU time spent in the stage (thread CPU time on Linux, wall time of
+// the pure stage function elsewhere), the process's CPU, the duty cycle
+// against the target, the latency from capture to the semantic
+// segmenter's finishing a frame, the time spent in each thermal state, the
+// CPU ratio against the baseline, and line and label quality: on the frames
+// both runs processed, and on every frame as shown, a skipped frame showing
+// the last results computed before it.
+//
 // # Testing code that uses it
+//
+// Run a Pipeline inside a testing/synctest bubble with a small Path and an
+// Options.CPUTime that follows the fake clock (or never moves, for a cool
+// governor): the camera's time then passes instantly, each frame goes
+// through the whole pipeline before the next is captured, and which stage
+// ran on which frame is deterministic. Stage CPU times are real even in the
+// bubble; assert on counts, not on times.
 //
 // Render frames with a fixed seed and pose (Camera.Render) or path
 // (Camera.Capture) and assert on LineQuality and Quality against

@@ -31,7 +31,16 @@ func Novelty(prev, cur *image.Gray) float64 {
 	if prev == nil || cur == nil || prev.Bounds().Size() != cur.Bounds().Size() {
 		return 1
 	}
-	a, b := thumbnail(prev), thumbnail(cur)
+	return thumbNovelty(thumbnail(prev), thumbnail(cur))
+}
+
+// thumbNovelty is Novelty on two thumbnails of the same size, so that a
+// stage that keeps the thumbnail of its last frame compares ~300 numbers
+// instead of rereading a whole image.
+func thumbNovelty(a, b []float64) float64 {
+	if a == nil || len(a) != len(b) {
+		return 1
+	}
 	if len(a) == 0 {
 		return 0
 	}
