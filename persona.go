@@ -142,6 +142,7 @@ type Persona[T any] struct {
 	meanTook float64                // running mean of handler time, ns
 	taken    []inbox.Entry[Item[T]] // the batch being worked
 	retired  []inbox.Retired[Item[T]]
+	released atomic.Uint64 // dependency releases received
 
 	busy       atomic.Int64 // total handler time, ns
 	slices     atomic.Uint64
@@ -314,6 +315,7 @@ func (p *Persona[T]) notify(urgent bool) {
 	if p.dependent.Load() {
 		// Everything a dependent receives is a release: the dependency
 		// trigger wakes it now, urgent or not.
+		p.released.Add(1)
 		switch p.run.Load() {
 		case runRunning, runStopped, runDormant:
 		default:
@@ -481,6 +483,7 @@ func (p *Persona[T]) live(wake chan Trigger) (Trigger, bool) {
 		}
 		now := time.Now()
 		adj := p.rt.adjust()
+		released := p.released.Load()
 		p.step(now, adj)
 		if p.rt.stopping.Load() {
 			p.halt()
@@ -506,7 +509,7 @@ func (p *Persona[T]) live(wake chan Trigger) (Trigger, bool) {
 		if o := p.rt.obs; o != nil {
 			o.Observe(Event{Kind: EventRest, Persona: p.name, At: time.Now(), Cadence: cad, Mood: mood})
 		}
-		switch p.park(cad, wake) {
+		switch p.park(cad, wake, released) {
 		case parkAgain:
 			continue
 		case parkExit:
@@ -534,7 +537,7 @@ const triggerRetire Trigger = -1
 // park publishes that the loop rests, unless urgent work arrived meanwhile.
 // With work pending it arms the scan timer for cad; with nothing queued,
 // deferred or scanned, no timer at all.
-func (p *Persona[T]) park(cad time.Duration, wake chan Trigger) parkResult {
+func (p *Persona[T]) park(cad time.Duration, wake chan Trigger, released uint64) parkResult {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.run.Load() == runStopped || p.rt.stopping.Load() {
@@ -545,7 +548,9 @@ func (p *Persona[T]) park(cad time.Duration, wake chan Trigger) parkResult {
 	// before we look, and one that pushes later sees us parked and wakes
 	// us itself.
 	p.run.Store(runParked)
-	if p.q.HasUrgent() {
+	// Urgent work, or a dependency release that arrived while we worked
+	// (its trigger found us running), is looked at now.
+	if p.q.HasUrgent() || p.released.Load() != released {
 		p.run.Store(runRunning)
 		return parkAgain
 	}
