@@ -121,7 +121,9 @@ func (p *Persona[T]) coordinate(ctx context.Context, it Item[T]) (any, error) {
 		_ = s.Think(coord.Thought{Persona: p.name, Item: it.ID, Key: it.Key, Intent: coord.IntentObserve})
 		return p.notGrantedOn(it)
 	}
-	if !decided {
+	if !decided || !thought(d, p.name) {
+		// Not decided yet, or decided without us while we are addressed:
+		// think, and the stream grants an addressee even late.
 		var err error
 		if d, err = p.think(ctx, it); err != nil {
 			return nil, err
@@ -178,7 +180,10 @@ func (p *Persona[T]) think(ctx context.Context, it Item[T]) (coord.Decision, err
 
 	timeout := p.opts.CoordinationTimeout
 	if timeout <= 0 {
-		timeout = 2*s.Window() + time.Second
+		// Once we have spoken, the item closes within its own window, which
+		// was fixed when it opened (or at its first thought) and may be
+		// longer than the stream's current one: bound by the longest.
+		timeout = s.MaxWindow() + time.Second
 	}
 	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -447,3 +447,37 @@ func TestMentionSurvivesMergeAndLateness(t *testing.T) {
 		})
 	})
 }
+
+func TestMentionedPersonaReachingAClosedDecisionStillAnswers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := coord.New(coord.Options{Logger: quiet, FixedWindow: true, Window: time.Second})
+		defer s.Close()
+		rt := persona.NewRuntime(persona.RuntimeOptions{Logger: quiet})
+		log := newResponses()
+		p0 := mustSpawn(t, rt, "p0", persona.Coordinated[string](&thinker{name: "p0", conf: 0.9, log: log}), persona.Options{Coordination: s})
+		busy := &thinker{name: "p1", conf: 0.5, log: log, evaluate: func(ctx context.Context, it persona.Item[string]) (persona.Thought, error) {
+			if it.ID == "long" {
+				time.Sleep(10 * time.Second) // busy on something else
+			}
+			return persona.Thought{Confidence: 0.5}, nil
+		}}
+		p1 := mustSpawn(t, rt, "p1", persona.Coordinated[string](busy), persona.Options{Coordination: s})
+		ps := []*persona.Persona[string]{p0, p1}
+		rt.Start()
+		if err := persona.Broadcast(ps, s, message("long")); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		// While p1 is busy, a message mentions it: the decision closes
+		// without p1 long before p1 reaches the message.
+		if err := persona.Broadcast(ps, s, message("m1", "p1")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if got := log.of("m1"); !slices.Contains(got, "p1") {
+			t.Fatalf("mentioned p1 reached m1 after its decision closed and never answered; responders %v", got)
+		}
+		shutdown(t, rt)
+	})
+}

@@ -66,8 +66,8 @@ type Options struct {
 	// granted. The stream belongs to the caller, who closes it after
 	// Runtime.Shutdown. Deliver coordinated items with Broadcast.
 	Coordination *coord.Stream
-	// CoordinationTimeout bounds the wait for a decision (default: twice
-	// the stream's current window plus one second). The stream's window
+	// CoordinationTimeout bounds the wait for a decision (default: the
+	// stream's longest window plus one second). The stream's window
 	// closes every decision before; this is the safety net should the
 	// stream misbehave or be closed.
 	CoordinationTimeout time.Duration

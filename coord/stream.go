@@ -452,6 +452,16 @@ func (s *Stream) Window() time.Duration {
 	return s.win.current()
 }
 
+// MaxWindow returns the longest window an item can get: Window when the
+// window is fixed, MaxWindow otherwise. A thinker that has spoken never
+// waits longer than this for its decision, so it bounds Await.
+func (s *Stream) MaxWindow() time.Duration {
+	if s.opts.FixedWindow {
+		return s.opts.Window
+	}
+	return s.opts.MaxWindow
+}
+
 // Close stops every window timer, releases pending Awaiters with ErrClosed,
 // and blocks until running timer callbacks (and their OnDecision calls) have
 // returned. Open items are abandoned without a decision. Close is idempotent.

@@ -29,8 +29,8 @@ func (r *run) directCallDone(c call) {
 		d.acct = acHandled
 		mi := d.msg
 		conf, intent := r.intent(a, &r.msgs[mi], r.msgs[mi].mention == a.idx)
-		if !r.think(mi, c.ref, conf, intent) {
-			r.m.notGranted++
+		if !r.think(mi, c.ref, conf, intent, false) {
+			r.directDecided(a.idx, mi) // never happens: the decision waits for every evaluation
 		}
 	case callReply:
 		r.postReply(a.idx, c.ref, nil)

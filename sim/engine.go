@@ -53,17 +53,21 @@ const (
 
 // delivery flags.
 const (
-	fHeld       uint16 = 1 << iota // waiting at a dependency barrier
-	fSpoke                         // thought or withdrew on its message's decision
-	fDepDone                       // reported to the barriers of its dependents
-	fRemoved                       // seed: left the sorted queue (dropped or popped)
-	fProcessed                     // seed, direct: its evaluation finished
-	fSkipped                       // released with a prerequisite's decline
-	fIncomplete                    // released without every prerequisite
-	fInInbox                       // persona: pushed into its inbox
-	fThought                       // made a thought (not a withdrawal) on the decision
-	fDropped                       // seed: dropped because its queue was full
-	fEnd                           // scratch for the final accounting
+	fHeld         uint16 = 1 << iota // waiting at a dependency barrier
+	fSpoke                           // thought or withdrew on its message's decision
+	fDepDone                         // reported to the barriers of its dependents
+	fRemoved                         // seed: left the sorted queue (dropped or popped)
+	fProcessed                       // seed, direct: its evaluation finished
+	fSkipped                         // released with a prerequisite's decline
+	fIncomplete                      // released without every prerequisite
+	fInInbox                         // persona: pushed into its inbox
+	fThought                         // made a thought (not a withdrawal) on the decision
+	fDropped                         // seed: dropped because its queue was full
+	fEnd                             // scratch for the final accounting
+	fGranted                         // persona: granted on the item this delivery was handled in
+	fSuppressed                      // persona: granted, but a room guard stopped the reply
+	fAwaitTimeout                    // persona: gave up waiting for the decision
+	fLate                            // thought after its message's decision closed
 )
 
 // delivery is one message delivered to one persona.
@@ -94,13 +98,20 @@ type message struct {
 	first, n                  int32 // its deliveries: dels[first : first+n]
 	answered, mentionAnswered int64 // first reply covering it; -1: none
 
-	dstate           uint8
-	openAt, window   int64
-	expected, spoken int32
-	addressee        int32
-	thoughts         []coord.Thought
-	thinkers         []int32
-	granted          []int32
+	dstate   uint8
+	explicit bool  // opened by its producer (coord.Stream.Open), not by a thought
+	openAt   int64 // when the decision opened
+	started  int64 // the window's start: openAt, or the first thought (Coordination.FromFirstThought)
+	deadline int64 // when the window (or the patience) ends; a rearm moves it
+	window   int64 // the window the item was opened with
+	expected int32
+	spoken   int32
+	// addressee is the mentioned persona if it is an expected thinker
+	// (persona.Broadcast leaves out the others), else -1.
+	addressee int32
+	thoughts  []coord.Thought
+	thinkers  []int32
+	granted   []int32
 }
 
 // call is one model call.
@@ -151,6 +162,7 @@ type metrics struct {
 	dropped, deferrals                int
 	decisions, timedOut               int
 	granted, notGranted, lateThoughts int
+	lateGrants, awaitTimeouts         int
 	releases, incomplete, skipped     int
 	depViolations                     int
 	respLatency, humanAnswer          []float64
@@ -192,6 +204,7 @@ type run struct {
 	rngArr, rngMsg *rand.Rand
 
 	lastGranted map[string]time.Time
+	stamp       time.Time // the latest grant stamp (coord.Stream's)
 	samples     []time.Duration
 	sampleNext  int
 	winDirty    bool
@@ -329,7 +342,17 @@ func (r *run) simulate() (*Report, error) {
 	r.lastProg = r.wall
 	r.scheduleArrival(0)
 	r.at(second, evTick, 0, 0)
-	for r.h.len() > 0 && r.h.peek().at <= r.end {
+	if err := r.runUntil(r.end); err != nil {
+		return nil, err
+	}
+	r.advance(r.end)
+	r.progress(true)
+	return r.report()
+}
+
+// runUntil runs every event due at or before end, in order.
+func (r *run) runUntil(end int64) error {
+	for r.h.len() > 0 && r.h.peek().at <= end {
 		e := r.h.pop()
 		r.advance(e.at)
 		switch e.kind {
@@ -337,14 +360,12 @@ func (r *run) simulate() (*Report, error) {
 			r.arrive()
 		case evTick:
 			if err := r.tick(); err != nil {
-				return nil, err
+				return err
 			}
 		case evCallDone:
 			r.callDone(e.a)
 		case evDecision:
-			if m := &r.msgs[e.a]; m.dstate == decOpen {
-				r.closeDecision(e.a, true)
-			}
+			r.windowEnds(e.a)
 		case evScan:
 			r.scanTimer(e.a, e.b)
 		case evWork:
@@ -355,11 +376,11 @@ func (r *run) simulate() (*Report, error) {
 			r.resume(e.a)
 		case evDepTimeout:
 			r.depTimeout(e.a, e.b)
+		case evAwaitTimeout:
+			r.oursAwaitTimeout(r.actors[e.a], e.b)
 		}
 	}
-	r.advance(r.end)
-	r.progress(true)
-	return r.report()
+	return nil
 }
 
 // advance moves virtual time, keeping the busy-slot integral current.
@@ -598,16 +619,19 @@ func (r *run) post(room, author, mention, depth int32, topics uint64) int32 {
 // open opens message mi's decision as each policy's producer does. The
 // persona policy broadcasts (persona.Broadcast): expected thinkers are the
 // recipients handed the item now (not the pipeline's dependents), the
-// mentioned one is the addressee, and the window starts now. The old flow
-// (direct) coordinates on every recipient's evaluation, with no window.
-// The seed only enqueues: its first thought opens the item (see think).
+// mentioned one is the addressee if it is expected, and the window starts
+// now, or at the first thought with Coordination.FromFirstThought (until
+// then the item waits up to Patience). The old flow (direct) coordinates
+// on every recipient's evaluation, with no window. The seed only enqueues:
+// its first thought opens the item (see think).
 func (r *run) open(mi int32) {
 	if r.pol == Seed {
 		return
 	}
 	m := &r.msgs[mi]
 	m.dstate = decOpen
-	m.openAt = r.now
+	m.explicit = true
+	m.openAt, m.started = r.now, r.now
 	r.m.decisions++
 	for i := m.first; i < m.first+m.n; i++ {
 		d := &r.dels[i]
@@ -626,7 +650,27 @@ func (r *run) open(mi int32) {
 		return
 	}
 	m.window = r.window()
-	r.at(r.now+m.window, evDecision, mi, 0)
+	if r.sc.Coordination.FromFirstThought {
+		r.arm(mi, int64(r.sc.Coordination.Patience))
+		return
+	}
+	r.arm(mi, m.window)
+}
+
+// windowEnds is message mi's window timer firing. A rearmed window leaves
+// its earlier event behind: only the event at the current deadline closes.
+func (r *run) windowEnds(mi int32) {
+	if m := &r.msgs[mi]; m.dstate == decOpen && r.now >= m.deadline {
+		r.closeDecision(mi, true)
+	}
+}
+
+// arm (re)starts message mi's window timer: it closes the decision after
+// d unless something closes it first.
+func (r *run) arm(mi int32, d int64) {
+	m := &r.msgs[mi]
+	m.deadline = r.now + d
+	r.at(m.deadline, evDecision, mi, 0)
 }
 
 // delOf returns the index of message mi's delivery to persona p, or -1
@@ -766,6 +810,17 @@ func (r *run) callDone(id int32) {
 
 // window is the decision window for an item opened now: coord.AdaptWindow
 // over the last samples of time-to-thought, or the fixed window.
+// maxWindow is coord.Stream.MaxWindow: the longest window an item can get,
+// which bounds a thinker's wait (persona.Options.CoordinationTimeout's
+// default is this plus a second).
+func (r *run) maxWindow() int64 {
+	c := r.sc.Coordination
+	if c.Fixed {
+		return int64(c.Window)
+	}
+	return int64(max(c.MaxWindow, c.Window))
+}
+
 func (r *run) window() int64 {
 	c := r.sc.Coordination
 	if c.Fixed {
@@ -778,8 +833,9 @@ func (r *run) window() int64 {
 	return r.winCached
 }
 
-// sample records a time-to-thought (Open to a persona's first thought,
-// late thoughts included), in a ring of coord.DefaultSamples.
+// sample records a time-to-thought (from the window's start to a
+// persona's first thought, late thoughts included), in a ring of
+// coord.DefaultSamples.
 func (r *run) sample(d time.Duration) {
 	if r.sc.Coordination.Fixed {
 		return
@@ -793,32 +849,72 @@ func (r *run) sample(d time.Duration) {
 	r.winDirty = true
 }
 
-// think broadcasts persona p's thought on message mi (delivery di). It
-// reports whether the thought counted: a thought after the decision closed
-// is too late and the decision stands without it.
-func (r *run) think(mi, di int32, conf float64, intent coord.Intent) bool {
+// think broadcasts persona p's thought on message mi (delivery di), as
+// coord.Stream.Think does; addressed is Thought.Addressed (the item, or an
+// item merged into it, names the thinker). It reports whether the thinker
+// must await the decision; when it need not, the decision is already made
+// and isGranted says whether it is granted. A thought after the decision
+// closed is late: it is granted at once if the thinker is an addressee or
+// addressed (the decision is amended, as coord does), and otherwise the
+// decision stands without it.
+func (r *run) think(mi, di int32, conf float64, intent coord.Intent, addressed bool) bool {
 	m := &r.msgs[mi]
 	d := &r.dels[di]
 	if m.dstate == decNone {
 		// Think opens an unknown item (coord): no expected thinkers, no
-		// addressees, the current window from now, and no sample.
-		m.dstate, m.openAt, m.window = decOpen, r.now, r.window()
+		// addressees, the current window from now (the first thought is
+		// now either way), and no samples.
+		m.dstate, m.openAt, m.started, m.window = decOpen, r.now, r.now, r.window()
 		r.m.decisions++
-		r.at(r.now+m.window, evDecision, mi, 0)
-	} else if d.flags&fThought == 0 && r.pol == Persona {
-		r.sample(time.Duration(r.now - m.openAt))
+		r.arm(mi, m.window)
 	}
+	first := d.flags&fThought == 0
 	if m.dstate != decOpen {
+		if first && m.explicit {
+			r.sample(time.Duration(r.now - m.started))
+		}
 		r.m.lateThoughts++
-		d.flags |= fThought | fSpoke
+		d.flags |= fThought | fSpoke | fLate
+		if first && (m.addressee == d.persona || addressed) && !r.isGranted(mi, d.persona) {
+			// coord: an addressee is always granted, even one busy past the
+			// window. The amended decision stamps no grant time.
+			m.granted = append(m.granted, d.persona)
+			r.m.lateGrants++
+			r.m.granted++
+			return false
+		}
+		r.m.notGranted++
 		return false
 	}
-	first := d.flags&fSpoke == 0
-	d.flags |= fThought | fSpoke
-	m.thoughts = append(m.thoughts, coord.Thought{Persona: r.actors[d.persona].name, Confidence: conf, Intent: intent})
-	m.thinkers = append(m.thinkers, d.persona)
 	if first {
+		if len(m.thoughts) == 0 && r.sc.Coordination.FromFirstThought && r.pol != Direct {
+			// The window starts now (direct's decisions have none).
+			m.started = r.now
+			r.arm(mi, m.window)
+		}
+		if m.explicit {
+			r.sample(time.Duration(r.now - m.started))
+		}
+	}
+	counts := d.flags&fSpoke == 0 && r.expectedOn(di)
+	d.flags |= fThought | fSpoke
+	m.thoughts = append(m.thoughts, coord.Thought{Persona: r.actors[d.persona].name, Confidence: conf, Intent: intent, Addressed: addressed})
+	m.thinkers = append(m.thinkers, d.persona)
+	if counts {
 		r.spoke(mi)
+	}
+	return true
+}
+
+// expectedOn reports whether delivery di's persona is an expected thinker
+// of its message's decision: every recipient for direct, none for seed,
+// and for persona the recipients that are not pipeline dependents.
+func (r *run) expectedOn(di int32) bool {
+	switch r.pol {
+	case Seed:
+		return false
+	case Persona:
+		return len(r.prereqs[r.dels[di].persona]) == 0
 	}
 	return true
 }
@@ -830,7 +926,7 @@ func (r *run) withdraw(di int32) {
 		return
 	}
 	d.flags |= fSpoke
-	if r.msgs[d.msg].dstate == decOpen {
+	if r.msgs[d.msg].dstate == decOpen && r.expectedOn(di) {
 		r.spoke(d.msg)
 	}
 }
@@ -843,7 +939,9 @@ func (r *run) spoke(mi int32) {
 	}
 }
 
-// closeDecision grants by coord.Grant and tells the thinkers.
+// closeDecision grants by coord.Grant and tells the thinkers. The
+// addressees are the item's, plus every thinker whose thought says it is
+// addressed (coord: Thought.Addressed).
 func (r *run) closeDecision(mi int32, timedOut bool) {
 	m := &r.msgs[mi]
 	m.dstate = decClosed
@@ -854,11 +952,22 @@ func (r *run) closeDecision(mi int32, timedOut bool) {
 	if m.addressee >= 0 {
 		addr = []string{r.actors[m.addressee].name}
 	}
+	for i, t := range m.thoughts {
+		if t.Addressed && m.thinkers[i] != m.addressee {
+			addr = append(addr, t.Persona)
+		}
+	}
 	if len(m.thoughts) > 0 {
 		names, _ := coord.Grant(m.thoughts, addr, r.sc.Coordination.K, r.lastGranted)
-		now := r.t(r.now)
 		for _, n := range names {
-			r.lastGranted[n] = now
+			// coord: grant stamps strictly increase, so that grants at one
+			// instant still order by recency.
+			if now := r.t(r.now); now.After(r.stamp) {
+				r.stamp = now
+			} else {
+				r.stamp = r.stamp.Add(time.Nanosecond)
+			}
+			r.lastGranted[n] = r.stamp
 			for _, p := range m.thinkers {
 				if r.actors[p].name == n {
 					m.granted = append(m.granted, p)

@@ -62,6 +62,7 @@ type oursState struct {
 	covers    []int32 // messages of the merged deliveries
 	itemStart int64
 	phase     uint8
+	gaveUp    bool // the wait for the decision timed out: not granted
 	retired   []inbox.Retired[int32]
 }
 
@@ -280,12 +281,12 @@ func (r *run) oursStartItem(a *actor, di int32) bool {
 		}
 	}
 	mi := r.dels[o.item].msg
-	if r.msgs[mi].dstate == decClosed && r.dels[o.item].flags&fThought == 0 {
+	if r.msgs[mi].dstate == decClosed && r.dels[o.item].flags&fThought == 0 && !r.addressedBy(a) {
 		// coordinate: decided before this persona reached it, so it
 		// cannot be granted; no evaluation, but the stream learns how
-		// late it was.
-		r.think(mi, o.item, 0, coord.IntentObserve)
-		r.m.notGranted++
+		// late it was. An addressed persona goes on: its late thought is
+		// granted.
+		r.think(mi, o.item, 0, coord.IntentObserve, false)
 		r.oursItemDone(a)
 		return false
 	}
@@ -301,10 +302,47 @@ func (r *run) oursEvalDone(a *actor) {
 	mi := r.dels[o.item].msg
 	conf, intent := r.oursIntent(a)
 	o.phase = phAwait
-	if !r.think(mi, o.item, conf, intent) {
-		// Too late to count: Await returns the decision made without it.
-		r.m.notGranted++
+	if !r.think(mi, o.item, conf, intent, r.addressedBy(a)) {
+		// Too late to count: Await returns the decision made without it,
+		// or amended to grant an addressed persona.
 		r.oursDecided(a.idx, mi)
+		return
+	}
+	// think's Await is bounded by Options.CoordinationTimeout, whose
+	// default is the stream's longest window plus a second.
+	r.at(r.now+r.maxWindow()+second, evAwaitTimeout, a.idx, o.item)
+}
+
+// oursAwaitTimeout: the wait for the decision on delivery di ran out
+// (think: "coordination: no decision"), which means not granted.
+func (r *run) oursAwaitTimeout(a *actor, di int32) {
+	o := a.ours
+	if o.phase != phAwait || o.item != di {
+		return
+	}
+	r.m.awaitTimeouts++
+	r.markBatch(a, fAwaitTimeout)
+	o.gaveUp = true
+	o.phase = phDone
+	r.at(r.now, evResume, a.idx, 0)
+}
+
+// addressedBy is coordinate.go's addressedBy: the item or one merged into
+// it (persona.go coalesce unions their addressees) mentions a.
+func (r *run) addressedBy(a *actor) bool {
+	for _, x := range a.ours.batch {
+		if r.msgs[r.dels[x].msg].mention == a.idx {
+			return true
+		}
+	}
+	return false
+}
+
+// markBatch flags every delivery of a's item in progress, so that the
+// report can tell why a merged mention went unanswered.
+func (r *run) markBatch(a *actor, f uint16) {
+	for _, x := range a.ours.batch {
+		r.dels[x].flags |= f
 	}
 }
 
@@ -315,15 +353,12 @@ func (r *run) oursEvalDone(a *actor) {
 // the scorer's PerDepth even when aging has lifted them over the bar.
 func (r *run) oursIntent(a *actor) (float64, coord.Intent) {
 	o := a.ours
-	addressed, relevant := false, false
+	addressed, relevant := r.addressedBy(a), false
 	best := 0.0
 	var bestMsg *message
 	for _, x := range o.batch {
 		d := &r.dels[x]
 		m := &r.msgs[d.msg]
-		if m.mention == a.idx {
-			addressed = true
-		}
 		if d.prio > best || bestMsg == nil {
 			best, bestMsg = d.prio, m
 		}
@@ -360,9 +395,13 @@ func (r *run) oursResume(a *actor) {
 		return
 	}
 	mi := r.dels[o.item].msg
-	if r.isGranted(mi, a.idx) && r.respond(a, mi) {
-		o.phase = phReply
-		return
+	if !o.gaveUp && r.isGranted(mi, a.idx) {
+		r.markBatch(a, fGranted)
+		if r.respond(a, mi) {
+			o.phase = phReply
+			return
+		}
+		r.markBatch(a, fSuppressed)
 	}
 	r.oursItemDone(a)
 	r.oursSlice(a)
@@ -424,7 +463,7 @@ func (r *run) oursItemDone(a *actor) {
 		r.dels[x].acct = acHandled
 		r.oursFinal(x, acHandled)
 	}
-	o.item, o.phase = -1, phNone
+	o.item, o.phase, o.gaveUp = -1, phNone, false
 	o.batch = o.batch[:0]
 }
 

@@ -56,11 +56,12 @@ type Report struct {
 	MentionAnswerP95Seconds   float64 `json:"mention_answer_p95_seconds"`
 	// MentionsMissed says why the mentioned persona did not answer a
 	// human's @mention: "pending" (not reached by the end),
-	// "reply_pending" (granted, reply not written by the end), "merged" (it
-	// rode along as context of a newer item whose decision went to
-	// someone else or closed before), "late" (the persona thought after
-	// the decision closed), "not_expected" (a pipeline dependent, handed
-	// the item after the decision opened without it), "not_granted".
+	// "reply_pending" (granted, reply not written by the end),
+	// "suppressed" (granted, but a room guard stopped the reply),
+	// "await_timeout" (the persona gave up waiting for the decision),
+	// "merged" (it rode along as context of a newer item that was not
+	// granted to it), "late" (the persona thought after the decision
+	// closed and was not granted), "not_granted".
 	MentionsMissed               map[string]int `json:"mentions_missed,omitempty"`
 	PersonaMessagesPerRoomMinute MeanMax        `json:"persona_messages_per_room_minute"`
 
@@ -129,6 +130,12 @@ type CoordStats struct {
 	Granted      int `json:"granted"`
 	NotGranted   int `json:"not_granted"`
 	LateThoughts int `json:"late_thoughts"`
+	// LateGrants counts late thoughts of addressees (or addressed
+	// thinkers) that amended a closed decision to grant them.
+	LateGrants int `json:"late_grants"`
+	// AwaitTimeouts counts thinkers that gave up waiting for a decision
+	// (persona: the coordination timeout), which means not granted.
+	AwaitTimeouts int `json:"await_timeouts"`
 }
 
 // DepStats counts dependency barrier releases (persona policy only).
@@ -251,7 +258,8 @@ func (r *run) report() (*Report, error) {
 		SuppressedBudget: r.m.suppressedBudget, SuppressedQuiet: r.m.suppressedQuiet,
 		SuppressedReplies: r.m.suppressedBudget + r.m.suppressedQuiet,
 		Coordination: CoordStats{Decisions: r.m.decisions, TimedOut: r.m.timedOut, Granted: r.m.granted,
-			NotGranted: r.m.notGranted, LateThoughts: r.m.lateThoughts},
+			NotGranted: r.m.notGranted, LateThoughts: r.m.lateThoughts, LateGrants: r.m.lateGrants,
+			AwaitTimeouts: r.m.awaitTimeouts},
 		Deferrals: r.m.deferrals, Dropped: r.m.dropped, PoppedUnprocessed: r.m.poppedUnprocessed,
 		DuplicateEvals: r.m.duplicates,
 		WallSeconds:    wall,
@@ -375,13 +383,15 @@ func (r *run) report() (*Report, error) {
 		switch {
 		case d.start < 0 || d.acct == acPending:
 			why = "pending"
-		case r.isGranted(int32(mi), d.persona):
+		case d.flags&fSuppressed != 0:
+			why = "suppressed"
+		case d.flags&fAwaitTimeout != 0:
+			why = "await_timeout"
+		case d.flags&fGranted != 0 || r.isGranted(int32(mi), d.persona):
 			why = "reply_pending"
-		case r.pol == Persona && len(r.prereqs[d.persona]) > 0:
-			why = "not_expected"
 		case d.flags&fSpoke != 0 && d.flags&fThought == 0:
 			why = "merged"
-		case d.flags&fThought != 0 && !r.isGranted(int32(mi), d.persona):
+		case d.flags&fLate != 0:
 			why = "late"
 		}
 		if rep.MentionsMissed == nil {

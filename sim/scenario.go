@@ -52,13 +52,21 @@ type SLA struct {
 
 // Coordination configures the coordination stream shared by all policies
 // (zero fields take coord's defaults: window 1.5s adapting within
-// [250ms, 10s], K = 1).
+// [250ms, 10s], K = 1, window from Open, patience 1m). The fields mirror
+// coord.Options.
 type Coordination struct {
 	Window    time.Duration
 	MinWindow time.Duration
 	MaxWindow time.Duration
 	Fixed     bool // no adaptation: every decision gets Window
 	K         int  // responders granted per message besides addressees
+	// FromFirstThought is coord.Options.WindowFromFirstThought: a
+	// decision's window starts at its first thought, and an item nobody
+	// thinks about closes after Patience.
+	FromFirstThought bool
+	// Patience is coord.Options.Patience (default 1m); only read with
+	// FromFirstThought.
+	Patience time.Duration
 }
 
 // PersonaSpec is one group of identical personas.
@@ -111,6 +119,8 @@ const (
 	DefaultSLA         = 10 * time.Second
 	DefaultCapacity    = 1000 // the seed's maxSize
 	DefaultDepsTimeout = time.Minute
+	// DefaultPatience is coord's default Options.Patience.
+	DefaultPatience = time.Minute
 )
 
 // defaultHandle is the schema example's model call: median 4s, p95 20s.
@@ -293,7 +303,7 @@ func (p *parser) scenario(n *yaml.Node) (*Scenario, error) {
 }
 
 func (p *parser) coordination(n *yaml.Node, path string, c *Coordination) error {
-	_, err := p.fields(n, path, []string{"window", "min_window", "max_window", "fixed", "k"}, func(key string, v *yaml.Node, field string) (err error) {
+	_, err := p.fields(n, path, []string{"window", "min_window", "max_window", "fixed", "k", "from_first_thought", "patience"}, func(key string, v *yaml.Node, field string) (err error) {
 		switch key {
 		case "window":
 			c.Window, err = p.duration(v, field, false)
@@ -305,6 +315,10 @@ func (p *parser) coordination(n *yaml.Node, path string, c *Coordination) error 
 			c.Fixed, err = p.bool(v, field)
 		case "k":
 			c.K, err = p.count(v, field)
+		case "from_first_thought":
+			c.FromFirstThought, err = p.bool(v, field)
+		case "patience":
+			c.Patience, err = p.duration(v, field, false)
 		}
 		return err
 	})
@@ -815,7 +829,7 @@ func (sc *Scenario) Validate() error {
 		return bad("%v", err)
 	}
 	c := sc.Coordination
-	if c.Window < 0 || c.MinWindow < 0 || c.MaxWindow < 0 || c.K < 0 {
+	if c.Window < 0 || c.MinWindow < 0 || c.MaxWindow < 0 || c.K < 0 || c.Patience < 0 {
 		return bad("coordination: negative value")
 	}
 	return nil
@@ -850,6 +864,9 @@ func (sc Scenario) withDefaults() Scenario {
 	c.MaxWindow = max(c.MaxWindow, c.Window)
 	if c.K == 0 {
 		c.K = 1
+	}
+	if c.Patience == 0 {
+		c.Patience = DefaultPatience
 	}
 	if sc.Traffic.Rooms == 0 {
 		sc.Traffic.Rooms = 1

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/personaos/persona/coord"
 	"github.com/personaos/persona/scenarios"
 )
 
@@ -123,6 +124,8 @@ traffic:
 		{"bursts overlap", "    - {at: 10m, for: 1m, rate: 5/s}\n", "    - {at: 10m, for: 1m, rate: 5/s}\n    - {at: 10m30s, for: 1m, rate: 5/s}\n", 14, "traffic.bursts[1]", "overlaps"},
 		{"coordination k zero", "duration: 1h", "duration: 1h\ncoordination: {k: 0}", 3, "coordination.k", ">= 1"},
 		{"coordination min above max", "duration: 1h", "duration: 1h\ncoordination: {min_window: 5s, max_window: 1s}", 3, "coordination.min_window", "above"},
+		{"coordination patience zero", "duration: 1h", "duration: 1h\ncoordination: {patience: 0s}", 3, "coordination.patience", "positive"},
+		{"coordination from_first_thought not bool", "duration: 1h", "duration: 1h\ncoordination: {from_first_thought: maybe}", 3, "coordination.from_first_thought", "true or false"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -199,8 +202,16 @@ func TestShippedScenariosParse(t *testing.T) {
 		}
 	}
 	for _, n := range names {
-		if _, err := loadShipped(t, n); err != nil {
+		sc, err := loadShipped(t, n)
+		if err != nil {
 			t.Errorf("%s: %v", n, err)
+			continue
+		}
+		// The chat daemon's stream: adaptive, at most 3 s, from the first
+		// thought.
+		if c := sc.withDefaults().Coordination; c.Fixed || !c.FromFirstThought || c.MaxWindow != 3*time.Second ||
+			c.Window != coord.DefaultWindow || c.MinWindow != coord.DefaultMinWindow || c.Patience != time.Minute {
+			t.Errorf("%s: coordination %+v, want the chat daemon's", n, c)
 		}
 	}
 }
@@ -213,14 +224,15 @@ func TestValidateRejectsGoBuiltScenarios(t *testing.T) {
 		t.Fatalf("valid scenario rejected: %v", err)
 	}
 	tests := map[string]func(*Scenario){
-		"no name":        func(s *Scenario) { s.Name = "" },
-		"no duration":    func(s *Scenario) { s.Duration = 0 },
-		"no personas":    func(s *Scenario) { s.Personas = nil },
-		"bad mention":    func(s *Scenario) { s.Traffic.Mention = 2 },
-		"bad handle":     func(s *Scenario) { s.Personas[0].Handle = Handle{Median: time.Second} },
-		"unknown waits":  func(s *Scenario) { s.Personas[0].WaitsFor = []string{"b"} },
-		"negative rate":  func(s *Scenario) { s.Traffic.Rate = -1 },
-		"ceiling over 1": func(s *Scenario) { s.Ceiling = 2 },
+		"no name":           func(s *Scenario) { s.Name = "" },
+		"no duration":       func(s *Scenario) { s.Duration = 0 },
+		"no personas":       func(s *Scenario) { s.Personas = nil },
+		"bad mention":       func(s *Scenario) { s.Traffic.Mention = 2 },
+		"bad handle":        func(s *Scenario) { s.Personas[0].Handle = Handle{Median: time.Second} },
+		"unknown waits":     func(s *Scenario) { s.Personas[0].WaitsFor = []string{"b"} },
+		"negative rate":     func(s *Scenario) { s.Traffic.Rate = -1 },
+		"ceiling over 1":    func(s *Scenario) { s.Ceiling = 2 },
+		"negative patience": func(s *Scenario) { s.Coordination.Patience = -time.Second },
 	}
 	for name, mutate := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -217,8 +217,7 @@ func (r *run) seedCallDone(c call) {
 		mi := d.msg
 		conf, intent := r.intent(a, &r.msgs[mi], r.msgs[mi].mention == a.idx)
 		s.phase = phAwait
-		if !r.think(mi, c.ref, conf, intent) {
-			r.m.notGranted++
+		if !r.think(mi, c.ref, conf, intent, false) {
 			r.seedDecided(a.idx, mi)
 		}
 	case callReply:

@@ -67,6 +67,14 @@ func TestShippedScenariosKeepTheInvariants(t *testing.T) {
 			if d := ours.Dependencies; d != nil && d.Violations != 0 {
 				t.Errorf("persona: %d dependents started before their prerequisites", d.Violations)
 			}
+			// A mention is never lost (merged, thought about late, or
+			// reaching a pipeline dependent): only the cut may leave one
+			// unanswered.
+			for why, n := range ours.MentionsMissed {
+				if why != "pending" && why != "reply_pending" {
+					t.Errorf("persona: %d mentions missed (%s): %v", n, why, ours.MentionsMissed)
+				}
+			}
 
 			again := runAll(t, sc, Options{Duration: short})
 			for i := range reps {
