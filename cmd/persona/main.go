@@ -36,6 +36,10 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(
 		newVersionCmd(),
 		newBenchCmd(),
+		newSimCmd(),
+		newVisionCmd(),
+		newServeCmd(),
+		newGameCmd(),
 	)
 	return root
 }

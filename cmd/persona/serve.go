@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/personaos/persona/server"
+)
+
+// newServeCmd is `persona serve`: the chat daemon.
+func newServeCmd() *cobra.Command {
+	var (
+		cfg      server.Config
+		personas string
+		logLevel string
+		rateHTTP float64
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the chat daemon: personas, NATS JetStream delivery, HTTP API and dashboard",
+		Long: `Run the chat daemon.
+
+With no flags it starts an embedded NATS server with JetStream storing under
+./persona-data, the four built-in personas (Helper, CodeReview, Teacher,
+Planner) answering with a built-in scripted responder, and the HTTP API and
+dashboard on 127.0.0.1:7777. It prints the dashboard URL with its token.
+
+A model server speaking the OpenAI chat API (Ollama, llama.cpp, vLLM, OpenAI)
+is used when --model-url, $OPENAI_BASE_URL or $OPENAI_API_KEY is set; the key
+comes from --api-key or $OPENAI_API_KEY and the model from --model or
+$PERSONA_MODEL.
+
+--nats URL uses an existing NATS server or cluster (with JetStream) instead of
+the embedded one. Several daemons can share one cluster, each running some of
+the personas (--personas); a persona must run in one daemon only.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			if personas != "" {
+				cfg.Personas = strings.Split(personas, ",")
+			}
+			cfg.HTTP.RatePerSec = rateHTTP
+			d, err := server.New(cfg)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if err := d.Start(ctx); err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "persona: listening on %s\n", d.Addr())
+			fmt.Fprintf(out, "dashboard: %s#token=%s\n", d.URL(), d.Token())
+			<-ctx.Done()
+			fmt.Fprintln(out, "persona: shutting down")
+			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			return d.Shutdown(sctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Addr, "addr", server.DefaultAddr, "HTTP listen address (port 0 picks a free one)")
+	f.StringVar(&cfg.Data, "data", server.DefaultData, "data directory: JetStream storage and the access token")
+	f.StringVar(&cfg.NATSURL, "nats", "", "URL of an existing NATS server or cluster instead of the embedded one")
+	f.StringVar(&cfg.ConfigFile, "config", "", "persona YAML file (default: the built-in set, see personas.yaml)")
+	f.StringVar(&personas, "personas", "", "comma-separated personas of the configuration to run here (default all)")
+	f.StringVar(&cfg.Token, "token", "", "API bearer token (default: generated on first start, kept in the data directory)")
+	f.StringVar(&cfg.ModelBaseURL, "model-url", "", "base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:11434/v1 (default $OPENAI_BASE_URL; none: scripted responder)")
+	f.StringVar(&cfg.ModelName, "model", "", "model name (default $PERSONA_MODEL, then gpt-4o-mini)")
+	f.StringVar(&cfg.ModelAPIKey, "api-key", "", "API key (default $OPENAI_API_KEY)")
+	f.Float64Var(&cfg.BudgetPerSec, "budget", server.DefaultBudgetPerSec, "compute budget: model calls per second, all personas together (negative: unlimited)")
+	f.IntVar(&cfg.BudgetBurst, "budget-burst", server.DefaultBudgetBurst, "compute budget: model calls in a burst")
+	f.IntVar(&cfg.K, "k", server.DefaultK, "personas that answer a message mentioning nobody")
+	f.IntVar(&cfg.ReplyBudget, "reply-budget", server.DefaultReplyBudget, "persona messages per room per minute")
+	f.DurationVar(&cfg.QuietAfter, "quiet-after", server.DefaultQuietAfter, "a room with no human message for this long stops answering personas")
+	f.IntVar(&cfg.MaxDepth, "max-depth", server.DefaultMaxDepth, "persona replies in a chain after which nobody answers")
+	f.BoolVar(&cfg.NoMerge, "no-merge", false, "answer each pending message of a room separately instead of merging them")
+	f.Float64Var(&rateHTTP, "rate", 0, "HTTP requests per second per client (default 5)")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	return cmd
+}

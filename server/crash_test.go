@@ -1,0 +1,371 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/personaos/persona"
+	"github.com/personaos/persona/chat"
+	"github.com/personaos/persona/llm"
+	"github.com/personaos/persona/state"
+)
+
+// crashChildEnv, when set to a data directory, makes the test binary run
+// the daemon on it instead of the tests (see TestMain).
+const crashChildEnv = "PERSONA_CRASH_CHILD_DATA"
+
+// crashChild is the daemon of the crash test: the built-in personas with a
+// scripted model slow enough that a kill lands mid-work. It prints its
+// address and token on one line and runs until SIGTERM.
+func crashChild(dir string) int {
+	fast := 20 * time.Millisecond
+	d, err := New(Config{
+		Addr:         "127.0.0.1:0",
+		Data:         dir,
+		Model:        llm.Scripted{Delay: 40 * time.Millisecond},
+		BudgetPerSec: -1,
+		ReplyBudget:  1000,
+		CoordWindow:  500 * time.Millisecond,
+		Persona: persona.Options{
+			State: state.Config{CadenceIdle: fast, CadenceActive: fast, CadenceTired: fast, CadenceOverwhelmed: fast},
+		},
+		HTTP:   HTTPOptions{RatePerSec: 10000, RateBurst: 10000},
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := d.Start(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	fmt.Printf("READY %s %s\n", d.Addr(), d.Token())
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := d.Shutdown(sctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// child is a daemon process of the crash test.
+type child struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	base   string
+	token  string
+	stderr *syncBuffer
+	client *http.Client
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startChild(t *testing.T, dir string) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
+	c := &child{t: t, cmd: cmd, stderr: &syncBuffer{}, client: &http.Client{Timeout: 10 * time.Second}}
+	cmd.Stderr = c.stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan string, 1)
+	go func() { // owned: ends when the child's stdout closes, which Wait below guarantees
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "READY ") {
+				ready <- sc.Text()
+			}
+		}
+		close(ready)
+	}()
+	select {
+	case line, ok := <-ready:
+		if !ok {
+			_ = cmd.Wait()
+			t.Fatalf("daemon exited before it was ready:\n%s", c.stderr)
+		}
+		f := strings.Fields(line)
+		c.base, c.token = "http://"+f[1], f[2]
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatalf("daemon not ready after 60s:\n%s", c.stderr)
+	}
+	t.Cleanup(func() {
+		if c.cmd.ProcessState == nil {
+			_ = c.cmd.Process.Kill()
+			_ = c.cmd.Wait()
+		}
+		c.client.CloseIdleConnections()
+	})
+	return c
+}
+
+func (c *child) do(method, path, body string) (int, []byte, error) {
+	req, err := http.NewRequest(method, c.base+path, strings.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// post returns the message's id if the daemon accepted it (201).
+func (c *child) post(room, content string) (string, bool) {
+	body, _ := json.Marshal(map[string]string{"author": "carol", "content": content})
+	code, b, err := c.do("POST", "/api/rooms/"+room+"/messages", string(body))
+	if err != nil || code != http.StatusCreated {
+		return "", false
+	}
+	var m wireMessage
+	if json.Unmarshal(b, &m) != nil || m.ID == "" {
+		c.t.Errorf("201 without a message: %s", b)
+		return "", false
+	}
+	return m.ID, true
+}
+
+func (c *child) replies(room string) int {
+	_, b, err := c.do("GET", "/api/rooms/"+room+"/messages?limit=500", "")
+	if err != nil {
+		return 0
+	}
+	var out struct{ Messages []wireMessage }
+	_ = json.Unmarshal(b, &out)
+	n := 0
+	for _, m := range out.Messages {
+		if m.Kind == "persona" {
+			n++
+		}
+	}
+	return n
+}
+
+// settled reports whether every persona's consumer has nothing pending or
+// unacknowledged, and no inbox holds anything.
+func (c *child) settled() bool {
+	code, b, err := c.do("GET", "/api/personas", "")
+	if err != nil || code != http.StatusOK {
+		return false
+	}
+	var out struct {
+		Personas []struct {
+			Name     string
+			Snapshot struct {
+				Counts struct{ Queued, InFlight, Deferred int }
+			}
+			Backlog *Backlog
+		}
+	}
+	if json.Unmarshal(b, &out) != nil || len(out.Personas) == 0 {
+		return false
+	}
+	for _, p := range out.Personas {
+		cn := p.Snapshot.Counts
+		if p.Backlog == nil || p.Backlog.Pending > 0 || p.Backlog.Unacked > 0 || cn.Queued+cn.InFlight+cn.Deferred > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *child) signal(sig os.Signal) error {
+	if err := c.cmd.Process.Signal(sig); err != nil {
+		return err
+	}
+	return c.cmd.Wait()
+}
+
+var crashRooms = []string{"alpha", "beta", "gamma"}
+
+var crashTexts = []string{
+	"@Helper how do I install the tools?",
+	"can someone review this func: func f() { x, err := g(); return x }",
+	"@Planner plan the next milestone for the project",
+	"explain goroutines to a beginner please",
+	"@Teacher what is a closure? an example would help",
+	"@CodeReview is this ok: panic(err)",
+	"we are stuck on the deadline, any ideas?",
+	"thanks all",
+}
+
+func TestCrashLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts daemon processes")
+	}
+	dir := t.TempDir()
+	var accepted []string
+
+	first := startChild(t, dir)
+	for i := range 24 {
+		if id, ok := first.post(crashRooms[i%3], crashTexts[i%len(crashTexts)]); ok {
+			accepted = append(accepted, id)
+		}
+	}
+	if len(accepted) != 24 {
+		t.Fatalf("%d of 24 posts accepted by a healthy daemon", len(accepted))
+	}
+	// Kill it mid-load: some replies are out, most of the work is not done.
+	eventually(t, 20*time.Second, "first replies", func() bool {
+		return first.replies("alpha")+first.replies("beta")+first.replies("gamma") >= 2
+	})
+	if first.settled() {
+		t.Log("warning: the daemon finished everything before the kill")
+	}
+	if err := first.signal(syscall.SIGKILL); err == nil {
+		t.Fatal("daemon survived SIGKILL?")
+	}
+
+	second := startChild(t, dir)
+	for i := range 6 {
+		if id, ok := second.post(crashRooms[i%3], crashTexts[(i+3)%len(crashTexts)]); ok {
+			accepted = append(accepted, id)
+		}
+	}
+	deadline := time.Now().Add(45 * time.Second)
+	for !second.settled() {
+		if time.Now().After(deadline) {
+			_, b, _ := second.do("GET", "/api/personas", "")
+			t.Fatalf("after 45s not every message is accounted:\n%s\n%s", b, second.stderr)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a separate process: nothing to wait on
+	}
+	if err := second.signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("clean shutdown: %v\n%s", err, second.stderr)
+	}
+	if s := second.stderr.String(); strings.Contains(s, "level=ERROR") {
+		t.Errorf("errors logged:\n%s", s)
+	}
+
+	verifyLedger(t, dir, accepted)
+}
+
+// verifyLedger opens the data directory of a stopped daemon and checks,
+// from what JetStream stored: every accepted message is in the stream;
+// every persona has a final account of every message; no persona answered a
+// message twice; every reply was claimed in the replies bucket.
+func verifyLedger(t *testing.T, dir string, accepted []string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := openBus(ctx, busOptions{StoreDir: dir, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.close()
+
+	var all []chat.Message
+	for seq := uint64(1); ; seq++ {
+		raw, err := b.stream.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := decodeWire(raw.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, m)
+	}
+	byID := map[string]chat.Message{}
+	for _, m := range all {
+		if _, dup := byID[m.ID]; dup {
+			t.Errorf("message %s stored twice", m.ID)
+		}
+		byID[m.ID] = m
+	}
+	for _, id := range accepted {
+		if _, ok := byID[id]; !ok {
+			t.Errorf("accepted message %s is not in the stream", id)
+		}
+	}
+	answered := map[string]int{}
+	replies := 0
+	for _, m := range all {
+		if m.Kind == chat.Persona {
+			replies++
+			answered[m.Author+" -> "+m.ReplyTo]++
+			if _, ok := byID[m.ReplyTo]; !ok {
+				t.Errorf("reply %s answers unknown message %s", m.ID, m.ReplyTo)
+			}
+			if _, err := b.replies.Get(ctx, ledgerKey(m.Author, m.ReplyTo)); err != nil {
+				t.Errorf("reply %s by %s has no claim: %v", m.ID, m.Author, err)
+			}
+		}
+	}
+	for pair, n := range answered {
+		if n > 1 {
+			t.Errorf("%s answered %d times", pair, n)
+		}
+	}
+	accounts := map[string]int{}
+	for _, m := range all {
+		for _, p := range []string{"Helper", "CodeReview", "Teacher", "Planner"} {
+			e, err := b.accounts.Get(ctx, ledgerKey(p, m.ID))
+			if err != nil {
+				t.Errorf("%s has no account of %s (%s by %s): %v", p, m.ID, m.Kind, m.Author, err)
+				continue
+			}
+			var r Record
+			_ = json.Unmarshal(e.Value(), &r)
+			accounts[r.Account+"/"+r.Note]++
+		}
+	}
+	t.Logf("%d messages (%d accepted from a human, %d persona replies); accounts: %v", len(all), len(accepted), replies, accounts)
+	if replies == 0 {
+		t.Error("no persona replied at all")
+	}
+}

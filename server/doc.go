@@ -1,0 +1,121 @@
+// Package server is the chat daemon behind `persona serve`: NATS JetStream
+// delivery, chat personas on the persona runtime, coordination, the
+// governor and metrics (Daemon, this package's non-HTTP files), and the
+// HTTP API, live events and dashboard over the Backend interface
+// (NewHandler, the http*.go files).
+//
+// # The daemon
+//
+// Daemon is the small Main-like type: New checks the configuration, Start
+// starts everything and binds the HTTP address before returning (a port in
+// use is an error at once; port 0 works and Addr tells the real one),
+// Shutdown stops it all. By default it starts an embedded NATS server with
+// JetStream storing under Config.Data, opening no network port (clients
+// connect in-process); Config.NATSURL uses an existing server or cluster
+// instead. The HTTP API's bearer token is Config.Token, or generated on
+// first start and kept in Data/token.
+//
+// # Delivery and accounting
+//
+// A posted message is stored in the stream PERSONA_ROOMS under
+// persona.rooms.<room>.msgs before Post returns (the API's 201), with its id
+// as Nats-Msg-Id so a retried publish is stored once. Persona replies go to
+// the same stream. Each persona that waits for nobody has a durable pull
+// consumer (persona_<name>, explicit ack, ack wait 2 minutes, at most twice
+// its inbox capacity unacknowledged) over every room; each delivery is
+// checked by the conversation guards below, scored by the chat scorer and
+// delivered to the persona's inbox as a persona.Item keyed by room, with
+// the @mentioned personas as addressees. The runtime's life cycle,
+// coordination and governor decide what happens to it.
+//
+// A message is acknowledged only when it has a final account: the runtime
+// reported it handled, declined, expired or failed, or a guard skipped it.
+// The account is first written to the KV bucket persona_accounts (key
+// "<persona>.<message id>"), then the message is acknowledged. Queued and
+// deferred messages stay unacknowledged, kept alive with InProgress while
+// their persona holds them; what a full inbox cannot hold waits in
+// JetStream (the consumer's max-ack-pending), not in memory. For a persona
+// that waits for others (waits_for), the message of its prerequisite is
+// acknowledged only when the whole pipeline has accounted for it.
+//
+// So a crash loses nothing: after a restart each persona's consumer is
+// reset to its ack floor and every unacknowledged message comes again. A
+// message whose accounts are already written is acknowledged and dropped;
+// any other is handled again. Before replying, a persona claims the
+// message in the KV bucket persona_replies with a create-only write that
+// holds the reply itself, so no persona answers a message twice: a
+// redelivered message it already claimed is not answered again, and a claim
+// whose reply never reached the stream (a crash between the two) is
+// published then, under its own id.
+//
+// # Conversation guards
+//
+//   - A human's message outranks persona chatter: the chat scorer adds for
+//     a human sender and subtracts for a persona and per level of reply
+//     depth, so a persona busy for a while answers the human first.
+//   - Pending messages of one room merge (persona.Options.Coalesce; off with
+//     Config.NoMerge): the newest is answered, the older ones are its
+//     context, so a persona never answers a conversation that moved on.
+//   - Each room has a reply budget: at most Config.ReplyBudget persona
+//     replies per minute from this daemon (default 6). A reply over it is
+//     not sent; the message is accounted handled, noted "reply budget".
+//   - Persona-to-persona exchanges damp out: replies lose priority with
+//     depth, a persona's message at depth Config.MaxDepth (default 2) is not
+//     answered, and neither is one in a room where no human has spoken for
+//     Config.QuietAfter (default 10 minutes): the room is quiet until a
+//     human speaks.
+//   - A persona never takes in its own message, nor one that scores below
+//     Config.RespondAbove for it without mentioning it (it could only
+//     decline it), and a persona answers a message at most once.
+//
+// Every message a guard keeps from a persona is accounted ("skipped" with a
+// note, or "handled" with a note) and counted in
+// persona_chat_not_answered_total{persona,reason}.
+//
+// # Coordination
+//
+// One coord.Stream per daemon decides who answers: K personas (default 1),
+// a mentioned persona always. The responder's Evaluate is cheap (no model
+// call): its confidence is the item's priority for the persona, 1 when
+// addressed. Respond makes the one model call, over the persona's system
+// prompt and the room's recent messages (llm.BuildHistory), and publishes
+// the reply. A decision is opened when the first persona evaluates the
+// message, with the personas to which it is relevant as expected thinkers:
+// a window started at delivery could close, during a burst across rooms,
+// before anyone had looked at the message. Personas that wait for others
+// (waits_for) are not coordinated: they answer after their prerequisites
+// on their own judgement.
+//
+// Limit: coordination is per daemon. Daemons sharing a NATS cluster each
+// grant up to K of their own personas; a message that mentions personas
+// of other daemons only (as many as K) is left to them.
+//
+// # Model and budget
+//
+// With no model server configured the daemon answers with llm.Scripted.
+// Config.ModelBaseURL (or $OPENAI_BASE_URL, or just $OPENAI_API_KEY) selects
+// an OpenAI-compatible server; a persona's model overrides the model name.
+// All model calls share one token bucket, the compute budget (default 2
+// calls per second, burst 20), whose level slows cadences and feeds the
+// governor.
+//
+// # Concurrency and resources
+//
+// Every Daemon method is safe for concurrent use. The goroutines the daemon
+// starts (HTTP server, governor sampler, keep-alive, ledger writer) are
+// owned and stopped by Shutdown; NATS client and embedded server goroutines
+// end with the connection and the server. The room follower reads the
+// whole stream at start (so paging, prompts and quiet rooms are right from
+// the first request) and keeps, per message, its id and stream sequence in
+// memory (tens of bytes a message), and per room the last 50 messages.
+//
+// # Testing code that uses it
+//
+// Start a Daemon with Addr "127.0.0.1:0", a t.TempDir() as Data, a
+// Config.Model fake (or ModelBaseURL pointing at an httptest server), and
+// quick cadences in Config.Persona; call Backend methods directly or the
+// HTTP API at Addr. NATS runs outside any synctest bubble, so wait on
+// observable state (Subscribe's events, GET /api/personas backlogs) with a
+// deadline. This package's tests show the pattern, including a crash test
+// that kills a daemon process with SIGKILL.
+package server

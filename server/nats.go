@@ -1,0 +1,328 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/personaos/persona/chat"
+)
+
+// Names on the bus. They are part of the on-disk and on-cluster format:
+// changing one orphans what is stored under the old name.
+const (
+	streamName     = "PERSONA_ROOMS"
+	subjectPrefix  = "persona.rooms."
+	subjectSuffix  = ".msgs"
+	allRooms       = subjectPrefix + "*" + subjectSuffix
+	repliesBucket  = "persona_replies"  // (persona, message) -> the reply: create-only, so nobody answers twice
+	accountsBucket = "persona_accounts" // (persona, message) -> final account: the ledger of what was handled
+	consumerPrefix = "persona_"
+)
+
+// roomSubject is the subject a room's messages are stored under.
+func roomSubject(room string) string { return subjectPrefix + room + subjectSuffix }
+
+// roomOf returns the room of a stream subject, or "" when it is not one.
+func roomOf(subject string) string {
+	s, ok := strings.CutPrefix(subject, subjectPrefix)
+	if !ok {
+		return ""
+	}
+	s, ok = strings.CutSuffix(s, subjectSuffix)
+	if !ok || strings.Contains(s, ".") {
+		return ""
+	}
+	return s
+}
+
+// ledgerKey is the key of a (persona, message) pair in the KV buckets. Both
+// parts use only characters KV keys allow: persona names are checked by the
+// config and message ids are ours.
+func ledgerKey(persona, msgID string) string { return strings.ToLower(persona) + "." + msgID }
+
+// consumerName is the durable consumer of a persona.
+func consumerName(persona string) string { return consumerPrefix + strings.ToLower(persona) }
+
+// newMessageID returns a fresh message id: 12 hex digits of Unix
+// milliseconds, so ids sort by time, then 10 random base-32 characters,
+// so ids made by several daemons in one millisecond do not collide. The id
+// is also the JetStream Nats-Msg-Id, which makes a retried publish a no-op.
+func newMessageID(now time.Time) string {
+	const alphabet = "0123456789abcdefghijklmnopqrstuv"
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand never fails on supported platforms
+	r := binary.LittleEndian.Uint64(b[:])
+	var tail [10]byte
+	for i := range tail {
+		tail[i] = alphabet[r&31]
+		r >>= 5
+	}
+	return fmt.Sprintf("m%012x%s", now.UnixMilli(), tail[:])
+}
+
+// busOptions configures openBus.
+type busOptions struct {
+	// URL of an existing NATS server or cluster; empty starts an embedded
+	// server storing under StoreDir.
+	URL      string
+	StoreDir string
+	// Name of the client connection (shows in NATS monitoring).
+	Name   string
+	Logger *slog.Logger
+}
+
+// bus is the daemon's connection to NATS JetStream: the room stream and the
+// two ledger buckets. With an embedded server it also owns the server.
+type bus struct {
+	log      *slog.Logger
+	ns       *natsserver.Server // nil when connected to an external server
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	stream   jetstream.Stream
+	replies  jetstream.KeyValue
+	accounts jetstream.KeyValue
+}
+
+// openBus starts the embedded server (or connects to opts.URL) and makes
+// sure the stream and buckets exist. On error everything it started is
+// stopped again.
+func openBus(ctx context.Context, opts busOptions) (_ *bus, err error) {
+	b := &bus{log: opts.Logger}
+	defer func() {
+		if err != nil {
+			b.close()
+		}
+	}()
+	if opts.URL == "" {
+		if b.ns, err = startEmbedded(opts.StoreDir); err != nil {
+			return nil, err
+		}
+		b.nc, err = nats.Connect(b.ns.ClientURL(), nats.InProcessServer(b.ns), nats.Name(opts.Name),
+			nats.MaxReconnects(-1))
+	} else {
+		b.nc, err = nats.Connect(opts.URL, nats.Name(opts.Name), nats.MaxReconnects(-1),
+			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+				if err != nil {
+					b.log.Warn("nats disconnected", "err", err)
+				}
+			}),
+			nats.ReconnectHandler(func(c *nats.Conn) { b.log.Info("nats reconnected", "url", c.ConnectedUrl()) }))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("nats connect: %w", err)
+	}
+	if b.js, err = jetstream.New(b.nc); err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	b.stream, err = b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        streamName,
+		Description: "persona chat rooms: every human message and persona reply",
+		Subjects:    []string{allRooms},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		// A publish retried within this window with the same Nats-Msg-Id is
+		// stored once.
+		Duplicates:  10 * time.Minute,
+		AllowDirect: true,
+		MaxMsgSize:  1 << 20,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", streamName, err)
+	}
+	for _, kv := range []struct {
+		dst  *jetstream.KeyValue
+		name string
+		desc string
+	}{
+		{&b.replies, repliesBucket, "replies: one key per (persona, message) answered"},
+		{&b.accounts, accountsBucket, "final accounts: one key per (persona, message) accounted"},
+	} {
+		*kv.dst, err = b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: kv.name, Description: kv.desc, History: 1, Storage: jetstream.FileStorage,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("kv %s: %w", kv.name, err)
+		}
+	}
+	return b, nil
+}
+
+// startEmbedded starts an in-process NATS server with JetStream storing
+// under dir/jetstream (the server adds the last part). It opens no network
+// port: clients connect in-process.
+func startEmbedded(dir string) (*natsserver.Server, error) {
+	ns, err := natsserver.NewServer(&natsserver.Options{
+		ServerName: "persona",
+		JetStream:  true,
+		StoreDir:   dir,
+		DontListen: true,
+		NoSigs:     true,
+		NoLog:      true,
+		// Loopback only even if something asked it to listen.
+		Host: "127.0.0.1",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		return nil, errors.New("embedded nats: not ready after 30s")
+	}
+	return ns, nil
+}
+
+// close drains nothing: callers stop their consumers first. It closes the
+// connection and, if embedded, shuts the server down and waits for it.
+func (b *bus) close() {
+	if b.nc != nil {
+		b.nc.Close()
+	}
+	if b.ns != nil {
+		b.ns.Shutdown()
+		b.ns.WaitForShutdown()
+	}
+}
+
+// publish stores m in its room and returns its stream sequence once the
+// server has stored it. The message id doubles as Nats-Msg-Id, so a retry
+// after a lost acknowledgement does not store it twice.
+func (b *bus) publish(ctx context.Context, m chat.Message) (uint64, error) {
+	data, err := encodeWire(m)
+	if err != nil {
+		return 0, fmt.Errorf("encode message: %w", err)
+	}
+	msg := nats.NewMsg(roomSubject(m.Room))
+	msg.Data = data
+	msg.Header.Set(jetstream.MsgIDHeader, m.ID)
+	ack, err := b.js.PublishMsg(ctx, msg)
+	if err != nil {
+		return 0, fmt.Errorf("publish %s: %w", m.ID, err)
+	}
+	return ack.Sequence, nil
+}
+
+// after lists up to limit messages of room stored after sequence seq, oldest
+// first. Each is one direct get of the next message on the room's subject.
+func (b *bus) after(ctx context.Context, room string, seq uint64, limit int) ([]chat.Message, error) {
+	subj := roomSubject(room)
+	var out []chat.Message
+	for next := seq + 1; len(out) < limit; {
+		raw, err := b.stream.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subj))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return out, fmt.Errorf("read %s: %w", room, err)
+		}
+		next = raw.Sequence + 1
+		m, err := decodeWire(raw.Data)
+		if err != nil {
+			b.log.Warn("skipping undecodable message", "seq", raw.Sequence, "err", err)
+			continue
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// personaConsumer creates (or finds) the durable consumer of a persona. A
+// new one starts with messages published from now on: a persona added to a
+// running system does not answer the whole history.
+//
+// An existing one may hold messages delivered to a process that is gone (a
+// crash): JetStream would redeliver them only after the ack wait. It is
+// reset to its ack floor instead, so they come again at once. The reset also
+// forgets acknowledgements above the floor and restarts delivery counts, so
+// recheck is the highest stream sequence delivered before: a message up to
+// it may already be accounted, and the caller must look in the ledger.
+func (b *bus) personaConsumer(ctx context.Context, name string, maxAckPending int, ackWait time.Duration) (_ jetstream.Consumer, recheck uint64, _ error) {
+	cfg := jetstream.ConsumerConfig{
+		Durable:       consumerName(name),
+		Description:   "persona " + name,
+		DeliverPolicy: jetstream.DeliverNewPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxAckPending: maxAckPending,
+		FilterSubject: allRooms,
+		MaxDeliver:    -1,
+	}
+	c, err := b.js.Consumer(ctx, streamName, cfg.Durable)
+	switch {
+	case err == nil:
+		info := c.CachedInfo()
+		recheck = info.Delivered.Stream
+		// Keep the durable's position; update what may change between runs.
+		old := info.Config
+		old.AckWait, old.MaxAckPending, old.Description = cfg.AckWait, cfg.MaxAckPending, cfg.Description
+		if c, err = b.js.UpdateConsumer(ctx, streamName, old); err != nil {
+			break
+		}
+		if info.NumAckPending > 0 {
+			if _, rerr := b.js.ResetConsumer(ctx, streamName, cfg.Durable); rerr != nil {
+				// An older server: the messages come back after the ack wait.
+				b.log.Warn("consumer reset failed; unacknowledged messages return after the ack wait",
+					"consumer", cfg.Durable, "pending", info.NumAckPending, "ack_wait", ackWait, "err", rerr)
+			}
+		}
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		c, err = b.js.CreateConsumer(ctx, streamName, cfg)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("consumer %s: %w", cfg.Durable, err)
+	}
+	return c, recheck, nil
+}
+
+// wireMessage is a chat.Message as stored in the stream and the replies
+// bucket. chat.Kind marshals to its name but cannot be unmarshalled, so the
+// kind travels as a string we parse ourselves.
+type wireMessage struct {
+	ID      string    `json:"id"`
+	Room    string    `json:"room"`
+	Author  string    `json:"author"`
+	Kind    string    `json:"kind"`
+	Content string    `json:"content"`
+	At      time.Time `json:"at"`
+	ReplyTo string    `json:"reply_to,omitempty"`
+	Depth   int       `json:"depth,omitempty"`
+}
+
+func encodeWire(m chat.Message) ([]byte, error) {
+	return json.Marshal(wireMessage{ID: m.ID, Room: m.Room, Author: m.Author, Kind: m.Kind.String(),
+		Content: m.Content, At: m.At, ReplyTo: m.ReplyTo, Depth: m.Depth})
+}
+
+func decodeWire(data []byte) (chat.Message, error) {
+	var w wireMessage
+	if err := json.Unmarshal(data, &w); err != nil {
+		return chat.Message{}, err
+	}
+	m := chat.Message{ID: w.ID, Room: w.Room, Author: w.Author, Content: w.Content, At: w.At, ReplyTo: w.ReplyTo, Depth: w.Depth}
+	switch w.Kind {
+	case chat.Human.String():
+		m.Kind = chat.Human
+	case chat.Persona.String():
+		m.Kind = chat.Persona
+	case chat.System.String():
+		m.Kind = chat.System
+	default:
+		return chat.Message{}, fmt.Errorf("unknown message kind %q", w.Kind)
+	}
+	if m.ID == "" {
+		return chat.Message{}, errors.New("message without id")
+	}
+	return m, nil
+}

@@ -1,0 +1,338 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/personaos/persona/chat"
+	"github.com/personaos/persona/llm"
+)
+
+// historyKeep is how many recent messages per room are kept in memory for
+// prompts: more than llm.DefaultMaxHistory, so merged context still fits.
+const historyKeep = 50
+
+// subscriberBuffer is how many events a slow live subscriber may lag
+// behind before it misses some (they stay readable with GET messages).
+const subscriberBuffer = 256
+
+// rooms follows the room stream from its start with an ordered consumer and
+// keeps what the daemon needs at hand: each message's stream sequence (for
+// "after" paging), each room's recent messages (for prompts), when a human
+// last spoke (quiet rooms), the local reply budgets, and the live
+// subscribers. Safe for concurrent use.
+type rooms struct {
+	log *slog.Logger
+
+	mu      sync.Mutex
+	index   map[string]uint64 // message id -> stream sequence
+	byRoom  map[string]*room
+	seen    uint64        // highest stream sequence applied
+	target  uint64        // caught up once seen >= target
+	caught  chan struct{} // closed when caught up
+	subs    map[string]map[*subscriber]struct{}
+	closed  bool
+	dropped uint64 // events not delivered to slow subscribers
+}
+
+type room struct {
+	recent    []chat.Message // oldest first, at most historyKeep
+	used      bool           // a message was stored
+	lastHuman time.Time
+	replies   []time.Time // reply budget: local replies in the last window
+}
+
+type subscriber struct {
+	ch chan Event
+}
+
+func newRooms(log *slog.Logger) *rooms {
+	return &rooms{
+		log:    log,
+		index:  make(map[string]uint64),
+		byRoom: make(map[string]*room),
+		caught: make(chan struct{}),
+		subs:   make(map[string]map[*subscriber]struct{}),
+	}
+}
+
+func (rs *rooms) roomLocked(name string) *room {
+	r := rs.byRoom[name]
+	if r == nil {
+		r = &room{}
+		rs.byRoom[name] = r
+	}
+	return r
+}
+
+// follow starts the ordered consumer over every room and waits until it has
+// read the stream up to its current end, so that history, quiet rooms and
+// paging are complete before the personas start. The consumer runs until
+// stop is called.
+func (rs *rooms) follow(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream) (stop func(), err error) {
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("room stream info: %w", err)
+	}
+	rs.mu.Lock()
+	rs.target = info.State.LastSeq
+	rs.checkCaughtLocked()
+	rs.mu.Unlock()
+
+	cons, err := js.OrderedConsumer(ctx, streamName, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{allRooms},
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("room follower: %w", err)
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		md, err := m.Metadata()
+		if err != nil {
+			return
+		}
+		msg, err := decodeWire(m.Data())
+		if err != nil {
+			rs.log.Warn("room follower: undecodable message", "seq", md.Sequence.Stream, "err", err)
+			rs.advance(md.Sequence.Stream)
+			return
+		}
+		rs.apply(md.Sequence.Stream, msg)
+	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		rs.log.Debug("room follower", "err", err)
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("room follower: %w", err)
+	}
+	stop = func() {
+		cc.Stop()
+		<-cc.Closed()
+	}
+	select {
+	case <-rs.caught:
+		return stop, nil
+	case <-ctx.Done():
+		stop()
+		return nil, fmt.Errorf("room follower: catching up with %d messages: %w", info.State.LastSeq, ctx.Err())
+	}
+}
+
+func (rs *rooms) checkCaughtLocked() {
+	if rs.seen >= rs.target {
+		select {
+		case <-rs.caught:
+		default:
+			close(rs.caught)
+		}
+	}
+}
+
+func (rs *rooms) advance(seq uint64) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.seen = max(rs.seen, seq)
+	rs.checkCaughtLocked()
+}
+
+// apply records a message read from the stream and tells the room's live
+// subscribers.
+func (rs *rooms) apply(seq uint64, m chat.Message) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.seen = max(rs.seen, seq)
+	rs.checkCaughtLocked()
+	rs.index[m.ID] = seq
+	r := rs.roomLocked(m.Room)
+	r.used = true
+	if m.Kind == chat.Human && m.At.After(r.lastHuman) {
+		r.lastHuman = m.At
+	}
+	r.recent = append(r.recent, m)
+	if n := len(r.recent); n > historyKeep {
+		r.recent = slices.Delete(r.recent, 0, n-historyKeep)
+	}
+	rs.emitLocked(Event{Type: "message", Room: m.Room, Message: &m})
+}
+
+// posted records a message this daemon just stored, before the follower
+// reads it back: paging after it and the quiet-room rule see it at once.
+func (rs *rooms) posted(seq uint64, m chat.Message) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.index[m.ID] = seq
+	r := rs.roomLocked(m.Room)
+	r.used = true
+	if m.Kind == chat.Human && m.At.After(r.lastHuman) {
+		r.lastHuman = m.At
+	}
+}
+
+// seq returns the stream sequence of a message id.
+func (rs *rooms) seq(id string) (uint64, bool) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	s, ok := rs.index[id]
+	return s, ok
+}
+
+// names returns the rooms that have messages, sorted.
+func (rs *rooms) names() []string {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	out := make([]string, 0, len(rs.byRoom))
+	for n, r := range rs.byRoom {
+		if r.used {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// isQuiet reports whether a persona's message m arrives in a quiet room:
+// no human has spoken there within quietAfter before it.
+func (rs *rooms) isQuiet(m chat.Message, quietAfter time.Duration) bool {
+	rs.mu.Lock()
+	last := rs.roomLocked(m.Room).lastHuman
+	rs.mu.Unlock()
+	return quiet(last, m.At, quietAfter)
+}
+
+// quiet is the quiet-room rule: a persona's message at 'at' is not answered
+// when no human spoke in the room within quietAfter before it (or ever), so
+// persona-to-persona exchanges stop when nobody is there to read them and
+// start again when a human speaks.
+func quiet(lastHuman, at time.Time, quietAfter time.Duration) bool {
+	return lastHuman.IsZero() || at.Sub(lastHuman) > quietAfter
+}
+
+// history returns the room's recent lines up to and including trigger, for
+// llm.BuildHistory. Merged context messages and the trigger are added when
+// the follower has not read them yet.
+func (rs *rooms) history(trigger chat.Message, context []chat.Message) []llm.ChatLine {
+	rs.mu.Lock()
+	recent := slices.Clone(rs.roomLocked(trigger.Room).recent)
+	rs.mu.Unlock()
+	if i := slices.IndexFunc(recent, func(m chat.Message) bool { return m.ID == trigger.ID }); i >= 0 {
+		recent = recent[:i+1]
+	} else {
+		for _, c := range context {
+			if !slices.ContainsFunc(recent, func(m chat.Message) bool { return m.ID == c.ID }) {
+				recent = append(recent, c)
+			}
+		}
+		recent = append(recent, trigger)
+	}
+	out := make([]llm.ChatLine, len(recent))
+	for i, m := range recent {
+		out[i] = llm.ChatLine{Author: m.Author, Content: m.Content}
+	}
+	return out
+}
+
+// reserveReply takes one slot of the room's reply budget at now: at most n
+// persona replies from this daemon per window. It returns a func that gives
+// the slot back (the reply was not sent after all) and whether a slot was
+// free.
+func (rs *rooms) reserveReply(name string, now time.Time, n int, window time.Duration) (release func(), ok bool) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	r := rs.roomLocked(name)
+	var allowed bool
+	r.replies, allowed = allowReply(r.replies, now, n, window)
+	if !allowed {
+		return func() {}, false
+	}
+	return func() {
+		rs.mu.Lock()
+		defer rs.mu.Unlock()
+		if i := slices.Index(r.replies, now); i >= 0 {
+			r.replies = slices.Delete(r.replies, i, i+1)
+		}
+	}, true
+}
+
+// allowReply is the reply budget as a pure sliding window: times holds the
+// replies already sent (oldest first); a new one at now is allowed when fewer
+// than n fall within the window ending at now. It returns the pruned times,
+// with now appended when allowed. n <= 0 allows nothing.
+func allowReply(times []time.Time, now time.Time, n int, window time.Duration) ([]time.Time, bool) {
+	cut := 0
+	for cut < len(times) && !times[cut].After(now.Add(-window)) {
+		cut++
+	}
+	times = times[cut:]
+	if len(times) >= n {
+		return times, false
+	}
+	return append(times, now), true
+}
+
+// subscribe registers a live subscriber of a room. cancel unregisters it and
+// closes its channel; it is idempotent. After close, the channel is closed
+// at once.
+func (rs *rooms) subscribe(name string) (<-chan Event, func()) {
+	s := &subscriber{ch: make(chan Event, subscriberBuffer)}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.closed {
+		close(s.ch)
+		return s.ch, func() {}
+	}
+	m := rs.subs[name]
+	if m == nil {
+		m = make(map[*subscriber]struct{})
+		rs.subs[name] = m
+	}
+	m[s] = struct{}{}
+	var once sync.Once
+	return s.ch, func() {
+		once.Do(func() {
+			rs.mu.Lock()
+			defer rs.mu.Unlock()
+			if _, ok := rs.subs[name][s]; ok {
+				delete(rs.subs[name], s)
+				close(s.ch)
+			}
+		})
+	}
+}
+
+// emit sends an event to a room's live subscribers.
+func (rs *rooms) emit(ev Event) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.emitLocked(ev)
+}
+
+// emitLocked never blocks: a subscriber whose buffer is full misses the
+// event, which a reader of the stream can still find with GET messages.
+func (rs *rooms) emitLocked(ev Event) {
+	for s := range rs.subs[ev.Room] {
+		select {
+		case s.ch <- ev:
+		default:
+			rs.dropped++
+		}
+	}
+}
+
+// close ends every live subscription (their channels close) and refuses
+// new ones.
+func (rs *rooms) close() {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.closed = true
+	for _, m := range rs.subs {
+		for s := range m {
+			close(s.ch)
+		}
+	}
+	clear(rs.subs)
+}
