@@ -202,6 +202,9 @@ func Spawn[T any](rt *Runtime, name string, h Handler[T], opts Options) (*Person
 		DeferredTTL: opts.DeferredTTL,
 		LowWater:    opts.LowWater,
 		Notify:      p.notify,
+		// Deferral events name the entry deferred; recorded only when
+		// someone listens, and drained right after each push.
+		RecordDeferrals: rt.obs != nil,
 	})
 	if err := rt.add(p); err != nil {
 		return nil, err
@@ -255,7 +258,10 @@ func (p *Persona[T]) deliver(it Item[T], released bool) error {
 		o.Observe(Event{Kind: EventDelivered, Persona: p.name, At: now, ItemID: it.ID, Key: it.Key,
 			Priority: it.Priority, Urgent: p.q.Urgent(it.Priority)})
 		if out != inbox.Accepted {
-			o.Observe(Event{Kind: EventDeferred, Persona: p.name, At: now, ItemID: it.ID, Key: it.Key, Priority: it.Priority})
+			// The deferred entry is the lowest one, not always the newcomer.
+			for _, e := range p.q.DrainDeferred(nil) {
+				o.Observe(Event{Kind: EventDeferred, Persona: p.name, At: now, ItemID: e.ID, Key: e.Value.Key, Priority: e.Priority})
+			}
 		}
 	}
 	return nil

@@ -253,9 +253,13 @@ func TestOverfillDefersAndCatchesUp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var mu sync.Mutex
 		events := map[persona.EventKind]int{}
+		var deferred []string
 		rt := persona.NewRuntime(persona.RuntimeOptions{Observer: persona.ObserverFunc(func(e persona.Event) {
 			mu.Lock()
 			events[e.Kind]++
+			if e.Kind == persona.EventDeferred {
+				deferred = append(deferred, e.ItemID)
+			}
 			mu.Unlock()
 		})})
 		rec := newRecorder(0)
@@ -287,6 +291,13 @@ func TestOverfillDefersAndCatchesUp(t *testing.T) {
 		defer mu.Unlock()
 		if events[persona.EventDeferred] != 15 || events[persona.EventHandled] != 25 {
 			t.Fatalf("events: %v", events)
+		}
+		// Each newcomer outranked the queue, so the lowest queued item was
+		// deferred, not the newcomer: the events name i00..i14.
+		for i, id := range deferred {
+			if want := fmt.Sprintf("i%02d", i); id != want {
+				t.Fatalf("deferral %d named %s, want %s (all: %v)", i, id, want, deferred)
+			}
 		}
 		shutdown(t, rt)
 	})

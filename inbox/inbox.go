@@ -48,6 +48,10 @@ type Options struct {
 	// LowWater is the load (depth / capacity) below which deferred items
 	// are re-admitted by Readmit (default 0.5).
 	LowWater float64
+	// RecordDeferrals keeps every deferred entry for DrainDeferred, so that
+	// a consumer can report which entry a full inbox deferred (the lowest,
+	// not necessarily the newcomer). Whoever sets it must drain.
+	RecordDeferrals bool
 	// Notify, if set, is called after every successful Push, outside the
 	// lock, with whether the item is urgent. It is the wake-up hook: a
 	// consumer sleeps until it is called, instead of polling.
@@ -160,6 +164,7 @@ type Inbox[T any] struct {
 	deferred ring[T]
 	free     []*node[T]   // recycled nodes: a steady inbox allocates none
 	retired  []Retired[T] // closed inside the inbox, for DrainRetired
+	noted    []Entry[T]   // deferred entries, for DrainDeferred
 	inFlight int
 	urgentN  int
 	closed   bool
@@ -321,6 +326,9 @@ func (q *Inbox[T]) deferLocked(n *node[T], now time.Time) {
 	}
 	n.deferred = true
 	q.byID[n.e.ID] = n
+	if q.opts.RecordDeferrals {
+		q.noted = append(q.noted, n.e)
+	}
 	q.deferred.pushBack(deferredEntry[T]{n: n, until: now.Add(q.opts.DeferredTTL)})
 	q.c.Deferrals++
 }
@@ -573,6 +581,17 @@ func (q *Inbox[T]) DrainRetired(dst []Retired[T]) []Retired[T] {
 	dst = append(dst, q.retired...)
 	clear(q.retired)
 	q.retired = q.retired[:0]
+	return dst
+}
+
+// DrainDeferred appends to dst the entries deferred since the last call
+// (with Options.RecordDeferrals) and forgets them.
+func (q *Inbox[T]) DrainDeferred(dst []Entry[T]) []Entry[T] {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	dst = append(dst, q.noted...)
+	clear(q.noted)
+	q.noted = q.noted[:0]
 	return dst
 }
 
