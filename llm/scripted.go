@@ -119,14 +119,14 @@ func (v voice) reply(name, to, topic, text string, pick int) string {
 	switch v {
 	case voiceReviewer:
 		if !codeish(text) {
-			return fmt.Sprintf("%sI review code: paste the %s part in a code block and I'll go through it.", to, topic)
+			return fmt.Sprintf("%sI review code: paste the code around %s in a code block and I'll go through it.", to, topic)
 		}
 		notes := reviewNotes(text)
 		return fmt.Sprintf("%sReviewed it. %s", to, strings.Join(notes, " "))
 	case voiceTeacher:
 		return pickOf(pick,
 			fmt.Sprintf("%sLet me explain %s. Start with the problem it solves, then follow one small example step by step; the general rule falls out of the example. Want me to walk through one?", to, topic),
-			fmt.Sprintf("%sGood one to learn. Think of %s as a tool with one job: first what goes in, then what comes out, then why. Shall I show a worked example?", to, topic),
+			fmt.Sprintf("%sGood one to learn. The short version of %s: what goes in, what comes out, and why it is built that way. Shall I show a worked example?", to, topic),
 		)
 	case voicePlanner:
 		return pickOf(pick,
@@ -215,6 +215,10 @@ var stopwords = map[string]bool{
 	"also": true, "very": true, "really": true, "still": true, "make": true, "get": true, "got": true,
 	"stop": true, "start": true, "use": true, "using": true, "work": true, "works": true,
 	"working": true, "fix": true, "try": true, "trying": true, "see": true, "look": true,
+	// Verbs of asking say nothing of the topic: "can you explain X" is about X.
+	"explain": true, "tell": true, "show": true, "help": true, "understand": true, "learn": true,
+	"review": true, "plan": true, "idea": true, "ideas": true, "question": true, "thing": true,
+	"anything": true, "something": true, "fails": true, "failing": true, "wrong": true,
 }
 
 // topicOf names what text is about: its up to three longest non-trivial
