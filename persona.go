@@ -202,9 +202,8 @@ func Spawn[T any](rt *Runtime, name string, h Handler[T], opts Options) (*Person
 		DeferredTTL: opts.DeferredTTL,
 		LowWater:    opts.LowWater,
 		Notify:      p.notify,
-		// Deferral events name the entry deferred; recorded only when
-		// someone listens, and drained right after each push.
-		RecordDeferrals: rt.obs != nil,
+		// The loop reports every deferral and every expiry by name.
+		Report: true,
 	})
 	if err := rt.add(p); err != nil {
 		return nil, err
@@ -258,10 +257,7 @@ func (p *Persona[T]) deliver(it Item[T], released bool) error {
 		o.Observe(Event{Kind: EventDelivered, Persona: p.name, At: now, ItemID: it.ID, Key: it.Key,
 			Priority: it.Priority, Urgent: p.q.Urgent(it.Priority)})
 		if out != inbox.Accepted {
-			// The deferred entry is the lowest one, not always the newcomer.
-			for _, e := range p.q.DrainDeferred(nil) {
-				o.Observe(Event{Kind: EventDeferred, Persona: p.name, At: now, ItemID: e.ID, Key: e.Value.Key, Priority: e.Priority})
-			}
+			p.reportDeferred(now)
 		}
 	}
 	return nil
@@ -618,12 +614,24 @@ func (p *Persona[T]) step(now time.Time, adj Adjustment) {
 		p.final(r.Entry.Value, r.Account, nil, now, 0, 0)
 	}
 	clear(p.retired)
+	p.reportDeferred(now) // deferrals by Requeue
 
 	p.stMu.Lock()
 	p.st.Observe(p.q.Load(), p.rt.budget(now))
 	p.stMu.Unlock()
 
 	p.slice(now, adj.ThresholdShift)
+}
+
+// reportDeferred tells the observer which entries the inbox deferred: the
+// lowest ones, not always the newcomer.
+func (p *Persona[T]) reportDeferred(now time.Time) {
+	o := p.rt.obs
+	for _, e := range p.q.DrainDeferred(nil) {
+		if o != nil {
+			o.Observe(Event{Kind: EventDeferred, Persona: p.name, At: now, ItemID: e.ID, Key: e.Value.Key, Priority: e.Priority})
+		}
+	}
 }
 
 // slice works items while they are worth engaging, at most SliceItems of

@@ -72,7 +72,7 @@ func TestMinMaxHeapInvariantUnderEveryOperation(t *testing.T) {
 
 func TestExpiriesInsideTheInboxAreReported(t *testing.T) {
 	t0 := time.Unix(0, 0)
-	q := New[int](Options{Capacity: 1, DeferredCapacity: 2, DeferredTTL: time.Minute})
+	q := New[int](Options{Capacity: 1, DeferredCapacity: 2, DeferredTTL: time.Minute, Report: true})
 	for i := range 4 {
 		q.Push(Entry[int]{ID: fmt.Sprint(i), Priority: 0.5, Enqueued: t0.Add(time.Duration(i) * time.Second)})
 	}

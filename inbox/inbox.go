@@ -48,10 +48,13 @@ type Options struct {
 	// LowWater is the load (depth / capacity) below which deferred items
 	// are re-admitted by Readmit (default 0.5).
 	LowWater float64
-	// RecordDeferrals keeps every deferred entry for DrainDeferred, so that
-	// a consumer can report which entry a full inbox deferred (the lowest,
-	// not necessarily the newcomer). Whoever sets it must drain.
-	RecordDeferrals bool
+	// Report keeps every deferred entry for DrainDeferred and every entry
+	// that expires inside the inbox (a deferred one past its time-to-live
+	// at Readmit, or pushed out of a full deferred store) for DrainRetired,
+	// so that a consumer can report each by name: which entry a full inbox
+	// deferred is the lowest, not always the newcomer. Whoever sets it
+	// must drain both; without it those entries are only counted.
+	Report bool
 	// Notify, if set, is called after every successful Push, outside the
 	// lock, with whether the item is urgent. It is the wake-up hook: a
 	// consumer sleeps until it is called, instead of polling.
@@ -326,7 +329,7 @@ func (q *Inbox[T]) deferLocked(n *node[T], now time.Time) {
 	}
 	n.deferred = true
 	q.byID[n.e.ID] = n
-	if q.opts.RecordDeferrals {
+	if q.opts.Report {
 		q.noted = append(q.noted, n.e)
 	}
 	q.deferred.pushBack(deferredEntry[T]{n: n, until: now.Add(q.opts.DeferredTTL)})
@@ -567,14 +570,17 @@ func (q *Inbox[T]) Sweep(now time.Time, maxWait time.Duration, dst []Retired[T])
 func (q *Inbox[T]) expireDeferredLocked(n *node[T]) {
 	delete(q.byID, n.e.ID)
 	q.c.Expired++
-	q.retired = append(q.retired, Retired[T]{Entry: n.e, Account: Expired})
+	if q.opts.Report {
+		q.retired = append(q.retired, Retired[T]{Entry: n.e, Account: Expired})
+	}
 	q.recycle(n)
 }
 
 // DrainRetired appends to dst the entries that expired inside the inbox
 // since the last call (a deferred entry past its time-to-live at Readmit,
-// or the oldest pushed out of a full deferred store) and forgets them. The
-// consumer calls it once per scan to report them; Sweep returns its own.
+// or the oldest pushed out of a full deferred store; with Options.Report)
+// and forgets them. The consumer calls it once per scan to report them;
+// Sweep returns its own.
 func (q *Inbox[T]) DrainRetired(dst []Retired[T]) []Retired[T] {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -585,7 +591,7 @@ func (q *Inbox[T]) DrainRetired(dst []Retired[T]) []Retired[T] {
 }
 
 // DrainDeferred appends to dst the entries deferred since the last call
-// (with Options.RecordDeferrals) and forgets them.
+// (with Options.Report) and forgets them.
 func (q *Inbox[T]) DrainDeferred(dst []Entry[T]) []Entry[T] {
 	q.mu.Lock()
 	defer q.mu.Unlock()

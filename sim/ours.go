@@ -64,6 +64,7 @@ type oursState struct {
 	phase     uint8
 	gaveUp    bool // the wait for the decision timed out: not granted
 	retired   []inbox.Retired[int32]
+	deferred  []inbox.Entry[int32]
 }
 
 func (r *run) initOurs() {
@@ -72,6 +73,7 @@ func (r *run) initOurs() {
 			q: inbox.New[int32](inbox.Options{
 				Capacity: a.capacity,
 				Urgent:   r.stateCfg.Urgent,
+				Report:   true, // as the runtime: expiries inside the inbox by name
 			}),
 			st:        state.New(r.stateCfg),
 			dependent: len(r.prereqs[a.idx]) > 0,
@@ -221,6 +223,14 @@ func (r *run) oursStep(a *actor) {
 	if r.adj.CatchUp && o.q.DeferredLen() > 0 {
 		o.q.Readmit(tnow, 0)
 	}
+	// As persona.go's step: entries that expired inside the inbox are
+	// reported like any final account; deferral notes are only for events.
+	o.retired = o.q.DrainRetired(o.retired[:0])
+	for _, rt := range o.retired {
+		r.dels[rt.Entry.Value].acct = inboxAcct[rt.Account]
+		r.oursFinal(rt.Entry.Value, inboxAcct[rt.Account])
+	}
+	o.deferred = o.q.DrainDeferred(o.deferred[:0])
 	o.st.Observe(o.q.Load(), 1)
 	o.adjMul = r.adj.CadenceMultiplier
 	o.sliceStart, o.sliceN, o.shift = now, 0, r.adj.ThresholdShift
