@@ -269,7 +269,15 @@ func Throughput(personas, producers, perProducer int) (float64, error) {
 		})
 	}
 	wg.Wait()
-	for handled.Load()+failed.Load() < total {
+	// Every item must be handled: with no-op handlers and urgent items none
+	// is declined or expires. Give up if progress stops, rather than hang.
+	last, lastAt := int64(-1), time.Now()
+	for n := handled.Load() + failed.Load(); n < total; n = handled.Load() + failed.Load() {
+		if n != last {
+			last, lastAt = n, time.Now()
+		} else if time.Since(lastAt) > 10*time.Second {
+			return 0, fmt.Errorf("bench: throughput stalled at %d of %d items handled", n, total)
+		}
 		time.Sleep(100 * time.Microsecond)
 	}
 	el := time.Since(start)
