@@ -92,7 +92,7 @@ func Broadcast[T any](ps []*Persona[T], s *coord.Stream, it Item[T]) error {
 		if err := p.Deliver(it); err != nil {
 			errs = append(errs, err)
 			if p.cs == s {
-				s.Withdraw(it.ID, p.name)
+				s.Leave(it.ID, p.name)
 			}
 		}
 	}
@@ -111,7 +111,7 @@ func (p *Persona[T]) coordinate(ctx context.Context, it Item[T]) (any, error) {
 	// Merged older items are answered by this one: say so, or their
 	// decisions would wait for this persona until their windows end.
 	for _, c := range it.Context {
-		s.Withdraw(c.ID, p.name)
+		s.Leave(c.ID, p.name)
 	}
 	d, decided := s.Decision(it.ID)
 	if decided && !thought(d, p.name) && !p.addressedBy(it) {
@@ -155,7 +155,7 @@ func (p *Persona[T]) think(ctx context.Context, it Item[T]) (coord.Decision, err
 		// Declined, failed or panicked before speaking: withdraw at once,
 		// even while a panic unwinds, so that peers never wait for us.
 		if !spoke {
-			s.Withdraw(it.ID, p.name)
+			s.Leave(it.ID, p.name)
 		}
 	}()
 	th, err := p.eval.Evaluate(ctx, it)

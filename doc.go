@@ -49,15 +49,19 @@
 // Options.CoordinationTimeout. A persona that declines, fails, panics or
 // lets the item expire withdraws at once; one that hangs or never engages
 // delays the decision only until the window ends. An item the persona
-// reaches after its decision closed is not evaluated at all. Evaluated and
-// not granted is accounted as handled, and counted in Snapshot.NotGranted.
+// reaches after its decision closed is not evaluated at all, unless the
+// item (or an older one merged into it) addresses the persona: an addressee
+// thinks even late, says it is addressed, and the stream grants it, so an
+// @mention is always answered. Evaluated and not granted is accounted as
+// handled, and counted in Snapshot.NotGranted.
 //
-// The window starts when the item is opened, so it must cover how late the
-// personas engage: urgent items are engaged at once, non-urgent ones wait
-// for a persona's next scan (seconds). The stream's adaptive window learns
-// this, because a persona that arrives late still tells it; start it with a
-// Window near the cadence when most items are not urgent. The stream belongs
-// to the caller: close it after Runtime.Shutdown.
+// Non-urgent items wait for each persona's next scan (seconds), so a window
+// counted from the item's opening must cover that; a stream with
+// coord.Options.WindowFromFirstThought counts it from the first thought
+// instead, which suits personas with a rhythm. A persona waits for a
+// decision at most the stream's longest window plus a second
+// (Options.CoordinationTimeout). The stream belongs to the caller: close it
+// after Runtime.Shutdown.
 //
 // # Pipelines (dependencies)
 //
@@ -83,8 +87,8 @@
 // A prerequisite that holds an item past RuntimeOptions.DependencyTimeout
 // (default 5s, counted per stage from when it became responsible, so it
 // includes the item's wait in the stage's inbox) releases its dependents
-// with the item Incomplete and without its output; a late result is
-// ignored. At most RuntimeOptions.MaxPipelineKeys items are in flight per
+// with the item Incomplete and without its output; a late result still
+// counts for a barrier that is open, and is otherwise ignored. At most RuntimeOptions.MaxPipelineKeys items are in flight per
 // pipeline (oldest released Incomplete beyond it), and each item is held
 // only until its last dependent has it. Runtime.Shutdown stops the
 // pipelines' timers; items they had released are in the report.

@@ -142,7 +142,7 @@ type Persona[T any] struct {
 	meanTook float64                // running mean of handler time, ns
 	taken    []inbox.Entry[Item[T]] // the batch being worked
 	retired  []inbox.Retired[Item[T]]
-	released atomic.Uint64 // dependency releases received
+	pokes    atomic.Uint64 // dependency releases and Wakes received: a running loop looks again
 
 	busy       atomic.Int64 // total handler time, ns
 	slices     atomic.Uint64
@@ -304,9 +304,14 @@ func (p *Persona[T]) push(it Item[T]) (inbox.Outcome, error) {
 	})
 }
 
-// Wake wakes the persona at once, as a dependency trigger does. A persona
-// that is already awake notices pending urgent work before it rests.
+// Wake wakes the persona at once, as a dependency trigger does: a persona
+// that is already awake looks at its inbox again before it rests. Unknown
+// triggers are ignored.
 func (p *Persona[T]) Wake(t Trigger) {
+	if t < 0 || t >= numTriggers {
+		return
+	}
+	p.pokes.Add(1) // a loop that is running looks again before it parks
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.wakeLocked(t)
@@ -317,7 +322,7 @@ func (p *Persona[T]) notify(urgent bool) {
 	if p.dependent.Load() {
 		// Everything a dependent receives is a release: the dependency
 		// trigger wakes it now, urgent or not.
-		p.released.Add(1)
+		p.pokes.Add(1)
 		switch p.run.Load() {
 		case runRunning, runStopped, runDormant:
 		default:
@@ -485,8 +490,8 @@ func (p *Persona[T]) live(wake chan Trigger) (Trigger, bool) {
 		}
 		now := time.Now()
 		adj := p.rt.adjust()
-		released := p.released.Load()
-		p.step(now, adj)
+		pokes := p.pokes.Load()
+		worked := p.step(now, adj)
 		if p.rt.stopping.Load() {
 			p.halt()
 			return 0, false
@@ -504,14 +509,15 @@ func (p *Persona[T]) live(wake chan Trigger) (Trigger, bool) {
 		p.lastRest = time.Now()
 		mood := p.st.Mood
 		p.stMu.Unlock()
-		if cad <= 0 && p.q.Len() > 0 {
+		if cad <= 0 && worked && p.q.Len() > 0 {
+			// No rhythm: keep going while there is work it takes.
 			runtime.Gosched()
 			continue
 		}
 		if o := p.rt.obs; o != nil {
 			o.Observe(Event{Kind: EventRest, Persona: p.name, At: time.Now(), Cadence: cad, Mood: mood})
 		}
-		switch p.park(cad, wake, released) {
+		switch p.park(cad, wake, pokes, worked) {
 		case parkAgain:
 			continue
 		case parkExit:
@@ -524,6 +530,11 @@ func (p *Persona[T]) live(wake chan Trigger) (Trigger, bool) {
 		return t, true
 	}
 }
+
+// idleRescan is how soon a persona with no rhythm (a negative cadence)
+// looks again when it found nothing worth taking; a new arrival wakes it
+// before.
+const idleRescan = 100 * time.Millisecond
 
 type parkResult int
 
@@ -539,7 +550,7 @@ const triggerRetire Trigger = -1
 // park publishes that the loop rests, unless urgent work arrived meanwhile.
 // With work pending it arms the scan timer for cad; with nothing queued,
 // deferred or scanned, no timer at all.
-func (p *Persona[T]) park(cad time.Duration, wake chan Trigger, released uint64) parkResult {
+func (p *Persona[T]) park(cad time.Duration, wake chan Trigger, pokes uint64, worked bool) parkResult {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.run.Load() == runStopped || p.rt.stopping.Load() {
@@ -552,14 +563,19 @@ func (p *Persona[T]) park(cad time.Duration, wake chan Trigger, released uint64)
 	p.run.Store(runParked)
 	// Urgent work, or a dependency release that arrived while we worked
 	// (its trigger found us running), is looked at now.
-	if p.q.HasUrgent() || p.released.Load() != released {
+	if p.q.HasUrgent() || p.pokes.Load() != pokes {
 		p.run.Store(runRunning)
 		return parkAgain
 	}
 	if p.q.Len() > 0 || p.q.DeferredLen() > 0 || p.opts.Scan {
 		if cad <= 0 {
-			p.run.Store(runRunning)
-			return parkAgain
+			if worked {
+				p.run.Store(runRunning)
+				return parkAgain
+			}
+			// No rhythm, and nothing here worth taking now: look again
+			// soon (aging lifts what waits) rather than spin.
+			cad = idleRescan
 		}
 		p.armLocked(cad)
 	}
@@ -587,7 +603,7 @@ func (p *Persona[T]) halt() {
 
 // step is one scheduler step: account the rest since the last one, retire
 // stale items, catch up deferred work when allowed, and work one slice.
-func (p *Persona[T]) step(now time.Time, adj Adjustment) {
+func (p *Persona[T]) step(now time.Time, adj Adjustment) (worked bool) {
 	p.stMu.Lock()
 	if !p.mark.IsZero() {
 		p.st.Rest(now.Sub(p.mark))
@@ -620,7 +636,7 @@ func (p *Persona[T]) step(now time.Time, adj Adjustment) {
 	p.st.Observe(p.q.Load(), p.rt.budget(now))
 	p.stMu.Unlock()
 
-	p.slice(now, adj.ThresholdShift)
+	return p.slice(now, adj.ThresholdShift)
 }
 
 // reportDeferred tells the observer which entries the inbox deferred: the
@@ -636,7 +652,7 @@ func (p *Persona[T]) reportDeferred(now time.Time) {
 
 // slice works items while they are worth engaging, at most SliceItems of
 // them or SliceDuration of time.
-func (p *Persona[T]) slice(start time.Time, shift float64) {
+func (p *Persona[T]) slice(start time.Time, shift float64) (worked bool) {
 	now := start
 	engage := func(e inbox.Entry[Item[T]]) bool {
 		eff := p.q.Effective(e, now)
@@ -645,7 +661,6 @@ func (p *Persona[T]) slice(start time.Time, shift float64) {
 		p.stMu.Unlock()
 		return ok
 	}
-	worked := false
 	n := 0
 	for n < p.opts.SliceItems {
 		if n > 0 && now.Sub(start) >= p.opts.SliceDuration {
@@ -693,6 +708,7 @@ func (p *Persona[T]) slice(start time.Time, shift float64) {
 	if worked {
 		p.slices.Add(1)
 	}
+	return worked
 }
 
 // batchBudget is how much handler time a batch taken under one lock may
@@ -794,21 +810,32 @@ func (p *Persona[T]) settle(it Item[T], out any, err error, panicked bool, start
 		if o := p.rt.obs; o != nil {
 			o.Observe(Event{Kind: kind, Persona: p.name, At: start, ItemID: it.ID, Key: it.Key, Priority: it.Priority, Took: took, Err: err})
 		}
-		if it.Attempt+1 < p.opts.MaxAttempts && !p.rt.stopping.Load() {
-			ctx := it.Context
+		if p.rt.stopping.Load() {
+			// Shutting down (the handler may have been cancelled by it):
+			// the item is not the handler's failure. Put it back, to be
+			// reported as left over and delivered again by its owner.
+			p.requeue(it)
+			return
+		}
+		if it.Attempt+1 < p.opts.MaxAttempts {
 			it.Attempt++
-			it.Context = nil
-			p.q.Requeue(inbox.Entry[Item[T]]{ID: it.ID, Priority: it.Priority, Enqueued: it.Delivered, Deadline: it.Deadline, Value: it}, time.Now())
-			// Merged context items are settled with their trigger's first
-			// attempt: they were answered by it or will be by the retry.
-			for _, c := range ctx {
-				p.q.Finish(c.ID, inbox.Handled)
-				p.final(c, inbox.Handled, nil, start, start.Sub(c.Delivered), 0)
-			}
+			p.requeue(it)
 			return
 		}
 		p.finishAll(it, inbox.Failed, nil, start, wait, took)
 	}
+}
+
+// requeue puts a taken item back in the inbox, and the older items merged
+// into it back beside it: none of them was answered, so none is settled.
+// Taken again, they merge again.
+func (p *Persona[T]) requeue(it Item[T]) {
+	now := time.Now()
+	for _, c := range it.Context {
+		p.q.Requeue(inbox.Entry[Item[T]]{ID: c.ID, Priority: c.Priority, Enqueued: c.Delivered, Deadline: c.Deadline, Value: c}, now)
+	}
+	it.Context = nil
+	p.q.Requeue(inbox.Entry[Item[T]]{ID: it.ID, Priority: it.Priority, Enqueued: it.Delivered, Deadline: it.Deadline, Value: it}, now)
 }
 
 func (p *Persona[T]) finishAll(it Item[T], a Account, out any, start time.Time, wait, took time.Duration) {
@@ -830,9 +857,9 @@ func (p *Persona[T]) final(it Item[T], a Account, out any, at time.Time, wait, t
 			Priority: it.Priority, Urgent: p.q.Urgent(it.Priority), Wait: wait, Took: took})
 	}
 	if p.cs != nil && a != inbox.Handled {
-		// Nobody should wait for a thinker that will never speak. A no-op
-		// when the decision is already made.
-		p.cs.Withdraw(it.ID, p.name)
+		// Nobody should wait for a thinker that will never speak. Leave,
+		// not Withdraw: an item no longer open is not opened again.
+		p.cs.Leave(it.ID, p.name)
 	}
 	if pp := p.pipe.Load(); pp != nil {
 		pp.finish(p.name, it.ID, a, out)
@@ -951,6 +978,13 @@ type Leftover struct {
 
 func (p *Persona[T]) remaining() Leftover {
 	q, d := p.q.Close()
+	// Entries that expired inside the inbox since the loop last looked
+	// (or that it never looked at) are reported like every final account.
+	now := time.Now()
+	for _, r := range p.q.DrainRetired(nil) {
+		p.final(r.Entry.Value, r.Account, nil, now, 0, 0)
+	}
+	p.reportDeferred(now)
 	l := Leftover{Persona: p.name, Counts: p.q.Counts()}
 	for _, e := range q {
 		l.Queued = append(l.Queued, e.ID)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -527,12 +528,15 @@ func TestShutdownReportsLeftoversAndCancelsHandlers(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("shutdown err = %v, want deadline exceeded after cancelling the handler", err)
 		}
+		// The item whose handler shutdown cancelled is not the handler's
+		// failure: it is left over with the rest, for its owner to deliver
+		// again.
 		l := rep.Leftovers[0]
-		if len(l.Queued) != 3 || rep.Pending() != 3 {
+		if len(l.Queued) != 4 || rep.Pending() != 4 || !slices.Contains(l.Queued, "0") {
 			t.Fatalf("leftovers %+v", l)
 		}
-		if !l.Counts.Balanced() || l.Counts.Failed != 1 {
-			t.Fatalf("the cancelled item should be failed and the rest queued: %+v", l.Counts)
+		if !l.Counts.Balanced() || l.Counts.Failed != 0 {
+			t.Fatalf("nothing should be failed: %+v", l.Counts)
 		}
 		if err := p.Deliver(item("late", 0.9)); !errors.Is(err, persona.ErrClosed) {
 			t.Fatalf("deliver after shutdown: %v", err)

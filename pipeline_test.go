@@ -365,7 +365,8 @@ func TestShutdownWithItemsInFlightThroughAPipeline(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("shutdown: %v", err)
 		}
-		if l := rep.Leftovers[0]; !slices.Equal(l.Queued, []string{"f2", "f3"}) || l.Counts.Failed != 1 || !l.Counts.Balanced() {
+		// f1's handler was cancelled by the shutdown: left over, not failed.
+		if l := rep.Leftovers[0]; !slices.Equal(l.Queued, []string{"f1", "f2", "f3"}) || l.Counts.Failed != 0 || !l.Counts.Balanced() {
 			t.Fatalf("lines left %+v", l)
 		}
 		if got := tr.items("semantic"); len(got) != 1 || got[0].ID != "f0" {

@@ -100,21 +100,26 @@ func NewRuntime(opts RuntimeOptions) *Runtime {
 
 func (rt *Runtime) add(m member) error {
 	rt.mu.Lock()
-	defer rt.mu.Unlock()
 	if rt.closed {
+		rt.mu.Unlock()
 		return ErrClosed
 	}
 	if _, dup := rt.byName[m.Name()]; dup {
+		rt.mu.Unlock()
 		return fmt.Errorf("persona: spawn: duplicate name %q", m.Name())
 	}
 	if rt.started {
 		if w, n := m.deps(); len(w) > 0 || len(n) > 0 {
+			rt.mu.Unlock()
 			return fmt.Errorf("persona: spawn %q: dependencies must be declared before Start", m.Name())
 		}
 	}
 	rt.members = append(rt.members, m)
 	rt.byName[m.Name()] = m
-	if rt.started {
+	started := rt.started
+	rt.mu.Unlock()
+	if started {
+		// Outside rt.mu: starting may launch the loop, which takes it.
 		m.start()
 	}
 	return nil

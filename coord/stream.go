@@ -383,6 +383,30 @@ func (s *Stream) Withdraw(item, persona string) {
 	s.publish(pub)
 }
 
+// Leave withdraws persona from item only if the item is open: unlike
+// Withdraw it never opens an item, so a persona that leaves an item whose
+// decision is long made and forgotten (or that was never opened) does not
+// create a second, empty decision. The runtime uses it.
+func (s *Stream) Leave(item, persona string) {
+	if item == "" || persona == "" {
+		return
+	}
+	now := time.Now()
+	s.mu.Lock()
+	e := s.open[item]
+	if s.closed || e == nil {
+		s.mu.Unlock()
+		return
+	}
+	e.withdrawn[persona] = true
+	var pub []Decision
+	if e.complete() {
+		pub = append(pub, s.closeLocked(e, now, false, false))
+	}
+	s.mu.Unlock()
+	s.publish(pub)
+}
+
 // Await is the sync point: it blocks until item's decision is made and returns
 // it, or returns early with an error wrapping ctx.Err(), ErrClosed (the stream
 // closed first) or ErrUnknownItem. A decided item returns at once, even after

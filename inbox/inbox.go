@@ -55,8 +55,9 @@ type Options struct {
 	// deferred is the lowest, not always the newcomer. Whoever sets it
 	// must drain both; without it those entries are only counted.
 	Report bool
-	// Notify, if set, is called after every successful Push, outside the
-	// lock, with whether the item is urgent. It is the wake-up hook: a
+	// Notify, if set, is called after every Push that queued its entry
+	// (not for one deferred on arrival), outside the lock, with whether
+	// the entry is urgent. It is the wake-up hook: a
 	// consumer sleeps until it is called, instead of polling.
 	Notify func(urgent bool)
 }
