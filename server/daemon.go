@@ -47,6 +47,8 @@ const (
 	DefaultBudgetBurst  = 20  // model calls in a burst
 	DefaultAckWait      = 2 * time.Minute
 	DefaultCoordWindow  = 3 * time.Second
+	DefaultRetention    = 30 * 24 * time.Hour // a month of chat history
+	DefaultMaxBytes     = 1 << 30             // 1 GiB of room stream
 )
 
 // Config configures a Daemon. The zero value is valid: it runs the built-in
@@ -122,6 +124,15 @@ type Config struct {
 	// AckWait is how long JetStream waits for an acknowledgement before
 	// redelivering (default 2m); held messages are kept alive well within it.
 	AckWait time.Duration
+	// Retention is how long the room stream keeps a message (default 30
+	// days); the accounts and replies buckets keep a key as long, so a
+	// message is never redelivered after its ledger entries are gone.
+	// Negative: forever. Paging, prompts and quiet rooms see only what the
+	// stream keeps, and the daemon reads all of it at start.
+	Retention time.Duration
+	// MaxBytes caps the room stream's size: past it the oldest messages are
+	// dropped (default 1 GiB). Negative: no cap.
+	MaxBytes int64
 	// Persona is the base of every persona's runtime options; the spec's
 	// capacity, cadence and thresholds override it.
 	Persona persona.Options
@@ -169,11 +180,31 @@ func (c Config) withDefaults() Config {
 	if c.AckWait <= 0 {
 		c.AckWait = DefaultAckWait
 	}
+	if c.Retention == 0 {
+		c.Retention = DefaultRetention
+	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = DefaultMaxBytes
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 	return c
 }
+
+// streamLimits are Retention and MaxBytes in JetStream's terms: 0 and -1
+// mean unlimited.
+func (c Config) streamLimits() (maxAge time.Duration, maxBytes int64) {
+	maxAge, maxBytes = max(c.Retention, 0), c.MaxBytes
+	if maxBytes < 0 {
+		maxBytes = -1
+	}
+	return maxAge, maxBytes
+}
+
+// minRetention is the shortest Config.Retention: a message must outlive
+// the time it may wait for its personas and its redeliveries.
+const minRetention = time.Hour
 
 // Errors of the daemon's life cycle.
 var (
@@ -193,6 +224,10 @@ type Daemon struct {
 	// remote holds the lower-case names of the configuration's personas
 	// that other daemons run (left out by Config.Personas).
 	remote map[string]bool
+	// names maps every lower-case name and display name of the
+	// configuration's personas, here or remote, to the persona's name: a
+	// human may not post under one (PersonaName).
+	names map[string]string
 
 	started  time.Time
 	token    string
@@ -232,6 +267,11 @@ type Daemon struct {
 	// testDropFinals makes the ledger drop every final account without
 	// writing or acknowledging it: a crash just before each ack.
 	testDropFinals bool
+	// testAccounts, if set, wraps the accounts bucket the ledger writes to
+	// (tests inject failures).
+	testAccounts func(jetstream.KeyValue) jetstream.KeyValue
+	// testBeforePublish, if set, runs in Post just before the publish.
+	testBeforePublish func()
 }
 
 // member is one persona of this daemon.
@@ -243,12 +283,37 @@ type member struct {
 	// recheck: deliveries up to this stream sequence may have been
 	// accounted by an earlier run (see bus.personaConsumer).
 	recheck uint64
+	// consumeErrs counts consume errors since the last delivery.
+	consumeErrs atomic.Int32
+}
+
+// consumeErrorsPersist is how many consume errors in a row, with no
+// delivery between them, deserve a warning: one missed heartbeat or a
+// reconnect is routine, and the client recovers from it on its own.
+const consumeErrorsPersist = 3
+
+// consumeError logs an error of a persona's consumer: at Warn when the
+// consumer is gone (the client stops consuming, so the persona receives
+// nothing until the daemon restarts) or errors persist, else at Debug.
+func (d *Daemon) consumeError(name string, streak *atomic.Int32, err error) {
+	n := streak.Add(1)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+		d.log.Warn("consumer deleted: the persona receives no messages until the daemon restarts", "persona", name, "err", err)
+	case n >= consumeErrorsPersist:
+		d.log.Warn("consumer errors persist", "persona", name, "errors", n, "err", err)
+	default:
+		d.log.Debug("consumer", "persona", name, "err", err)
+	}
 }
 
 // New checks cfg and loads the personas. It starts nothing and touches no
 // disk but the persona file.
 func New(cfg Config) (*Daemon, error) {
 	cfg = cfg.withDefaults()
+	if cfg.Retention > 0 && cfg.Retention < minRetention {
+		return nil, fmt.Errorf("%w: retention %v is under %v", ErrInvalid, cfg.Retention, minRetention)
+	}
 	var specs []PersonaSpec
 	var err error
 	switch {
@@ -266,8 +331,10 @@ func New(cfg Config) (*Daemon, error) {
 	if specs, err = selectPersonas(specs, cfg.Personas); err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger, specs: specs, remote: map[string]bool{}}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, specs: specs, remote: map[string]bool{}, names: map[string]string{}}
 	for _, s := range all {
+		d.names[strings.ToLower(s.Name)] = s.Name
+		d.names[strings.ToLower(s.display())] = s.Name
 		if !slices.ContainsFunc(specs, func(o PersonaSpec) bool { return o.Name == s.Name }) {
 			d.remote[strings.ToLower(s.Name)] = true
 		}
@@ -297,7 +364,8 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	if d.token, err = loadToken(d.cfg.Data, d.cfg.Token); err != nil {
 		return err
 	}
-	if d.bus, err = openBus(ctx, busOptions{URL: d.cfg.NATSURL, StoreDir: d.cfg.Data, Name: "persona", Logger: d.log}); err != nil {
+	maxAge, maxBytes := d.cfg.streamLimits()
+	if d.bus, err = openBus(ctx, busOptions{URL: d.cfg.NATSURL, StoreDir: d.cfg.Data, Name: "persona", Logger: d.log, MaxAge: maxAge, MaxBytes: maxBytes}); err != nil {
 		return err
 	}
 	d.rooms = newRooms(d.log)
@@ -325,10 +393,13 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		if m.cons, m.recheck, err = d.bus.personaConsumer(ctx, m.spec.Name, 2*m.p.Inbox().Options().Capacity, d.cfg.AckWait); err != nil {
 			return err
 		}
-		cc, err := m.cons.Consume(func(msg jetstream.Msg) { d.deliver(m, msg) },
+		cc, err := m.cons.Consume(func(msg jetstream.Msg) {
+			m.consumeErrs.Store(0)
+			d.deliver(m, msg)
+		},
 			jetstream.PullMaxMessages(64),
 			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-				d.log.Debug("consumer", "persona", m.spec.Name, "err", err)
+				d.consumeError(m.spec.Name, &m.consumeErrs, err)
 			}))
 		if err != nil {
 			return fmt.Errorf("consume for %s: %w", m.spec.Name, err)
@@ -367,7 +438,9 @@ func (d *Daemon) listen() error {
 	d.srv = &http.Server{
 		Handler:           NewHandler(d, hopts),
 		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return base },
+		// A browser's idle keep-alive connection is not held for ever.
+		IdleTimeout: 2 * time.Minute,
+		BaseContext: func(net.Listener) context.Context { return base },
 	}
 	d.wg.Go(func() {
 		if err := d.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -392,7 +465,8 @@ func (d *Daemon) URL() string { return "http://" + d.Addr() + "/" }
 // Token returns the API's bearer token (set by Start).
 func (d *Daemon) Token() string { return d.token }
 
-// Shutdown stops the daemon: the HTTP server (live streams end), the
+// Shutdown stops the daemon: the HTTP server (live streams end, requests in
+// flight finish unless ctx ends first), the
 // consumers, the personas (runtime Shutdown: a running handler finishes or,
 // when ctx ends, is cancelled; what is still queued stays unacknowledged in
 // JetStream and is delivered again on the next start), the coordination
@@ -411,12 +485,18 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 func (d *Daemon) teardown(ctx context.Context) error {
 	var errs []error
 	if d.srv != nil {
-		d.httpCancel()
+		// Live streams end first (their channels close), so that Shutdown
+		// waits only for ordinary requests. A POST in flight finishes:
+		// cancelling it would answer 503 for a message JetStream may have
+		// stored. Only when ctx ends first are the requests' contexts
+		// cancelled and their connections closed.
 		d.rooms.close()
 		if err := d.srv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+			d.httpCancel()
 			_ = d.srv.Close()
 		}
+		d.httpCancel()
 	} else if d.ln != nil {
 		_ = d.ln.Close()
 	}
@@ -637,7 +717,13 @@ func (d *Daemon) buildRuntime() error {
 			groups[strings.ToLower(s.Name)] = downstream(d.specs, s.Name)
 		}
 	}
-	d.ledger = newLedger(d.log, d.bus.accounts, groups)
+	accounts := d.bus.accounts
+	if d.testAccounts != nil {
+		accounts = d.testAccounts(accounts)
+	}
+	d.ledger = newLedger(d.log, accounts, groups)
+	// A message given back comes again well within the ack wait.
+	d.ledger.nakDelay = min(d.ledger.nakDelay, d.cfg.AckWait/4)
 	d.ledger.skipWrites = d.testDropFinals
 	return nil
 }
@@ -728,7 +814,8 @@ func (d *Daemon) deliver(m *member, jm jetstream.Msg) {
 		cancel()
 		if err != nil {
 			d.ledger.unhold(name, msg.ID)
-			d.log.Warn("ledger lookup failed; will retry on redelivery", "persona", name, "message", msg.ID, "err", err)
+			d.log.Warn("ledger lookup failed; the message will be delivered again", "persona", name, "message", msg.ID, "err", err)
+			nak(d.log, jm, d.ledger.nakDelay)
 			return
 		}
 		if done {
@@ -934,11 +1021,14 @@ func (d *Daemon) Post(ctx context.Context, room, author, content string) (chat.M
 	case content == "":
 		return chat.Message{}, fmt.Errorf("%w: empty content", ErrInvalid)
 	}
-	if _, ok := d.byName[strings.ToLower(author)]; ok {
-		return chat.Message{}, fmt.Errorf("%w: author %q is a persona's name", ErrInvalid, author)
+	if p, ok := d.PersonaName(author); ok {
+		return chat.Message{}, fmt.Errorf("%w: author %q is persona %s's name", ErrInvalid, author, p)
 	}
 	now := time.Now()
 	m := chat.Message{ID: newMessageID(now), Room: room, Author: author, Kind: chat.Human, Content: content, At: now.UTC()}
+	if d.testBeforePublish != nil {
+		d.testBeforePublish()
+	}
 	seq, err := d.bus.publish(ctx, m)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -949,6 +1039,23 @@ func (d *Daemon) Post(ctx context.Context, room, author, content string) (chat.M
 	d.rooms.posted(seq, m)
 	d.metrics.Message()
 	return m, nil
+}
+
+// PersonaName reports whether author would pass for a persona, and which:
+// the name (what @mentions use) or display name of any persona of the
+// configuration, run here or by another daemon, or the author of a persona
+// message seen in the stream (a persona of a daemon configured otherwise),
+// ignoring case, surrounding space and a leading '@'. It reads only memory,
+// so it costs no NATS round trip per POST.
+func (d *Daemon) PersonaName(author string) (string, bool) {
+	bare := strings.ToLower(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(author), "@")))
+	if p, ok := d.names[bare]; ok {
+		return p, true
+	}
+	if d.rooms != nil {
+		return d.rooms.personaAuthor(bare)
+	}
+	return "", false
 }
 
 // Messages lists a room's messages after the message with id after (from
@@ -967,9 +1074,12 @@ func (d *Daemon) Messages(ctx context.Context, room, after string, limit int) ([
 	limit = min(limit, 500)
 	var seq uint64
 	if after != "" {
-		s, ok := d.rooms.seq(after)
-		if !ok {
-			return nil, fmt.Errorf("%w: message %q", ErrNotFound, after)
+		s, ok, err := d.seqOf(ctx, room, after)
+		if err == nil && !ok {
+			err = fmt.Errorf("%w: message %q", ErrNotFound, after)
+		}
+		if err != nil {
+			return nil, err
 		}
 		seq = s
 	}
@@ -984,6 +1094,25 @@ func (d *Daemon) Messages(ctx context.Context, room, after string, limit int) ([
 		out = []chat.Message{}
 	}
 	return out, nil
+}
+
+// seqOf returns the stream sequence of message id of room: from the rooms'
+// index of recent messages, or else found in the stream (and then indexed).
+func (d *Daemon) seqOf(ctx context.Context, room, id string) (uint64, bool, error) {
+	if s, ok := d.rooms.seq(id); ok {
+		return s, true, nil
+	}
+	s, ok, err := d.bus.findSeq(ctx, room, id)
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, false, fmt.Errorf("messages: %w", ctx.Err())
+		}
+		return 0, false, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if ok {
+		d.rooms.remember(id, s)
+	}
+	return s, ok, nil
 }
 
 // Subscribe streams a room's events: messages as they are stored, thoughts

@@ -31,7 +31,10 @@
 // A message is acknowledged only when it has a final account: the runtime
 // reported it handled, declined, expired or failed, or a guard skipped it.
 // The account is first written to the KV bucket persona_accounts (key
-// "<persona>.<message id>"), then the message is acknowledged. Queued and
+// "<persona>.<message id>"), then the message is acknowledged. A write that
+// still fails after a few retries with backoff is not acknowledged: the
+// delivery is dropped and negatively acknowledged, so JetStream delivers it
+// again within seconds and it is accounted then. Queued and
 // deferred messages stay unacknowledged, kept alive with InProgress while
 // their persona holds them; what a full inbox cannot hold waits in
 // JetStream (the consumer's max-ack-pending), not in memory. For a persona
@@ -64,6 +67,9 @@
 //     answered, and neither is one in a room where no human has spoken for
 //     Config.QuietAfter (default 10 minutes): the room is quiet until a
 //     human speaks.
+//   - No human posts under a persona's name or display name: any persona
+//     of the configuration (run here or by another daemon) or seen writing
+//     in the stream, checked in memory.
 //   - A persona never takes in its own message, nor one that scores below
 //     Config.RespondAbove for it without mentioning it (it could only
 //     decline it), and a persona answers a message at most once.
@@ -104,10 +110,24 @@
 // Every Daemon method is safe for concurrent use. The goroutines the daemon
 // starts (HTTP server, governor sampler, keep-alive, ledger writer) are
 // owned and stopped by Shutdown; NATS client and embedded server goroutines
-// end with the connection and the server. The room follower reads the
-// whole stream at start (so paging, prompts and quiet rooms are right from
-// the first request) and keeps, per message, its id and stream sequence in
-// memory (tens of bytes a message), and per room the last 50 messages.
+// end with the connection and the server. Shutdown lets HTTP requests in
+// flight finish (a POST being stored is answered 201), ending live streams
+// first; only when its context ends are requests cancelled.
+//
+// What is stored is bounded: the room stream keeps a message for
+// Config.Retention (default 30 days) and at most Config.MaxBytes (default 1
+// GiB, oldest dropped first), and the accounts and replies buckets keep a
+// key as long as the stream keeps a message (their TTL is the retention),
+// so no message can come back after its ledger entries expired. The room
+// follower reads the retained stream at start (so paging, prompts and quiet
+// rooms are right from the first request) and keeps in memory the stream
+// sequences of the 100 000 most recent message ids (a few megabytes), per
+// room the last 50 messages, and the names of personas seen writing.
+// Paging after an older id finds it in the stream instead: a binary search
+// on the time in the id (ids sort by the clock of the daemon that made
+// them, so it allows five minutes of skew between daemons), then a short
+// scan; an id is looked up only in the room it is paged in. Rooms
+// themselves are not forgotten while the stream keeps a message of theirs.
 //
 // # Testing code that uses it
 //

@@ -220,7 +220,10 @@ func (a *httpAPI) postMessage(w http.ResponseWriter, r *http.Request) error {
 	if p, ok := a.impersonates(author); ok {
 		return badField("author", "%q is a persona's name", p)
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), a.opts.RequestTimeout)
+	// Not cancelled with the request: a client that hangs up, or a server
+	// shutting down, must not turn a publish JetStream may already have
+	// stored into a failure. The timeout still bounds it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), a.opts.RequestTimeout)
 	defer cancel()
 	msg, err := a.b.Post(ctx, room, author, content)
 	if err != nil {
@@ -231,9 +234,19 @@ func (a *httpAPI) postMessage(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// PersonaNamer is what a Backend may also implement to tell whether an
+// author would pass for a persona from what it knows locally (the Daemon
+// does). A Backend without it is asked for Personas on every POST.
+type PersonaNamer interface {
+	PersonaName(author string) (persona string, ok bool)
+}
+
 // impersonates reports whether author would pass for a persona: its name
 // (what @mentions use) or display name, ignoring case and a leading '@'.
 func (a *httpAPI) impersonates(author string) (string, bool) {
+	if pn, ok := a.b.(PersonaNamer); ok {
+		return pn.PersonaName(author)
+	}
 	bare := strings.TrimSpace(strings.TrimPrefix(author, "@"))
 	for _, p := range a.b.Personas() {
 		if strings.EqualFold(bare, p.Name) || (p.Display != "" && strings.EqualFold(bare, p.Display)) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,7 +32,10 @@ type Record struct {
 // final account. Then it writes each account to the accounts bucket, and
 // only after that acknowledges the message. A crash at any point leaves the
 // message unacknowledged, so it is delivered again after a restart, where
-// the accounts bucket tells whether it was in fact done.
+// the accounts bucket tells whether it was in fact done. A final account
+// that cannot be written even after retries is not acknowledged either: its
+// deliveries are dropped and given back to JetStream with a Nak, so the
+// message comes again within seconds rather than staying held for ever.
 //
 // Finals are written by one goroutine (run), so persona loops never wait on
 // the network: Observe only queues.
@@ -39,6 +43,9 @@ type ledger struct {
 	log      *slog.Logger
 	accounts jetstream.KeyValue
 	groups   map[string][]string // source persona (lower-case) -> itself and its dependents
+	// nakDelay is how long JetStream waits before delivering again a
+	// message given back by write or deliver (default 5s).
+	nakDelay time.Duration
 
 	mu      sync.Mutex
 	pending map[string]*pend // message id -> deliveries held
@@ -66,9 +73,10 @@ type final struct {
 func newLedger(log *slog.Logger, accounts jetstream.KeyValue, groups map[string][]string) *ledger {
 	return &ledger{
 		log: log, accounts: accounts, groups: groups,
-		pending: make(map[string]*pend),
-		notes:   make(map[string]string),
-		wake:    make(chan struct{}, 1),
+		pending:  make(map[string]*pend),
+		notes:    make(map[string]string),
+		wake:     make(chan struct{}, 1),
+		nakDelay: defaultNakDelay,
 	}
 }
 
@@ -195,19 +203,33 @@ func (l *ledger) flush() {
 	}
 }
 
+// Retries of a final account's write. A transient KV error (a leader
+// election, a reconnect) usually clears within a second or two; a longer
+// outage gives the message back to JetStream (see write).
+const (
+	ledgerWriteAttempts = 4
+	ledgerWriteBackoff  = 250 * time.Millisecond // doubled after each failed attempt
+	ledgerWriteTimeout  = 5 * time.Second        // each attempt
+	defaultNakDelay     = 5 * time.Second
+)
+
 // write stores one final account, then acknowledges what it completes.
+//
+// The write is retried with backoff. If every attempt fails, the deliveries
+// the account belonged to are dropped from pending and negatively
+// acknowledged: JetStream delivers the message again (after nakDelay), and
+// since no handle is held any more, the redelivery goes through the ledger
+// check in deliver and is handled again (the replies bucket keeps a persona
+// from answering it twice). Keeping the handle instead would leave it
+// pending for ever: keepAlive would mark it in progress every AckWait/4, so
+// JetStream would never redeliver it, and hold would drop a redelivery.
 func (l *ledger) write(f final) {
 	if l.skipWrites {
 		return
 	}
 	data, _ := json.Marshal(f.rec)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	_, err := l.accounts.Put(ctx, ledgerKey(f.persona, f.id), data)
-	cancel()
-	if err != nil {
-		// Not acknowledged either: the message is delivered again (after
-		// the ack wait or a restart) and accounted then.
-		l.log.Warn("ledger: account not written; the message will be delivered again", "persona", f.persona, "message", f.id, "err", err)
+	if err := l.put(ledgerKey(f.persona, f.id), data); err != nil {
+		l.giveBack(f, err)
 		return
 	}
 	if f.direct != nil {
@@ -238,6 +260,60 @@ func (l *ledger) write(f final) {
 	l.mu.Unlock()
 	for _, m := range acks {
 		ack(l.log, m)
+	}
+}
+
+// put writes one key, retrying with backoff.
+func (l *ledger) put(key string, data []byte) error {
+	var err error
+	wait := ledgerWriteBackoff
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), ledgerWriteTimeout)
+		_, err = l.accounts.Put(ctx, key, data)
+		cancel()
+		if err == nil || attempt == ledgerWriteAttempts {
+			return err
+		}
+		time.Sleep(wait) // the writer's own goroutine: finals queue meanwhile
+		wait *= 2
+	}
+}
+
+// giveBack returns to JetStream the deliveries whose final account could not
+// be written: the skipped message itself, or every held delivery of the
+// message whose source's group includes the persona.
+func (l *ledger) giveBack(f final, err error) {
+	var naks []jetstream.Msg
+	if f.direct != nil {
+		naks = append(naks, f.direct)
+	} else {
+		l.mu.Lock()
+		if p := l.pending[f.id]; p != nil {
+			for src, m := range p.handles {
+				if slices.Contains(l.group(src), f.persona) {
+					naks = append(naks, m)
+					delete(p.handles, src)
+				}
+			}
+			if len(p.handles) == 0 {
+				delete(l.pending, f.id)
+			}
+		}
+		l.mu.Unlock()
+	}
+	l.log.Warn("ledger: account not written; the message goes back to JetStream and will be delivered again",
+		"persona", f.persona, "message", f.id, "attempts", ledgerWriteAttempts, "err", err)
+	for _, m := range naks {
+		nak(l.log, m, l.nakDelay)
+	}
+}
+
+// nak asks JetStream to deliver m again after delay. If even that fails, m
+// comes back after the ack wait: it is no longer held, so nothing keeps it
+// alive.
+func nak(log *slog.Logger, m jetstream.Msg, delay time.Duration) {
+	if err := m.NakWithDelay(delay); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+		log.Warn("ledger: nak failed; the message will be delivered again after the ack wait", "subject", m.Subject(), "err", err)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -80,6 +81,12 @@ type busOptions struct {
 	// Name of the client connection (shows in NATS monitoring).
 	Name   string
 	Logger *slog.Logger
+	// MaxAge and MaxBytes limit the room stream (0 and -1: unlimited). The
+	// accounts and replies buckets keep a key for MaxAge: a message cannot
+	// be redelivered once it is older than that, so its entries are no
+	// longer needed.
+	MaxAge   time.Duration
+	MaxBytes int64
 }
 
 // bus is the daemon's connection to NATS JetStream: the room stream and the
@@ -117,13 +124,27 @@ func openBus(ctx context.Context, opts busOptions) (_ *bus, err error) {
 					b.log.Warn("nats disconnected", "err", err)
 				}
 			}),
-			nats.ReconnectHandler(func(c *nats.Conn) { b.log.Info("nats reconnected", "url", c.ConnectedUrl()) }))
+			// Redacted: the URL may carry a user and password.
+			nats.ReconnectHandler(func(c *nats.Conn) { b.log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("nats connect: %w", err)
 	}
+	if opts.URL != "" {
+		b.log.Info("nats connected", "url", b.nc.ConnectedUrlRedacted())
+	}
 	if b.js, err = jetstream.New(b.nc); err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	// A publish retried within this window with the same Nats-Msg-Id is
+	// stored once. JetStream wants it no longer than MaxAge.
+	dups := 10 * time.Minute
+	if opts.MaxAge > 0 {
+		dups = min(dups, opts.MaxAge)
+	}
+	maxBytes := opts.MaxBytes
+	if maxBytes == 0 {
+		maxBytes = -1
 	}
 	b.stream, err = b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        streamName,
@@ -131,9 +152,10 @@ func openBus(ctx context.Context, opts busOptions) (_ *bus, err error) {
 		Subjects:    []string{allRooms},
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
-		// A publish retried within this window with the same Nats-Msg-Id is
-		// stored once.
-		Duplicates:  10 * time.Minute,
+		Discard:     jetstream.DiscardOld, // the oldest history goes, a new message is always stored
+		MaxAge:      opts.MaxAge,
+		MaxBytes:    maxBytes,
+		Duplicates:  dups,
 		AllowDirect: true,
 		MaxMsgSize:  1 << 20,
 	})
@@ -150,6 +172,7 @@ func openBus(ctx context.Context, opts busOptions) (_ *bus, err error) {
 	} {
 		*kv.dst, err = b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket: kv.name, Description: kv.desc, History: 1, Storage: jetstream.FileStorage,
+			TTL: opts.MaxAge,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("kv %s: %w", kv.name, err)
@@ -236,6 +259,95 @@ func (b *bus) after(ctx context.Context, room string, seq uint64, limit int) ([]
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// idTime returns the time a newMessageID id was made at.
+func idTime(id string) (time.Time, bool) {
+	if len(id) < 13 || id[0] != 'm' {
+		return time.Time{}, false
+	}
+	ms, err := strconv.ParseUint(id[1:13], 16, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(int64(ms)), true
+}
+
+// Bounds of findSeq. findSkew is how far apart the clocks of the daemons
+// that wrote a room's ids may be; findScan caps the messages read past the
+// binary search.
+const (
+	findSkew = 5 * time.Minute
+	findScan = 10_000
+)
+
+// findSeq finds the stream sequence of message id in room without an
+// index, from the time in the id: ids of one room grow with the stream
+// sequence, give or take the skew between the clocks of the daemons that
+// made them. A binary search over the stream finds the first message of
+// the room made at most findSkew before the id, then a forward scan looks
+// for the id until messages are made more than findSkew after it. That is
+// about log2(stream length) direct gets and a scan of the messages made
+// within the skew around it. It reports false when the id is not in the
+// room (any more).
+func (b *bus) findSeq(ctx context.Context, room, id string) (uint64, bool, error) {
+	t, ok := idTime(id)
+	if !ok {
+		return 0, false, nil
+	}
+	info, err := b.stream.Info(ctx)
+	if err != nil {
+		return 0, false, fmt.Errorf("find %s: %w", id, err)
+	}
+	subj := roomSubject(room)
+	// next reads the room's first message at or after seq.
+	next := func(seq uint64) (_ *jetstream.RawStreamMsg, _ time.Time, found bool, _ error) {
+		raw, err := b.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil, time.Time{}, false, nil
+		}
+		if err != nil {
+			return nil, time.Time{}, false, fmt.Errorf("find %s: %w", id, err)
+		}
+		at := raw.Time
+		if m, err := decodeWire(raw.Data); err == nil {
+			if mt, ok := idTime(m.ID); ok {
+				at = mt
+			}
+		}
+		return raw, at, true, nil
+	}
+	// The smallest lo whose next room message is made at or after from (or
+	// none is): every room message before lo is older than the id's skew.
+	from := t.Add(-findSkew)
+	lo, hi := info.State.FirstSeq, info.State.LastSeq+1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		raw, at, found, err := next(mid)
+		switch {
+		case err != nil:
+			return 0, false, err
+		case !found || raw.Sequence >= hi || !at.Before(from):
+			hi = mid
+		default:
+			lo = raw.Sequence + 1
+		}
+	}
+	until := t.Add(findSkew)
+	for seq, n := lo, 0; n < findScan; n++ {
+		raw, at, found, err := next(seq)
+		if err != nil || !found {
+			return 0, false, err
+		}
+		if m, err := decodeWire(raw.Data); err == nil && m.ID == id {
+			return raw.Sequence, true, nil
+		}
+		if at.After(until) {
+			return 0, false, nil
+		}
+		seq = raw.Sequence + 1
+	}
+	return 0, false, nil
 }
 
 // personaConsumer creates (or finds) the durable consumer of a persona. A

@@ -192,7 +192,12 @@ func (r *responder) answeredBefore(ctx context.Context, id string) (bool, error)
 	if err != nil {
 		return true, nil // claimed; nothing we can republish
 	}
-	if _, ok := d.rooms.seq(prev.ID); ok {
+	// Looked up in the stream too: an old reply may have left the index,
+	// and publishing it again outside the duplicate window would store it
+	// twice.
+	if _, ok, err := d.seqOf(ctx, prev.Room, prev.ID); err != nil {
+		return false, fmt.Errorf("persona %s: find reply %s: %w", r.name, prev.ID, err)
+	} else if ok {
 		return true, nil
 	}
 	seq, err := d.bus.publish(ctx, prev)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,25 +19,41 @@ import (
 // prompts: more than llm.DefaultMaxHistory, so merged context still fits.
 const historyKeep = 50
 
+// indexKeep is how many message ids (the most recent) the rooms keep the
+// stream sequence of, for paging with "after": a few megabytes. Paging
+// after an older id looks it up in the stream.
+const indexKeep = 100_000
+
 // subscriberBuffer is how many events a slow live subscriber may lag
 // behind before it misses some (they stay readable with GET messages).
 const subscriberBuffer = 256
 
 // rooms follows the room stream from its start with an ordered consumer and
-// keeps what the daemon needs at hand: each message's stream sequence (for
-// "after" paging), each room's recent messages (for prompts), when a human
+// keeps what the daemon needs at hand: the stream sequences of the most
+// recent messages (for "after" paging), each room's recent messages (for prompts), when a human
 // last spoke (quiet rooms), the local reply budgets, and the live
 // subscribers. Safe for concurrent use.
 type rooms struct {
 	log *slog.Logger
 
-	mu      sync.Mutex
-	index   map[string]uint64 // message id -> stream sequence
-	byRoom  map[string]*room
-	seen    uint64        // highest stream sequence applied
-	target  uint64        // caught up once seen >= target
-	caught  chan struct{} // closed when caught up
-	subs    map[string]map[*subscriber]struct{}
+	mu sync.Mutex
+	// index maps the ids of the most recent indexKeep messages to their
+	// stream sequences; order holds the same ids as a ring, oldest at head,
+	// so the oldest is forgotten first. An older id is looked up in the
+	// stream itself (bus.findSeq).
+	index    map[string]uint64
+	order    []string
+	head     int
+	indexCap int
+	byRoom   map[string]*room
+	seen     uint64        // highest stream sequence applied
+	target   uint64        // caught up once seen >= target
+	caught   chan struct{} // closed when caught up
+	subs     map[string]map[*subscriber]struct{}
+	// authors maps the lower-case authors of persona messages seen to their
+	// spelling. Only daemons write persona messages, so it holds one entry
+	// per persona of the cluster.
+	authors map[string]string
 	closed  bool
 	dropped uint64 // events not delivered to slow subscribers
 }
@@ -54,11 +71,13 @@ type subscriber struct {
 
 func newRooms(log *slog.Logger) *rooms {
 	return &rooms{
-		log:    log,
-		index:  make(map[string]uint64),
-		byRoom: make(map[string]*room),
-		caught: make(chan struct{}),
-		subs:   make(map[string]map[*subscriber]struct{}),
+		log:      log,
+		index:    make(map[string]uint64),
+		indexCap: indexKeep,
+		byRoom:   make(map[string]*room),
+		caught:   make(chan struct{}),
+		subs:     make(map[string]map[*subscriber]struct{}),
+		authors:  make(map[string]string),
 	}
 }
 
@@ -147,12 +166,8 @@ func (rs *rooms) apply(seq uint64, m chat.Message) {
 	defer rs.mu.Unlock()
 	rs.seen = max(rs.seen, seq)
 	rs.checkCaughtLocked()
-	rs.index[m.ID] = seq
-	r := rs.roomLocked(m.Room)
-	r.used = true
-	if m.Kind == chat.Human && m.At.After(r.lastHuman) {
-		r.lastHuman = m.At
-	}
+	rs.rememberLocked(m.ID, seq)
+	r := rs.noteLocked(m)
 	r.recent = append(r.recent, m)
 	if n := len(r.recent); n > historyKeep {
 		r.recent = slices.Delete(r.recent, 0, n-historyKeep)
@@ -160,20 +175,63 @@ func (rs *rooms) apply(seq uint64, m chat.Message) {
 	rs.emitLocked(Event{Type: "message", Room: m.Room, Message: &m})
 }
 
+// noteLocked records what any message tells about its room and author, and
+// returns the room.
+func (rs *rooms) noteLocked(m chat.Message) *room {
+	r := rs.roomLocked(m.Room)
+	r.used = true
+	switch {
+	case m.Kind == chat.Human && m.At.After(r.lastHuman):
+		r.lastHuman = m.At
+	case m.Kind == chat.Persona && m.Author != "":
+		rs.authors[strings.ToLower(m.Author)] = m.Author
+	}
+	return r
+}
+
+// personaAuthor reports whether a persona message by author (lower-case)
+// was seen, and the author's spelling.
+func (rs *rooms) personaAuthor(lower string) (string, bool) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	a, ok := rs.authors[lower]
+	return a, ok
+}
+
 // posted records a message this daemon just stored, before the follower
 // reads it back: paging after it and the quiet-room rule see it at once.
 func (rs *rooms) posted(seq uint64, m chat.Message) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	rs.index[m.ID] = seq
-	r := rs.roomLocked(m.Room)
-	r.used = true
-	if m.Kind == chat.Human && m.At.After(r.lastHuman) {
-		r.lastHuman = m.At
-	}
+	rs.rememberLocked(m.ID, seq)
+	rs.noteLocked(m)
 }
 
-// seq returns the stream sequence of a message id.
+// rememberLocked indexes id at seq, forgetting the oldest id when full.
+func (rs *rooms) rememberLocked(id string, seq uint64) {
+	if _, ok := rs.index[id]; ok {
+		rs.index[id] = seq
+		return
+	}
+	rs.index[id] = seq
+	if len(rs.order) < rs.indexCap {
+		rs.order = append(rs.order, id)
+		return
+	}
+	delete(rs.index, rs.order[rs.head])
+	rs.order[rs.head] = id
+	rs.head = (rs.head + 1) % len(rs.order)
+}
+
+// remember indexes a message found in the stream by bus.findSeq.
+func (rs *rooms) remember(id string, seq uint64) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.rememberLocked(id, seq)
+}
+
+// seq returns the stream sequence of a message id, if it is among the
+// indexed ones.
 func (rs *rooms) seq(id string) (uint64, bool) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
@@ -299,6 +357,9 @@ func (rs *rooms) subscribe(name string) (<-chan Event, func()) {
 			if _, ok := rs.subs[name][s]; ok {
 				delete(rs.subs[name], s)
 				close(s.ch)
+			}
+			if len(rs.subs[name]) == 0 {
+				delete(rs.subs, name) // rooms come and go with their viewers
 			}
 		})
 	}

@@ -1,0 +1,216 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/personaos/persona/chat"
+)
+
+func TestCancelledSubscriptionsLeaveNoRoomBehind(t *testing.T) {
+	rs := newRooms(testLogger(t))
+	for i := range 1000 {
+		_, cancel := rs.subscribe(fmt.Sprintf("room-%d", i))
+		cancel()
+	}
+	if n := len(rs.subs); n != 0 {
+		t.Errorf("%d rooms left in the subscriber map after every subscription ended", n)
+	}
+	_, stay := rs.subscribe("lobby")
+	_, leave := rs.subscribe("lobby")
+	leave()
+	leave() // idempotent
+	if n := len(rs.subs["lobby"]); n != 1 {
+		t.Errorf("lobby has %d subscribers, want the one still there", n)
+	}
+	stay()
+	if _, ok := rs.subs["lobby"]; ok {
+		t.Error("lobby kept after its last subscriber left")
+	}
+}
+
+func TestRoomIndexKeepsOnlyTheMostRecentIDs(t *testing.T) {
+	rs := newRooms(testLogger(t))
+	rs.indexCap = 3
+	at := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	var ids []string
+	for i := range 10 {
+		m := chat.Message{ID: newMessageID(at.Add(time.Duration(i) * time.Second)), Room: "r", Author: "bob", Kind: chat.Human, At: at}
+		ids = append(ids, m.ID)
+		seq := uint64(i + 1)
+		rs.posted(seq, m) // this daemon's own message is indexed twice:
+		rs.apply(seq, m)  // once when stored, once when the follower reads it
+	}
+	if len(rs.index) != 3 || len(rs.order) != 3 {
+		t.Fatalf("index holds %d ids (ring %d), want 3", len(rs.index), len(rs.order))
+	}
+	for i, id := range ids {
+		seq, ok := rs.seq(id)
+		if want := i >= 7; ok != want || (ok && seq != uint64(i+1)) {
+			t.Errorf("message %d: seq %d, indexed %v; want indexed %v", i, seq, ok, want)
+		}
+	}
+}
+
+// publishAt stores a human message made at 'at' (the id's time) in room.
+func publishAt(t *testing.T, b *bus, room string, at time.Time) (string, uint64) {
+	t.Helper()
+	m := chat.Message{ID: newMessageID(at), Room: room, Author: "bob", Kind: chat.Human, Content: "hi", At: at.UTC()}
+	seq, err := b.publish(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.ID, seq
+}
+
+func TestFindSeqFindsAnyIDInItsRoom(t *testing.T) {
+	ctx := context.Background()
+	b, err := openBus(ctx, busOptions{StoreDir: t.TempDir(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.close)
+	base := time.Now().Add(-time.Hour)
+	want := map[string]uint64{}
+	var inA, inB []string
+	for i := range 120 {
+		at := base.Add(time.Duration(i) * time.Second)
+		room := "a"
+		switch {
+		case i%3 == 0:
+			room = "b"
+		case i%7 == 0:
+			at = at.Add(-2 * time.Minute) // another daemon, its clock two minutes behind
+		}
+		id, seq := publishAt(t, b, room, at)
+		want[id] = seq
+		if room == "a" {
+			inA = append(inA, id)
+		} else {
+			inB = append(inB, id)
+		}
+	}
+	for _, id := range inA {
+		seq, ok, err := b.findSeq(ctx, "a", id)
+		if err != nil || !ok || seq != want[id] {
+			t.Fatalf("findSeq(a, %s) = %d, %v, %v; want %d", id, seq, ok, err, want[id])
+		}
+	}
+	for _, tc := range []struct{ name, room, id string }{
+		{"an id of another room is not found", "a", inB[len(inB)/2]},
+		{"an id never stored is not found", "a", newMessageID(base.Add(100 * time.Second))},
+		{"an id older than the stream is not found", "a", newMessageID(base.Add(-24 * time.Hour))},
+		{"an id newer than the stream is not found", "a", newMessageID(time.Now().Add(time.Hour))},
+		{"an id of no time is not found", "a", "not-an-id"},
+		{"an empty room finds nothing", "c", inA[0]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if seq, ok, err := b.findSeq(ctx, tc.room, tc.id); err != nil || ok {
+				t.Errorf("findSeq(%s, %s) = %d, %v, %v; want not found", tc.room, tc.id, seq, ok, err)
+			}
+		})
+	}
+}
+
+func TestPagingAfterAnIDNoLongerIndexed(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Specs = solo()
+	d := startDaemon(t, cfg)
+	d.rooms.mu.Lock()
+	d.rooms.indexCap = 2
+	d.rooms.mu.Unlock()
+	for i := range 8 {
+		post(t, d, "r", "bob", fmt.Sprintf("go question %d", i))
+		post(t, d, "other", "bob", fmt.Sprintf("go question %d", i))
+	}
+	waitSettled(t, d)
+	all := messages(t, d, "r")
+	for i, m := range all {
+		got, err := d.Messages(context.Background(), "r", m.ID, 500)
+		if err != nil {
+			t.Fatalf("after message %d (%s): %v", i, m.ID, err)
+		}
+		if len(got) != len(all)-i-1 || (len(got) > 0 && got[0].ID != all[i+1].ID) {
+			t.Errorf("after message %d: %d messages, want %d", i, len(got), len(all)-i-1)
+		}
+	}
+	if _, err := d.Messages(context.Background(), "r", newMessageID(time.Now()), 10); !errors.Is(err, ErrNotFound) {
+		t.Errorf("after an unknown id: %v, want ErrNotFound", err)
+	}
+}
+
+func TestStreamAndBucketsAreBounded(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	// A store made before the limits existed gets them on the next start.
+	b, err := openBus(ctx, busOptions{StoreDir: dir, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.close()
+
+	cfg := testConfig(t)
+	cfg.Data = dir
+	cfg.Specs = solo()
+	d := startDaemon(t, cfg)
+	info, err := d.bus.stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := info.Config; c.MaxAge != DefaultRetention || c.MaxBytes != DefaultMaxBytes || c.Duplicates != 10*time.Minute {
+		t.Errorf("stream max age %v, max bytes %d, duplicates %v; want %v, %d, 10m", c.MaxAge, c.MaxBytes, c.Duplicates, DefaultRetention, int64(DefaultMaxBytes))
+	}
+	for _, kv := range []struct {
+		name string
+		st   func() (time.Duration, error)
+	}{
+		{"accounts", func() (time.Duration, error) { s, err := d.bus.accounts.Status(ctx); return ttl(s, err) }},
+		{"replies", func() (time.Duration, error) { s, err := d.bus.replies.Status(ctx); return ttl(s, err) }},
+	} {
+		if got, err := kv.st(); err != nil || got != DefaultRetention {
+			t.Errorf("%s bucket TTL %v (%v), want the stream's %v", kv.name, got, err, DefaultRetention)
+		}
+	}
+}
+
+func ttl(s interface{ TTL() time.Duration }, err error) (time.Duration, error) {
+	if err != nil {
+		return 0, err
+	}
+	return s.TTL(), nil
+}
+
+func TestStreamLimitsFromConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		retention time.Duration
+		maxBytes  int64
+		wantAge   time.Duration
+		wantBytes int64
+		wantErr   bool
+	}{
+		{name: "zero takes the defaults", wantAge: DefaultRetention, wantBytes: DefaultMaxBytes},
+		{name: "negative is unlimited", retention: -1, maxBytes: -1, wantAge: 0, wantBytes: -1},
+		{name: "set values are kept", retention: 48 * time.Hour, maxBytes: 1 << 20, wantAge: 48 * time.Hour, wantBytes: 1 << 20},
+		{name: "under an hour is refused", retention: time.Minute, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := New(Config{Retention: tc.retention, MaxBytes: tc.maxBytes, Logger: testLogger(t)})
+			if tc.wantErr {
+				if !errors.Is(err, ErrInvalid) {
+					t.Errorf("New: %v, want ErrInvalid", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if age, bytes := d.cfg.streamLimits(); age != tc.wantAge || bytes != tc.wantBytes {
+				t.Errorf("limits %v, %d; want %v, %d", age, bytes, tc.wantAge, tc.wantBytes)
+			}
+		})
+	}
+}
