@@ -249,6 +249,7 @@ func (q *Inbox[T]) admit(e *Entry[T], now time.Time) Outcome {
 			victim = n
 		}
 		if victim == n {
+			q.byID[n.e.ID] = n // a newcomer: not indexed yet
 			q.deferLocked(n, now)
 			return DeferredOnArrival
 		}
@@ -320,7 +321,7 @@ func (q *Inbox[T]) removeLocked(n *node[T]) {
 	q.unqueueLocked(n)
 }
 
-// deferLocked moves n (not queued) to the deferred store at now. Entries
+// deferLocked moves n (indexed, not queued) to the deferred store at now. Entries
 // are deferred in time order, so the store's front is always the first to
 // expire. A full store expires its oldest entry early. q.mu is held.
 func (q *Inbox[T]) deferLocked(n *node[T], now time.Time) {
@@ -328,8 +329,7 @@ func (q *Inbox[T]) deferLocked(n *node[T], now time.Time) {
 		old := q.deferred.popFront()
 		q.expireDeferredLocked(old.n)
 	}
-	n.deferred = true
-	q.byID[n.e.ID] = n
+	n.deferred = true // still indexed by ID: a duplicate is refused
 	if q.opts.Report {
 		q.noted = append(q.noted, n.e)
 	}
