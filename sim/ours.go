@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/personaos/persona"
 	"github.com/personaos/persona/coord"
 	"github.com/personaos/persona/inbox"
 	"github.com/personaos/persona/state"
@@ -484,6 +485,31 @@ func (r *run) oursFinal(di int32, ac acct) {
 		r.withdraw(di)
 	}
 	r.depFinish(di, ac)
+	if obs := r.opts.Observer; obs != nil {
+		r.observeFinal(obs, di, ac)
+	}
+}
+
+// observeFinal reports a final account as persona.go's final does.
+func (r *run) observeFinal(obs persona.Observer, di int32, ac acct) {
+	d := &r.dels[di]
+	var kind persona.EventKind
+	switch ac {
+	case acHandled:
+		kind = persona.EventHandled
+	case acDeclined:
+		kind = persona.EventDeclined
+	case acExpired:
+		kind = persona.EventExpired
+	default:
+		return
+	}
+	e := persona.Event{Kind: kind, Persona: r.actors[d.persona].name, At: r.epoch.Add(time.Duration(r.now)),
+		ItemID: "m" + strconv.Itoa(int(d.msg)), Priority: d.prio, Urgent: d.class == classUrgent}
+	if d.start >= 0 {
+		e.Wait = time.Duration(d.start - d.at)
+	}
+	obs.Observe(e)
 }
 
 // oursEndSlice is the rest of persona.go's live loop after a step: urgent

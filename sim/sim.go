@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/personaos/persona"
 )
 
 // Policy names one way of running the personas.
@@ -52,6 +54,12 @@ type Options struct {
 	Progress func(Progress)
 	// Logger receives a line per finished run (default: discard).
 	Logger *slog.Logger
+	// Observer, if set, receives the persona policy's final accounts as
+	// the runtime reports them (handled, declined, expired, with wait and
+	// priority), stamped with virtual time, so that the daemon's
+	// Prometheus collectors (package metrics) can be fed by a simulation.
+	// Called from the run's goroutine.
+	Observer persona.Observer
 }
 
 // Progress is a run's progress, for a progress bar.

@@ -10,8 +10,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
+	"github.com/personaos/persona/metrics"
 	"github.com/personaos/persona/scenarios"
 	"github.com/personaos/persona/sim"
 )
@@ -25,6 +27,7 @@ func newSimCmd() *cobra.Command {
 		plotDir  string
 		duration time.Duration
 		progress bool
+		metricsF string
 	)
 	cmd := &cobra.Command{
 		Use:   "sim [FILE]",
@@ -51,6 +54,18 @@ file exists in the current directory).`,
 				return err
 			}
 			opts := sim.Options{Duration: duration, Series: plotDir != ""}
+			var reg *prometheus.Registry
+			if metricsF != "" {
+				// The daemon's own collectors, fed by the persona policy's
+				// final accounts, so a simulation and a live daemon read the
+				// same way in the same dashboards.
+				reg = prometheus.NewRegistry()
+				m, err := metrics.New(reg, metrics.Options{SLA: sc.SLA.Urgent})
+				if err != nil {
+					return err
+				}
+				opts.Observer = m
+			}
 			stderr := cmd.ErrOrStderr()
 			var bar *progressBar
 			if progress || isTerminal(stderr) {
@@ -65,6 +80,12 @@ file exists in the current directory).`,
 				return err
 			}
 			out := cmd.OutOrStdout()
+			if reg != nil {
+				if err := prometheus.WriteToTextfile(metricsF, reg); err != nil {
+					return fmt.Errorf("sim: metrics: %w", err)
+				}
+				fmt.Fprintln(stderr, "wrote", metricsF)
+			}
 			if plotDir != "" {
 				files, err := sim.WritePlots(plotDir, reps)
 				if err != nil {
@@ -92,6 +113,7 @@ file exists in the current directory).`,
 	f.StringVar(&plotDir, "plot", "", "write PNG plots into this directory")
 	f.DurationVar(&duration, "duration", 0, "override the scenario's virtual duration (e.g. 30m)")
 	f.BoolVar(&progress, "progress", false, "show a progress bar on stderr even when it is not a terminal")
+	f.StringVar(&metricsF, "metrics", "", "write the persona policy's figures in Prometheus text format to this file, from the same collectors as the daemon's /metrics")
 	return cmd
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,5 +106,41 @@ func TestSimRejects(t *testing.T) {
 	_, _, err := runSim(t, bad)
 	if err == nil || !strings.Contains(err.Error(), "bad.yaml:3: field wat: unknown field") {
 		t.Errorf("err = %v, want file:line: field", err)
+	}
+}
+
+func TestSimMetricsUseTheDaemonsCollectors(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "sim.prom")
+	out, _, err := runSim(t, "steady.yaml", "--duration", "10m", "--policy", "persona", "--json", "--metrics", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reps []struct {
+		Handled int `json:"handled"`
+	}
+	if err := json.Unmarshal([]byte(out), &reps); err != nil || len(reps) != 1 {
+		t.Fatalf("report: %v %s", err, out)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The handled items the report counts are the handled items the
+	// Prometheus counters count.
+	var sum int
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, `persona_items_total{account="handled"`) {
+			var n int
+			if _, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &n); err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+			sum += n
+		}
+	}
+	if sum == 0 || sum != reps[0].Handled {
+		t.Fatalf("metrics count %d handled items, the report %d", sum, reps[0].Handled)
+	}
+	if !strings.Contains(string(data), "persona_wait_seconds_bucket") {
+		t.Fatal("no wait-time histogram in the metrics")
 	}
 }
