@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/personaos/persona/govern"
+	pmetrics "github.com/personaos/persona/metrics"
 )
 
 // Report is one policy's result on one scenario. Field names in JSON are
@@ -316,16 +317,11 @@ func (r *run) report() (*Report, error) {
 	rep.HumanAnswerP95Seconds = p95(r.m.humanAnswer)
 	rep.MentionAnswerP95Seconds = p95(r.m.mentionAnswer)
 
-	var sum, sq float64
-	for _, a := range r.actors {
-		x := float64(a.busy)
-		sum += x
-		sq += x * x
+	busy := make([]float64, len(r.actors))
+	for i, a := range r.actors {
+		busy[i] = float64(a.busy)
 	}
-	rep.FairnessJain = 1
-	if sq > 0 {
-		rep.FairnessJain = sum * sum / (float64(len(r.actors)) * sq)
-	}
+	rep.FairnessJain = pmetrics.Jain(busy)
 
 	rep.DutyCycle = Duty{MaxWindowSeconds: dutyWindow}
 	if r.end > 0 {

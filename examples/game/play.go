@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/personaos/persona"
+	"github.com/personaos/persona/metrics"
 	"github.com/personaos/persona/state"
 )
 
@@ -528,7 +529,7 @@ func (s *Side) finish(wall time.Duration) {
 	for i, p := range s.Players {
 		acts[i] = float64(p.Actions)
 	}
-	s.Jain = Jain(acts)
+	s.Jain = metrics.Jain(acts)
 }
 
 // nearestRank is the nearest-rank q-percentile of xs, -1 when there are none.
@@ -540,20 +541,6 @@ func nearestRank(xs []int, q float64) int {
 	slices.Sort(s)
 	i := int(math.Ceil(q*float64(len(s)))) - 1
 	return s[min(max(i, 0), len(s)-1)]
-}
-
-// Jain is Jain's fairness index of xs, (sum x)^2 / (n * sum x^2): 1 when all are equal, 1/n when one
-// has everything. It is 1 for no values or all zeros: nobody was favoured.
-func Jain(xs []float64) float64 {
-	var sum, sq float64
-	for _, x := range xs {
-		sum += x
-		sq += x * x
-	}
-	if sq == 0 {
-		return 1
-	}
-	return sum * sum / (float64(len(xs)) * sq)
 }
 
 // Baseline plays cfg for ticks ticks with every player thinking on every tick: each tick, every

@@ -258,25 +258,6 @@ func TestRun(t *testing.T) {
 	})
 }
 
-func TestJain(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		xs   []float64
-		want float64
-	}{
-		{"equal shares are fair", []float64{3, 3, 3}, 1},
-		{"one takes all is 1/n", []float64{5, 0, 0, 0}, 0.25},
-		{"nothing at all is fair", []float64{0, 0}, 1},
-		{"uneven shares fall between", []float64{1, 3}, 0.8},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := Jain(tc.xs); math.Abs(got-tc.want) > 1e-9 {
-				t.Errorf("Jain(%v) = %v, want %v", tc.xs, got, tc.want)
-			}
-		})
-	}
-}
-
 func TestPlot(t *testing.T) {
 	rep, _ := play(t, Options{Game: Config{Seed: 4}, Duration: 3 * time.Second})
 	var buf bytes.Buffer
