@@ -299,9 +299,12 @@ func (p *Persona[T]) admit(it Item[T], released bool) (inbox.Outcome, error) {
 }
 
 func (p *Persona[T]) push(it Item[T]) (inbox.Outcome, error) {
-	return p.q.Push(inbox.Entry[Item[T]]{
-		ID: it.ID, Priority: it.Priority, Enqueued: it.Delivered, Deadline: it.Deadline, Value: it,
-	})
+	return p.q.Push(entryOf(it))
+}
+
+// entryOf is it as its inbox holds it.
+func entryOf[T any](it Item[T]) inbox.Entry[Item[T]] {
+	return inbox.Entry[Item[T]]{ID: it.ID, Priority: it.Priority, Enqueued: it.Delivered, Deadline: it.Deadline, Value: it}
 }
 
 // Wake wakes the persona at once, as a dependency trigger does: a persona
@@ -832,10 +835,10 @@ func (p *Persona[T]) settle(it Item[T], out any, err error, panicked bool, start
 func (p *Persona[T]) requeue(it Item[T]) {
 	now := time.Now()
 	for _, c := range it.Context {
-		p.q.Requeue(inbox.Entry[Item[T]]{ID: c.ID, Priority: c.Priority, Enqueued: c.Delivered, Deadline: c.Deadline, Value: c}, now)
+		p.q.Requeue(entryOf(c), now)
 	}
 	it.Context = nil
-	p.q.Requeue(inbox.Entry[Item[T]]{ID: it.ID, Priority: it.Priority, Enqueued: it.Delivered, Deadline: it.Deadline, Value: it}, now)
+	p.q.Requeue(entryOf(it), now)
 }
 
 func (p *Persona[T]) finishAll(it Item[T], a Account, out any, start time.Time, wait, took time.Duration) {
