@@ -129,6 +129,17 @@ func (m *memBackend) publish(ev Event) {
 	}
 }
 
+func (m *memBackend) Message(ctx context.Context, room, id string) (chat.Message, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, msg := range m.msgs[room] {
+		if msg.ID == id {
+			return msg, nil
+		}
+	}
+	return chat.Message{}, fmt.Errorf("message %q: %w", id, ErrNotFound)
+}
+
 func (m *memBackend) Messages(ctx context.Context, room, after string, limit int) ([]chat.Message, error) {
 	if m.listErr != nil {
 		return nil, m.listErr
@@ -506,6 +517,27 @@ func TestAPIPostAndList(t *testing.T) {
 	}
 	if loc := w.Header().Get("Location"); loc != "/api/rooms/lobby/messages/"+got.ID {
 		t.Errorf("Location = %q", loc)
+	}
+	// The Location names the message: GET it back.
+	if w := serveReq(t, h, apiReq{method: "GET", path: w.Header().Get("Location")}); w.Code != http.StatusOK {
+		t.Errorf("GET Location = %d, body %s", w.Code, w.Body)
+	} else {
+		var back apiMessage
+		if err := json.Unmarshal(w.Body.Bytes(), &back); err != nil || back.ID != got.ID || back.Content != got.Content {
+			t.Errorf("GET Location returned %+v (%v)", back, err)
+		}
+	}
+	for _, tc := range []struct {
+		path string
+		code int
+	}{
+		{"/api/rooms/other/messages/" + got.ID, http.StatusNotFound}, // another room
+		{"/api/rooms/lobby/messages/m000000000000nosuch", http.StatusNotFound},
+		{"/api/rooms/lobby/messages/not%20an%20id", http.StatusBadRequest},
+	} {
+		if w := serveReq(t, h, apiReq{method: "GET", path: tc.path}); w.Code != tc.code {
+			t.Errorf("GET %s = %d, want %d", tc.path, w.Code, tc.code)
+		}
 	}
 	for i := range 3 {
 		serveReq(t, h, apiReq{method: "POST", path: "/api/rooms/lobby/messages", body: msgBody("bob", "n"+strconv.Itoa(i))})

@@ -61,6 +61,9 @@ type Backend interface {
 	// Messages lists a room's messages after the given id (empty: from the
 	// start), oldest first, at most limit.
 	Messages(ctx context.Context, room, after string, limit int) ([]chat.Message, error)
+	// Message returns one message of the room by id, or an error wrapping
+	// ErrNotFound.
+	Message(ctx context.Context, room, id string) (chat.Message, error)
 	// Subscribe streams a room's events until cancel is called or ctx ends.
 	Subscribe(ctx context.Context, room string) (events <-chan Event, cancel func())
 	Personas() []PersonaInfo

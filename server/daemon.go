@@ -1096,6 +1096,34 @@ func (d *Daemon) Messages(ctx context.Context, room, after string, limit int) ([
 	return out, nil
 }
 
+// Message returns one message of room by id.
+func (d *Daemon) Message(ctx context.Context, room, id string) (chat.Message, error) {
+	if err := d.running(); err != nil {
+		return chat.Message{}, err
+	}
+	if !roomName.MatchString(room) {
+		return chat.Message{}, fmt.Errorf("%w: room %q", ErrInvalid, room)
+	}
+	seq, ok, err := d.seqOf(ctx, room, id)
+	if err == nil && !ok {
+		err = fmt.Errorf("%w: message %q in room %q", ErrNotFound, id, room)
+	}
+	if err != nil {
+		return chat.Message{}, err
+	}
+	m, inRoom, err := d.bus.get(ctx, room, seq)
+	if err != nil {
+		if ctx.Err() != nil {
+			return chat.Message{}, fmt.Errorf("message: %w", ctx.Err())
+		}
+		return chat.Message{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if !inRoom || m.ID != id {
+		return chat.Message{}, fmt.Errorf("%w: message %q in room %q", ErrNotFound, id, room)
+	}
+	return m, nil
+}
+
 // seqOf returns the stream sequence of message id of room: from the rooms'
 // index of recent messages, or else found in the stream (and then indexed).
 func (d *Daemon) seqOf(ctx context.Context, room, id string) (uint64, bool, error) {

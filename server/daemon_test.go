@@ -536,6 +536,16 @@ func TestPostValidatesAndPages(t *testing.T) {
 	if _, err := d.Messages(ctx, "paging", "m-unknown", 2); !errors.Is(err, ErrNotFound) {
 		t.Errorf("after an unknown id: %v", err)
 	}
+	if m, err := d.Message(ctx, "paging", ids[3]); err != nil || m.ID != ids[3] || m.Content != "note 3" {
+		t.Errorf("Message(%s) = %+v, %v", ids[3], m, err)
+	}
+	post(t, d, "elsewhere", "bob", "other room")
+	if _, err := d.Message(ctx, "elsewhere", ids[3]); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a message asked for in another room: %v, want ErrNotFound", err)
+	}
+	if _, err := d.Message(ctx, "paging", "m000000000000nosuch"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("an unknown id: %v, want ErrNotFound", err)
+	}
 	if got, _ := d.Messages(ctx, "empty-room", "", 10); got == nil || len(got) != 0 {
 		t.Errorf("empty room = %v, want an empty list", got)
 	}

@@ -111,6 +111,7 @@ type httpAPI struct {
 //	GET  /api/personas/{name}              PersonaInfo
 //	POST /api/rooms/{room}/messages        {author, content} -> 201 chat.Message
 //	GET  /api/rooms/{room}/messages        ?after=<id>&limit=1..500 -> {"messages": [...]}
+//	GET  /api/rooms/{room}/messages/{id}   -> chat.Message (where POST's Location points)
 //	GET  /api/rooms/{room}/events          text/event-stream of Event
 //	GET  /                                 the dashboard (static, embedded)
 //
@@ -138,6 +139,7 @@ func NewHandler(b Backend, opts HTTPOptions) http.Handler {
 	m.Handle("GET /api/personas/{name}", a.authed(a.persona))
 	m.Handle("POST /api/rooms/{room}/messages", a.authed(a.postMessage))
 	m.Handle("GET /api/rooms/{room}/messages", a.authed(a.listMessages))
+	m.Handle("GET /api/rooms/{room}/messages/{id}", a.authed(a.getMessage))
 	m.Handle("GET /api/rooms/{room}/events", a.authed(a.events))
 	a.routeDashboard(m)
 

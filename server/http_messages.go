@@ -256,6 +256,27 @@ func (a *httpAPI) impersonates(author string) (string, bool) {
 	return "", false
 }
 
+// getMessage is GET /api/rooms/{room}/messages/{id}: one message, where a
+// POST's Location points.
+func (a *httpAPI) getMessage(w http.ResponseWriter, r *http.Request) error {
+	room, err := apiRoom(r)
+	if err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	if !messageIDOK(id) {
+		return badField("id", "must be a message id")
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.opts.RequestTimeout)
+	defer cancel()
+	msg, err := a.b.Message(ctx, room, id)
+	if err != nil {
+		return err
+	}
+	writeJSONBody(w, http.StatusOK, msg)
+	return nil
+}
+
 func (a *httpAPI) listMessages(w http.ResponseWriter, r *http.Request) error {
 	room, err := apiRoom(r)
 	if err != nil {

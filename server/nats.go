@@ -261,6 +261,20 @@ func (b *bus) after(ctx context.Context, room string, seq uint64, limit int) ([]
 	return out, nil
 }
 
+// get reads the message at stream sequence seq, and reports whether it
+// belongs to room.
+func (b *bus) get(ctx context.Context, room string, seq uint64) (chat.Message, bool, error) {
+	raw, err := b.stream.GetMsg(ctx, seq)
+	if err != nil {
+		return chat.Message{}, false, fmt.Errorf("read %s: %w", room, err)
+	}
+	if raw.Subject != roomSubject(room) {
+		return chat.Message{}, false, nil
+	}
+	m, err := decodeWire(raw.Data)
+	return m, err == nil, err
+}
+
 // idTime returns the time a newMessageID id was made at.
 func idTime(id string) (time.Time, bool) {
 	if len(id) < 13 || id[0] != 'm' {
