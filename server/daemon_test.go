@@ -648,8 +648,27 @@ func TestDaemonsShareANATSServer(t *testing.T) {
 	}
 	waitSettled(t, a)
 	waitSettled(t, b)
-	// K is per daemon: daemon a leaves a message for b's Teacher alone.
+	// Daemon a leaves a message for b's Teacher alone.
 	if rec, ok := account(t, a, "Helper", m.ID); !ok || rec.Note != noteElsewhere {
 		t.Errorf("Helper, on daemon a, accounted %+v", rec)
+	}
+
+	// A message that names nobody and interests personas of both daemons:
+	// each daemon's stream grants one of its own, and the cluster-wide
+	// slots let only K=1 of them answer.
+	q := post(t, b, "shared", "ann", "how should I plan and explain tests for my go code?")
+	waitSettled(t, a)
+	waitSettled(t, b)
+	eventually(t, 15*time.Second, "someone answers the open question", func() bool {
+		return len(repliesTo(messages(t, a, "shared"), q.ID)) > 0
+	})
+	waitSettled(t, a)
+	waitSettled(t, b)
+	if rs := repliesTo(messages(t, a, "shared"), q.ID); len(rs) != 1 {
+		var who []string
+		for _, r := range rs {
+			who = append(who, r.Author)
+		}
+		t.Errorf("%d replies across two daemons with K=1: %v", len(rs), who)
 	}
 }

@@ -92,9 +92,13 @@
 // (waits_for) are not coordinated: they answer after their prerequisites
 // on their own judgement.
 //
-// Limit: coordination is per daemon. Daemons sharing a NATS cluster each
-// grant up to K of their own personas; a message that mentions personas
-// of other daemons only (as many as K) is left to them.
+// Across daemons sharing a NATS cluster, each daemon's stream grants up to
+// K of its own personas, and a granted persona that is not addressed then
+// claims one of K responder slots of the message in the replies bucket
+// (create-only keys): the first K claims across the cluster answer, the
+// others account the message as taken. A message that mentions personas
+// of other daemons only (as many as K) is left to them. Limit: the reply
+// budget of a room is counted per daemon.
 //
 // # Model and budget
 //

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +31,7 @@ const (
 	noteSelf        = "own message"
 	noteTooDeep     = "reply chain too deep"
 	noteAnswered    = "answered before"
+	noteTaken       = "K responders already claimed across the cluster"
 	noteUndecodable = "undecodable"
 )
 
@@ -125,6 +128,18 @@ func (r *responder) Respond(ctx context.Context, it persona.Item[chat.Message], 
 		d.count(r.name, noteAnswered)
 		return nil, nil
 	}
+	if !r.addressedBy(it) {
+		// The stream granted this persona among this daemon's personas;
+		// across daemons sharing the cluster, the first K to claim a slot
+		// answer. An addressee always answers and claims nothing.
+		if ok, err := d.claimSlot(ctx, r.name, m.ID); err != nil {
+			return nil, err
+		} else if !ok {
+			d.ledger.note(r.name, it.ID, noteTaken)
+			d.count(r.name, noteTaken)
+			return nil, nil
+		}
+	}
 	now := time.Now()
 	release, ok := d.rooms.reserveReply(m.Room, now, d.cfg.ReplyBudget, d.cfg.ReplyWindow)
 	if !ok {
@@ -207,6 +222,34 @@ func (r *responder) answeredBefore(ctx context.Context, id string) (bool, error)
 	d.rooms.posted(seq, prev)
 	d.log.Info("published a reply claimed before a restart", "persona", r.name, "message", id, "reply", prev.ID)
 	return true, nil
+}
+
+// addressedBy reports whether it (or an item merged into it) names this
+// persona.
+func (r *responder) addressedBy(it persona.Item[chat.Message]) bool {
+	return slices.ContainsFunc(it.Addressees, func(a string) bool { return strings.EqualFold(a, r.name) })
+}
+
+// claimSlot claims one of the K responder slots of message id in the
+// replies bucket, cluster-wide: create-only keys slot.<id>.0 .. K-1, so at
+// most K personas of all the daemons sharing the cluster answer a message
+// that names nobody. A slot this persona already holds (a retry, or a
+// redelivery after a crash) is still its own.
+func (d *Daemon) claimSlot(ctx context.Context, name, id string) (bool, error) {
+	for n := range max(1, d.cfg.K) {
+		key := "slot." + id + "." + strconv.Itoa(n)
+		_, err := d.bus.replies.Create(ctx, key, []byte(strings.ToLower(name)))
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return false, fmt.Errorf("persona %s: claim a responder slot: %w", name, err)
+		}
+		if e, gerr := d.bus.replies.Get(ctx, key); gerr == nil && strings.EqualFold(string(e.Value()), name) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // errAnswered means another attempt already claimed the reply.
