@@ -118,7 +118,7 @@ func (r *responder) thought() *coord.Thought {
 // room's reply budget must have room; then one model call; then the reply
 // is claimed in the replies bucket (create-only: exactly one claim per
 // persona and message ever succeeds) and published.
-func (r *responder) Respond(ctx context.Context, it persona.Item[chat.Message], _ coord.Decision) (any, error) {
+func (r *responder) Respond(ctx context.Context, it persona.Item[chat.Message], dec coord.Decision) (any, error) {
 	m := it.Payload
 	d := r.d
 	if ok, err := r.answeredBefore(ctx, m.ID); err != nil {
@@ -128,10 +128,12 @@ func (r *responder) Respond(ctx context.Context, it persona.Item[chat.Message], 
 		d.count(r.name, noteAnswered)
 		return nil, nil
 	}
-	if !r.addressedBy(it) {
+	if dec.IsGranted(r.name) && !r.addressedBy(it) {
 		// The stream granted this persona among this daemon's personas;
 		// across daemons sharing the cluster, the first K to claim a slot
-		// answer. An addressee always answers and claims nothing.
+		// answer. An addressee always answers and claims nothing, and so
+		// does a persona that answers after its prerequisites (waits_for),
+		// which no stream coordinates.
 		if ok, err := d.claimSlot(ctx, r.name, m.ID); err != nil {
 			return nil, err
 		} else if !ok {
