@@ -365,6 +365,7 @@ func TestWaitsForPipeline(t *testing.T) {
 		t.Errorf("a persona that waits for another has its own consumer: %+v", pi.Backlog)
 	}
 	m := post(t, d, "r", "ann", "a go question for both")
+	eventually(t, 15*time.Second, "both stages reply", func() bool { return len(repliesTo(messages(t, d, "r"), m.ID)) >= 2 })
 	waitSettled(t, d)
 	rs := repliesTo(messages(t, d, "r"), m.ID)
 	if len(rs) != 2 || rs[0].Author != "Drafter" || rs[1].Author != "Editor" {
