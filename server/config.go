@@ -246,32 +246,14 @@ func (p *parser) persona(n *yaml.Node, path string) PersonaSpec {
 		case "capacity":
 			s.Capacity = p.integer(v, field, 1, 1_000_000)
 		case "cadence":
+			c := &s.Cadence
 			p.moods(v, field, func(mood string, vv *yaml.Node, f string) {
-				d := p.duration(vv, f)
-				switch mood {
-				case "idle":
-					s.Cadence.Idle = d
-				case "active":
-					s.Cadence.Active = d
-				case "tired":
-					s.Cadence.Tired = d
-				case "overwhelmed":
-					s.Cadence.Overwhelmed = d
-				}
+				setByMood(mood, p.duration(vv, f), &c.Idle, &c.Active, &c.Tired, &c.Overwhelmed)
 			})
 		case "thresholds":
+			t := &s.Thresholds
 			p.moods(v, field, func(mood string, vv *yaml.Node, f string) {
-				x := p.float(vv, f, 0, 1)
-				switch mood {
-				case "idle":
-					s.Thresholds.Idle = x
-				case "active":
-					s.Thresholds.Active = x
-				case "tired":
-					s.Thresholds.Tired = x
-				case "overwhelmed":
-					s.Thresholds.Overwhelmed = x
-				}
+				setByMood(mood, p.float(vv, f, 0, 1), &t.Idle, &t.Active, &t.Tired, &t.Overwhelmed)
 			})
 		case "waits_for":
 			s.WaitsFor = p.names(v, field)
@@ -562,4 +544,18 @@ func (s PersonaSpec) display() string {
 		return s.Display
 	}
 	return s.Name
+}
+
+// setByMood stores v in the field for mood (p.moods has checked the name).
+func setByMood[T any](mood string, v T, idle, active, tired, overwhelmed *T) {
+	switch mood {
+	case "idle":
+		*idle = v
+	case "active":
+		*active = v
+	case "tired":
+		*tired = v
+	case "overwhelmed":
+		*overwhelmed = v
+	}
 }
