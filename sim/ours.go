@@ -357,36 +357,6 @@ func (r *run) markBatch(a *actor, f uint16) {
 	}
 }
 
-// oursIntent is the local evaluation (Evaluate): confidence from
-// expertise, and intent respond only if the batch addresses the persona,
-// or it is relevant (expertise, or a human wrote it) and its priority
-// clears the active threshold, so that replies to replies damp out with
-// the scorer's PerDepth even when aging has lifted them over the bar.
-func (r *run) oursIntent(a *actor) (float64, coord.Intent) {
-	o := a.ours
-	addressed, relevant := r.addressedBy(a), false
-	best := 0.0
-	var bestMsg *message
-	for _, x := range o.batch {
-		d := &r.dels[x]
-		m := &r.msgs[d.msg]
-		if d.prio > best || bestMsg == nil {
-			best, bestMsg = d.prio, m
-		}
-		if r.expert(a, m.topics) || m.author < 0 {
-			relevant = true
-		}
-	}
-	switch {
-	case addressed:
-		return r.intent(a, bestMsg, true)
-	case relevant && best > r.stateCfg.ThresholdActive:
-		conf, _ := r.intent(a, bestMsg, false)
-		return max(conf, 0.5), coord.IntentRespond
-	}
-	return 0.3, coord.IntentObserve
-}
-
 // oursDecided is called when the decision on mi is made; the persona acts
 // on it as an event (it may be inside another persona's step now).
 func (r *run) oursDecided(p, mi int32) {
@@ -416,38 +386,6 @@ func (r *run) oursResume(a *actor) {
 	}
 	r.oursItemDone(a)
 	r.oursSlice(a)
-}
-
-// respond is the chat responder's Respond for a granted persona: the
-// room's guards first, then one model call to write the reply. It
-// reports whether the call was made.
-func (r *run) respond(a *actor, mi int32) bool {
-	m := &r.msgs[mi]
-	room := m.room
-	if m.author >= 0 && (r.roomHuman[room] < 0 || r.now-r.roomHuman[room] > int64(quietAfter)) {
-		// A quiet room: no persona answers a persona until a human speaks.
-		r.m.suppressedQuiet++
-		return false
-	}
-	if !r.owed(a) && r.recentInRoom(room)+r.roomFlight[room] >= budgetMax {
-		r.m.suppressedBudget++
-		return false
-	}
-	r.roomFlight[room]++
-	r.callModel(a.idx, callReply, mi)
-	return true
-}
-
-// owed reports whether the batch holds a human's @mention of a: a person
-// who names a persona is owed an answer, over the room's budget.
-func (r *run) owed(a *actor) bool {
-	for _, x := range a.ours.batch {
-		m := &r.msgs[r.dels[x].msg]
-		if m.author < 0 && m.mention == a.idx {
-			return true
-		}
-	}
-	return false
 }
 
 func (r *run) oursCallDone(c call) {
@@ -534,89 +472,4 @@ func (r *run) oursEndSlice(a *actor) {
 		return
 	}
 	o.run = runIdle
-}
-
-// --- dependency barriers (package deps' rule, simulated directly) ---
-
-// stageStart gives persona p, if others wait for it, its deadline for mi:
-// sources from the message's arrival, dependents from their release.
-func (r *run) stageStart(mi, p int32) {
-	if len(r.dependents[p]) > 0 {
-		r.at(r.now+int64(r.sc.DepsTimeout), evDepTimeout, mi, p)
-	}
-}
-
-// depFinish reports a stage's final account to its dependents' barriers:
-// handled is done, declined skipped, expired incomplete (pipeline.go).
-func (r *run) depFinish(di int32, ac acct) {
-	d := &r.dels[di]
-	if d.flags&fDepDone != 0 {
-		return
-	}
-	d.flags |= fDepDone
-	if len(r.dependents[d.persona]) == 0 {
-		return
-	}
-	status := uint16(0)
-	switch ac {
-	case acDeclined:
-		status = fSkipped
-	case acExpired:
-		status = fIncomplete
-	}
-	r.depReport(d.msg, d.persona, status)
-}
-
-// depTimeout: a stage that has not finished by its deadline counts as
-// timed out, and its dependents' inputs are incomplete.
-func (r *run) depTimeout(mi, s int32) {
-	di := r.delOf(mi, s)
-	if di < 0 || r.dels[di].flags&fDepDone != 0 {
-		return
-	}
-	r.dels[di].flags |= fDepDone
-	r.depReport(mi, s, fIncomplete)
-}
-
-func (r *run) depReport(mi, s int32, status uint16) {
-	for _, x := range r.dependents[s] {
-		xi := r.delOf(mi, x)
-		if xi < 0 || r.dels[xi].flags&fHeld == 0 {
-			continue
-		}
-		r.dels[xi].flags |= status
-		r.dels[xi].waitLeft--
-		if r.dels[xi].waitLeft == 0 {
-			r.release(xi)
-		}
-	}
-}
-
-// release hands a held delivery to its persona, whatever its status (as
-// the runtime's pipeline does; the status travels with the item).
-func (r *run) release(di int32) {
-	d := &r.dels[di]
-	d.flags &^= fHeld
-	r.m.releases++
-	switch {
-	case d.flags&fIncomplete != 0:
-		r.m.incomplete++
-	case d.flags&fSkipped != 0:
-		r.m.skipped++
-	}
-	r.stageStart(d.msg, d.persona)
-	r.oursPush(di)
-}
-
-// checkBarrier counts a dependent started on an item before every
-// prerequisite finished it or timed out: never, by construction; the
-// report shows it so a regression cannot hide.
-func (r *run) checkBarrier(di int32) {
-	d := &r.dels[di]
-	for _, s := range r.prereqs[d.persona] {
-		if si := r.delOf(d.msg, s); si >= 0 && r.dels[si].flags&fDepDone == 0 {
-			r.m.depViolations++
-			return
-		}
-	}
 }
