@@ -248,6 +248,13 @@ func NewInbox[T any](opts Options) *inbox.Inbox[Item[T]] {
 	})
 }
 
+// Push delivers it into the inbox, as the inbox holds it; the driver then
+// tells the cycle with Arrived unless the outcome is DeferredOnArrival.
+// Push only touches the inbox, which is safe for concurrent producers, so
+// unlike every other method it may be called while the driver works the
+// cycle elsewhere.
+func (c *Cycle[T]) Push(it Item[T]) (inbox.Outcome, error) { return c.q.Push(entryOf(it)) }
+
 // Inbox returns the inbox the cycle reads.
 func (c *Cycle[T]) Inbox() *inbox.Inbox[Item[T]] { return c.q }
 

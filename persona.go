@@ -274,9 +274,7 @@ func (p *Persona[T]) admit(it Item[T], released bool) (inbox.Outcome, error) {
 	return out, nil
 }
 
-func (p *Persona[T]) push(it Item[T]) (inbox.Outcome, error) {
-	return p.q.Push(entryOf(it))
-}
+func (p *Persona[T]) push(it Item[T]) (inbox.Outcome, error) { return p.c.Push(it) }
 
 // entryOf is it as its inbox holds it.
 func entryOf[T any](it Item[T]) inbox.Entry[Item[T]] {

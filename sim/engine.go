@@ -462,7 +462,7 @@ func (r *run) depth() (depth, capacity int) {
 		capacity += a.capacity
 		switch r.pol {
 		case Persona:
-			depth += a.ours.q.Len()
+			depth += a.ours.c.Inbox().Len()
 		case Seed:
 			depth += len(a.seed.q)
 		}
@@ -484,7 +484,8 @@ func (r *run) energy() (emin, esum float64, moods [4]int) {
 		var e float64
 		var m state.Mood
 		if a.ours != nil {
-			e, m = a.ours.st.Energy, a.ours.st.Mood
+			st := a.ours.c.State()
+			e, m = st.Energy, st.Mood
 		} else {
 			e, m = a.seed.st.energy, a.seed.st.mood
 		}

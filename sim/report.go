@@ -168,15 +168,17 @@ func (r *run) settle() error {
 	case Persona:
 		for _, a := range r.actors {
 			o := a.ours
-			queued, deferred := o.q.Close()
+			queued, deferred := o.c.Inbox().Close()
 			for _, e := range queued {
-				r.dels[e.Value].flags |= fEnd
+				r.dels[e.Value.Payload].flags |= fEnd
 			}
 			for _, e := range deferred {
-				r.dels[e.Value].acct = acDeferred
+				r.dels[e.Value.Payload].acct = acDeferred
 			}
-			for _, x := range o.batch {
-				r.dels[x].flags |= fEnd
+			if o.item >= 0 {
+				for _, x := range o.batch {
+					r.dels[x].flags |= fEnd
+				}
 			}
 		}
 		var per = make([][6]int, len(r.actors))
@@ -193,7 +195,7 @@ func (r *run) settle() error {
 			}
 		}
 		for _, a := range r.actors {
-			c := a.ours.q.Counts()
+			c := a.ours.c.Inbox().Counts()
 			got := per[a.idx]
 			if !c.Balanced() || int(c.Handled) != got[acHandled] || int(c.Declined) != got[acDeclined] ||
 				int(c.Expired) != got[acExpired] || c.Deferred != got[acDeferred] ||
