@@ -6,7 +6,6 @@ import (
 
 	"github.com/personaos/persona"
 	"github.com/personaos/persona/coord"
-	"github.com/personaos/persona/inbox"
 )
 
 // The persona policy: the runtime's own life cycle (persona.Cycle, the pure
@@ -19,16 +18,34 @@ import (
 
 // oursState is one persona's driver state under the persona policy.
 type oursState struct {
-	c   *persona.Cycle[int32]
-	gen int32 // the armed scan timer's generation
+	*Driver[int32]
+	c *persona.Cycle[int32]
 
-	act    persona.Action[int32] // the action in progress
-	item   int32                 // trigger delivery of the item in progress; -1 none
-	batch  []int32               // trigger and merged deliveries
-	covers []int32               // messages of the merged deliveries
-	th     coord.Thought         // the thought broadcast, awaiting its decision
+	item   int32   // trigger delivery of the item in progress; -1 none
+	batch  []int32 // trigger and merged deliveries
+	covers []int32 // messages of the merged deliveries
 	phase  uint8
-	notes  []persona.Note[int32]
+}
+
+// chatHost is the world of one persona under the persona policy: the
+// run's events, an evaluation that costs evalCost, a reply that is a model
+// call behind the room's guards, and the stream of the run.
+type chatHost struct {
+	r *run
+	a *actor
+}
+
+var _ Host[int32] = chatHost{}
+
+func (h chatHost) StepAt(at int64)              { h.r.at(at, evStep, h.a.idx, 0) }
+func (h chatHost) TimerAt(at int64, gen int32)  { h.r.at(at, evScan, h.a.idx, gen) }
+func (h chatHost) Woke(t persona.Trigger)       { h.a.wakes[int(t)]++ }
+func (h chatHost) Note(n persona.Note[int32])   { h.r.oursNote(h.a, n) }
+func (h chatHost) Work(a persona.Action[int32]) { h.r.oursWork(h.a, a) }
+
+func (h chatHost) Adjust(int64) (persona.Adjustment, float64) {
+	adj := h.r.adj
+	return persona.Adjustment{CadenceMultiplier: adj.CadenceMultiplier, ThresholdShift: adj.ThresholdShift, CatchUp: adj.CatchUp}, 1
 }
 
 // phases of the item in progress.
@@ -68,8 +85,8 @@ func (r *run) initOurs() {
 		q := persona.NewInbox[int32](opts)
 		c := persona.NewCycle(a.name, opts, q, simDecisions{r, a.idx})
 		c.SetDependent(len(r.prereqs[a.idx]) > 0)
-		c.Start(r.t(0))
-		a.ours = &oursState{c: c, item: -1}
+		a.ours = &oursState{Driver: NewDriver(c, Host[int32](chatHost{r, a}), r.epoch), c: c, item: -1}
+		a.ours.Start(0)
 	}
 }
 
@@ -86,9 +103,6 @@ func msgOfID(id string) (int32, bool) {
 }
 
 func delID(di int32) string { return strconv.FormatInt(int64(di), 36) }
-
-// virt is a cycle's time as virtual time.
-func (r *run) virt(t time.Time) int64 { return int64(t.Sub(r.epoch)) }
 
 // oursPost hands a new message to the personas: sources (and personas
 // outside the pipeline) get it in their inbox now, dependents are held at
@@ -121,7 +135,6 @@ func (r *run) oursPost(mi int32) {
 func (r *run) oursPush(di int32) {
 	d := &r.dels[di]
 	a := r.actors[d.persona]
-	o := a.ours
 	m := &r.msgs[d.msg]
 	d.at = r.now
 	d.prio = r.priority(d)
@@ -131,94 +144,49 @@ func (r *run) oursPush(di int32) {
 	if m.mention == d.persona {
 		it.Addressees = []string{a.name}
 	}
-	out, err := o.c.Push(it)
-	if err != nil {
+	if err := a.ours.Deliver(r.now, it); err != nil {
 		panic("sim: inbox push: " + err.Error()) // IDs are unique by construction
 	}
-	if out != inbox.DeferredOnArrival {
-		r.oursWake(a, o.c.Arrived(r.t(r.now), o.c.Inbox().Urgent(d.prio)))
-	}
 }
 
-// oursWake carries out a wake of a's cycle: a step as an event at the same
-// virtual time (as a goroutine would start), or the scan timer.
-func (r *run) oursWake(a *actor, w persona.Wake) {
+func (r *run) oursTimer(a *actor, gen int32) { a.ours.Timer(r.now, gen) }
+
+func (r *run) oursStep(a *actor) { a.ours.Step(r.now) }
+
+// oursWork begins the work of an action: an evaluation takes evalCost; a
+// thought goes to the run's stream; a reply passes the room's guards and
+// is one model call.
+func (r *run) oursWork(a *actor, act persona.Action[int32]) {
 	o := a.ours
-	switch {
-	case w.Step:
-		o.gen++ // a pending timer finds a newer generation and does nothing
-		a.wakes[int(w.Trigger)]++
-		r.at(r.now, evStep, a.idx, 0)
-	case !w.At.IsZero():
-		o.gen++
-		r.at(r.virt(w.At), evScan, a.idx, o.gen)
-	}
-}
-
-func (r *run) oursTimer(a *actor, gen int32) {
-	o := a.ours
-	if gen != o.gen {
-		return
-	}
-	r.oursWake(a, o.c.Timer(r.t(r.now)))
-}
-
-// oursStep is a scheduler step of a's cycle.
-func (r *run) oursStep(a *actor) {
-	adj := persona.Adjustment{CadenceMultiplier: r.adj.CadenceMultiplier, ThresholdShift: r.adj.ThresholdShift, CatchUp: r.adj.CatchUp}
-	r.oursDo(a, a.ours.c.Step(r.t(r.now), adj, 1))
-}
-
-// oursDo carries out the cycle's notes, then its action: what takes
-// virtual time becomes an event, whose end hands the cycle its next input.
-func (r *run) oursDo(a *actor, act persona.Action[int32]) {
-	o := a.ours
-	for {
-		r.oursNotes(a)
-		o.act = act
-		switch act.Do {
-		case persona.DoRest:
-			if !act.Wake.IsZero() {
-				o.gen++
-				r.at(r.virt(act.Wake), evScan, a.idx, o.gen)
-			}
+	switch act.Do {
+	case persona.DoEvaluate:
+		r.oursBegin(a, act.Item)
+		r.m.evaluations++
+		o.phase = phEval
+		r.at(r.now+int64(evalCost), evWork, a.idx, 0)
+	case persona.DoThink:
+		o.phase = phAwait
+		mi := r.dels[o.item].msg
+		if !r.think(mi, o.item, act.Thought.Confidence, act.Thought.Intent, act.Thought.Addressed) {
+			// Too late to count: Await returns the decision made without
+			// it, or amended to grant an addressed persona.
+			o.phase = phNone
+			d, ok := r.decision(mi)
+			o.Decided(r.now, d, ok)
 			return
-		case persona.DoStep:
-			r.at(r.now, evStep, a.idx, 0)
-			return
-		case persona.DoEvaluate:
-			r.oursBegin(a, act.Item)
-			r.m.evaluations++
-			o.phase = phEval
-			r.at(r.now+int64(evalCost), evWork, a.idx, 0)
-			return
-		case persona.DoThink:
-			o.phase = phAwait
-			o.th = act.Thought
-			mi := r.dels[o.item].msg
-			if !r.think(mi, o.item, act.Thought.Confidence, act.Thought.Intent, act.Thought.Addressed) {
-				// Too late to count: Await returns the decision made without
-				// it, or amended to grant an addressed persona.
-				d, ok := r.decision(mi)
-				act = o.c.Decided(r.t(r.now), d, ok)
-				o.phase = phNone
-				continue
-			}
-			r.at(r.virt(act.Until), evAwaitTimeout, a.idx, o.item)
-			return
-		case persona.DoRespond:
-			r.markBatch(a, fGranted)
-			mi := r.dels[o.item].msg
-			if r.respond(a, mi) {
-				o.phase = phReply
-				return
-			}
-			r.markBatch(a, fSuppressed)
-			act = o.c.Done(r.t(r.now), persona.Result{})
-		case persona.DoHandle:
-			// Every persona of a chat scenario coordinates.
-			panic("sim: a persona without coordination")
 		}
+		r.at(o.V(act.Until), evAwaitTimeout, a.idx, o.item)
+	case persona.DoRespond:
+		r.markBatch(a, fGranted)
+		if r.respond(a, r.dels[o.item].msg) {
+			o.phase = phReply
+			return
+		}
+		r.markBatch(a, fSuppressed)
+		o.Done(r.now, persona.Result{})
+	case persona.DoHandle:
+		// Every persona of a chat scenario coordinates.
+		panic("sim: a persona without coordination")
 	}
 }
 
@@ -239,31 +207,26 @@ func (r *run) oursBegin(a *actor, it persona.Item[int32]) {
 	}
 }
 
-// oursNotes carries out the cycle's notes in order.
-func (r *run) oursNotes(a *actor) {
+// oursNote carries out one of the cycle's notes.
+func (r *run) oursNote(a *actor, n persona.Note[int32]) {
 	o := a.ours
-	o.notes = o.c.TakeNotes(o.notes[:0])
-	for i := range o.notes {
-		n := &o.notes[i]
-		di := n.Item.Payload
-		switch n.Kind {
-		case persona.NoteFinal:
-			ac := inboxAcct[n.Account]
-			a.busy += int64(n.Took)
-			if di == o.item {
-				o.item = -1
-			}
-			r.dels[di].acct = ac
-			r.oursFinal(di, ac)
-		case persona.NoteLeave:
-			r.withdraw(di)
-		case persona.NoteObserve:
-			// coordinate: decided before this persona reached it, so it
-			// cannot be granted; no evaluation, but the stream learns how
-			// late it was.
-			r.oursBegin(a, n.Item)
-			r.think(r.dels[di].msg, di, 0, coord.IntentObserve, false)
+	di := n.Item.Payload
+	switch n.Kind {
+	case persona.NoteFinal:
+		ac := inboxAcct[n.Account]
+		a.busy += int64(n.Took)
+		if di == o.item {
+			o.item = -1
 		}
+		r.dels[di].acct = ac
+		r.oursFinal(di, ac)
+	case persona.NoteLeave:
+		r.withdraw(di)
+	case persona.NoteObserve:
+		// Decided before this persona reached it, so it cannot be granted;
+		// no evaluation, but the stream learns how late it was.
+		r.oursBegin(a, n.Item)
+		r.think(r.dels[di].msg, di, 0, coord.IntentObserve, false)
 	}
 }
 
@@ -272,7 +235,7 @@ func (r *run) oursEvalDone(a *actor) {
 	o := a.ours
 	conf, intent := r.oursIntent(a)
 	o.phase = phNone
-	r.oursDo(a, o.c.Evaluated(r.t(r.now), persona.Thought{Confidence: conf, Intent: intent}, persona.Result{}))
+	o.Evaluated(r.now, persona.Thought{Confidence: conf, Intent: intent}, persona.Result{})
 }
 
 // oursAwaitTimeout: the wait for the decision on delivery di ran out
@@ -285,7 +248,7 @@ func (r *run) oursAwaitTimeout(a *actor, di int32) {
 	r.m.awaitTimeouts++
 	r.markBatch(a, fAwaitTimeout)
 	o.phase = phNone
-	r.oursDo(a, o.c.Decided(r.t(r.now), coord.Decision{}, false))
+	o.Decided(r.now, coord.Decision{}, false)
 }
 
 // oursDecided is called when the decision on mi is made; the persona acts
@@ -307,7 +270,7 @@ func (r *run) oursResume(a *actor) {
 	}
 	o.phase = phNone
 	d, ok := r.decision(r.dels[o.item].msg)
-	r.oursDo(a, o.c.Decided(r.t(r.now), d, ok))
+	o.Decided(r.now, d, ok)
 }
 
 func (r *run) oursCallDone(c call) {
@@ -316,7 +279,7 @@ func (r *run) oursCallDone(c call) {
 	r.roomFlight[r.msgs[c.ref].room]--
 	r.postReply(a.idx, c.ref, o.covers)
 	o.phase = phNone
-	r.oursDo(a, o.c.Done(r.t(r.now), persona.Result{}))
+	o.Done(r.now, persona.Result{})
 }
 
 // addressedBy: the item or one merged into it (the cycle's coalesce unions
