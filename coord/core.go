@@ -23,13 +23,14 @@ type Core struct {
 	open           map[string]*entry
 	oldest, newest *entry // open items in the order they opened, for MaxOpen
 	deadlines      deadlineHeap
-	seq            uint64
+	seq            uint64 // deadlines set so far
 	decided        map[string]*closedRec
 	ring           []*closedRec // closed decisions, FIFO, len MaxClosed
 	ringNext       int
 	last           map[string]time.Time // persona -> last grant stamp
 	stamp          time.Time            // latest grant stamp handed out
 	win            *window
+	considered     []Thought // scratch for close
 }
 
 // Opening is an item as its producer announces it to Core.Open.
@@ -72,7 +73,7 @@ type entry struct {
 	started    time.Time // the window's start: opened, or the first thought
 	window     time.Duration
 	deadline   time.Time
-	seq        uint64 // opening order: ties on a deadline close oldest first
+	seq        uint64 // when its deadline was set: ties close first set, first closed
 	hi         int    // index in Core.deadlines; -1 when not armed
 	prev, next *entry // the open-order list
 }
@@ -96,7 +97,7 @@ type closedRec struct {
 
 // memberIndexAt is when an entry indexes its members by name: below it a
 // linear scan is cheaper than a map, and most items see few personas.
-const memberIndexAt = 16
+const memberIndexAt = 64
 
 // NewCore returns an empty Core. opts are filled in as for New; Logger and
 // OnDecision are not used (the Core neither logs nor publishes: its caller does).
@@ -123,6 +124,11 @@ func (c *Core) Open(now time.Time, o Opening) []Decision {
 	}
 	e, out := c.entry(now, o.Item, o.Key, o.Unbounded)
 	e.explicit = true
+	if e.members == nil {
+		// Most items are opened by their producer before anyone speaks:
+		// size the roster once rather than growing it persona by persona.
+		e.members = make([]member, 0, len(o.Expected)+len(o.Addressees))
+	}
 	if e.key == "" {
 		e.key = o.Key
 	}
@@ -261,7 +267,7 @@ func (c *Core) NextDeadline() (time.Time, bool) {
 }
 
 // Expire closes, with TimedOut set, every open item whose deadline is at or
-// before now, earliest deadline first (ties: oldest opened first), and
+// before now, earliest deadline first (ties: the deadline set first), and
 // returns their decisions.
 func (c *Core) Expire(now time.Time) []Decision {
 	var out []Decision
@@ -323,13 +329,11 @@ func (c *Core) entry(now time.Time, item, key string, unbounded bool) (*entry, [
 	if e := c.open[item]; e != nil {
 		return e, nil
 	}
-	c.seq++
 	e := &entry{
 		item: item, key: key,
 		unbounded: unbounded,
 		opened:    now, started: now,
 		window: c.win.current(),
-		seq:    c.seq,
 		hi:     -1,
 	}
 	c.open[item] = e
@@ -354,8 +358,14 @@ func (c *Core) entry(now time.Time, item, key string, unbounded bool) (*entry, [
 }
 
 // arm sets e's deadline, in the heap or moved within it.
+//
+// Equal deadlines close in the order they were set, as one timer per item
+// would fire: the simulator's figures depend on that order at equal
+// virtual instants, so it is part of the contract.
 func (c *Core) arm(e *entry, at time.Time) {
 	e.deadline = at
+	c.seq++
+	e.seq = c.seq
 	if e.hi < 0 {
 		heap.Push(&c.deadlines, e)
 		return
@@ -381,7 +391,7 @@ func (c *Core) close(e *entry, now time.Time, timedOut, evicted bool) Decision {
 	e.prev, e.next = nil, nil
 	delete(c.open, e.item)
 
-	considered := make([]Thought, 0, len(e.thoughts))
+	considered := c.considered[:0]
 	var addressees []string
 	for i := range e.members {
 		if e.members[i].addressee {
@@ -405,8 +415,17 @@ func (c *Core) close(e *entry, now time.Time, timedOut, evicted bool) Decision {
 			k = kk
 		}
 	}
-	granted, reasons := Grant(considered, addressees, k, c.last)
+	granted, why := Grant(considered, addressees, k, c.last)
+	clear(considered) // Grant keeps nothing of it; drop the references
+	c.considered = considered
+	// One map sized for every persona the item saw: Grant's is sized for the
+	// thinkers, and growing it persona by persona costs more than a copy.
+	reasons := make(map[string]string, len(e.members))
+	maps.Copy(reasons, why)
 	var missing []string
+	if e.waiting > 0 {
+		missing = make([]string, 0, e.waiting)
+	}
 	for i := range e.members {
 		m := &e.members[i]
 		switch {
@@ -512,8 +531,8 @@ func (e *entry) complete() bool {
 	return e.waiting == 0
 }
 
-// deadlineHeap orders armed items by deadline, then by opening order, so
-// that Expire is deterministic.
+// deadlineHeap orders armed items by deadline, then by the order their
+// deadlines were set, so that Expire is deterministic.
 type deadlineHeap []*entry
 
 func (h deadlineHeap) Len() int { return len(h) }

@@ -249,6 +249,18 @@ func TestCore(t *testing.T) {
 			want: []string{"m1@12s granted=[a] timed-out missing=[b]", "m2@31s granted=[] timed-out missing=[a b]"},
 		},
 		{
+			name: "equal deadlines close in the order they were set",
+			opts: Options{FixedWindow: true, Window: 2 * sec, WindowFromFirstThought: true, Patience: 30 * sec},
+			ops: []op{
+				openAt(0, "m1", "r", ab, nil),
+				openAt(0, "m2", "r", ab, nil),
+				thinkAt(sec, "a", "m2", 0.5, IntentRespond),
+				thinkAt(sec, "a", "m1", 0.5, IntentRespond),
+				expireAt(3 * sec),
+			},
+			want: []string{"m2@3s granted=[a] timed-out missing=[b]", "m1@3s granted=[a] timed-out missing=[b]"},
+		},
+		{
 			name: "expiry closes earliest deadline first, ties oldest opened first",
 			opts: fixed,
 			ops: []op{

@@ -49,7 +49,8 @@
 // returns the decisions that call closed (or amended), for the caller to
 // publish; NextDeadline is the earliest moment an open item's window or
 // patience ends, and Expire(now) closes every item due by now, earliest
-// deadline first and, on equal deadlines, oldest opened first. The same
+// deadline first and, on equal deadlines, the deadline set first (as one timer
+// per item would fire). The same
 // calls at the same times give the same decisions, grants and reasons:
 // nothing depends on map order or on a clock. A Core never closes an item on
 // its own, so a driver must call Expire at (or after) NextDeadline; it

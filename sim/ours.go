@@ -292,7 +292,7 @@ func (r *run) oursStartItem(a *actor, di int32) bool {
 		}
 	}
 	mi := r.dels[o.item].msg
-	if r.msgs[mi].dstate == decClosed && r.dels[o.item].flags&fThought == 0 && !r.addressedBy(a) {
+	if r.decided(mi) && !r.thoughtOn(mi, a.idx) && !r.addressedBy(a) {
 		// coordinate: decided before this persona reached it, so it
 		// cannot be granted; no evaluation, but the stream learns how
 		// late it was. An addressed persona goes on: its late thought is
