@@ -412,3 +412,24 @@ func TestCoreAdaptiveWindow(t *testing.T) {
 		t.Errorf("m15, opened with 15 samples, has window %v, want the initial %v", d.Window, DefaultWindow)
 	}
 }
+
+// BenchmarkCore is one item's life with twenty expected thinkers, the
+// simulator's common case: open, twenty thoughts, the decision.
+func BenchmarkCore(b *testing.B) {
+	c := NewCore(Options{})
+	personas := names("p", 20)
+	now := t0
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		item := "m" + fmt.Sprint(i)
+		i++
+		now = now.Add(time.Millisecond)
+		c.Open(now, Opening{Item: item, Key: "r", Expected: personas})
+		for j, p := range personas {
+			if _, err := c.Think(now, Thought{Persona: p, Item: item, Confidence: float64(j%10) / 10, Intent: IntentRespond}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
