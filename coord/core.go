@@ -16,7 +16,8 @@ import (
 // a simulator drives the same Core in virtual time, so both decide alike.
 //
 // Create one with NewCore; the zero value is not usable. A Core is not safe
-// for concurrent use. Decisions it returns share their slices and map with
+// for concurrent use. Most drivers call Open as items arrive, Think and
+// Leave as personas speak, and Expire whenever NextDeadline passes. Decisions it returns share their slices and map with
 // its own memory: treat them as read-only (Stream hands out copies).
 type Core struct {
 	opts           Options
@@ -33,7 +34,8 @@ type Core struct {
 	considered     []Thought // scratch for close
 }
 
-// Opening is an item as its producer announces it to Core.Open.
+// Opening is an item as its producer announces it to Core.Open. An Opening
+// without Item is ignored.
 type Opening struct {
 	Item, Key string
 	// Expected lists the personas that should think about the item,

@@ -209,3 +209,52 @@ func TestAwaitOutlastsAShrunkenWindow(t *testing.T) {
 		})
 	}
 }
+
+// TestDirectDecisionsHaveNoWindow: the old flow waits for every
+// recipient's evaluation, however long the model server takes.
+func TestDirectDecisionsHaveNoWindow(t *testing.T) {
+	r, err := newRun(context.Background(), duo(Coordination{}, Handle{Median: time.Second, P95: 2 * time.Second}), Direct, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mi := r.post(0, -1, -1, 0, goTopic)
+	if next, ok := r.co.NextDeadline(); ok {
+		t.Fatalf("a direct decision has a deadline at %v", next.Sub(r.epoch))
+	}
+	r.advance(int64(time.Hour) - 1)
+	r.windowEnds()
+	if !r.think(mi, r.delOf(mi, px), 0.2, coord.IntentRespond, false) || r.decided(mi) {
+		t.Fatal("closed before every recipient evaluated")
+	}
+	r.think(mi, r.delOf(mi, py), 0.9, coord.IntentRespond, false)
+	if !r.decided(mi) || !r.isGranted(mi, py) || r.m.timedOut != 0 {
+		t.Errorf("after both evaluations: decided %v, granted %v, timed out %d", r.decided(mi), r.msgs[mi].granted, r.m.timedOut)
+	}
+}
+
+// TestForgottenDecisionIsOpenedAnew: the stream remembers
+// coord.DefaultMaxClosed decisions; a persona that reaches an older one
+// finds it undecided and its thought opens a new decision, as the runtime
+// does (Stream.Decision, then Think).
+func TestForgottenDecisionIsOpenedAnew(t *testing.T) {
+	r := newDuo(t, Coordination{Fixed: true}, Handle{Median: time.Second, P95: 2 * time.Second})
+	first := r.post(0, -1, -1, 0, 0)
+	r.closeByWindow(t, first)
+	for range coord.DefaultMaxClosed {
+		r.closeByWindow(t, r.post(0, -1, -1, 0, 0))
+	}
+	if r.decided(first) {
+		t.Fatal("the oldest decision is still remembered")
+	}
+	decisions := r.m.decisions
+	if !r.think(first, r.delOf(first, px), 1, coord.IntentRespond, false) {
+		t.Fatal("a thought on a forgotten decision does not await a new one")
+	}
+	if r.m.decisions != decisions+1 || r.m.lateThoughts != 0 {
+		t.Errorf("decisions %d (want %d), late thoughts %d", r.m.decisions, decisions+1, r.m.lateThoughts)
+	}
+	r.closeByWindow(t, first)
+	if !r.isGranted(first, px) {
+		t.Errorf("the new decision did not grant the only thinker: %v", r.msgs[first].granted)
+	}
+}
