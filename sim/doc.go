@@ -57,21 +57,26 @@
 //
 // # Coordination
 //
-// Decisions follow coord.Stream, with the same rules in virtual time.
+// Decisions are made by coord.Core, the decision logic of coord.Stream,
+// driven in virtual time: one core per run, one event at its earliest
+// deadline (equal deadlines close in the order they were set), and the
+// decisions it returns handed to the thinkers. So its rules are coord's:
 // coord.Grant picks K (default 1) responders: addressees always if they
 // thought, then by confidence, least recently granted (strictly increasing
-// grant stamps, as the stream's), name. The addressees are the item's plus
-// every thinker whose thought says it is addressed (Thought.Addressed). A
-// thought after the decision closed is late: a late addressee or addressed
-// thinker is granted at once (the decision is amended; the amendment
-// stamps no grant time, as coord's), any other late thought does not
-// count. Windows are coord's: AdaptWindow over the last 256 time-to-thought
-// samples (first thoughts and late ones), or a fixed window; with
-// Coordination.FromFirstThought (coord.Options.WindowFromFirstThought) a
-// window starts at the item's first thought, the samples are measured from
-// it (the first thinker's is 0), and an item nobody thinks about closes
-// after Coordination.Patience (1 minute). What opens a decision differs by
-// policy, as each producer does:
+// grant stamps), name. The addressees are the item's plus every thinker
+// whose thought says it is addressed (Thought.Addressed). A thought after
+// the decision closed is late: a late addressee or addressed thinker is
+// granted at once (the decision is amended; the amendment stamps no grant
+// time), any other late thought does not count. Windows: AdaptWindow over
+// the last 256 time-to-thought samples (first thoughts and late ones), or
+// a fixed window; with Coordination.FromFirstThought
+// (coord.Options.WindowFromFirstThought) a window starts at the item's
+// first thought, the samples are measured from it (the first thinker's is
+// 0), and an item nobody thinks about closes after Coordination.Patience
+// (1 minute). The stream remembers the last 4096 decisions
+// (coord.DefaultMaxClosed): a thought on an older one opens it anew, as in
+// the runtime. What opens a decision differs by policy, as each producer
+// does:
 //
 //   - persona: persona.Broadcast opens it at delivery with the recipients
 //     handed the item as expected thinkers and the mentioned persona, if
@@ -83,7 +88,7 @@
 //     thoughts never say they are addressed.
 //   - direct: the old flow invokes every persona at once and coordinates
 //     on all their evaluations: the decision closes when every recipient
-//     has evaluated, without a window.
+//     has evaluated, without a window (coord.Opening.Unbounded).
 //
 // A persona waits for a decision at most the stream's longest window plus
 // a second (persona.Options.CoordinationTimeout's default); past that it

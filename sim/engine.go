@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"time"
 
 	"github.com/personaos/persona/chat"
@@ -81,13 +82,6 @@ type delivery struct {
 	waitLeft     int16 // prerequisites still to finish it
 }
 
-// decision states.
-const (
-	decNone uint8 = iota
-	decOpen
-	decClosed
-)
-
 // message is one chat message.
 type message struct {
 	at                        int64
@@ -97,20 +91,10 @@ type message struct {
 	first, n                  int32 // its deliveries: dels[first : first+n]
 	answered, mentionAnswered int64 // first reply covering it; -1: none
 
-	dstate   uint8
-	explicit bool  // opened by its producer (coord.Stream.Open), not by a thought
-	openAt   int64 // when the decision opened
-	started  int64 // the window's start: openAt, or the first thought (Coordination.FromFirstThought)
-	deadline int64 // when the window (or the patience) ends; a rearm moves it
-	window   int64 // the window the item was opened with
-	expected int32
-	spoken   int32
-	// addressee is the mentioned persona if it is an expected thinker
-	// (persona.Broadcast leaves out the others), else -1.
-	addressee int32
-	thoughts  []coord.Thought
-	thinkers  []int32
-	granted   []int32
+	id string // its item ID in the coordination stream (itemID)
+	// granted records who the published decisions on it granted, late
+	// grants included: the stream forgets old decisions, the report does not.
+	granted []int32
 }
 
 // call is one model call.
@@ -202,12 +186,12 @@ type run struct {
 
 	rngArr, rngMsg *rand.Rand
 
-	lastGranted map[string]time.Time
-	stamp       time.Time // the latest grant stamp (coord.Stream's)
-	samples     []time.Duration
-	sampleNext  int
-	winDirty    bool
-	winCached   int64
+	co       *coord.Core // the coordination stream (stream.go)
+	expireAt int64       // the earliest evDecision pending; MaxInt64 none
+	actorIdx map[string]int32
+	roomKeys []string // the stream's key per room
+	expBuf   []string // scratch for open
+	addrBuf  []string
 
 	roomHuman  []int64   // last human message per room; -1 never
 	roomRecent [][]int64 // persona messages per room within the last budgetWindow
@@ -234,16 +218,18 @@ func newRun(ctx context.Context, in *Scenario, pol Policy, opts Options) (*run, 
 		sc.Duration = opts.Duration
 	}
 	r := &run{
-		ctx:         ctx,
-		sc:          sc,
-		pol:         pol,
-		opts:        opts,
-		epoch:       time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC),
-		end:         int64(sc.Duration),
-		lastGranted: map[string]time.Time{},
-		ref:         chat.DefaultWeights(),
-		stateCfg:    state.Config{}.Defaults(),
-		adj:         govern.Nominal.Adjust(),
+		ctx:      ctx,
+		sc:       sc,
+		pol:      pol,
+		opts:     opts,
+		epoch:    time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC),
+		end:      int64(sc.Duration),
+		co:       newCore(sc.Coordination),
+		expireAt: math.MaxInt64,
+		actorIdx: map[string]int32{},
+		ref:      chat.DefaultWeights(),
+		stateCfg: state.Config{}.Defaults(),
+		adj:      govern.Nominal.Adjust(),
 	}
 	// Separate streams per purpose: adding a persona changes neither the
 	// arrival times nor the content drawn for them.
@@ -282,6 +268,7 @@ func newRun(ctx context.Context, in *Scenario, pol Policy, opts Options) (*run, 
 				recent:    filled(sc.Traffic.Rooms, -1),
 			}
 			idx[name] = a.idx
+			r.actorIdx[name] = a.idx
 			r.actors = append(r.actors, a)
 		}
 	}
@@ -300,6 +287,9 @@ func newRun(ctx context.Context, in *Scenario, pol Policy, opts Options) (*run, 
 		}
 	}
 	r.roomHuman = filled(sc.Traffic.Rooms, -1)
+	for i := range sc.Traffic.Rooms {
+		r.roomKeys = append(r.roomKeys, "room"+strconv.Itoa(i))
+	}
 	r.roomRecent = make([][]int64, sc.Traffic.Rooms)
 	r.roomFlight = make([]int, sc.Traffic.Rooms)
 	minutes := int(sc.Duration/time.Minute) + 1
@@ -364,7 +354,7 @@ func (r *run) runUntil(end int64) error {
 		case evCallDone:
 			r.callDone(e.a)
 		case evDecision:
-			r.windowEnds(e.a)
+			r.windowEnds()
 		case evScan:
 			r.scanTimer(e.a, e.b)
 		case evWork:
@@ -573,7 +563,7 @@ func (r *run) arrive() {
 func (r *run) post(room, author, mention, depth int32, topics uint64) int32 {
 	mi := int32(len(r.msgs))
 	r.msgs = append(r.msgs, message{at: r.now, room: room, author: author, mention: mention, depth: depth,
-		topics: topics, first: int32(len(r.dels)), answered: -1, mentionAnswered: -1, addressee: -1})
+		topics: topics, first: int32(len(r.dels)), answered: -1, mentionAnswered: -1, id: itemID(mi)})
 	r.m.messages++
 	if author < 0 {
 		r.m.humanMessages++

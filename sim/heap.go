@@ -7,7 +7,7 @@ const (
 	evArrival      evKind = iota // the next message from outside
 	evTick                       // once per virtual second: sample, govern, report progress
 	evCallDone                   // a = call: a model call finished
-	evDecision                   // a = message: its coordination window ends
+	evDecision                   // the coordination stream's earliest deadline (stream.go)
 	evScan                       // a = persona, b = timer generation: the scan timer fires
 	evWork                       // a = persona: a local step ends (persona: evaluation; seed: next cycle)
 	evStep                       // a = persona: the persona policy steps (woken, or urgent work left)

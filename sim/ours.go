@@ -57,22 +57,6 @@ const (
 	phReply       // writing the reply (a model call)
 )
 
-// simDecisions is the stream as a persona's cycle reads it.
-type simDecisions struct {
-	r *run
-	p int32
-}
-
-func (s simDecisions) Decision(id string) (coord.Decision, bool) {
-	mi, ok := msgOfID(id)
-	if !ok {
-		return coord.Decision{}, false
-	}
-	return s.r.decision(mi)
-}
-
-func (s simDecisions) MaxWindow() time.Duration { return time.Duration(s.r.maxWindow()) }
-
 func (r *run) initOurs() {
 	for _, a := range r.actors {
 		opts := persona.Options{
@@ -83,26 +67,12 @@ func (r *run) initOurs() {
 			Coalesce: true,
 		}
 		q := persona.NewInbox[int32](opts)
-		c := persona.NewCycle(a.name, opts, q, simDecisions{r, a.idx})
+		c := persona.NewCycle(a.name, opts, q, r.co)
 		c.SetDependent(len(r.prereqs[a.idx]) > 0)
 		a.ours = &oursState{Driver: NewDriver(c, Host[int32](chatHost{r, a}), r.epoch), c: c, item: -1}
 		a.ours.Start(0)
 	}
 }
-
-// itemID is message mi's item ID: the same for every persona it is
-// delivered to, as a chat message's ID is.
-func itemID(mi int32) string { return "m" + strconv.Itoa(int(mi)) }
-
-func msgOfID(id string) (int32, bool) {
-	if len(id) < 2 || id[0] != 'm' {
-		return 0, false
-	}
-	n, err := strconv.Atoi(id[1:])
-	return int32(n), err == nil
-}
-
-func delID(di int32) string { return strconv.FormatInt(int64(di), 36) }
 
 // oursPost hands a new message to the personas: sources (and personas
 // outside the pipeline) get it in their inbox now, dependents are held at
@@ -139,7 +109,7 @@ func (r *run) oursPush(di int32) {
 	d.at = r.now
 	d.prio = r.priority(d)
 	d.flags |= fInInbox
-	it := persona.Item[int32]{ID: itemID(d.msg), Key: strconv.Itoa(int(m.room)), Priority: d.prio,
+	it := persona.Item[int32]{ID: m.id, Key: strconv.Itoa(int(m.room)), Priority: d.prio,
 		Created: r.t(m.at), Delivered: r.t(r.now), Payload: di}
 	if m.mention == d.persona {
 		it.Addressees = []string{a.name}
@@ -338,19 +308,4 @@ func (r *run) observeFinal(obs persona.Observer, di int32, ac acct) {
 
 // decision is the decision on message mi, if it is closed, as the stream
 // reports it to a persona's cycle.
-func (r *run) decision(mi int32) (coord.Decision, bool) {
-	m := &r.msgs[mi]
-	if m.dstate != decClosed {
-		return coord.Decision{}, false
-	}
-	d := coord.Decision{Item: itemID(mi), K: r.sc.Coordination.K}
-	for _, p := range m.granted {
-		d.Granted = append(d.Granted, r.actors[p].name)
-	}
-	for i := m.first; i < m.first+m.n; i++ {
-		if r.dels[i].flags&fThought != 0 {
-			d.Thoughts = append(d.Thoughts, coord.Thought{Persona: r.actors[r.dels[i].persona].name, Item: d.Item})
-		}
-	}
-	return d, true
-}
+func (r *run) decision(mi int32) (coord.Decision, bool) { return r.co.Decision(r.msgs[mi].id) }
