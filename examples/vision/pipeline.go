@@ -264,8 +264,8 @@ func (p *Pipeline) personas(ctx context.Context, frames []*Frame) (*runResult, e
 		obs = persona.ObserverFunc(func(e persona.Event) { tr.Observe(e); o.Observer.Observe(e) })
 	}
 	rt := persona.NewRuntime(persona.RuntimeOptions{
-		Logger:   o.Logger,
-		Observer: obs,
+		Logger:            o.Logger,
+		Observer:          obs,
 		Governor:          gov,
 		DependencyTimeout: o.Deadline,
 		// Two seconds of frames: frames leave the pipeline within the
