@@ -57,6 +57,9 @@ type FeedOptions struct {
 // governor sees the same quantities, smoothed the same way, in production
 // and in virtual time. Feed is pure: it reads no clock; now is an argument.
 //
+// A further measurement of heat (model-slot time, say) is one more counter
+// in Sample and one more rate in Observe: the window and the rule stay.
+//
 // The zero value is ready to use with a DefaultWindow. Not safe for
 // concurrent use: one driver owns a Feed. Its memory is bounded by the
 // samples that fit in one Window.
@@ -65,12 +68,10 @@ type Feed struct {
 	marks  []mark // oldest first; marks[0] is the window's start
 }
 
-// mark is what a Feed keeps of a sample: the counters and when.
+// mark is a sample and when it was taken.
 type mark struct {
-	at     time.Time
-	busy   time.Duration
-	cpu    time.Duration
-	hasCPU bool
+	at time.Time
+	Sample
 }
 
 // NewFeed returns a Feed with the given options.
@@ -91,7 +92,7 @@ func (f *Feed) Window() time.Duration {
 // or two readings at one instant) restarts the window at it, so a rate is
 // never taken over an empty or negative span.
 func (f *Feed) Observe(now time.Time, s Sample) Inputs {
-	m := mark{at: now, busy: s.Busy, cpu: s.CPU, hasCPU: s.HasCPU}
+	m := mark{at: now, Sample: s}
 	if n := len(f.marks); n > 0 && !now.After(f.marks[n-1].at) {
 		f.marks = f.marks[:0]
 	}
@@ -115,13 +116,13 @@ func (f *Feed) Observe(now time.Time, s Sample) Inputs {
 		return in
 	}
 	capacity := float64(in.Cores) * float64(elapsed) // core-nanoseconds in the window
-	in.Duty = nonNeg(float64(m.busy-start.busy) / capacity)
-	if !m.hasCPU {
+	in.Duty = nonNeg(float64(s.Busy-start.Busy) / capacity)
+	if !s.HasCPU {
 		return in
 	}
 	for _, c := range f.marks[:len(f.marks)-1] {
-		if c.hasCPU {
-			in.CPU = nonNeg(float64(m.cpu-c.cpu) / (float64(in.Cores) * float64(now.Sub(c.at))))
+		if c.HasCPU {
+			in.CPU = nonNeg(float64(s.CPU-c.CPU) / (float64(in.Cores) * float64(now.Sub(c.at))))
 			break
 		}
 	}

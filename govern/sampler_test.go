@@ -208,3 +208,31 @@ func TestSamplerDefaults(t *testing.T) {
 	}()
 	NewSampler(nil, SamplerOptions{})
 }
+
+// The Source reads its levels at the sample's own time, so a budget level
+// and the meter's totals describe the same instant.
+func TestSamplerAsksTheSourceAtTheSampleTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var asked []time.Time
+		s := NewSampler(New(Policy{}), SamplerOptions{
+			CPUTime: func() (time.Duration, error) { return 0, nil },
+			Source:  func(now time.Time) Sample { asked = append(asked, now); return Sample{} },
+		})
+		t0 := time.Now()
+		stop := start(t, s)
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		want := []time.Time{t0, t0.Add(time.Second), t0.Add(2 * time.Second)}
+		if len(asked) != len(want) {
+			t.Fatalf("Source asked at %v, want %v", asked, want)
+		}
+		for i := range want {
+			if !asked[i].Equal(want[i]) {
+				t.Fatalf("Source asked at %v, want %v", asked, want)
+			}
+		}
+	})
+}
