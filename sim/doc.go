@@ -4,7 +4,8 @@
 // how long work waited, how many model calls it cost and how hard the
 // machine ran. The persona policy drives the same policy code as the real
 // runtime (DESIGN.md, principle 1): package inbox, state, coord (Grant,
-// AdaptWindow), govern (Policy via Governor.Observe, Thermal.Adjust) and
+// AdaptWindow), govern (Feed, Meter, Governor.Observe, Thermal.Adjust),
+// x/time/rate (the daemon's compute budget, at virtual times) and
 // chat (Weights.Score, MatchesExpertise), in the order the root package's
 // life cycle calls them.
 //
@@ -33,7 +34,12 @@
 //
 // A model call costs lognormal time (the persona's handle median and p95)
 // and occupies one of cores model slots; calls wait first in, first out
-// for a slot, without bound. The duty cycle is busy slots over cores: per
+// for a slot, without bound. Under the persona policy a call first takes a
+// token of the compute budget (the scenario's budget: per_sec, burst;
+// default persona serve's 2 a second, bursts of 20), waiting for one when
+// the bucket is empty, as the daemon's model wrapper waits on its
+// rate.Limiter: the same Limiter, reserved at virtual times. The other
+// policies have no budget. The duty cycle is busy slots over cores: per
 // second, its mean over the run, and its maximum over one-minute windows.
 // Which steps make a model call:
 //
@@ -142,10 +148,16 @@
 // guard stops is counted in suppressed_replies and its items stay handled.
 // A human's @mention of the persona is owed an answer and is exempt from
 // the budget. The governor (govern.Governor, default policy with the
-// scenario's ceiling) observes every virtual second: Duty over the last 10
-// seconds (a model call lasts seconds, so one second alone is all or
-// nothing), Load as total depth over total capacity, InFlight as model
-// calls running or waiting, and Cores.
+// scenario's ceiling) observes every virtual second what the daemon's
+// Sampler observes, through the same govern.Feed (rates over its default
+// 10-second window, levels as read): a govern.Meter begun when a model call
+// is issued and ended when it is done (so, as in the daemon, a call
+// waiting for a budget token or a slot counts as busy and in flight),
+// Load as total depth over total capacity, BudgetSpent as one minus the
+// bucket's level, and the model slots as Cores. The simulator reads no
+// process CPU. (The persona policy's state still observes a full budget:
+// sim/ours.go passes 1 to state.Observe where the runtime passes its
+// Budget; budgetLevel is there for it.)
 //
 // seed is autonomous-persona-architecture.md as written: a sorted array of
 // capacity 1000 re-sorted on every enqueue (binary insertion, same order),

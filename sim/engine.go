@@ -14,6 +14,7 @@ import (
 	"github.com/personaos/persona/govern"
 	"github.com/personaos/persona/inbox"
 	"github.com/personaos/persona/state"
+	"golang.org/x/time/rate"
 )
 
 // Model constants; doc.go explains each.
@@ -24,7 +25,6 @@ const (
 	budgetMax    = 6                     // persona messages per room per budgetWindow
 	seedPollHz   = 10                    // the seed's 100 ms polling
 	seedPeek     = 10                    // the seed's peek(): top 10
-	govWindow    = 10                    // seconds of duty the governor sees
 	dutyWindow   = 60                    // seconds: the window of duty_cycle.max
 	second       = int64(time.Second)
 )
@@ -155,6 +155,8 @@ type metrics struct {
 	energyN                           int64
 	energyMin                         float64
 	thermal                           [4]float64
+	budgetWaits                       []float64 // seconds, per call that waited for a token
+	budgetMin                         float64   // the lowest level the governor saw
 	deliveries                        int64
 }
 
@@ -203,7 +205,9 @@ type run struct {
 	stateCfg state.Config
 	gov      *govern.Governor
 	adj      govern.Adjustment
-	govDuty  [govWindow]float64
+	feed     govern.Feed   // the governor's inputs, smoothed as the daemon's Sampler smooths them
+	meter    govern.Meter  // model calls from issue to done, as the daemon's responder meters them
+	limiter  *rate.Limiter // the compute budget (persona only; nil: unlimited)
 	thermal  govern.Thermal
 
 	m        metrics
@@ -243,6 +247,7 @@ func newRun(ctx context.Context, in *Scenario, pol Policy, opts Options) (*run, 
 		r.w = chat.DefaultWeights()
 		r.adj.CatchUp = true
 		r.gov = govern.New(govern.Policy{Ceiling: sc.Ceiling})
+		r.limiter = newLimiter(sc.Budget)
 	default:
 		r.w = chat.SeedWeights()
 	}
@@ -298,6 +303,7 @@ func newRun(ctx context.Context, in *Scenario, pol Policy, opts Options) (*run, 
 		r.roomMinute[i] = make([]int32, minutes)
 	}
 	r.m.energyMin = 1
+	r.m.budgetMin = 1
 	if opts.Series {
 		r.series = &Series{}
 	}
@@ -330,6 +336,9 @@ func (r *run) simulate() (*Report, error) {
 	r.wall = time.Now()
 	r.lastProg = r.wall
 	r.scheduleArrival(0)
+	if r.gov != nil {
+		r.feed.Observe(r.t(0), r.governorSample()) // the window's start, as the Sampler's at Run
+	}
 	r.at(second, evTick, 0, 0)
 	if err := r.runUntil(r.end); err != nil {
 		return nil, err
@@ -353,6 +362,8 @@ func (r *run) runUntil(end int64) error {
 			}
 		case evCallDone:
 			r.callDone(e.a)
+		case evBudget:
+			r.admit(e.a)
 		case evDecision:
 			r.windowEnds()
 		case evScan:
@@ -384,27 +395,17 @@ func (r *run) tick() error {
 	if err := r.ctx.Err(); err != nil {
 		return err
 	}
-	sec := len(r.m.dutySec)
 	duty := float64(r.busyI-r.tickI) / float64(second) / float64(r.sc.Cores)
 	r.tickI = r.busyI
 	r.m.dutySec = append(r.m.dutySec, duty)
 
-	depth, capTotal := r.depth()
+	depth, _ := r.depth()
 	if r.gov != nil {
 		// The thermal state held during the second that just ended.
 		r.m.thermal[r.thermal] += 1
-		r.govDuty[sec%govWindow] = duty
-		n := min(sec+1, govWindow)
-		var sum float64
-		for i := range n {
-			sum += r.govDuty[i]
-		}
-		r.thermal = r.gov.Observe(govern.Inputs{
-			Duty:     sum / float64(n),
-			Load:     float64(depth) / float64(capTotal),
-			InFlight: r.busyN + r.queue.len(),
-			Cores:    r.sc.Cores,
-		})
+		smp := r.governorSample()
+		r.m.budgetMin = min(r.m.budgetMin, 1-smp.BudgetSpent)
+		r.thermal = r.gov.Observe(r.feed.Observe(r.t(r.now), smp))
 		r.adj = r.gov.Adjust()
 	}
 	emin, esum, moods := r.energy()
@@ -627,12 +628,26 @@ func (r *run) lognormal(a *actor) int64 {
 	return max(int64(s*float64(second)), 1)
 }
 
-// callModel issues a model call; it waits first in, first out for one of
-// the Cores slots.
+// callModel issues a model call. Under the persona policy it first takes a
+// compute-budget token, waiting for one when the bucket is empty, as the
+// daemon's model wrapper does; then it waits first in, first out for one
+// of the Cores slots.
 func (r *run) callModel(p int32, kind uint8, ref int32) {
 	id := int32(len(r.calls))
 	r.calls = append(r.calls, call{persona: p, kind: kind, ref: ref, issued: r.now, start: -1})
 	r.m.modelCalls++
+	if r.gov != nil {
+		r.meter.Begin(r.t(r.now))
+	}
+	if d := r.budgetWait(); d > 0 {
+		r.at(r.now+d, evBudget, id, 0)
+		return
+	}
+	r.admit(id)
+}
+
+// admit puts a call that may proceed on a model slot, or in line for one.
+func (r *run) admit(id int32) {
 	if r.busyN < r.sc.Cores {
 		r.startCall(id)
 		return
@@ -654,6 +669,9 @@ func (r *run) startCall(id int32) {
 func (r *run) callDone(id int32) {
 	r.busyN--
 	r.m.modelCallsDone++
+	if r.gov != nil {
+		r.meter.End(r.t(r.now))
+	}
 	c := r.calls[id]
 	if r.queue.len() > 0 {
 		r.startCall(r.queue.pop())

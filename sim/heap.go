@@ -14,6 +14,7 @@ const (
 	evResume                     // a = persona: its decision is made; act on it
 	evDepTimeout                 // a = message, b = stage persona: a dependency stage's deadline
 	evAwaitTimeout               // a = persona, b = delivery: its wait for the decision runs out
+	evBudget                     // a = call: its compute-budget token is due; it may take a slot
 )
 
 // event is one scheduled happening. Events are ordered by time, then by the

@@ -69,7 +69,8 @@ type Report struct {
 	Wakeups           int64              `json:"wakeups"`
 	WakeupsByTrigger  map[string]int64   `json:"wakeups_by_trigger"`
 	ThermalTime       map[string]float64 `json:"thermal_time,omitempty"`
-	Ceiling           float64            `json:"duty_ceiling,omitempty"` // the governor's (persona only)
+	Ceiling           float64            `json:"duty_ceiling,omitempty"`   // the governor's (persona only)
+	ComputeBudget     *BudgetStats       `json:"compute_budget,omitempty"` // persona only; null when unlimited
 	SuppressedReplies int                `json:"suppressed_replies"`
 	SuppressedBudget  int                `json:"suppressed_budget"`
 	SuppressedQuiet   int                `json:"suppressed_quiet"`
@@ -362,6 +363,7 @@ func (r *run) report() (*Report, error) {
 	}
 	if r.gov != nil {
 		rep.Ceiling = sc.Ceiling
+		rep.ComputeBudget = r.budgetStats()
 		rep.ThermalTime = map[string]float64{}
 		for t := govern.Nominal; t <= govern.Critical; t++ {
 			rep.ThermalTime[t.String()] = r.m.thermal[t]

@@ -33,6 +33,9 @@ type Scenario struct {
 	// Ceiling is the governor's duty-cycle ceiling for the persona policy
 	// (default govern.DefaultCeiling, 0.7).
 	Ceiling float64
+	// Budget is the persona policy's compute budget for model calls, the
+	// daemon's (default 2 a second, bursts of 20, as persona serve).
+	Budget Budget
 	// DepsTimeout is the per-stage time after which a dependency barrier
 	// releases a dependent without a stalled prerequisite (default 1m;
 	// deps.Options.Timeout, whose own default of 5s suits camera frames,
@@ -258,7 +261,7 @@ func kindName(n *yaml.Node) string {
 
 func (p *parser) scenario(n *yaml.Node) (*Scenario, error) {
 	sc := &Scenario{}
-	known := []string{"name", "seed", "duration", "cores", "sla", "ceiling", "deps_timeout", "coordination", "personas", "traffic"}
+	known := []string{"name", "seed", "duration", "cores", "sla", "ceiling", "budget", "deps_timeout", "coordination", "personas", "traffic"}
 	seen, err := p.fields(n, "", known, func(key string, v *yaml.Node, field string) (err error) {
 		switch key {
 		case "name":
@@ -279,6 +282,8 @@ func (p *parser) scenario(n *yaml.Node) (*Scenario, error) {
 			if err == nil && !(sc.Ceiling > 0 && sc.Ceiling <= 1) {
 				err = p.errf(v, field, "want a fraction of the machine in (0, 1], got %s", v.Value)
 			}
+		case "budget":
+			err = p.budget(v, field, &sc.Budget)
 		case "deps_timeout":
 			sc.DepsTimeout, err = p.duration(v, field, false)
 		case "coordination":
@@ -300,6 +305,24 @@ func (p *parser) scenario(n *yaml.Node) (*Scenario, error) {
 		return nil, err
 	}
 	return sc, nil
+}
+
+// budget reads {per_sec, burst}: the daemon's --budget (negative:
+// unlimited) and --budget-burst.
+func (p *parser) budget(n *yaml.Node, path string, b *Budget) error {
+	_, err := p.fields(n, path, []string{"per_sec", "burst"}, func(key string, v *yaml.Node, field string) (err error) {
+		switch key {
+		case "per_sec":
+			b.PerSec, err = p.float(v, field)
+			if err == nil && b.PerSec == 0 {
+				err = p.errf(v, field, "want model calls per second (negative: unlimited), got 0")
+			}
+		case "burst":
+			b.Burst, err = p.count(v, field)
+		}
+		return err
+	})
+	return err
 }
 
 func (p *parser) coordination(n *yaml.Node, path string, c *Coordination) error {
@@ -787,6 +810,8 @@ func (sc *Scenario) Validate() error {
 		return bad("sla.urgent %v is negative", sc.SLA.Urgent)
 	case sc.Ceiling < 0 || sc.Ceiling > 1 || math.IsNaN(sc.Ceiling):
 		return bad("ceiling %v is outside (0, 1]", sc.Ceiling)
+	case math.IsNaN(sc.Budget.PerSec) || math.IsInf(sc.Budget.PerSec, 0) || sc.Budget.Burst < 0:
+		return bad("budget %+v: want a finite rate and a burst >= 0", sc.Budget)
 	case len(sc.Personas) == 0:
 		return bad("no personas")
 	case sc.Traffic.Rate < 0 || math.IsNaN(float64(sc.Traffic.Rate)):
@@ -848,6 +873,12 @@ func (sc Scenario) withDefaults() Scenario {
 	}
 	if sc.DepsTimeout == 0 {
 		sc.DepsTimeout = DefaultDepsTimeout
+	}
+	if sc.Budget.PerSec == 0 {
+		sc.Budget.PerSec = DefaultBudgetPerSec
+	}
+	if sc.Budget.Burst == 0 {
+		sc.Budget.Burst = DefaultBudgetBurst
 	}
 	c := &sc.Coordination
 	if c.Window == 0 {
