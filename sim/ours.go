@@ -43,10 +43,9 @@ func (h chatHost) Woke(t persona.Trigger)       { h.a.wakes[int(t)]++ }
 func (h chatHost) Note(n persona.Note[int32])   { h.r.oursNote(h.a, n) }
 func (h chatHost) Work(a persona.Action[int32]) { h.r.oursWork(h.a, a) }
 
-func (h chatHost) Adjust(int64) (persona.Adjustment, float64) {
-	adj := h.r.adj
-	return persona.Adjustment{CadenceMultiplier: adj.CadenceMultiplier, ThresholdShift: adj.ThresholdShift, CatchUp: adj.CatchUp}, 1
-}
+// Adjust is the governor's adjustment and the compute budget's level, as
+// the daemon's runtime reads them at every step.
+func (h chatHost) Adjust(int64) (persona.Adjustment, float64) { return h.r.adj, h.r.budgetLevel() }
 
 // phases of the item in progress.
 const (
