@@ -277,6 +277,9 @@ func (c *Cycle[T]) Cadence() time.Duration { return c.cadence }
 // Stats returns the running totals.
 func (c *Cycle[T]) Stats() CycleStats { return c.stats }
 
+// Coordinated reports whether the persona coordinates on a stream.
+func (c *Cycle[T]) Coordinated() bool { return c.stream != nil }
+
 // Working reports whether an item is out to the driver.
 func (c *Cycle[T]) Working() bool { return c.busy }
 

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/personaos/persona"
+	"github.com/personaos/persona/coord"
+	"github.com/personaos/persona/inbox"
 	"github.com/personaos/persona/sim"
 )
 
@@ -41,13 +43,16 @@ type attempt struct {
 	out  outcome
 }
 
-// arrival is one scripted delivery.
+// arrival is one scripted delivery: to one persona, or broadcast on the
+// stream to several (to), with addressees (an @mention).
 type arrival struct {
-	at       time.Duration // since the script's start
-	persona  string
-	id, key  string
-	priority float64
-	deadline time.Duration // since the script's start; 0: none
+	at         time.Duration // since the script's start
+	persona    string
+	to         []string
+	addressees []string
+	id, key    string
+	priority   float64
+	deadline   time.Duration // since the script's start; 0: none
 }
 
 // script is a world of independent personas and their arrivals.
@@ -58,11 +63,31 @@ type script struct {
 	// past the list succeeds at once.
 	work    map[string][]attempt
 	horizon time.Duration
+	// stream holds the options of the coordination stream that the
+	// personas with coord set share.
+	stream coord.Options
+	// thoughts are the coordinated personas' evaluations by persona and
+	// item: how long they take, and what they conclude.
+	thoughts map[string]scriptThought
 }
 
 type scriptPersona struct {
-	name string
-	opts persona.Options
+	name  string
+	opts  persona.Options
+	coord bool
+}
+
+type scriptThought struct {
+	took time.Duration
+	th   persona.Thought
+	out  outcome
+}
+
+func (s *script) thought(who, id string) scriptThought {
+	if th, ok := s.thoughts[workKey(who, id)]; ok {
+		return th
+	}
+	return scriptThought{took: 50 * time.Millisecond, th: persona.Thought{Confidence: 0.5}}
 }
 
 func workKey(persona, id string) string { return persona + "/" + id }
@@ -112,7 +137,7 @@ func runReal(t *testing.T, s *script) []rec {
 			switch e.Kind {
 			case persona.EventHandled, persona.EventDeclined, persona.EventExpired, persona.EventFailed:
 				what = e.Kind.String()
-			case persona.EventError, persona.EventPanic:
+			case persona.EventError, persona.EventPanic, persona.EventGranted, persona.EventNotGranted:
 				what = e.Kind.String()
 			default:
 				return
@@ -122,23 +147,25 @@ func runReal(t *testing.T, s *script) []rec {
 			mu.Unlock()
 		})
 		rt := persona.NewRuntime(persona.RuntimeOptions{Logger: slog.New(slog.DiscardHandler), Observer: obs})
+		stream := coord.New(s.stream)
+		defer stream.Close()
 		ps := map[string]*persona.Persona[string]{}
 		for _, sp := range s.personas {
 			name := sp.name
-			h := persona.HandlerFunc[string](func(ctx context.Context, it persona.Item[string]) (any, error) {
+			work := func(it persona.Item[string]) (any, error) {
 				a := s.attempt(name, it.ID, it.Attempt)
 				time.Sleep(a.took) // the scripted work, in the bubble's virtual time
-				switch a.out {
-				case fail:
-					return nil, errScripted
-				case panics:
-					panic("scripted panic")
-				case decline:
-					return nil, persona.ErrDecline
-				}
-				return nil, nil
+				return nil, a.out.err(true)
+			}
+			var h persona.Handler[string] = persona.HandlerFunc[string](func(ctx context.Context, it persona.Item[string]) (any, error) {
+				return work(it)
 			})
-			p, err := persona.Spawn(rt, name, h, sp.opts)
+			opts := sp.opts
+			if sp.coord {
+				h = &scriptEvaluator{s: s, name: name, respond: work}
+				opts.Coordination = stream
+			}
+			p, err := persona.Spawn(rt, name, h, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -153,6 +180,17 @@ func runReal(t *testing.T, s *script) []rec {
 			if a.deadline > 0 {
 				it.Deadline = start.Add(a.deadline)
 			}
+			if a.to != nil {
+				it.Addressees = a.addressees
+				var to []*persona.Persona[string]
+				for _, n := range a.to {
+					to = append(to, ps[n])
+				}
+				if err := persona.Broadcast(to, stream, it); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
 			if err := ps[a.persona].Deliver(it); err != nil {
 				t.Fatal(err)
 			}
@@ -161,8 +199,58 @@ func runReal(t *testing.T, s *script) []rec {
 		if _, err := rt.Shutdown(context.Background()); err != nil {
 			t.Fatal(err)
 		}
+		mu.Lock()
+		trace = append(trace, decisionTrace(stream.Recent(1<<20), start)...)
+		mu.Unlock()
 	})
 	return trace
+}
+
+// decisionTrace is every decision with its grant.
+func decisionTrace(ds []coord.Decision, start time.Time) []rec {
+	var tr []rec
+	for _, d := range ds {
+		g := slices.Clone(d.Granted)
+		slices.Sort(g)
+		tr = append(tr, rec{persona: "~decision", item: d.Item, what: "granted " + strings.Join(g, ",")})
+	}
+	return tr
+}
+
+func (o outcome) err(real bool) error {
+	switch o {
+	case fail:
+		return errScripted
+	case panics:
+		if real {
+			panic("scripted panic")
+		}
+		return errors.New("scripted panic")
+	case decline:
+		return persona.ErrDecline
+	}
+	return nil
+}
+
+// scriptEvaluator is a coordinated persona's scripted handler.
+type scriptEvaluator struct {
+	s       *script
+	name    string
+	respond func(persona.Item[string]) (any, error)
+}
+
+func (e *scriptEvaluator) Handle(ctx context.Context, it persona.Item[string]) (any, error) {
+	panic("a coordinated persona is not handled")
+}
+
+func (e *scriptEvaluator) Evaluate(ctx context.Context, it persona.Item[string]) (persona.Thought, error) {
+	th := e.s.thought(e.name, it.ID)
+	time.Sleep(th.took)
+	return th.th, th.out.err(true)
+}
+
+func (e *scriptEvaluator) Respond(ctx context.Context, it persona.Item[string], d coord.Decision) (any, error) {
+	return e.respond(it)
 }
 
 // world is a minimal discrete-event loop for the simulator's driver.
@@ -216,6 +304,57 @@ type scriptHost struct {
 	name  string
 	d     *sim.Driver[string]
 	trace *[]rec
+	st    *virtualStream
+	await string // the item whose decision the persona awaits
+	gen   int    // its await's generation, for the timeout
+}
+
+// virtualStream runs coord.Core in the world's virtual time: one timer at
+// the core's next deadline, and decisions handed to the personas awaiting
+// them, as coord.Stream does in real time.
+type virtualStream struct {
+	w      *world
+	epoch  time.Time
+	core   *coord.Core
+	hosts  []*scriptHost
+	armed  int64
+	armGen int
+}
+
+func (v *virtualStream) t(now int64) time.Time { return v.epoch.Add(time.Duration(now)) }
+
+func (v *virtualStream) publish(ds []coord.Decision) {
+	for _, d := range ds {
+		for _, h := range v.hosts {
+			if h.await == d.Item {
+				h.await = ""
+				h.d.Decided(v.w.now, d, true)
+			}
+		}
+	}
+	v.rearm()
+}
+
+func (v *virtualStream) rearm() {
+	at, ok := v.core.NextDeadline()
+	if !ok {
+		v.armGen++
+		return
+	}
+	vt := int64(at.Sub(v.epoch))
+	if v.armed == vt && v.armGen > 0 {
+		return
+	}
+	v.armGen++
+	gen := v.armGen
+	v.armed = vt
+	v.w.at(vt, func() {
+		if gen != v.armGen {
+			return
+		}
+		v.armGen++
+		v.publish(v.core.Expire(v.t(v.w.now)))
+	})
 }
 
 func (h *scriptHost) StepAt(at int64) { h.w.at(at, func() { h.d.Step(at) }) }
@@ -228,29 +367,68 @@ func (h *scriptHost) Adjust(int64) (persona.Adjustment, float64) {
 }
 
 func (h *scriptHost) Work(a persona.Action[string]) {
-	if a.Do != persona.DoHandle {
-		panic("scriptHost: only handlers")
-	}
-	at := h.s.attempt(h.name, a.Item.ID, a.Item.Attempt)
-	end := h.w.now + int64(at.took)
-	h.w.at(end, func() {
-		var r persona.Result
-		switch at.out {
-		case fail:
-			r.Err = errScripted
-		case panics:
-			r.Err, r.Panicked = errors.New("scripted panic"), true
-		case decline:
-			r.Err = persona.ErrDecline
+	switch a.Do {
+	case persona.DoHandle, persona.DoRespond:
+		at := h.s.attempt(h.name, a.Item.ID, a.Item.Attempt)
+		end := h.w.now + int64(at.took)
+		h.w.at(end, func() { h.d.Done(end, result(at.out)) })
+	case persona.DoEvaluate:
+		th := h.s.thought(h.name, a.Item.ID)
+		end := h.w.now + int64(th.took)
+		h.w.at(end, func() { h.d.Evaluated(end, th.th, result(th.out)) })
+	case persona.DoThink:
+		v := h.st
+		now := h.w.now
+		ds, err := v.core.Think(v.t(now), a.Thought)
+		if err != nil && !errors.Is(err, coord.ErrClosedDecision) {
+			h.d.Abandon(now, persona.Result{Err: err})
+			return
 		}
-		h.d.Done(end, r)
-	})
+		if d, ok := v.core.Decision(a.Item.ID); ok {
+			// Decided already (a late thought), or by this thought: Await
+			// returns at once.
+			h.d.Decided(now, d, true)
+			v.publish(ds)
+			return
+		}
+		h.await = a.Item.ID
+		h.gen++
+		gen, until := h.gen, h.d.V(a.Until)
+		h.w.at(until, func() {
+			if h.await == a.Item.ID && h.gen == gen {
+				h.await = ""
+				h.d.Decided(until, coord.Decision{}, false)
+			}
+		})
+		v.publish(ds)
+	}
+}
+
+func result(o outcome) persona.Result {
+	r := persona.Result{Err: o.err(false)}
+	r.Panicked = o == panics
+	return r
 }
 
 func (h *scriptHost) Note(n persona.Note[string]) {
+	v, now := h.st, h.w.now
 	switch n.Kind {
 	case persona.NoteFinal:
 		*h.trace = append(*h.trace, rec{persona: h.name, item: n.Item.ID, what: n.Account.String(), at: time.Duration(h.d.V(n.At)), wait: n.Wait})
+		if h.d.Cycle().Coordinated() && n.Account != inbox.Handled {
+			v.publish(v.core.Leave(v.t(now), n.Item.ID, h.name))
+		}
+	case persona.NoteLeave:
+		v.publish(v.core.Leave(v.t(now), n.Item.ID, h.name))
+	case persona.NoteObserve:
+		ds, _ := v.core.Think(v.t(now), coord.Thought{Persona: h.name, Item: n.Item.ID, Key: n.Item.Key, Intent: coord.IntentObserve})
+		v.publish(ds)
+	case persona.NoteGranted, persona.NoteNotGranted:
+		what := "granted"
+		if n.Kind == persona.NoteNotGranted {
+			what = "not_granted"
+		}
+		*h.trace = append(*h.trace, rec{persona: h.name, item: n.Item.ID, what: what, at: time.Duration(h.d.V(n.At))})
 	case persona.NoteError:
 		what := "error"
 		if n.Panicked {
@@ -265,27 +443,59 @@ func runSim(t *testing.T, s *script) []rec {
 	epoch := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 	w := &world{}
 	var trace []rec
+	v := &virtualStream{w: w, epoch: epoch, core: coord.NewCore(s.stream)}
 	ds := map[string]*sim.Driver[string]{}
+	coordinated := map[string]bool{}
 	for _, sp := range s.personas {
-		h := &scriptHost{w: w, s: s, name: sp.name, trace: &trace}
-		c := persona.NewCycle(sp.name, sp.opts, persona.NewInbox[string](sp.opts), nil)
+		h := &scriptHost{w: w, s: s, name: sp.name, trace: &trace, st: v}
+		var dec persona.Decisions
+		if sp.coord {
+			dec = v.core
+			coordinated[sp.name] = true
+			v.hosts = append(v.hosts, h)
+		}
+		c := persona.NewCycle(sp.name, sp.opts, persona.NewInbox[string](sp.opts), dec)
 		h.d = sim.NewDriver(c, sim.Host[string](h), epoch)
 		h.d.Start(0)
 		ds[sp.name] = h.d
 	}
 	for _, a := range s.arrivals {
 		w.at(int64(a.at), func() {
+			now := int64(a.at)
 			it := persona.Item[string]{ID: a.id, Key: a.key, Priority: a.priority}
 			if a.deadline > 0 {
 				it.Deadline = epoch.Add(a.deadline)
 			}
-			if err := ds[a.persona].Deliver(int64(a.at), it); err != nil {
-				t.Fatal(err)
+			if a.to == nil {
+				if err := ds[a.persona].Deliver(now, it); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			// persona.Broadcast: open with the coordinated recipients as the
+			// expected thinkers, then deliver to each.
+			it.Addressees = a.addressees
+			var expected, addr []string
+			for _, n := range a.to {
+				if coordinated[n] {
+					expected = append(expected, n)
+				}
+			}
+			for _, n := range a.addressees {
+				if slices.Contains(expected, n) {
+					addr = append(addr, n)
+				}
+			}
+			v.publish(v.core.Open(v.t(now), coord.Opening{Item: a.id, Key: a.key, Expected: expected, Addressees: addr}))
+			for _, n := range a.to {
+				if err := ds[n].Deliver(now, it); err != nil {
+					t.Fatal(err)
+				}
 			}
 		})
 	}
 	w.run(int64(s.horizon))
-	return trace
+	return append(trace, decisionTrace(v.core.Recent(1<<20), epoch)...)
 }
 
 // checkParity runs s on both drivers and compares their traces.
@@ -322,7 +532,7 @@ func TestParityScripts(t *testing.T) {
 	}{{
 		name: "non-urgent items are batched into the next scan; urgent ones start at once",
 		s: script{
-			personas: []scriptPersona{{"ann", base}},
+			personas: []scriptPersona{{name: "ann", opts: base}},
 			arrivals: []arrival{
 				{at: 100 * ms, persona: "ann", id: "a1", priority: 0.5},
 				{at: 7300 * ms, persona: "ann", id: "a2", priority: 0.4},
@@ -335,7 +545,7 @@ func TestParityScripts(t *testing.T) {
 	}, {
 		name: "errors and panics are retried with backoff, then failed",
 		s: script{
-			personas: []scriptPersona{{"bob", base}},
+			personas: []scriptPersona{{name: "bob", opts: base}},
 			arrivals: []arrival{
 				{at: 0, persona: "bob", id: "b1", priority: 0.9},
 				{at: 50 * ms, persona: "bob", id: "b2", priority: 0.5},
@@ -351,7 +561,7 @@ func TestParityScripts(t *testing.T) {
 	}, {
 		name: "a room's pending items merge into the newest; deadlines expire what waits",
 		s: script{
-			personas: []scriptPersona{{"cat", coalesce}},
+			personas: []scriptPersona{{name: "cat", opts: coalesce}},
 			arrivals: []arrival{
 				{at: 0, persona: "cat", id: "c1", key: "r1", priority: 0.95},
 				{at: 100 * ms, persona: "cat", id: "c2", key: "r1", priority: 0.5},
@@ -365,7 +575,7 @@ func TestParityScripts(t *testing.T) {
 	}, {
 		name: "a full inbox defers its lowest items and catches up later",
 		s: script{
-			personas: []scriptPersona{{"dan", persona.Options{Capacity: 3}}},
+			personas: []scriptPersona{{name: "dan", opts: persona.Options{Capacity: 3}}},
 			arrivals: []arrival{
 				{at: 0, persona: "dan", id: "d1", priority: 0.9},
 				{at: 10 * ms, persona: "dan", id: "d2", priority: 0.2},
@@ -380,6 +590,67 @@ func TestParityScripts(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { checkParity(t, &tt.s) })
+	}
+}
+
+func TestParityCoordination(t *testing.T) {
+	ms := time.Millisecond
+	three := []string{"ava", "ben", "cy"}
+	ps := func(opts persona.Options) []scriptPersona {
+		var out []scriptPersona
+		for _, n := range three {
+			out = append(out, scriptPersona{name: n, opts: opts, coord: true})
+		}
+		return out
+	}
+	opts := persona.Options{Capacity: 16, Coalesce: true}
+	tests := []struct {
+		name string
+		s    script
+	}{{
+		name: "the most confident answers; the others are not granted",
+		s: script{
+			personas: ps(opts),
+			stream:   coord.Options{Window: time.Second},
+			arrivals: []arrival{
+				{at: 100 * ms, to: three, id: "m1", key: "room", priority: 0.5},
+				{at: 9100 * ms, to: three, id: "m2", key: "room", priority: 0.9},
+				{at: 9200*ms + 3, to: three, id: "m3", key: "other", priority: 0.6},
+			},
+			thoughts: map[string]scriptThought{
+				"ava/m1": {took: 40 * ms, th: persona.Thought{Confidence: 0.4}},
+				"ben/m1": {took: 60 * ms, th: persona.Thought{Confidence: 0.9}},
+				"cy/m1":  {took: 70 * ms, th: persona.Thought{Confidence: 0.6, Intent: coord.IntentObserve}},
+				"cy/m2":  {took: 20 * ms, th: persona.Thought{Confidence: 0.7}, out: fail},
+				"ava/m3": {took: 10 * ms, th: persona.Thought{Confidence: 0.8}, out: decline},
+			},
+			work:    map[string][]attempt{"ben/m1": {{took: 3 * time.Second}}, "ava/m2": {{took: 2*time.Second + 1}}},
+			horizon: 2 * time.Minute,
+		},
+	}, {
+		name: "a mention that reaches its persona after the decision is still answered by it",
+		s: script{
+			personas: ps(opts),
+			stream:   coord.Options{Window: time.Second},
+			arrivals: []arrival{
+				{at: 0, to: three, id: "m1", key: "r1", priority: 0.95},
+				{at: 300 * ms, to: three, addressees: []string{"ava"}, id: "m2", key: "r2", priority: 0.95},
+				{at: 20 * time.Second, to: three, addressees: []string{"cy"}, id: "m3", key: "r1", priority: 0.5},
+			},
+			thoughts: map[string]scriptThought{
+				"ava/m1": {took: 10 * ms, th: persona.Thought{Confidence: 1}},
+				"ben/m1": {took: 30 * ms, th: persona.Thought{Confidence: 0.2}},
+				"cy/m1":  {took: 50 * ms, th: persona.Thought{Confidence: 0.2}},
+			},
+			// ava is granted m1 and busy past m2's window.
+			work:    map[string][]attempt{"ava/m1": {{took: 5 * time.Second}}},
+			horizon: 2 * time.Minute,
+		},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkParity(t, &tt.s)
+		})
 	}
 }
 
@@ -432,5 +703,55 @@ func randomScript(seed uint64) *script {
 func TestParityRandomScripts(t *testing.T) {
 	for seed := range uint64(40) {
 		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) { checkParity(t, randomScript(seed)) })
+	}
+}
+
+// randomCoordinated draws a world of coordinated personas on one stream:
+// broadcasts, some with a mention, random confidences, evaluation and
+// reply times, declines and failures.
+func randomCoordinated(seed uint64) *script {
+	rng := rand.New(rand.NewPCG(seed, 0x636f6f7264))
+	s := &script{work: map[string][]attempt{}, thoughts: map[string]scriptThought{}, horizon: 20 * time.Minute}
+	s.stream = coord.Options{Window: time.Duration(500+rng.IntN(2000)) * time.Millisecond, K: 1 + rng.IntN(2)}
+	n := 2 + rng.IntN(3)
+	var names []string
+	for i := range n {
+		o := persona.Options{Capacity: 8 + rng.IntN(8), Coalesce: rng.IntN(2) == 0}
+		name := fmt.Sprintf("p%d", i)
+		names = append(names, name)
+		s.personas = append(s.personas, scriptPersona{name: name, opts: o, coord: true})
+	}
+	at := time.Duration(0)
+	for i := range 15 + rng.IntN(25) {
+		at += time.Duration(rng.ExpFloat64()*float64(2*time.Second)) + time.Duration(rng.IntN(1000))
+		a := arrival{at: at, to: names, id: fmt.Sprintf("m%d", i), key: fmt.Sprintf("r%d", rng.IntN(2)), priority: rng.Float64()}
+		if rng.IntN(4) == 0 {
+			a.addressees = []string{names[rng.IntN(n)]}
+			a.priority = 0.85 + rng.Float64()*0.15
+		}
+		s.arrivals = append(s.arrivals, a)
+		for _, p := range names {
+			th := scriptThought{
+				took: time.Duration(10+rng.IntN(200))*time.Millisecond + time.Duration(rng.IntN(1000)),
+				th:   persona.Thought{Confidence: rng.Float64()},
+			}
+			switch r := rng.IntN(12); {
+			case r == 0:
+				th.out = decline
+			case r == 1:
+				th.out = fail
+			case r == 2:
+				th.th.Intent = coord.IntentObserve
+			}
+			s.thoughts[workKey(p, a.id)] = th
+			s.work[workKey(p, a.id)] = []attempt{{took: time.Duration(rng.IntN(4000))*time.Millisecond + time.Duration(1+rng.IntN(1000))}}
+		}
+	}
+	return s
+}
+
+func TestParityRandomCoordination(t *testing.T) {
+	for seed := range uint64(30) {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) { checkParity(t, randomCoordinated(seed)) })
 	}
 }
