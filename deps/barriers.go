@@ -3,6 +3,7 @@ package deps
 import (
 	"container/heap"
 	"container/list"
+	"context"
 	"log/slog"
 	"time"
 )
@@ -106,7 +107,9 @@ func (b *Barriers) BeginBy(now time.Time, key, author string) []Release {
 		return nil
 	}
 	if b.tombs.has(key) {
-		b.log.Debug("deps: begin of a closed key ignored", "key", key)
+		if b.logs(slog.LevelDebug) {
+			b.log.Debug("deps: begin of a closed key ignored", "key", key)
+		}
 		return nil
 	}
 	ks, rel := b.open(now, key)
@@ -142,14 +145,18 @@ func (b *Barriers) Finish(now time.Time, persona, key string, status Status, val
 	}
 	i, ok := b.g.index[persona]
 	if !ok {
-		b.log.Warn("deps: finish by unknown persona ignored", "persona", persona, "key", key)
+		if b.logs(slog.LevelWarn) {
+			b.log.Warn("deps: finish by unknown persona ignored", "persona", persona, "key", key)
+		}
 		return nil
 	}
 	var rel []Release
 	ks := b.keys[key]
 	if ks == nil {
 		if len(b.g.prereqs[i]) > 0 || b.tombs.has(key) {
-			b.log.Debug("deps: finish of a closed key ignored", "persona", persona, "key", key)
+			if b.logs(slog.LevelDebug) {
+				b.log.Debug("deps: finish of a closed key ignored", "persona", persona, "key", key)
+			}
 			return nil
 		}
 		ks, rel = b.open(now, key)
@@ -157,13 +164,19 @@ func (b *Barriers) Finish(now time.Time, persona, key string, status Status, val
 	n := &ks.nodes[i]
 	switch n.phase {
 	case waiting:
-		b.log.Warn("deps: finish before release ignored", "persona", persona, "key", key)
+		if b.logs(slog.LevelWarn) {
+			b.log.Warn("deps: finish before release ignored", "persona", persona, "key", key)
+		}
 		return rel
 	case finished:
-		b.log.Debug("deps: duplicate finish ignored", "persona", persona, "key", key)
+		if b.logs(slog.LevelDebug) {
+			b.log.Debug("deps: duplicate finish ignored", "persona", persona, "key", key)
+		}
 		return rel
 	case timedOut:
-		b.log.Info("deps: late finish", "persona", persona, "key", key)
+		if b.logs(slog.LevelInfo) {
+			b.log.Info("deps: late finish", "persona", persona, "key", key)
+		}
 	}
 	n.phase = finished
 	n.out = Output{From: persona, Status: max(status, n.inStatus), Value: value}
@@ -182,12 +195,15 @@ func (b *Barriers) Expire(now time.Time) []Release {
 	var rel []Release
 	for len(b.due) > 0 && !now.Before(b.due[0].next) {
 		ks := b.due[0]
-		var late []int
+		var buf [8]int
+		late := buf[:0] // stages timing out now; on the stack for small graphs
 		for _, n := range b.g.order {
 			if ns := &ks.nodes[n]; ns.phase == working && !now.Before(ns.deadline) {
 				ns.phase = timedOut
 				late = append(late, n)
-				b.log.Info("deps: stage timed out", "persona", b.g.names[n], "key", ks.key, "timeout", b.opts.Timeout)
+				if b.logs(slog.LevelInfo) {
+					b.log.Info("deps: stage timed out", "persona", b.g.names[n], "key", ks.key, "timeout", b.opts.Timeout)
+				}
 			}
 		}
 		for _, n := range late {
@@ -219,13 +235,22 @@ func (b *Barriers) Open(key string) bool {
 	return ok
 }
 
+// logs reports whether the logger records level: the arguments of a log
+// call are built only then, so a discarding logger (the simulator's) costs
+// nothing on the paths every key takes.
+func (b *Barriers) logs(level slog.Level) bool {
+	return b.log.Enabled(context.Background(), level)
+}
+
 // open creates the barriers of key, evicting the oldest keys first while the
 // barriers are full.
 func (b *Barriers) open(now time.Time, key string) (*keyState, []Release) {
 	var rel []Release
 	for len(b.keys) >= b.opts.MaxKeys {
 		old := b.age.Front().Value.(*keyState)
-		b.log.Warn("deps: too many open keys, oldest released incomplete", "key", old.key, "max_keys", b.opts.MaxKeys)
+		if b.logs(slog.LevelWarn) {
+			b.log.Warn("deps: too many open keys, oldest released incomplete", "key", old.key, "max_keys", b.opts.MaxKeys)
+		}
 		rel = b.forceClose(now, old, rel)
 	}
 	b.seq++
@@ -273,6 +298,9 @@ func (b *Barriers) hand(now time.Time, ks *keyState, d int) Release {
 		if ks.nodes[p].phase != finished {
 			r.Status = Incomplete
 			continue
+		}
+		if r.Inputs == nil {
+			r.Inputs = make([]Output, 0, len(b.g.prereqs[d]))
 		}
 		r.Inputs = append(r.Inputs, ks.nodes[p].out)
 		r.Status = max(r.Status, ks.nodes[p].out.Status)
