@@ -184,7 +184,7 @@ func (r *run) depRelease(rel []deps.Release) {
 		}
 		d := &r.dels[di]
 		d.flags &^= fHeld
-		d.status = x.Status
+		d.status = uint8(x.Status)
 		r.m.releases++
 		switch x.Status {
 		case deps.Incomplete:

@@ -43,10 +43,10 @@ func TestPipelineCarriesStatusDownTheChain(t *testing.T) {
 		if dm.flags&fHeld != 0 || dc.flags&fHeld != 0 {
 			continue // still at the barrier when the run ended
 		}
-		if dc.status < dm.status {
-			t.Errorf("message %d: m released %v, then c %v: the gap upstream was lost", mi, dm.status, dc.status)
+		if dc.depStatus() < dm.depStatus() {
+			t.Errorf("message %d: m released %v, then c %v: the gap upstream was lost", mi, dm.depStatus(), dc.depStatus())
 		}
-		if dm.status == deps.Incomplete {
+		if dm.depStatus() == deps.Incomplete {
 			incomplete++
 			// c's own clock started at m's release: released before its
 			// deadline, c was released by m's finish, not by a timeout.
@@ -77,9 +77,9 @@ func TestPipelineAuthorHasFinishedItsOwnMessage(t *testing.T) {
 		}
 		own++
 		ds, dc := &r.dels[r.delOf(int32(mi), s)], &r.dels[r.delOf(int32(mi), c)]
-		if dc.flags&fHeld != 0 || dc.at != msg.at || dc.status != deps.Done {
+		if dc.flags&fHeld != 0 || dc.at != msg.at || dc.depStatus() != deps.Done {
 			t.Errorf("message %d by m: c held %v, at %v (posted %v), %v; want released at the post, done",
-				mi, dc.flags&fHeld != 0, dc.at, msg.at, dc.status)
+				mi, dc.flags&fHeld != 0, dc.at, msg.at, dc.depStatus())
 		}
 		if ds.flags&fInInbox == 0 || ds.at != msg.at {
 			t.Errorf("message %d by m: the source s did not get it at the post", mi)

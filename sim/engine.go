@@ -77,8 +77,13 @@ type delivery struct {
 	flags        uint16
 	acct         acct
 	class        class
-	status       deps.Status // what its barrier released it with (Done if it had none)
+	status       uint8 // the deps.Status its barrier released it with (Done if none); read with depStatus
 }
+
+// depStatus is the status d's barrier released it with: Done unless a
+// prerequisite declined (Skipped) or failed, expired or stalled (Incomplete).
+// It is stored in a byte so that a delivery stays 40 bytes.
+func (d *delivery) depStatus() deps.Status { return deps.Status(d.status) }
 
 // message is one chat message.
 type message struct {
