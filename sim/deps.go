@@ -2,7 +2,6 @@ package sim
 
 import (
 	"slices"
-	"strconv"
 
 	"github.com/personaos/persona/deps"
 )
@@ -73,8 +72,7 @@ func (r *run) oursPost(mi int32) {
 	var freed []deps.Release
 	if len(r.pipes) > 0 {
 		// The message's item ID is its key, as the runtime keys an item.
-		key, author := itemID(mi), ""
-		r.depKeys = append(r.depKeys, key) // messages are posted in index order
+		key, author := m.id, ""
 		if m.author >= 0 {
 			author = r.actors[m.author].name
 		}
@@ -124,7 +122,7 @@ func (r *run) depFinish(di int32, ac acct) {
 	if pi < 0 {
 		return
 	}
-	key := r.depKeys[d.msg]
+	key := r.msgs[d.msg].id
 	pp := &r.pipes[pi]
 	if !pp.b.Open(key) {
 		return
@@ -174,11 +172,7 @@ func (r *run) depArm(pi int32) {
 // and the dependent's wait starts at the release).
 func (r *run) depRelease(rel []deps.Release) {
 	for _, x := range rel {
-		mi, err := strconv.Atoi(x.Key[1:])
-		if err != nil {
-			panic("sim: barrier key " + x.Key)
-		}
-		di := r.delOf(int32(mi), r.byName[x.Persona])
+		di := r.delOf(msgOf(x.Key), r.byName[x.Persona])
 		if di < 0 || r.dels[di].flags&fHeld == 0 {
 			panic("sim: release of a delivery the barrier does not hold: " + x.Persona + " " + x.Key)
 		}

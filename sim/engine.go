@@ -181,7 +181,6 @@ type run struct {
 	dependents [][]int32
 	pipes      []depPipe // persona only: the barriers of each connected pipeline
 	pipeOf     []int32   // by persona: its index in pipes; -1: in none
-	depKeys    []string  // by message: its key in pipes (when there are pipes)
 	topicWords []string
 
 	msgs  []message
