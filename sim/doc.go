@@ -179,13 +179,21 @@
 // call per granted persona to reply. No inbox, no state, no guard.
 //
 // Dependencies (waits_for) are honoured by persona only; seed and direct
-// have no barrier and deliver to everyone at once. The barrier follows
-// package deps: a dependent is handed a message when each prerequisite has
-// finished it (handled: done; declined: skipped; expired: incomplete) or
-// passed its per-stage deadline (deps_timeout, default 1 minute, from the
-// message's arrival for sources and from the release for dependents). The
-// message is handed over whatever the status, as the runtime's pipeline
-// does, and the dependent's wait starts at the release. Dependents are not
+// have no barrier and deliver to everyone at once. The barriers are the
+// runtime's: deps.Barriers, the core of deps.Tracker, driven in virtual time,
+// one per connected pipeline (as the runtime has one tracker per connected
+// part), keyed by the message. A dependent is handed a message when each
+// prerequisite has finished it (handled: done; declined: skipped; expired:
+// incomplete) or passed its per-stage deadline (deps_timeout, default 1
+// minute, from the message's arrival for sources and from the release for
+// dependents); a prerequisite that finishes late still counts while the
+// barrier is open. The status is carried down the chain: a stage released
+// incomplete or skipped passes that on even if it then finishes normally.
+// A message's author has finished it (it is never delivered to its author),
+// so a stage that waits only for the author is released at once. The
+// message is handed over whatever the status, which travels with the
+// delivery, as the runtime's pipeline does, and the dependent's wait starts
+// at the release. Dependents are not
 // expected thinkers of the decision (the runtime hands them the item
 // later), so they answer only decisions still open when they reach them,
 // except a mentioned dependent: its thought says it is addressed, so it

@@ -11,6 +11,7 @@ import (
 
 	"github.com/personaos/persona/chat"
 	"github.com/personaos/persona/coord"
+	"github.com/personaos/persona/deps"
 	"github.com/personaos/persona/govern"
 	"github.com/personaos/persona/inbox"
 	"github.com/personaos/persona/state"
@@ -55,11 +56,8 @@ const (
 const (
 	fHeld         uint16 = 1 << iota // waiting at a dependency barrier
 	fSpoke                           // thought or withdrew on its message's decision
-	fDepDone                         // reported to the barriers of its dependents
 	fRemoved                         // seed: left the sorted queue (dropped or popped)
 	fProcessed                       // seed, direct: its evaluation finished
-	fSkipped                         // released with a prerequisite's decline
-	fIncomplete                      // released without every prerequisite
 	fInInbox                         // persona: pushed into its inbox
 	fThought                         // made a thought (not a withdrawal) on the decision
 	fDropped                         // seed: dropped because its queue was full
@@ -79,8 +77,13 @@ type delivery struct {
 	flags        uint16
 	acct         acct
 	class        class
-	waitLeft     int16 // prerequisites still to finish it
+	status       uint8 // the deps.Status its barrier released it with (Done if none); read with depStatus
 }
+
+// depStatus is the status d's barrier released it with: Done unless a
+// prerequisite declined (Skipped) or failed, expired or stalled (Incomplete).
+// It is stored in a byte so that a delivery stays 40 bytes.
+func (d *delivery) depStatus() deps.Status { return deps.Status(d.status) }
 
 // message is one chat message.
 type message struct {
@@ -173,8 +176,11 @@ type run struct {
 	h     eventHeap
 
 	actors     []*actor
+	byName     map[string]int32
 	prereqs    [][]int32
 	dependents [][]int32
+	pipes      []depPipe // persona only: the barriers of each connected pipeline
+	pipeOf     []int32   // by persona: its index in pipes; -1: in none
 	topicWords []string
 
 	msgs  []message
@@ -289,6 +295,11 @@ func newRun(ctx context.Context, in *Scenario, pol Policy, opts Options) (*run, 
 		}
 		for _, n := range g.Dependents(a.name) {
 			r.dependents[a.idx] = append(r.dependents[a.idx], idx[n])
+		}
+	}
+	if pol == Persona {
+		if err := r.initDeps(g); err != nil {
+			return nil, fmt.Errorf("sim: %w", err)
 		}
 	}
 	r.roomHuman = filled(sc.Traffic.Rooms, -1)

@@ -12,7 +12,7 @@ const (
 	evWork                       // a = persona: a local step ends (persona: evaluation; seed: next cycle)
 	evStep                       // a = persona: the persona policy steps (woken, or urgent work left)
 	evResume                     // a = persona: its decision is made; act on it
-	evDepTimeout                 // a = message, b = stage persona: a dependency stage's deadline
+	evDepTimeout                 // a = pipeline, b = generation: its barriers' next deadline
 	evAwaitTimeout               // a = persona, b = delivery: its wait for the decision runs out
 	evBudget                     // a = call: its compute-budget token is due; it may take a slot
 )

@@ -73,33 +73,6 @@ func (r *run) initOurs() {
 	}
 }
 
-// oursPost hands a new message to the personas: sources (and personas
-// outside the pipeline) get it in their inbox now, dependents are held at
-// the barrier of their prerequisites.
-func (r *run) oursPost(mi int32) {
-	first, n, author := r.msgs[mi].first, r.msgs[mi].n, r.msgs[mi].author
-	for i := first; i < first+n; i++ {
-		p := r.dels[i].persona
-		if len(r.prereqs[p]) == 0 {
-			r.stageStart(mi, p)
-			r.oursPush(i)
-			continue
-		}
-		left := 0
-		for _, s := range r.prereqs[p] {
-			if s != author { // the author has finished its own message
-				left++
-			}
-		}
-		if left == 0 {
-			r.release(i)
-			continue
-		}
-		r.dels[i].flags |= fHeld
-		r.dels[i].waitLeft = int16(left)
-	}
-}
-
 // oursPush is Persona.Deliver: score, push, and tell the cycle.
 func (r *run) oursPush(di int32) {
 	d := &r.dels[di]

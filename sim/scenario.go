@@ -548,28 +548,18 @@ func (p *parser) checkDeps(root *yaml.Node, sc *Scenario) error {
 		}
 	}
 	if _, err := sc.graph(); err != nil {
-		// Point at the first declared persona named in the error (the
-		// cycle's), else the first that waits for anyone.
-		named := map[string]bool{}
-		for _, f := range strings.FieldsFunc(err.Error(), func(r rune) bool { return r == ' ' || r == ':' || r == ',' || r == '"' }) {
-			named[f] = true
-		}
-		i := -1
-		for j, ps := range sc.Personas {
-			if len(ps.WaitsFor) == 0 {
-				continue
-			}
-			if i < 0 {
+		// Point at the persona that starts the cycle (its earliest-declared
+		// member), else at the first that waits for anyone.
+		i := slices.IndexFunc(sc.Personas, func(ps PersonaSpec) bool { return len(ps.WaitsFor) > 0 })
+		msg := err.Error()
+		if ce := (*deps.CycleError)(nil); errors.As(err, &ce) {
+			if j := slices.IndexFunc(sc.Personas, func(ps PersonaSpec) bool { return slices.Contains(ps.instances(), ce.Path[0]) }); j >= 0 {
 				i = j
 			}
-			if slices.ContainsFunc(ps.instances(), func(n string) bool { return named[n] }) {
-				i = j
-				break
-			}
+			msg = "dependency cycle " + strings.Join(ce.Path, " -> ")
 		}
-		i = max(i, 0)
-		n, field := line(i)
-		return p.errf(n, field, "%v", err)
+		n, field := line(max(i, 0))
+		return p.errf(n, field, "%s", msg)
 	}
 	return nil
 }

@@ -129,7 +129,7 @@ traffic:
 		{"expertise not a list", "  - name: a\n", "  - name: a\n    expertise: go\n", 5, "personas[0].expertise", "list"},
 		{"waits for unknown", "waits_for: [a]", "waits_for: [zed]", 8, "personas[1].waits_for", "unknown persona"},
 		{"waits for itself", "waits_for: [a]", "waits_for: [b]", 8, "personas[1].waits_for", "itself"},
-		{"cycle", "  - name: a\n", "  - name: a\n    waits_for: [b]\n", 5, "personas[0].waits_for", "cycle"},
+		{"cycle", "  - name: a\n", "  - name: a\n    waits_for: [b]\n", 5, "personas[0].waits_for", "dependency cycle a -> b-1 -> a"},
 		{"rate without unit", "rate: 1/s", "rate: 1", 10, "traffic.rate", "rate like"},
 		{"rate bad unit", "rate: 1/s", "rate: 1/d", 10, "traffic.rate", "per s, m or h"},
 		{"rate negative", "rate: 1/s", "rate: -1/s", 10, "traffic.rate", ">= 0"},
