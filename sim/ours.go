@@ -86,6 +86,7 @@ func (r *run) oursPush(di int32) {
 	if m.mention == d.persona {
 		it.Addressees = []string{a.name}
 	}
+	it.Status = d.depStatus() // how complete a pipeline release is
 	if err := a.ours.Deliver(r.now, it); err != nil {
 		panic("sim: inbox push: " + err.Error()) // IDs are unique by construction
 	}
