@@ -16,6 +16,7 @@ import (
 
 	"github.com/personaos/persona"
 	"github.com/personaos/persona/coord"
+	"github.com/personaos/persona/deps"
 	"github.com/personaos/persona/inbox"
 	"github.com/personaos/persona/sim"
 )
@@ -69,12 +70,24 @@ type script struct {
 	// thoughts are the coordinated personas' evaluations by persona and
 	// item: how long they take, and what they conclude.
 	thoughts map[string]scriptThought
+	// depTimeout is how long each pipeline stage may hold an item.
+	depTimeout time.Duration
 }
 
 type scriptPersona struct {
 	name  string
 	opts  persona.Options
 	coord bool
+}
+
+// pipelined reports whether any persona of s waits for another.
+func (s *script) pipelined() bool {
+	for _, p := range s.personas {
+		if len(p.opts.WaitsFor) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 type scriptThought struct {
@@ -146,13 +159,18 @@ func runReal(t *testing.T, s *script) []rec {
 			trace = append(trace, rec{persona: e.Persona, item: e.ItemID, what: what, at: e.At.Sub(start), wait: e.Wait})
 			mu.Unlock()
 		})
-		rt := persona.NewRuntime(persona.RuntimeOptions{Logger: slog.New(slog.DiscardHandler), Observer: obs})
+		rt := persona.NewRuntime(persona.RuntimeOptions{Logger: slog.New(slog.DiscardHandler), Observer: obs, DependencyTimeout: s.depTimeout})
 		stream := coord.New(s.stream)
 		defer stream.Close()
 		ps := map[string]*persona.Persona[string]{}
 		for _, sp := range s.personas {
 			name := sp.name
 			work := func(it persona.Item[string]) (any, error) {
+				if s.pipelined() {
+					mu.Lock()
+					trace = append(trace, startRec(name, it, time.Since(start)))
+					mu.Unlock()
+				}
 				a := s.attempt(name, it.ID, it.Attempt)
 				time.Sleep(a.took) // the scripted work, in the bubble's virtual time
 				return nil, a.out.err(true)
@@ -204,6 +222,12 @@ func runReal(t *testing.T, s *script) []rec {
 		mu.Unlock()
 	})
 	return trace
+}
+
+// startRec is the start of work on an item of a pipeline, with how
+// complete its inputs are.
+func startRec(name string, it persona.Item[string], at time.Duration) rec {
+	return rec{persona: name, item: it.ID, what: fmt.Sprintf("start %v attempt %d", it.Status, it.Attempt), at: at}
 }
 
 // decisionTrace is every decision with its grant.
@@ -307,6 +331,75 @@ type scriptHost struct {
 	st    *virtualStream
 	await string // the item whose decision the persona awaits
 	gen   int    // its await's generation, for the timeout
+	pipe  *virtualPipeline
+}
+
+// virtualPipeline runs deps.Barriers in the world's virtual time as the
+// runtime's pipeline runs a deps.Tracker: an item entering at a source is
+// held and begun; a stage's final account finishes it (handled is done,
+// declined skipped, anything else incomplete); a release hands the held
+// item to the dependent with its status; one timer at the next deadline.
+type virtualPipeline struct {
+	w      *world
+	epoch  time.Time
+	b      *deps.Barriers
+	source map[string]bool
+	drv    map[string]*sim.Driver[string]
+	items  map[string]persona.Item[string]
+	armGen int
+	t      *testing.T
+}
+
+func (p *virtualPipeline) enter(now int64, it persona.Item[string]) {
+	if _, ok := p.items[it.ID]; !ok {
+		p.items[it.ID] = it
+	}
+}
+
+func (p *virtualPipeline) begin(now int64, id string) {
+	p.release(p.b.Begin(p.epoch.Add(time.Duration(now)), id))
+}
+
+func (p *virtualPipeline) finish(name, id string, a persona.Account) {
+	if p.source[name] {
+		if _, held := p.items[id]; !held {
+			return
+		}
+	}
+	st := deps.Done
+	switch a {
+	case inbox.Handled:
+	case inbox.Declined:
+		st = deps.Skipped
+	default:
+		st = deps.Incomplete
+	}
+	p.release(p.b.Finish(p.epoch.Add(time.Duration(p.w.now)), name, id, st, nil))
+}
+
+func (p *virtualPipeline) release(rs []deps.Release) {
+	for _, r := range rs {
+		it, ok := p.items[r.Key]
+		if !ok {
+			p.t.Fatalf("release of %s to %s: not held", r.Key, r.Persona)
+		}
+		it.Delivered, it.Context, it.Attempt = time.Time{}, nil, 0
+		it.Upstream, it.Status = r.Inputs, r.Status
+		if err := p.drv[r.Persona].Deliver(p.w.now, it); err != nil {
+			p.t.Fatal(err)
+		}
+	}
+	p.armGen++
+	at, ok := p.b.NextDeadline()
+	if !ok {
+		return
+	}
+	gen := p.armGen
+	p.w.at(int64(at.Sub(p.epoch)), func() {
+		if gen == p.armGen {
+			p.release(p.b.Expire(p.epoch.Add(time.Duration(p.w.now))))
+		}
+	})
 }
 
 // virtualStream runs coord.Core in the world's virtual time: one timer at
@@ -369,6 +462,9 @@ func (h *scriptHost) Adjust(int64) (persona.Adjustment, float64) {
 func (h *scriptHost) Work(a persona.Action[string]) {
 	switch a.Do {
 	case persona.DoHandle, persona.DoRespond:
+		if h.s.pipelined() {
+			*h.trace = append(*h.trace, startRec(h.name, a.Item, time.Duration(h.w.now)))
+		}
 		at := h.s.attempt(h.name, a.Item.ID, a.Item.Attempt)
 		end := h.w.now + int64(at.took)
 		h.w.at(end, func() { h.d.Done(end, result(at.out)) })
@@ -418,6 +514,9 @@ func (h *scriptHost) Note(n persona.Note[string]) {
 		if h.d.Cycle().Coordinated() && n.Account != inbox.Handled {
 			v.publish(v.core.Leave(v.t(now), n.Item.ID, h.name))
 		}
+		if h.pipe != nil {
+			h.pipe.finish(h.name, n.Item.ID, n.Account)
+		}
 	case persona.NoteLeave:
 		v.publish(v.core.Leave(v.t(now), n.Item.ID, h.name))
 	case persona.NoteObserve:
@@ -446,8 +545,24 @@ func runSim(t *testing.T, s *script) []rec {
 	v := &virtualStream{w: w, epoch: epoch, core: coord.NewCore(s.stream)}
 	ds := map[string]*sim.Driver[string]{}
 	coordinated := map[string]bool{}
+	var pipe *virtualPipeline
+	if s.pipelined() {
+		var nodes []deps.Node
+		for _, sp := range s.personas {
+			nodes = append(nodes, deps.Node{Name: sp.name, WaitsFor: sp.opts.WaitsFor})
+		}
+		g, err := deps.NewGraph(nodes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pipe = &virtualPipeline{w: w, epoch: epoch, b: deps.NewBarriers(g, deps.Options{Timeout: s.depTimeout}),
+			source: map[string]bool{}, drv: ds, items: map[string]persona.Item[string]{}, t: t}
+		for _, n := range g.Sources() {
+			pipe.source[n] = true
+		}
+	}
 	for _, sp := range s.personas {
-		h := &scriptHost{w: w, s: s, name: sp.name, trace: &trace, st: v}
+		h := &scriptHost{w: w, s: s, name: sp.name, trace: &trace, st: v, pipe: pipe}
 		var dec persona.Decisions
 		if sp.coord {
 			dec = v.core
@@ -455,6 +570,7 @@ func runSim(t *testing.T, s *script) []rec {
 			v.hosts = append(v.hosts, h)
 		}
 		c := persona.NewCycle(sp.name, sp.opts, persona.NewInbox[string](sp.opts), dec)
+		c.SetDependent(len(sp.opts.WaitsFor) > 0)
 		h.d = sim.NewDriver(c, sim.Host[string](h), epoch)
 		h.d.Start(0)
 		ds[sp.name] = h.d
@@ -467,8 +583,18 @@ func runSim(t *testing.T, s *script) []rec {
 				it.Deadline = epoch.Add(a.deadline)
 			}
 			if a.to == nil {
+				if pipe != nil && pipe.source[a.persona] {
+					// Held before the push, so that a release can never
+					// miss it, and begun after (Persona.admit).
+					pipe.enter(now, it)
+					it.Delivered, it.Created = epoch.Add(time.Duration(now)), epoch.Add(time.Duration(now))
+					pipe.items[it.ID] = it
+				}
 				if err := ds[a.persona].Deliver(now, it); err != nil {
 					t.Fatal(err)
+				}
+				if pipe != nil && pipe.source[a.persona] {
+					pipe.begin(now, it.ID)
 				}
 				return
 			}
@@ -698,6 +824,100 @@ func randomScript(seed uint64) *script {
 		s.work[workKey(p, a.id)] = w
 	}
 	return s
+}
+
+func TestParityPipelines(t *testing.T) {
+	ms := time.Millisecond
+	stage := func(name string, waitsFor ...string) scriptPersona {
+		return scriptPersona{name: name, opts: persona.Options{Capacity: 16, WaitsFor: waitsFor}}
+	}
+	tests := []struct {
+		name string
+		s    script
+	}{{
+		name: "a chain: each stage starts when its prerequisite finished, a stall releases the rest incomplete",
+		s: script{
+			personas:   []scriptPersona{stage("lines"), stage("planes", "lines"), stage("semantic", "planes")},
+			depTimeout: 2 * time.Second,
+			arrivals: []arrival{
+				{at: 0, persona: "lines", id: "f1", priority: 0.9},
+				{at: 500 * ms, persona: "lines", id: "f2", priority: 0.9},
+				{at: 900 * ms, persona: "lines", id: "f3", priority: 0.5},
+				{at: 9 * time.Second, persona: "lines", id: "f4", priority: 0.95},
+			},
+			work: map[string][]attempt{
+				"lines/f1":  {{took: 80 * ms}},
+				"planes/f1": {{took: 60 * ms}},
+				"lines/f2":  {{took: 3 * time.Second}}, // stalls past the stage's timeout
+				"planes/f3": {{took: 10 * ms, out: decline}},
+				"lines/f4":  {{took: 10 * ms, out: fail}, {took: 20 * ms}},
+			},
+			horizon: 2 * time.Minute,
+		},
+	}, {
+		name: "a diamond: the join waits for both branches",
+		s: script{
+			personas:   []scriptPersona{stage("src"), stage("left", "src"), stage("right", "src"), stage("join", "left", "right")},
+			depTimeout: 3 * time.Second,
+			arrivals: []arrival{
+				{at: 0, persona: "src", id: "x1", priority: 0.9},
+				{at: 100 * ms, persona: "src", id: "x2", priority: 0.4},
+			},
+			work: map[string][]attempt{
+				"left/x1":  {{took: 1200 * ms}},
+				"right/x1": {{took: 300 * ms, out: panics}, {took: 300 * ms}},
+				"left/x2":  {{took: 5 * time.Second}},
+			},
+			horizon: 2 * time.Minute,
+		},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { checkParity(t, &tt.s) })
+	}
+}
+
+// randomPipeline draws a chain or a diamond of stages with random frames,
+// work times, failures and stalls.
+func randomPipeline(seed uint64) *script {
+	rng := rand.New(rand.NewPCG(seed, 0x70697065))
+	s := &script{work: map[string][]attempt{}, horizon: 10 * time.Minute, depTimeout: time.Duration(1+rng.IntN(4)) * time.Second}
+	mk := func(name string, waitsFor ...string) scriptPersona {
+		return scriptPersona{name: name, opts: persona.Options{Capacity: 8 + rng.IntN(24), WaitsFor: waitsFor}}
+	}
+	if rng.IntN(2) == 0 {
+		s.personas = []scriptPersona{mk("a"), mk("b", "a"), mk("c", "b")}
+	} else {
+		s.personas = []scriptPersona{mk("a"), mk("b", "a"), mk("c", "a"), mk("d", "b", "c")}
+	}
+	at := time.Duration(0)
+	for i := range 10 + rng.IntN(30) {
+		at += time.Duration(rng.ExpFloat64()*float64(700*time.Millisecond)) + time.Duration(rng.IntN(1000))
+		a := arrival{at: at, persona: "a", id: fmt.Sprintf("f%d", i), priority: rng.Float64()}
+		s.arrivals = append(s.arrivals, a)
+		for _, p := range s.personas {
+			var w []attempt
+			for range 1 + rng.IntN(2) {
+				x := attempt{took: time.Duration(rng.IntN(1500))*time.Millisecond + time.Duration(1+rng.IntN(1000))}
+				switch r := rng.IntN(12); {
+				case r == 0:
+					x.out = fail
+				case r == 1:
+					x.out = decline
+				case r == 2:
+					x.took += 5 * time.Second // a stall
+				}
+				w = append(w, x)
+			}
+			s.work[workKey(p.name, a.id)] = w
+		}
+	}
+	return s
+}
+
+func TestParityRandomPipelines(t *testing.T) {
+	for seed := range uint64(30) {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) { checkParity(t, randomPipeline(seed)) })
+	}
 }
 
 func TestParityRandomScripts(t *testing.T) {
