@@ -110,29 +110,28 @@
 //
 // # Policies
 //
-// persona replays the root package's life cycle (persona.go, coordinate.go)
-// with Options defaults: inbox.Inbox with the persona's capacity, default
-// aging, deferred store and time-to-live; state.State with the seed's
-// numbers. Delivery scores and pushes; the inbox's notify wakes a resting
-// or idle persona at once for an urgent item (demand) and a dependent on
-// every release (dependency); other items wait for the scan timer. A step
-// accounts the rest since the last one, sweeps at most once a second
-// (declined after 5 minutes unengaged), re-admits deferred work when the
-// governor allows catch-up, observes the load, and works a slice: take the
-// top item while ShouldEngage(effective priority, governor shift), at most
-// 10 items or 30 s. An item is coalesced with every queued item of its
-// room (the newest is the trigger, which carries the union of their
-// mentions; the others are handled with it and withdrawn from their
-// decisions); if the trigger's decision is already made without this
-// persona and the batch does not mention it, it is handled without
-// evaluation (a late observe thought, for the window's samples);
+// persona runs the runtime's own life cycle: each persona is a
+// persona.Cycle (the pure core that persona.Persona drives in real time)
+// with the runtime's Options defaults, driven in virtual time by a Driver
+// (driver.go) whose host is the chat world (ours.go). The simulator decides
+// nothing about a persona's rhythm: the cycle decides when it wakes (an
+// urgent item at once, a dependent on every release, other items at the
+// next scan), what each step takes (the top items while ShouldEngage holds,
+// merged with their room's pending items), how long it rests, and every
+// final account; the driver turns its wakes into events and carries out
+// its actions and notes. Decisions are the run's coord.Core (the stream's
+// pure core) and barriers its deps.Barriers (the tracker's), so the
+// simulator has no stream or barrier of its own. The parity tests
+// (parity_test.go) hold the Driver and persona.Persona to the same trace
+// on the same script. The chat world supplies what an action costs: if the
+// trigger's decision is already made without this persona and the batch
+// does not mention it, it is handled without evaluation (a late observe
+// thought, for the window's samples);
 // otherwise the persona evaluates (50 ms), thinks (addressed if the batch
 // mentions it), holds its slice until the decision or the wait's bound,
 // and, if granted, writes one reply (a model call). A mentioned persona
 // that reaches a closed decision therefore still thinks and is granted
-// late. That is the runtime's intended rule (coordinate.go addressedBy);
-// as of this writing coordinate.go skips the thought when the decision is
-// already closed, and such a mention then goes unanswered. The time an
+// late, in the runtime and here alike (the parity tests check it). The time an
 // item took drains energy (state.RecordActivity). After the slice, urgent
 // work left means step again at once; otherwise the cadence is the state's
 // times the governor's multiplier. The evaluation intends to respond when
