@@ -137,7 +137,7 @@ const (
 
 // Action is the next thing a driver does inside a step.
 type Action[T any] struct {
-	Do       Do
+	Do Do
 	// Item is the item in progress, Thought the thought to broadcast
 	// (DoThink) and Decision the decision that granted it (DoRespond): all
 	// three belong to the cycle and stay valid until its next input, so
