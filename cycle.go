@@ -52,6 +52,15 @@ type Cycle[T any] struct {
 	failRun  int
 	meanTook float64 // running mean of work time, ns
 
+	// The bandwidth server: tokens is the budget of work left, in seconds
+	// (negative: owed), refilled at share per second up to share x
+	// BandwidthPeriod, as of tokAt. limited is false while the machine is
+	// cool (share 1): no budget then.
+	tokens  float64
+	tokAt   time.Time
+	share   float64
+	limited bool
+
 	// w is the state of a step: allocated at the persona's first step, so
 	// that a persona that never worked costs only its inbox and this
 	// struct.
@@ -82,6 +91,10 @@ type work[T any] struct {
 	coordSt  coordStage
 	thought  coord.Thought
 	decision coord.Decision
+	cool     bool // the step's adjustment left the machine's headroom
+	capped   bool // the slice ended at SliceItems or SliceDuration
+	// preempting: an urgent arrival asked the driver to preempt the work.
+	preempting bool
 }
 
 // Decisions is what a coordinated persona's cycle reads of its
@@ -106,11 +119,14 @@ const (
 
 // Wake is what an input asks of the driver outside a step: run a step now
 // (Step, with the trigger that woke it), or arm the scan timer for At
-// (replacing any armed one), or, with both zero, nothing.
+// (replacing any armed one), or, with both zero, nothing. Preempt asks the
+// driver to cut the non-urgent work in progress short (Options.Preempt)
+// and report it with Result.Preempted.
 type Wake struct {
 	Step    bool
 	Trigger Trigger
 	At      time.Time
+	Preempt bool
 }
 
 // Do is the kind of an Action.
@@ -163,6 +179,9 @@ type Result struct {
 	// Cancelled: the runtime is shutting down (the handler's context may
 	// have been cancelled by it); the item is put back, not failed.
 	Cancelled bool
+	// Preempted: the work was cut short for an urgent item (Wake.Preempt);
+	// the item is put back, not failed, and no attempt is counted.
+	Preempted bool
 }
 
 // NoteKind says what a Note asks of the driver.
@@ -212,6 +231,7 @@ type CycleStats struct {
 	Panics     uint64
 	Granted    uint64
 	NotGranted uint64
+	Preempted  uint64 // works cut short for an urgent item
 }
 
 type coordStage uint8
@@ -340,6 +360,12 @@ func (c *Cycle[T]) Arrived(now time.Time, urgent bool) Wake {
 	}
 	switch c.phase {
 	case PhaseRunning:
+		if urgent && c.opts.Preempt && c.w != nil && c.w.busy && !c.w.preempting && !c.q.Urgent(c.w.cur.Priority) {
+			// Urgent work never waits behind its own persona's non-urgent
+			// work: cut it short, and the slice takes the urgent item next.
+			c.w.preempting = true
+			return Wake{Preempt: true}
+		}
 		return Wake{}
 	case PhaseResting:
 		if !urgent {
@@ -408,11 +434,11 @@ func (c *Cycle[T]) arm(now, at time.Time) Wake {
 func (c *Cycle[T]) Step(now time.Time, adj Adjustment, budget float64) Action[T] {
 	if c.w == nil {
 		w := &work[T]{}
-		w.engageFn = func(e inbox.Entry[Item[T]]) bool {
-			return c.st.ShouldEngage(c.q.Effective(e, w.now), w.shift)
-		}
+		w.engageFn = func(e inbox.Entry[Item[T]]) bool { return c.engage(e, true) }
 		c.w = w
 	}
+	c.refill(now, adj.Share)
+	c.w.cool = adj.Cool()
 	c.phase = PhaseRunning
 	c.poked = false
 	if !c.mark.IsZero() {
@@ -437,8 +463,54 @@ func (c *Cycle[T]) Step(now time.Time, adj Adjustment, budget float64) Action[T]
 	c.DrainInbox(now)
 	c.st.Observe(c.q.Load(), budget)
 	c.w.adjMul = adj.CadenceMultiplier
-	c.w.sliceStart, c.w.sliceN, c.w.shift, c.w.worked = now, 0, adj.ThresholdShift, false
+	c.w.sliceStart, c.w.sliceN, c.w.shift, c.w.worked, c.w.capped = now, 0, adj.ThresholdShift, false, false
 	return c.next(now)
+}
+
+// refill brings the bandwidth budget up to now under share: a
+// constant-bandwidth server's budget, replenished continuously at share
+// (seconds of work per second) up to share x BandwidthPeriod. A share of 1
+// (or zero) is no limit.
+func (c *Cycle[T]) refill(now time.Time, share float64) {
+	limited := share > 0 && share < 1
+	capacity := share * c.opts.BandwidthPeriod.Seconds()
+	switch {
+	case !limited:
+		c.tokens = 0
+	case !c.limited:
+		c.tokens = capacity // the machine just ran hot: a full budget
+	default:
+		c.tokens = min(capacity, c.tokens+share*now.Sub(c.tokAt).Seconds())
+	}
+	c.tokAt, c.share, c.limited = now, share, limited
+}
+
+// engage decides whether to take entry e now: urgent work always; other
+// work while the bandwidth budget lasts (withBudget), by the persona's
+// mood, judged as if unloaded while the machine is cool.
+func (c *Cycle[T]) engage(e inbox.Entry[Item[T]], withBudget bool) bool {
+	eff := c.q.Effective(e, c.w.now)
+	if c.q.Urgent(eff) {
+		return true
+	}
+	if withBudget && c.limited && c.tokens <= 0 {
+		return false
+	}
+	if c.w.cool {
+		return c.st.ShouldEngageCool(eff, c.w.shift)
+	}
+	return c.st.ShouldEngage(eff, c.w.shift)
+}
+
+// engageable reports whether the top of the inbox would be taken now, with
+// or without the bandwidth budget.
+func (c *Cycle[T]) engageable(now time.Time, withBudget bool) bool {
+	top, ok := c.q.Top()
+	if !ok {
+		return false
+	}
+	c.w.now = now
+	return c.engage(top, withBudget)
 }
 
 // DrainInbox turns what the inbox retired or deferred on its own (expiries
@@ -471,8 +543,10 @@ func (c *Cycle[T]) next(now time.Time) Action[T] {
 		}
 		if len(c.w.batch) == 0 {
 			if c.w.sliceN >= c.opts.SliceItems || (c.w.sliceN > 0 && now.Sub(c.w.sliceStart) >= c.opts.SliceDuration) {
+				c.w.capped = true
 				return c.rest(now)
 			}
+			c.refill(now, c.share)
 			c.w.now = now
 			c.w.batch = c.q.TakeTopN(min(c.batchSize(), c.opts.SliceItems-c.w.sliceN), c.w.engageFn, c.w.batch[:0])
 			if len(c.w.batch) == 0 {
@@ -593,8 +667,8 @@ func (c *Cycle[T]) Evaluated(now time.Time, th Thought, r Result) Action[T] {
 	if c.w == nil || c.w.coordSt != csEvaluate {
 		panic("persona: Evaluated without DoEvaluate")
 	}
-	if r.Err != nil {
-		// Declined, failed or panicked before speaking.
+	if r.Err != nil || r.Preempted {
+		// Declined, failed, panicked or preempted before speaking.
 		return c.Abandon(now, r)
 	}
 	intent := th.Intent
@@ -667,6 +741,19 @@ func (c *Cycle[T]) settle(now time.Time, r Result) {
 	it, start := &c.w.cur, c.w.curStart
 	defer func() { *it, c.w.busy = Item[T]{}, false }()
 	took := now.Sub(start)
+	c.w.preempting = false
+	if c.limited {
+		c.tokens -= took.Seconds()
+	}
+	if r.Preempted {
+		// Cut short for an urgent item: back to the inbox, as it was.
+		c.stats.Preempted++
+		c.stats.Busy += took
+		c.st.RecordActivity(now, took, it.Complexity)
+		c.mark = now
+		c.requeue(it, now)
+		return
+	}
 	c.stats.Busy += took
 	c.meanTook += (float64(took) - c.meanTook) / 8
 	c.st.RecordActivity(now, took, it.Complexity)
@@ -781,6 +868,12 @@ func (c *Cycle[T]) rest(now time.Time) Action[T] {
 		// looked at now.
 		return Action[T]{Do: DoStep}
 	}
+	if c.w.capped && c.engageable(now, true) {
+		// SliceItems and SliceDuration end a step, not the work: engageable
+		// work goes on at once (the cadence is how often a persona looks,
+		// not a cap on what it does once it looks).
+		return Action[T]{Do: DoStep}
+	}
 	a := Action[T]{Do: DoRest, Cadence: cad, Mood: c.st.Mood}
 	if c.q.Len() > 0 || c.q.DeferredLen() > 0 || c.opts.Scan {
 		if cad <= 0 {
@@ -792,6 +885,11 @@ func (c *Cycle[T]) rest(now time.Time) Action[T] {
 			cad = idleRescan
 		}
 		a.Wake = now.Add(cad)
+		if c.limited && c.tokens <= 0 && c.engageable(now, false) {
+			// Work waits only for the budget: look again when it is
+			// replenished, not a whole cadence later.
+			a.Wake = now.Add(time.Duration(-c.tokens/c.share*float64(time.Second)) + time.Millisecond)
+		}
 		c.phase, c.wakeAt = PhaseResting, a.Wake
 		return a
 	}

@@ -29,11 +29,26 @@ type Options struct {
 	// State holds the policy numbers: energy, moods, thresholds, cadences
 	// and the urgent line (default 0.8). See package state.
 	State state.Config
-	// SliceItems and SliceDuration bound one time slice (defaults 10, the
-	// seed's peek of ten, and 30s). The slice ends early when the next item
-	// is not worth engaging.
+	// SliceItems and SliceDuration bound one scheduler step (defaults 10,
+	// the seed's peek of ten, and 30s): after that many items or that long
+	// the persona steps again (it rests, sweeps and observes its load) and
+	// goes on if engageable work waits. They are not a cap on how much it
+	// does: its bandwidth is (see BandwidthPeriod).
 	SliceItems    int
 	SliceDuration time.Duration
+	// BandwidthPeriod is the period of the persona's bandwidth server: when
+	// the governor sets a share below 1 (the machine runs hot), the persona
+	// may work Share x BandwidthPeriod on non-urgent items, replenished
+	// continuously at Share; work past it is owed, and non-urgent work
+	// waits until the budget is positive again (default 30s). Urgent work
+	// is served at once, inside or beyond the budget, and is charged too.
+	BandwidthPeriod time.Duration
+	// Preempt lets an urgent arrival preempt the non-urgent work in
+	// progress: its handler's context is cancelled, the item goes back to
+	// the inbox (not failed, no attempt counted) and the urgent item is
+	// taken at once. For handlers that spend seconds, a model call; a
+	// handler that ignores its context finishes first and keeps its result.
+	Preempt bool
 	// DeclinedTTL retires a non-urgent item that waited this long without
 	// being engaged into the declined account (default 5m).
 	DeclinedTTL time.Duration
@@ -81,6 +96,9 @@ func (o Options) withDefaults() Options {
 	if o.SliceDuration <= 0 {
 		o.SliceDuration = 30 * time.Second
 	}
+	if o.BandwidthPeriod <= 0 {
+		o.BandwidthPeriod = 30 * time.Second
+	}
 	if o.DeclinedTTL <= 0 {
 		o.DeclinedTTL = 5 * time.Minute
 	}
@@ -120,6 +138,10 @@ type Persona[T any] struct {
 	timer    *time.Timer
 	gen      uint64
 	loopOn   bool         // a loop goroutine exists (running or parked)
+	// cancelCur cancels the work in progress of a persona with
+	// Options.Preempt; preempted says an urgent arrival did.
+	cancelCur context.CancelFunc
+	preempted bool
 	wakeCh   chan Trigger // the parked goroutine's wake-up channel; nil: not parked
 	parkedAt time.Time
 	stopped  atomic.Bool
@@ -297,6 +319,11 @@ func (p *Persona[T]) Wake(t Trigger) {
 // parked loop goroutine or start one), or arm the scan timer. p.mu is held.
 func (p *Persona[T]) wakeLocked(w Wake) {
 	switch {
+	case w.Preempt:
+		if p.cancelCur != nil {
+			p.preempted = true
+			p.cancelCur()
+		}
 	case w.Step:
 		p.stopTimerLocked()
 		if p.wakeCh != nil {
@@ -433,6 +460,9 @@ func (p *Persona[T]) work(a *Action[T]) Action[T] {
 	case DoEvaluate:
 		th, r := p.call(a)
 		p.mu.Lock()
+		if r.Preempted {
+			return p.c.Evaluated(time.Now(), th, r)
+		}
 		r.Cancelled = r.Err != nil && p.rt.stopping.Load()
 		if r.Cancelled {
 			p.c.Halt(time.Now())
@@ -467,10 +497,15 @@ func (p *Persona[T]) think(ctx context.Context, a *Action[T]) Action[T] {
 	}
 	// A thought too late to count still reaches Await, which returns the
 	// decision made without it.
-	actx, cancel := context.WithDeadline(ctx, a.Until)
-	defer cancel()
+	wctx, finish := p.workCtx(ctx)
+	actx, cancel := context.WithDeadline(wctx, a.Until)
 	d, err := s.Await(actx, a.Item.ID)
+	cancel()
+	preempted := finish()
 	p.mu.Lock()
+	if err != nil && preempted {
+		return p.c.Done(time.Now(), Result{Err: err, Preempted: true})
+	}
 	if err != nil {
 		if ctx.Err() != nil || p.rt.stopping.Load() {
 			p.c.Halt(time.Now())
@@ -485,12 +520,17 @@ func (p *Persona[T]) think(ctx context.Context, a *Action[T]) Action[T] {
 // call runs the handler call that a asks for (Handle, Respond or
 // Evaluate), recovering a panic into an error.
 func (p *Persona[T]) call(a *Action[T]) (th Thought, r Result) {
+	ctx, finish := p.workCtx(p.rt.ctx)
+	defer func() {
+		if finish() && r.Err != nil {
+			r = Result{Err: r.Err, Preempted: true}
+		}
+	}()
 	defer func() {
 		if v := recover(); v != nil {
 			r = Result{Err: fmt.Errorf("persona %s: handler panic on %s: %v", p.name, a.Item.ID, v), Panicked: true}
 		}
 	}()
-	ctx := p.rt.ctx
 	switch a.Do {
 	case DoHandle:
 		r.Out, r.Err = p.h.Handle(ctx, *a.Item)
@@ -500,6 +540,27 @@ func (p *Persona[T]) call(a *Action[T]) (th Thought, r Result) {
 		th, r.Err = p.eval.Evaluate(ctx, *a.Item)
 	}
 	return th, r
+}
+
+// workCtx returns the context for one piece of work under parent. For a
+// persona with Options.Preempt it can be cancelled by an urgent arrival;
+// finish ends it and reports whether it was.
+func (p *Persona[T]) workCtx(parent context.Context) (ctx context.Context, finish func() bool) {
+	if !p.c.opts.Preempt {
+		return parent, func() bool { return false }
+	}
+	ctx, cancel := context.WithCancel(parent)
+	p.mu.Lock()
+	p.cancelCur = cancel
+	p.mu.Unlock()
+	return ctx, func() bool {
+		p.mu.Lock()
+		pre := p.preempted
+		p.preempted, p.cancelCur = false, nil
+		p.mu.Unlock()
+		cancel()
+		return pre
+	}
 }
 
 // parkLocked publishes that the loop rests after action a: with the cycle

@@ -373,23 +373,26 @@ func TestBusyPersonaTiresSlowsAndRecovers(t *testing.T) {
 		}
 		rt.Start()
 		synctest.Wait()
-		time.Sleep(8 * time.Second) // one slice of four items
+		// SliceItems ends a step, not the work: it goes on past four items
+		// while they are worth engaging, until its energy reaches the tired
+		// floor (0.2) after five.
+		time.Sleep(10 * time.Second)
 		synctest.Wait()
 		s := p.Snapshot()
-		if math.Abs(s.Energy-0.2) > 1e-9 {
-			t.Fatalf("energy after 8s of work = %v, want 1 - 4*0.2 = 0.2", s.Energy)
+		if s.Counts.Handled != 5 || s.Energy > 1e-9 {
+			t.Fatalf("after 10s of work: handled %d, energy %v; want 5 handled and 1 - 5*0.2 = 0", s.Counts.Handled, s.Energy)
 		}
 		if s.Mood != state.Tired || s.Cadence != 7*time.Second {
 			t.Fatalf("a busy persona should be tired with the 7s cadence, got %v %v", s.Mood, s.Cadence)
 		}
-		// Tired at energy 0.2 (not above the 0.2 floor): it engages nothing
-		// but rests, recovering 1/20 per second.
+		// Tired at the floor: it engages nothing but rests, recovering 1/20
+		// per second.
 		time.Sleep(7 * time.Second)
 		synctest.Wait()
 		s = p.Snapshot()
-		want := 0.2 + 7.0/20
-		if math.Abs(s.Energy-want) > 0.05 {
-			t.Fatalf("energy after 7s rest = %v, want about %v", s.Energy, want)
+		want := 7.0 / 20
+		if math.Abs(s.Energy-want) > 0.05 || s.Counts.Handled != 5 {
+			t.Fatalf("after 7s of rest: energy %v (want about %v), handled %d (want 5)", s.Energy, want, s.Counts.Handled)
 		}
 		shutdown(t, rt)
 	})

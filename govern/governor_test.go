@@ -36,7 +36,8 @@ func TestGovernorObserve(t *testing.T) {
 		catchUp bool
 	}{
 		{"quiet system catches up", Inputs{Load: 0.1}, Nominal, true},
-		{"half-full inboxes stop catch-up", Inputs{Load: 0.6}, Nominal, false},
+		{"full inboxes on a cool machine still catch up", Inputs{Load: 0.9}, Nominal, true},
+		{"busy cores stop catch-up", Inputs{Duty: 0.4}, Nominal, false},
 		{"duty at the ceiling is serious", Inputs{Duty: 0.7}, Serious, false},
 		{"pressure gone steps down to fair only", Inputs{}, Fair, false},
 		{"then to nominal and catches up", Inputs{}, Nominal, true},

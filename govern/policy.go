@@ -8,6 +8,10 @@ import "math"
 // every field is chosen so that "unknown" reads as zero pressure.
 type Inputs struct {
 	// Load is the total inbox depth over the total inbox capacity, 0..1.
+	// It is reported, not heat: a deep inbox tells a persona what to shed
+	// (defer, decline, merge), never how hot the machine is. Feeding it
+	// into the pressure made overloaded personas slow down on an idle
+	// machine, a feedback loop that starved it.
 	Load float64
 	// InFlight is the number of handlers running at the end of the window.
 	InFlight int
@@ -108,26 +112,26 @@ func (p Policy) withDefaults() Policy {
 	return p
 }
 
-// Pressure scores an observation: the largest of
+// Pressure scores an observation by its heat, measured work: the largest
+// of
 //
 //	Duty / Ceiling                  the duty cycle against its ceiling
 //	CPU / Ceiling                   process CPU against the same ceiling
 //	InFlight / (2 * Cores)          oversubscription of the cores right now
-//	Load                            inbox fill, at most 1
 //	BudgetSpent                     compute budget used up, at most 1
 //
 // The largest, not a weighted sum, because any one resource at its limit is
 // enough reason to slow down, as a phone throttles on its hottest sensor.
-// Load and budget are capped at 1 so that full inboxes or an empty bucket
-// can make the system serious but never critical: critical is reserved for
-// heat (duty, CPU, oversubscription), where the machine itself is at risk.
-// Unknown inputs (NaN, negative) count as zero.
+// The budget is capped at 1 so that an empty bucket can make the system
+// serious but never critical: critical is reserved for heat (duty, CPU,
+// oversubscription), where the machine itself is at risk. Inbox Load is
+// not heat and does not count. Unknown inputs (NaN, negative) count as
+// zero.
 func (p Policy) Pressure(in Inputs) float64 {
 	p = p.withDefaults()
 	pr := max(
 		nonNeg(in.Duty)/p.Ceiling,
 		nonNeg(in.CPU)/p.Ceiling,
-		min(nonNeg(in.Load), 1),
 		min(nonNeg(in.BudgetSpent), 1),
 	)
 	if in.Cores > 0 && in.InFlight > 0 {

@@ -41,11 +41,10 @@ func TestPressure(t *testing.T) {
 		{"two handlers per core is 1", Policy{}, Inputs{InFlight: 4, Cores: 2}, 1},
 		{"one handler per core is half", Policy{}, Inputs{InFlight: 2, Cores: 2}, 0.5},
 		{"handlers with unknown cores count nothing", Policy{}, Inputs{InFlight: 40}, 0},
-		{"full inboxes are 1", Policy{}, Inputs{Load: 1}, 1},
-		{"load is capped at 1", Policy{}, Inputs{Load: 3}, 1},
+		{"full inboxes are no heat", Policy{}, Inputs{Load: 1}, 0},
 		{"empty budget is 1", Policy{}, Inputs{BudgetSpent: 1}, 1},
 		{"budget is capped at 1", Policy{}, Inputs{BudgetSpent: 2}, 1},
-		{"largest input wins", Policy{}, Inputs{Duty: 0.35, Load: 0.8, BudgetSpent: 0.6}, 0.8},
+		{"largest input wins", Policy{}, Inputs{Duty: 0.35, CPU: 0.56, BudgetSpent: 0.6}, 0.8},
 		{"NaN and negative inputs count nothing", Policy{}, Inputs{Duty: math.NaN(), CPU: -1, Load: math.NaN(), BudgetSpent: -3}, 0},
 		{"infinite duty is infinite pressure", Policy{}, Inputs{Duty: math.Inf(1)}, math.Inf(1)},
 	} {
@@ -171,7 +170,7 @@ func TestIdle(t *testing.T) {
 	}{
 		{"nothing happening is idle", Policy{}, Inputs{}, true},
 		{"light load is idle", Policy{}, Inputs{Load: 0.49, Duty: 0.3}, true},
-		{"half-full inboxes are not idle", Policy{}, Inputs{Load: 0.5}, false},
+		{"full inboxes on a cool machine are idle", Policy{}, Inputs{Load: 1}, true},
 		{"busy cores are not idle", Policy{}, Inputs{Duty: 0.4}, false},
 		{"negative idle line is never idle", Policy{IdleBelow: -1}, Inputs{}, false},
 	} {

@@ -75,7 +75,8 @@ func TestSamplerFollowsTheSystem(t *testing.T) {
 			state Thermal
 		}{
 			{"quiet window stays nominal", Sample{Load: 0.1}, 100 * time.Millisecond, Nominal},
-			{"filling inboxes make it fair", Sample{Load: 0.8}, 0, Fair},
+			{"filling inboxes are no heat", Sample{Load: 0.8}, 0, Nominal},
+			{"cpu at most of the ceiling makes it fair", Sample{Load: 0.8}, 1100 * time.Millisecond, Fair},
 			{"cpu past the ceiling makes it serious", Sample{Load: 0.8}, 1600 * time.Millisecond, Serious},
 			{"a saturated machine is critical", Sample{}, 1900 * time.Millisecond, Critical},
 			{"calm returns one step", Sample{}, 0, Serious},

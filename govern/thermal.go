@@ -63,7 +63,18 @@ type Adjustment struct {
 	// CatchUp is true when the system is idle: personas may re-admit
 	// deferred work (seed: "If system idle ... catch up on deferred work").
 	CatchUp bool
+	// Share is each persona's bandwidth: the fraction of time it may spend
+	// on non-urgent work, replenished continuously (a constant-bandwidth
+	// server's budget; see persona.Options.BandwidthPeriod). 1, or zero,
+	// means no limit: while the machine is cool a persona with engageable
+	// work keeps working (work-conserving). Urgent work is served at once,
+	// inside or beyond the share.
+	Share float64
 }
+
+// Cool reports whether the adjustment leaves the machine's headroom to the
+// personas: no bandwidth limit.
+func (a Adjustment) Cool() bool { return a.Share <= 0 || a.Share >= 1 }
 
 // adjustments: the cadence multipliers and threshold shifts per state.
 // Serious doubles the cadence because at the ceiling halving the scan
@@ -73,11 +84,16 @@ type Adjustment struct {
 // shifts grow faster than linearly so that serious and critical shed the
 // low end of the priority range first (a tired persona's 0.5 threshold
 // becomes 0.8 at critical: only near-urgent work passes).
+//
+// The shares halve as the state rises, so that the system's duty falls
+// back under the ceiling within a few seconds of feedback: nominal is
+// work-conserving (no limit), fair lets each persona work half the time,
+// serious a quarter, critical a tenth, with urgent work exempt.
 var adjustments = [...]Adjustment{
-	Nominal:  {CadenceMultiplier: 1, ThresholdShift: 0},
-	Fair:     {CadenceMultiplier: 1.5, ThresholdShift: 0.05},
-	Serious:  {CadenceMultiplier: 2, ThresholdShift: 0.15},
-	Critical: {CadenceMultiplier: 4, ThresholdShift: 0.3},
+	Nominal:  {CadenceMultiplier: 1, ThresholdShift: 0, Share: 1},
+	Fair:     {CadenceMultiplier: 1.5, ThresholdShift: 0.05, Share: 0.5},
+	Serious:  {CadenceMultiplier: 2, ThresholdShift: 0.15, Share: 0.25},
+	Critical: {CadenceMultiplier: 4, ThresholdShift: 0.3, Share: 0.1},
 }
 
 // Adjust returns the state's cadence multiplier and threshold shift.

@@ -177,9 +177,15 @@ func (s *State) Rest(d time.Duration) {
 }
 
 func (s *State) mood() Mood {
-	switch {
-	case s.Load > s.cfg.OverwhelmedLoad:
+	if s.Load > s.cfg.OverwhelmedLoad {
 		return Overwhelmed
+	}
+	return s.moodUnloaded()
+}
+
+// moodUnloaded is the mood the persona would have with an empty inbox.
+func (s *State) moodUnloaded() Mood {
+	switch {
 	case s.Energy < s.cfg.TiredEnergy:
 		return Tired
 	case s.Responses > 0 && s.Energy > s.cfg.ActiveEnergy:
@@ -190,9 +196,11 @@ func (s *State) mood() Mood {
 
 // Threshold returns the priority an item must exceed to be engaged now,
 // raised by the governor's shift and by lost attention.
-func (s *State) Threshold(shift float64) float64 {
+func (s *State) Threshold(shift float64) float64 { return s.threshold(s.Mood, shift) }
+
+func (s *State) threshold(m Mood, shift float64) float64 {
 	var t float64
-	switch s.Mood {
+	switch m {
 	case Overwhelmed:
 		t = s.cfg.ThresholdOverwhelmed
 	case Tired:
@@ -210,13 +218,31 @@ func (s *State) Threshold(shift float64) float64 {
 // the mood, energy or governor (no starvation); the governor's shift only
 // raises the bar for the rest.
 func (s *State) ShouldEngage(priority, shift float64) bool {
+	return s.shouldEngage(s.Mood, priority, shift)
+}
+
+// ShouldEngageCool is ShouldEngage on a machine with headroom: an
+// overwhelmed persona is judged by the mood it would have without its load
+// (tired, active or idle), so that it catches up instead of raising its bar
+// to the overwhelmed threshold and idling while its inbox overflows. What
+// it cannot take is shed by the inbox (deferred, lowest first) and by
+// merging; the overwhelmed threshold applies once the machine runs hot.
+func (s *State) ShouldEngageCool(priority, shift float64) bool {
+	m := s.Mood
+	if m == Overwhelmed {
+		m = s.moodUnloaded()
+	}
+	return s.shouldEngage(m, priority, shift)
+}
+
+func (s *State) shouldEngage(m Mood, priority, shift float64) bool {
 	if priority >= s.cfg.Urgent {
 		return true
 	}
-	if s.Mood == Tired && s.Energy <= s.cfg.TiredFloor {
+	if m == Tired && s.Energy <= s.cfg.TiredFloor {
 		return false
 	}
-	return priority > s.Threshold(shift)
+	return priority > s.threshold(m, shift)
 }
 
 // Cadence returns the time until the next scan: by mood, doubled when the
