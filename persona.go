@@ -133,18 +133,18 @@ type Persona[T any] struct {
 	q      *inbox.Inbox[Item[T]]
 
 	// mu guards the cycle and the driver's goroutine and timer.
-	mu       sync.Mutex
-	c        *Cycle[T]
-	timer    *time.Timer
-	gen      uint64
-	loopOn   bool         // a loop goroutine exists (running or parked)
+	mu     sync.Mutex
+	c      *Cycle[T]
+	timer  *time.Timer
+	gen    uint64
+	loopOn bool // a loop goroutine exists (running or parked)
 	// cancelCur cancels the work in progress of a persona with
 	// Options.Preempt; preempted says an urgent arrival did.
 	cancelCur context.CancelFunc
 	preempted bool
-	wakeCh   chan Trigger // the parked goroutine's wake-up channel; nil: not parked
-	parkedAt time.Time
-	stopped  atomic.Bool
+	wakeCh    chan Trigger // the parked goroutine's wake-up channel; nil: not parked
+	parkedAt  time.Time
+	stopped   atomic.Bool
 
 	wakes [numTriggers]atomic.Uint64
 
