@@ -37,16 +37,19 @@ import (
 const (
 	DefaultAddr         = "127.0.0.1:7777"
 	DefaultData         = "persona-data"
-	DefaultK            = 1           // coordination: one responder per message unless mentioned
-	DefaultReplyBudget  = 6           // issue 5: at most 6 persona messages a minute per room
-	DefaultReplyWindow  = time.Minute // the budget's window
-	DefaultQuietAfter   = 10 * time.Minute
-	DefaultMaxDepth     = 2   // persona replies in a chain before nobody answers
-	DefaultRespondAbove = 0.4 // confidence from which a persona asks to respond
-	DefaultBudgetPerSec = 2   // model calls per second, all personas together
-	DefaultBudgetBurst  = 20  // model calls in a burst
+	// The chat rules' defaults are chat.DefaultSettings(): the simulator's
+	// too, so that a scenario measures what the daemon runs.
+	DefaultK            = coord.DefaultK // coordination: one responder per message unless mentioned
+	DefaultReplyBudget  = chat.DefaultReplyBudget
+	DefaultReplyWindow  = chat.DefaultReplyWindow
+	DefaultQuietAfter   = chat.DefaultQuietAfter
+	DefaultMaxDepth     = chat.DefaultMaxDepth
+	DefaultRespondAbove = chat.DefaultRespondAbove
+	DefaultCoordWindow  = coord.DefaultWindow
+	DefaultMaxWindow    = chat.DefaultMaxWindow
+	DefaultBudgetPerSec = 2  // model calls per second, all personas together
+	DefaultBudgetBurst  = 20 // model calls in a burst
 	DefaultAckWait      = 2 * time.Minute
-	DefaultCoordWindow  = 3 * time.Second
 	DefaultRetention    = 30 * 24 * time.Hour // a month of chat history
 	DefaultMaxBytes     = 1 << 30             // 1 GiB of room stream
 )
@@ -99,7 +102,8 @@ type Config struct {
 	K int
 	// ReplyBudget is how many persona messages this daemon posts per room
 	// per ReplyWindow (defaults 6 and one minute); replies over it are not
-	// sent, and are accounted handled with the note "reply budget".
+	// sent, and are accounted handled with the note "reply budget". A reply
+	// to a message that addresses the persona is counted, never refused.
 	ReplyBudget int
 	ReplyWindow time.Duration
 	// QuietAfter: a persona's message in a room where no human has spoken
@@ -117,10 +121,12 @@ type Config struct {
 	// NoMerge turns off merging a persona's pending messages of one room
 	// into one reply (root Options.Coalesce), which is on by default.
 	NoMerge bool
-	// CoordWindow is the initial coordination window (default 3s): how
-	// long a decision waits for personas that have not thought yet. It
-	// adapts to the measured time-to-thought between 1s and 15s.
+	// CoordWindow is the initial coordination window (default 1.5s): how
+	// long a decision waits, from its first thought, for personas that
+	// have not thought yet. It adapts to the measured time-to-thought
+	// between coord's MinWindow (250ms) and MaxWindow (default 3s).
 	CoordWindow time.Duration
+	MaxWindow   time.Duration
 	// AckWait is how long JetStream waits for an acknowledgement before
 	// redelivering (default 2m); held messages are kept alive well within it.
 	AckWait time.Duration
@@ -177,6 +183,9 @@ func (c Config) withDefaults() Config {
 	if c.CoordWindow <= 0 {
 		c.CoordWindow = DefaultCoordWindow
 	}
+	if c.MaxWindow <= 0 {
+		c.MaxWindow = DefaultMaxWindow
+	}
 	if c.AckWait <= 0 {
 		c.AckWait = DefaultAckWait
 	}
@@ -190,6 +199,16 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	return c
+}
+
+// settings are the chat rules' settings of a defaulted Config:
+// chat.DefaultSettings with the fields the Config sets.
+func (c Config) settings() chat.Settings {
+	s := chat.DefaultSettings()
+	s.QuietAfter, s.ReplyBudget, s.ReplyWindow = c.QuietAfter, c.ReplyBudget, c.ReplyWindow
+	s.MaxDepth, s.RespondAbove, s.NoMerge = c.MaxDepth, c.RespondAbove, c.NoMerge
+	s.Stream.Window, s.Stream.MaxWindow, s.Stream.K = c.CoordWindow, c.MaxWindow, c.K
+	return s
 }
 
 // streamLimits are Retention and MaxBytes in JetStream's terms: 0 and -1
@@ -219,6 +238,7 @@ var (
 // Shutdown.
 type Daemon struct {
 	cfg   Config
+	chat  chat.Settings // the chat rules' numbers: cfg.settings()
 	log   *slog.Logger
 	specs []PersonaSpec
 	// remote holds the lower-case names of the configuration's personas
@@ -331,7 +351,7 @@ func New(cfg Config) (*Daemon, error) {
 	if specs, err = selectPersonas(specs, cfg.Personas); err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger, specs: specs, remote: map[string]bool{}, names: map[string]string{}}
+	d := &Daemon{cfg: cfg, chat: cfg.settings(), log: cfg.Logger, specs: specs, remote: map[string]bool{}, names: map[string]string{}}
 	for _, s := range all {
 		d.names[strings.ToLower(s.Name)] = s.Name
 		d.names[strings.ToLower(s.display())] = s.Name
@@ -369,6 +389,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		return err
 	}
 	d.rooms = newRooms(d.log)
+	d.rooms.budget = chat.NewBudget[string](d.chat.ReplyBudget, d.chat.ReplyWindow)
 	if d.stopFollow, err = d.rooms.follow(ctx, d.bus.js, d.bus.stream); err != nil {
 		return err
 	}
@@ -666,19 +687,13 @@ func (d *Daemon) buildRuntime() error {
 	}
 	d.gov = govern.New(govern.Policy{})
 	d.meter = &govern.Meter{}
-	d.stream = coord.New(coord.Options{
-		Window:    d.cfg.CoordWindow,
-		MinWindow: time.Second,
-		// The longest seed cadence: a persona resting with the message
-		// queued thinks within it.
-		MaxWindow: 10 * time.Second,
-		K:         d.cfg.K,
-		Logger:    d.log,
-		OnDecision: func(dec coord.Decision) {
-			d.metrics.Decision(len(dec.Granted))
-			d.rooms.emit(Event{Type: "decision", Room: dec.Key, Decision: &dec})
-		},
-	})
+	so := d.chat.Stream
+	so.Logger = d.log
+	so.OnDecision = func(dec coord.Decision) {
+		d.metrics.Decision(len(dec.Granted))
+		d.rooms.emit(Event{Type: "decision", Room: dec.Key, Decision: &dec})
+	}
+	d.stream = coord.New(so)
 	d.rt = persona.NewRuntime(persona.RuntimeOptions{
 		Logger:   d.log,
 		Observer: persona.ObserverFunc(d.observe),
@@ -732,8 +747,13 @@ func (d *Daemon) buildRuntime() error {
 // with the spec's overrides.
 func (d *Daemon) personaOptions(s PersonaSpec) persona.Options {
 	o := d.cfg.Persona
-	o.Coalesce = !d.cfg.NoMerge
-	o.Scorer = persona.Scorer[chat.Message](d.scorer)
+	o.Coalesce = !d.chat.NoMerge
+	if s.dependent() {
+		// A source persona's items carry the score the intake guard read
+		// (deliver); a dependent's are released by the pipeline and scored
+		// for it by the runtime.
+		o.Scorer = persona.Scorer[chat.Message](d.scorer)
+	}
 	if s.Capacity > 0 {
 		o.Capacity = s.Capacity
 	}
@@ -800,7 +820,9 @@ func (d *Daemon) deliver(m *member, jm jetstream.Msg) {
 	if msg.Room == "" {
 		msg.Room = roomOf(jm.Subject())
 	}
-	if reason := d.guard(name, msg, now); reason != "" {
+	in := d.decode(msg)
+	reason, score := d.guard(name, in, now)
+	if reason != "" {
 		d.count(name, reason)
 		d.ledger.skip(name, msg.ID, reason, jm, now)
 		return
@@ -824,7 +846,7 @@ func (d *Daemon) deliver(m *member, jm jetstream.Msg) {
 			return
 		}
 	}
-	err = m.p.Deliver(persona.Item[chat.Message]{ID: msg.ID, Key: msg.Room, Created: msg.At, Addressees: d.addressees(msg), Payload: msg})
+	err = m.p.Deliver(persona.Item[chat.Message]{ID: msg.ID, Key: msg.Room, Created: msg.At, Priority: score, Addressees: in.addressees, Payload: msg})
 	switch {
 	case err == nil:
 	case errors.Is(err, inbox.ErrDuplicate):
@@ -839,61 +861,63 @@ func (d *Daemon) deliver(m *member, jm jetstream.Msg) {
 	}
 }
 
-// guard applies the conversation guards that need no persona state. A
-// persona never takes in its own message; a persona's message is not
-// answered past MaxDepth or in a quiet room; and a message that scores
-// below RespondAbove for the persona without addressing it is not taken in
-// either: the persona could only decline it (see responder.Evaluate), and
-// chatter it cannot answer would only fill its inbox and make it look
-// overwhelmed. It returns the reason to skip, or "".
-func (d *Daemon) guard(name string, msg chat.Message, now time.Time) string {
-	if msg.Kind == chat.Persona {
-		switch {
-		case strings.EqualFold(msg.Author, name):
-			return noteSelf
-		case msg.Depth >= d.cfg.MaxDepth:
-			return noteTooDeep
-		case d.rooms.isQuiet(msg, d.cfg.QuietAfter):
-			return noteQuiet
-		}
-	}
-	addr := d.addressees(msg)
-	if !slices.Contains(addr, name) && d.remoteAddressees(msg) >= d.cfg.K {
-		return noteElsewhere
-	}
-	if !d.relevant(name, msg, addr, now) {
-		return noteNotRelevant
-	}
-	return ""
+// inbound is a room message decoded once at intake: its mentions, and what
+// they mean for this daemon. The guard, the delivery and the decision read
+// it; nothing parses the content again.
+type inbound struct {
+	chat.Inbound
+	// addressees are this daemon's personas the message @mentions, its
+	// author left out, by their configured names.
+	addressees []string
+	// remote counts the personas it @mentions that other daemons run.
+	remote int
 }
 
-// remoteAddressees counts the personas msg mentions that other daemons run.
-// Coordination is per daemon, so when they fill K on their own the
-// personas here leave the message to them.
-func (d *Daemon) remoteAddressees(msg chat.Message) int {
-	n := 0
-	for _, m := range chat.Mentions(msg.Content) {
-		if d.remote[m] {
-			n++
+// decode decodes msg once.
+func (d *Daemon) decode(msg chat.Message) inbound {
+	in := inbound{Inbound: chat.Decode(msg)}
+	for _, n := range in.Mentions {
+		if m, ok := d.byName[n]; ok && !strings.EqualFold(m.spec.Name, msg.Author) {
+			in.addressees = append(in.addressees, m.spec.Name)
+		}
+		if d.remote[n] {
+			in.remote++
 		}
 	}
-	return n
+	return in
 }
 
-// relevant reports whether persona name may want to answer msg: it is
-// addressed, or msg scores at least RespondAbove for it.
-func (d *Daemon) relevant(name string, msg chat.Message, addressees []string, now time.Time) bool {
-	if slices.Contains(addressees, name) {
-		return true
+// guard is the intake guard of persona name (chat.Settings.Guard, which
+// doc.go of package chat explains) plus the cluster's own: a message that
+// does not address name and whose mentions of other daemons' personas fill
+// K is left to them, since coordination is per daemon. It returns the
+// reason to skip ("" to deliver) and the message's score for name, which
+// becomes the item's priority.
+func (d *Daemon) guard(name string, in inbound, now time.Time) (string, float64) {
+	addressed := slices.Contains(in.addressees, name)
+	score := d.score(name, in.Message, addressed, now)
+	reason := d.chat.Guard(chat.GuardFacts{
+		Kind: in.Kind, Own: strings.EqualFold(in.Author, name), Addressed: addressed, Depth: in.Depth,
+		At: in.At, LastHuman: d.rooms.lastHuman(in.Room), Score: score,
+	})
+	switch {
+	case reason != chat.Pass && reason != chat.ReasonNotRelevant:
+		return string(reason), score
+	case !addressed && in.remote >= d.chat.Stream.K:
+		return noteElsewhere, score
 	}
-	it := persona.Item[chat.Message]{ID: msg.ID, Key: msg.Room, Payload: msg}
-	return d.scorer.Score(name, it, now) >= d.cfg.RespondAbove
+	return string(reason), score
+}
+
+// score is msg's priority for persona name at now.
+func (d *Daemon) score(name string, msg chat.Message, addressed bool, now time.Time) float64 {
+	return d.scorer.Weights().Score(d.scorer.Facts(name, msg, addressed, now))
 }
 
 // open opens the coordination decision on msg, unless it is open or
-// decided, with the personas it waits for: the coordinated personas of this
-// daemon, but msg's author, to which msg is relevant. The others do not
-// take it in (see guard).
+// decided, with the personas chat.Settings.Expected names: the coordinated
+// personas of this daemon, but msg's author, to which msg is relevant. The
+// others do not take it in (see guard).
 //
 // It is called when the first persona evaluates msg, not when msg is
 // delivered, so that the decision's window starts when someone is looking:
@@ -902,33 +926,13 @@ func (d *Daemon) relevant(name string, msg chat.Message, addressees []string, no
 // for a whole window. A window started at delivery could then close on a
 // message nobody has looked at yet, and it would go unanswered.
 func (d *Daemon) open(msg chat.Message, addressees []string, now time.Time) {
-	expected := make([]string, 0, len(d.thinkers))
+	cands := make([]chat.Candidate, 0, len(d.thinkers))
 	for _, t := range d.thinkers {
-		if msg.Kind == chat.Persona && strings.EqualFold(t, msg.Author) {
-			continue
-		}
-		if d.relevant(t, msg, addressees, now) {
-			expected = append(expected, t)
-		}
+		addressed := slices.Contains(addressees, t)
+		cands = append(cands, chat.Candidate{Name: t, Addressed: addressed, Score: d.score(t, msg, addressed, now)})
 	}
-	var addr []string
-	for _, a := range addressees {
-		if slices.Contains(expected, a) {
-			addr = append(addr, a)
-		}
-	}
+	expected, addr := d.chat.Expected(msg.Author, msg.Kind, cands)
 	d.stream.Open(msg.ID, msg.Room, expected, addr)
-}
-
-// addressees maps msg's @mentions to this daemon's persona names.
-func (d *Daemon) addressees(msg chat.Message) []string {
-	var out []string
-	for _, n := range chat.Mentions(msg.Content) {
-		if m, ok := d.byName[n]; ok && !strings.EqualFold(m.spec.Name, msg.Author) {
-			out = append(out, m.spec.Name)
-		}
-	}
-	return out
 }
 
 // observe is the runtime's observer: metrics, and the final accounts that

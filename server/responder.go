@@ -23,13 +23,13 @@ import (
 const (
 	noteReplied     = "replied"
 	noteNotGranted  = "not granted"
-	noteNotRelevant = "not relevant enough"
+	noteNotRelevant = string(chat.ReasonNotRelevant)
 	noteMerged      = "merged into a newer message"
 	noteElsewhere   = "addressed to a persona of another daemon"
-	noteBudget      = "reply budget"
-	noteQuiet       = "quiet room"
-	noteSelf        = "own message"
-	noteTooDeep     = "reply chain too deep"
+	noteBudget      = string(chat.ReasonBudget)
+	noteQuiet       = string(chat.ReasonQuiet)
+	noteSelf        = string(chat.ReasonOwn)
+	noteTooDeep     = string(chat.ReasonTooDeep)
 	noteAnswered    = "answered before"
 	noteTaken       = "K responders already claimed across the cluster"
 	noteUndecodable = "undecodable"
@@ -70,14 +70,7 @@ func (r *responder) Evaluate(ctx context.Context, it persona.Item[chat.Message])
 	if !r.dependent {
 		r.d.open(it.Payload, it.Addressees, time.Now())
 	}
-	conf := min(1, max(0, it.Priority))
-	if r.addressed(it) {
-		conf = 1
-	}
-	intent := coord.IntentRespond
-	if conf < r.d.cfg.RespondAbove {
-		intent = coord.IntentObserve
-	}
+	conf, intent := r.d.chat.Think(it.Priority, r.addressedBy(it))
 	th := coord.Thought{Persona: r.name, Item: it.ID, Key: it.Key, Confidence: conf, Intent: intent, At: time.Now()}
 	r.mu.Lock()
 	r.lastThought = &th
@@ -91,15 +84,6 @@ func (r *responder) Evaluate(ctx context.Context, it persona.Item[chat.Message])
 		r.d.metrics.Thought(r.name)
 	}
 	return persona.Thought{Confidence: conf, Intent: intent}, nil
-}
-
-func (r *responder) addressed(it persona.Item[chat.Message]) bool {
-	for _, a := range it.Addressees {
-		if strings.EqualFold(a, r.name) {
-			return true
-		}
-	}
-	return false
 }
 
 func (r *responder) thought() *coord.Thought {
@@ -143,7 +127,7 @@ func (r *responder) Respond(ctx context.Context, it persona.Item[chat.Message], 
 		}
 	}
 	now := time.Now()
-	release, ok := d.rooms.reserveReply(m.Room, now, d.cfg.ReplyBudget, d.cfg.ReplyWindow)
+	release, ok := d.rooms.reserveReply(m.Room, now, r.addressedBy(it))
 	if !ok {
 		d.ledger.note(r.name, it.ID, noteBudget)
 		d.count(r.name, noteBudget)
@@ -169,15 +153,14 @@ func (r *responder) Respond(ctx context.Context, it persona.Item[chat.Message], 
 		release()
 		return nil, fmt.Errorf("persona %s: model: %w", r.name, err)
 	}
+	// The reply answers every message merged into it, and addresses each
+	// person who wrote one (chat.Covers).
+	cover := chat.Covers(m, ctxMsgs)
 	out := chat.Message{
 		ID: newMessageID(end), Room: m.Room, Author: r.name, Kind: chat.Persona,
-		Content: strings.TrimSpace(reply.Content), At: end.UTC(), ReplyTo: m.ID, Depth: m.Depth + 1,
+		Content: chat.Address(strings.TrimSpace(reply.Content), cover.Askers), At: end.UTC(), ReplyTo: m.ID, Depth: m.Depth + 1,
 	}
-	covered := make([]string, 0, len(it.Context))
-	for _, c := range it.Context {
-		covered = append(covered, c.ID)
-	}
-	if err := d.sendReply(ctx, r.name, m.ID, covered, out); err != nil {
+	if err := d.sendReply(ctx, r.name, m.ID, cover.Merged, out); err != nil {
 		release()
 		if errors.Is(err, errAnswered) {
 			d.ledger.note(r.name, it.ID, noteAnswered)
