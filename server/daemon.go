@@ -35,8 +35,8 @@ import (
 
 // Defaults of Config. Numbers from the issue say so; the others are ours.
 const (
-	DefaultAddr         = "127.0.0.1:7777"
-	DefaultData         = "persona-data"
+	DefaultAddr = "127.0.0.1:7777"
+	DefaultData = "persona-data"
 	// The chat rules' defaults are chat.DefaultSettings(): the simulator's
 	// too, so that a scenario measures what the daemon runs.
 	DefaultK            = coord.DefaultK // coordination: one responder per message unless mentioned
