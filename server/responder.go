@@ -70,7 +70,12 @@ func (r *responder) Evaluate(ctx context.Context, it persona.Item[chat.Message])
 	if !r.dependent {
 		r.d.open(it.Payload, it.Addressees, time.Now())
 	}
-	conf, intent := r.d.chat.Think(it.Priority, r.addressedBy(it))
+	// A merged batch is judged by its best score (chat.Settings.Think).
+	score := it.Priority
+	for _, c := range it.Context {
+		score = max(score, c.Priority)
+	}
+	conf, intent := r.d.chat.Think(score, r.addressedBy(it))
 	th := coord.Thought{Persona: r.name, Item: it.ID, Key: it.Key, Confidence: conf, Intent: intent, At: time.Now()}
 	r.mu.Lock()
 	r.lastThought = &th

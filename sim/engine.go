@@ -17,15 +17,12 @@ import (
 
 // Model constants; doc.go explains each.
 const (
-	evalCost     = 50 * time.Millisecond // a local evaluation: score, state, confidence
-	quietAfter   = 10 * time.Minute      // a room without a human this long is quiet
-	budgetWindow = time.Minute           // the reply budget's window
-	budgetMax    = 6                     // persona messages per room per budgetWindow
-	seedPollHz   = 10                    // the seed's 100 ms polling
-	seedPeek     = 10                    // the seed's peek(): top 10
-	govWindow    = 10                    // seconds of duty the governor sees
-	dutyWindow   = 60                    // seconds: the window of duty_cycle.max
-	second       = int64(time.Second)
+	evalCost   = 50 * time.Millisecond // a local evaluation: score, state, confidence
+	seedPollHz = 10                    // the seed's 100 ms polling
+	seedPeek   = 10                    // the seed's peek(): top 10
+	govWindow  = 10                    // seconds of duty the governor sees
+	dutyWindow = 60                    // seconds: the window of duty_cycle.max
+	second     = int64(time.Second)
 )
 
 // acct is a delivery's account.
@@ -94,6 +91,7 @@ type message struct {
 	room, author, mention     int32 // author, mention: -1 for a human, none
 	depth                     int32
 	topics                    uint64
+	lastHuman                 int64 // the room's last human message when it was posted; -1 never
 	first, n                  int32 // its deliveries: dels[first : first+n]
 	answered, mentionAnswered int64 // first reply covering it; -1: none
 
@@ -157,6 +155,7 @@ type metrics struct {
 	evaluations, replies              int
 	modelCalls, modelCallsDone        int
 	suppressedBudget, suppressedQuiet int
+	suppressedDepth                   int
 	duplicates, poppedUnprocessed     int
 	dropped, deferrals                int
 	decisions, timedOut               int
@@ -209,10 +208,11 @@ type run struct {
 	winDirty    bool
 	winCached   int64
 
-	roomHuman  []int64   // last human message per room; -1 never
-	roomRecent [][]int64 // persona messages per room within the last budgetWindow
-	roomFlight []int     // replies being written per room: they count against the budget
-	roomMinute [][]int32 // persona replies per room per minute
+	roomHuman  []int64             // last human message per room; -1 never
+	roomFlight []int               // replies being written per room (the budget counts them from their reservation)
+	roomMinute [][]int32           // persona replies per room per minute
+	chat       chat.Settings       // the chat rules' numbers: the scenario's, over chat.DefaultSettings
+	budget     *chat.Budget[int32] // the reply budget, per room
 
 	w        chat.Weights // the policy's weights
 	ref      chat.Weights // the reference scorer for classes
@@ -300,7 +300,8 @@ func newRun(ctx context.Context, in *Scenario, pol Policy, opts Options) (*run, 
 		}
 	}
 	r.roomHuman = filled(sc.Traffic.Rooms, -1)
-	r.roomRecent = make([][]int64, sc.Traffic.Rooms)
+	r.chat = sc.settings()
+	r.budget = chat.NewBudget[int32](r.chat.ReplyBudget, r.chat.ReplyWindow)
 	r.roomFlight = make([]int, sc.Traffic.Rooms)
 	minutes := int(sc.Duration/time.Minute) + 1
 	r.roomMinute = make([][]int32, sc.Traffic.Rooms)
@@ -572,7 +573,7 @@ func (r *run) arrive() {
 func (r *run) post(room, author, mention, depth int32, topics uint64) int32 {
 	mi := int32(len(r.msgs))
 	r.msgs = append(r.msgs, message{at: r.now, room: room, author: author, mention: mention, depth: depth,
-		topics: topics, first: int32(len(r.dels)), answered: -1, mentionAnswered: -1, addressee: -1})
+		topics: topics, lastHuman: r.roomHuman[room], first: int32(len(r.dels)), answered: -1, mentionAnswered: -1, addressee: -1})
 	r.m.messages++
 	if author < 0 {
 		r.m.humanMessages++
@@ -580,8 +581,6 @@ func (r *run) post(room, author, mention, depth int32, topics uint64) int32 {
 		if mention >= 0 {
 			r.m.mentions++
 		}
-	} else {
-		r.roomRecent[room] = append(r.roomRecent[room], r.now)
 	}
 	kind := chat.Human
 	if author >= 0 {

@@ -12,7 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/personaos/persona/coord"
+	"github.com/personaos/persona/chat"
 	"github.com/personaos/persona/deps"
 	"github.com/personaos/persona/govern"
 )
@@ -39,7 +39,10 @@ type Scenario struct {
 	// not chat personas that scan every 3 to 10 s).
 	DepsTimeout  time.Duration
 	Coordination Coordination
-	Personas     []PersonaSpec
+	// Rules are the chat rules' numbers besides the stream's (zero fields
+	// take chat.DefaultSettings', the daemon's defaults).
+	Rules    Rules
+	Personas []PersonaSpec
 	Traffic      Traffic
 }
 
@@ -50,10 +53,11 @@ type SLA struct {
 	Urgent time.Duration
 }
 
-// Coordination configures the coordination stream shared by all policies
-// (zero fields take coord's defaults: window 1.5s adapting within
-// [250ms, 10s], K = 1, window from Open, patience 1m). The fields mirror
-// coord.Options.
+// Coordination configures the coordination stream shared by all policies.
+// Zero fields take chat.DefaultSettings().Stream's, the chat daemon's
+// defaults: window 1.5s adapting within [250ms, 3s], K = 1, patience 1m,
+// and, when no field is set at all (or the file does not say), the window
+// from the first thought. The fields mirror coord.Options.
 type Coordination struct {
 	Window    time.Duration
 	MinWindow time.Duration
@@ -67,6 +71,28 @@ type Coordination struct {
 	// Patience is coord.Options.Patience (default 1m); only read with
 	// FromFirstThought.
 	Patience time.Duration
+}
+
+// Rules are the numbers of the chat rules (chat.Settings) other than the
+// coordination stream's; chat's doc.go says what each rule means.
+type Rules struct {
+	QuietAfter   time.Duration // a persona's message this long after the room's last human one is not answered
+	ReplyBudget  int           // persona replies per room per ReplyWindow; an addressed reply is counted, never refused
+	ReplyWindow  time.Duration
+	MaxDepth     int     // a persona's message at this reply depth is not answered
+	RespondAbove float64 // the score from which a persona not addressed responds
+}
+
+// settings are the chat rules' settings of a defaulted scenario: Rules and
+// Coordination over chat.DefaultSettings.
+func (sc Scenario) settings() chat.Settings {
+	s := chat.Settings{QuietAfter: sc.Rules.QuietAfter, ReplyBudget: sc.Rules.ReplyBudget, ReplyWindow: sc.Rules.ReplyWindow,
+		MaxDepth: sc.Rules.MaxDepth, RespondAbove: sc.Rules.RespondAbove}.WithDefaults()
+	c := sc.Coordination
+	s.Stream.Window, s.Stream.MinWindow, s.Stream.MaxWindow = c.Window, c.MinWindow, c.MaxWindow
+	s.Stream.FixedWindow, s.Stream.K = c.Fixed, c.K
+	s.Stream.WindowFromFirstThought, s.Stream.Patience = c.FromFirstThought, c.Patience
+	return s
 }
 
 // PersonaSpec is one group of identical personas.
@@ -258,7 +284,7 @@ func kindName(n *yaml.Node) string {
 
 func (p *parser) scenario(n *yaml.Node) (*Scenario, error) {
 	sc := &Scenario{}
-	known := []string{"name", "seed", "duration", "cores", "sla", "ceiling", "deps_timeout", "coordination", "personas", "traffic"}
+	known := []string{"name", "seed", "duration", "cores", "sla", "ceiling", "deps_timeout", "coordination", "rules", "personas", "traffic"}
 	seen, err := p.fields(n, "", known, func(key string, v *yaml.Node, field string) (err error) {
 		switch key {
 		case "name":
@@ -283,6 +309,8 @@ func (p *parser) scenario(n *yaml.Node) (*Scenario, error) {
 			sc.DepsTimeout, err = p.duration(v, field, false)
 		case "coordination":
 			err = p.coordination(v, field, &sc.Coordination)
+		case "rules":
+			err = p.rules(v, field, &sc.Rules)
 		case "personas":
 			sc.Personas, err = p.personas(v, field)
 		case "traffic":
@@ -302,7 +330,31 @@ func (p *parser) scenario(n *yaml.Node) (*Scenario, error) {
 	return sc, nil
 }
 
+func (p *parser) rules(n *yaml.Node, path string, ru *Rules) error {
+	_, err := p.fields(n, path, []string{"quiet_after", "reply_budget", "reply_window", "max_depth", "respond_above"}, func(key string, v *yaml.Node, field string) (err error) {
+		switch key {
+		case "quiet_after":
+			ru.QuietAfter, err = p.duration(v, field, false)
+		case "reply_budget":
+			ru.ReplyBudget, err = p.count(v, field)
+		case "reply_window":
+			ru.ReplyWindow, err = p.duration(v, field, false)
+		case "max_depth":
+			ru.MaxDepth, err = p.count(v, field)
+		case "respond_above":
+			ru.RespondAbove, err = p.float(v, field)
+			if err == nil && !(ru.RespondAbove > 0 && ru.RespondAbove <= 1) {
+				err = p.errf(v, field, "want a score in (0, 1], got %s", v.Value)
+			}
+		}
+		return err
+	})
+	return err
+}
+
 func (p *parser) coordination(n *yaml.Node, path string, c *Coordination) error {
+	// Unsaid, the window counts from the first thought, as the daemon's.
+	c.FromFirstThought = chat.DefaultSettings().Stream.WindowFromFirstThought
 	_, err := p.fields(n, path, []string{"window", "min_window", "max_window", "fixed", "k", "from_first_thought", "patience"}, func(key string, v *yaml.Node, field string) (err error) {
 		switch key {
 		case "window":
@@ -832,6 +884,9 @@ func (sc *Scenario) Validate() error {
 	if c.Window < 0 || c.MinWindow < 0 || c.MaxWindow < 0 || c.K < 0 || c.Patience < 0 {
 		return bad("coordination: negative value")
 	}
+	if ru := sc.Rules; ru.QuietAfter < 0 || ru.ReplyBudget < 0 || ru.ReplyWindow < 0 || ru.MaxDepth < 0 || !(ru.RespondAbove >= 0 && ru.RespondAbove <= 1) {
+		return bad("rules: negative value, or respond_above outside [0, 1]")
+	}
 	return nil
 }
 
@@ -850,23 +905,27 @@ func (sc Scenario) withDefaults() Scenario {
 		sc.DepsTimeout = DefaultDepsTimeout
 	}
 	c := &sc.Coordination
+	def := chat.DefaultSettings().Stream
+	if *c == (Coordination{}) {
+		c.FromFirstThought = def.WindowFromFirstThought
+	}
 	if c.Window == 0 {
-		c.Window = coord.DefaultWindow
+		c.Window = def.Window
 	}
 	if c.MinWindow == 0 {
-		c.MinWindow = coord.DefaultMinWindow
+		c.MinWindow = def.MinWindow
 	}
 	if c.MaxWindow == 0 {
-		c.MaxWindow = coord.DefaultMaxWindow
+		c.MaxWindow = def.MaxWindow
 	}
 	// As coord.Options does: widen the bounds around the initial window.
 	c.MinWindow = min(c.MinWindow, c.Window)
 	c.MaxWindow = max(c.MaxWindow, c.Window)
 	if c.K == 0 {
-		c.K = 1
+		c.K = def.K
 	}
 	if c.Patience == 0 {
-		c.Patience = DefaultPatience
+		c.Patience = def.Patience
 	}
 	if sc.Traffic.Rooms == 0 {
 		sc.Traffic.Rooms = 1
