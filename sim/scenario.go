@@ -43,7 +43,7 @@ type Scenario struct {
 	// take chat.DefaultSettings', the daemon's defaults).
 	Rules    Rules
 	Personas []PersonaSpec
-	Traffic      Traffic
+	Traffic  Traffic
 }
 
 // SLA holds the service levels the report checks.
