@@ -658,6 +658,21 @@ func (b budgeted) Complete(ctx context.Context, req llm.Request) (llm.Reply, err
 	return b.Model.Complete(ctx, req)
 }
 
+// complete makes one model call for persona with its model: metered for
+// the governor and counted in the metrics (modelCaller).
+func (d *Daemon) complete(ctx context.Context, persona, model string, req llm.Request) (llm.Reply, error) {
+	start := time.Now()
+	d.meter.Begin(start)
+	reply, err := d.modelFor(model).Complete(ctx, req)
+	end := time.Now()
+	d.meter.End(end)
+	d.metrics.ModelCall(persona, outcome(err), end.Sub(start))
+	return reply, err
+}
+
+// note records a note on persona's account of message id (accounts).
+func (d *Daemon) note(persona, id, note string) { d.ledger.note(persona, id, note) }
+
 // budgetLevel is the compute budget's fill at now, 0..1.
 func (d *Daemon) budgetLevel(now time.Time) float64 {
 	if d.limiter == nil {
@@ -708,10 +723,16 @@ func (d *Daemon) buildRuntime() error {
 	d.scorer = chat.NewScorer(w)
 	d.byName = make(map[string]*member)
 	groups := make(map[string][]string)
+	rp := &replies{bus: d.bus, rooms: d.rooms, log: d.log, k: d.chat.Stream.K}
 	for _, s := range d.specs {
 		d.scorer.AddProfile(chat.Profile{Name: s.Name, Expertise: slices.Clone(s.Expertise)})
 		m := &member{spec: s}
-		m.r = &responder{d: d, name: s.Name, system: s.systemPrompt(), model: s.Model, dependent: s.dependent()}
+		m.r = &responder{
+			name: s.Name, system: s.systemPrompt(), model: s.Model, dependent: s.dependent(),
+			rules: d.chat, log: d.log,
+			decisions: d, accounts: d, rooms: d.rooms, replies: rp, models: d,
+			metrics: d.metrics, activity: d.scorer,
+		}
 		opts := d.personaOptions(s)
 		// Coordinated keeps the Evaluator: with a stream the persona
 		// coordinates; without one (a pipeline stage) it evaluates, then
@@ -1131,10 +1152,15 @@ func (d *Daemon) Message(ctx context.Context, room, id string) (chat.Message, er
 // seqOf returns the stream sequence of message id of room: from the rooms'
 // index of recent messages, or else found in the stream (and then indexed).
 func (d *Daemon) seqOf(ctx context.Context, room, id string) (uint64, bool, error) {
-	if s, ok := d.rooms.seq(id); ok {
+	return seqOf(ctx, d.rooms, d.bus, room, id)
+}
+
+// seqOf is Daemon.seqOf over the rooms' index and the bus.
+func seqOf(ctx context.Context, rs *rooms, b *bus, room, id string) (uint64, bool, error) {
+	if s, ok := rs.seq(id); ok {
 		return s, true, nil
 	}
-	s, ok, err := d.bus.findSeq(ctx, room, id)
+	s, ok, err := b.findSeq(ctx, room, id)
 	if err != nil {
 		if ctx.Err() != nil {
 			return 0, false, fmt.Errorf("messages: %w", ctx.Err())
@@ -1142,7 +1168,7 @@ func (d *Daemon) seqOf(ctx context.Context, room, id string) (uint64, bool, erro
 		return 0, false, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	if ok {
-		d.rooms.remember(id, s)
+		rs.remember(id, s)
 	}
 	return s, ok, nil
 }
