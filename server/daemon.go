@@ -147,6 +147,24 @@ type Config struct {
 	HTTP HTTPOptions
 	// Logger receives the daemon's logs (default slog.Default()).
 	Logger *slog.Logger
+
+	// hooks are test seams, zero in production (unexported: only this
+	// package's tests set them).
+	hooks hooks
+}
+
+// hooks are a daemon's test seams. Each is read once, by the step it
+// wraps: the ledger's writer (dropFinals, accounts) and Post
+// (beforePublish).
+type hooks struct {
+	// dropFinals makes the ledger drop every final account without
+	// writing or acknowledging it: a crash just before each ack.
+	dropFinals bool
+	// accounts, if set, wraps the accounts bucket the ledger writes to
+	// (tests inject failures).
+	accounts func(jetstream.KeyValue) jetstream.KeyValue
+	// beforePublish, if set, runs in Post just before the publish.
+	beforePublish func()
 }
 
 func (c Config) withDefaults() Config {
@@ -264,7 +282,6 @@ type Daemon struct {
 	reg        *prometheus.Registry
 	metrics    *metrics.Metrics
 	suppressed *prometheus.CounterVec
-	notes      sync.Map // "persona\x00note" -> *atomic.Uint64, for tests and logs
 	gov        *govern.Governor
 	meter      *govern.Meter
 	limiter    *rate.Limiter
@@ -283,15 +300,6 @@ type Daemon struct {
 	ln         net.Listener
 	srv        *http.Server
 	httpCancel context.CancelFunc
-
-	// testDropFinals makes the ledger drop every final account without
-	// writing or acknowledging it: a crash just before each ack.
-	testDropFinals bool
-	// testAccounts, if set, wraps the accounts bucket the ledger writes to
-	// (tests inject failures).
-	testAccounts func(jetstream.KeyValue) jetstream.KeyValue
-	// testBeforePublish, if set, runs in Post just before the publish.
-	testBeforePublish func()
 }
 
 // member is one persona of this daemon.
@@ -754,13 +762,13 @@ func (d *Daemon) buildRuntime() error {
 		}
 	}
 	accounts := d.bus.accounts
-	if d.testAccounts != nil {
-		accounts = d.testAccounts(accounts)
+	if d.cfg.hooks.accounts != nil {
+		accounts = d.cfg.hooks.accounts(accounts)
 	}
 	d.ledger = newLedger(d.log, accounts, groups)
 	// A message given back comes again well within the ack wait.
 	d.ledger.nakDelay = min(d.ledger.nakDelay, d.cfg.AckWait/4)
-	d.ledger.skipWrites = d.testDropFinals
+	d.ledger.skipWrites = d.cfg.hooks.dropFinals
 	return nil
 }
 
@@ -978,17 +986,6 @@ func (d *Daemon) observe(e persona.Event) {
 // count records a message a guard kept a persona from answering.
 func (d *Daemon) count(persona, reason string) {
 	d.suppressed.WithLabelValues(persona, reason).Inc()
-	v, _ := d.notes.LoadOrStore(strings.ToLower(persona)+"\x00"+reason, new(atomic.Uint64))
-	v.(*atomic.Uint64).Add(1)
-}
-
-// counted returns how often count(persona, reason) was called.
-func (d *Daemon) counted(persona, reason string) uint64 {
-	v, ok := d.notes.Load(strings.ToLower(persona) + "\x00" + reason)
-	if !ok {
-		return 0
-	}
-	return v.(*atomic.Uint64).Load()
 }
 
 // keepAlive marks held messages in progress a few times per AckWait.
@@ -1051,8 +1048,8 @@ func (d *Daemon) Post(ctx context.Context, room, author, content string) (chat.M
 	}
 	now := time.Now()
 	m := chat.Message{ID: newMessageID(now), Room: room, Author: author, Kind: chat.Human, Content: content, At: now.UTC()}
-	if d.testBeforePublish != nil {
-		d.testBeforePublish()
+	if d.cfg.hooks.beforePublish != nil {
+		d.cfg.hooks.beforePublish()
 	}
 	seq, err := d.bus.publish(ctx, m)
 	if err != nil {

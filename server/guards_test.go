@@ -306,11 +306,12 @@ func TestQuietRoomAndDeepChainsAreNotAnswered(t *testing.T) {
 func TestNoDoubleAnswerAcrossRestart(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Specs = solo()
-	d1, err := New(cfg)
+	crashy := cfg
+	crashy.hooks.dropFinals = true // a crash after the reply, before the ack
+	d1, err := New(crashy)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d1.testDropFinals = true // a crash after the reply, before the ack
 	if err := d1.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
