@@ -1,0 +1,33 @@
+package server
+
+import (
+	"time"
+
+	"github.com/personaos/persona/govern"
+)
+
+// The governor's feed: what the sampler reads of the daemon each tick.
+
+// budgetLevel is the compute budget's fill at now, 0..1.
+func (d *Daemon) budgetLevel(now time.Time) float64 {
+	if d.limiter == nil {
+		return 1
+	}
+	return min(1, max(0, d.limiter.TokensAt(now)/float64(d.limiter.Burst())))
+}
+
+// governorInputs is the sampler's source: total inbox load and the compute
+// budget spent.
+func (d *Daemon) governorInputs() govern.Inputs {
+	var depth, capacity int
+	for _, m := range d.members {
+		c := m.p.Inbox().Counts()
+		depth += c.Queued
+		capacity += m.p.Inbox().Options().Capacity
+	}
+	in := govern.Inputs{BudgetSpent: 1 - d.budgetLevel(time.Now())}
+	if capacity > 0 {
+		in.Load = float64(depth) / float64(capacity)
+	}
+	return in
+}
