@@ -7,6 +7,7 @@ import (
 
 	"github.com/personaos/persona/chat"
 	"github.com/personaos/persona/coord"
+	"github.com/personaos/persona/state"
 )
 
 var t0 = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
@@ -194,5 +195,17 @@ func TestSettingsWithDefaults(t *testing.T) {
 	p := chat.Settings{ReplyBudget: 3, Stream: coord.Options{K: 2}}.WithDefaults()
 	if p.ReplyBudget != 3 || p.Stream.K != 2 || p.Stream.MaxWindow != d.Stream.MaxWindow || p.Stream.WindowFromFirstThought {
 		t.Errorf("partial settings with defaults = %+v: set fields must stay, booleans as given", p)
+	}
+}
+
+func TestPersonaSpecStateConfig(t *testing.T) {
+	base := state.Config{}.Defaults()
+	s := chat.PersonaSpec{Cadence: chat.Cadences{Idle: time.Second}, Thresholds: chat.Thresholds{Active: 0.6}}
+	got := s.StateConfig(base)
+	if got.CadenceIdle != time.Second || got.ThresholdActive != 0.6 {
+		t.Errorf("overrides not applied: %+v", got)
+	}
+	if got.CadenceActive != base.CadenceActive || got.ThresholdIdle != base.ThresholdIdle {
+		t.Errorf("a zero override changed the base: %+v", got)
 	}
 }

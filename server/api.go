@@ -205,7 +205,7 @@ func (d *Daemon) Persona(name string) (PersonaInfo, bool) {
 func (d *Daemon) info(m *member) PersonaInfo {
 	pi := PersonaInfo{
 		Name:        m.spec.Name,
-		Display:     m.spec.display(),
+		Display:     m.spec.DisplayName(),
 		Expertise:   slices.Clone(m.spec.Expertise),
 		Model:       d.modelName(m.spec),
 		Snapshot:    m.p.Snapshot(),

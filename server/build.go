@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -72,7 +71,7 @@ func (d *Daemon) buildRuntime() error {
 		d.scorer.AddProfile(chat.Profile{Name: s.Name, Expertise: slices.Clone(s.Expertise)})
 		m := &member{spec: s}
 		m.r = &responder{
-			name: s.Name, system: s.systemPrompt(), model: s.Model, dependent: s.dependent(),
+			name: s.Name, system: s.SystemPrompt(), model: s.Model, dependent: s.Dependent(),
 			rules: d.chat, log: d.log,
 			decisions: d, accounts: d, rooms: d.rooms, replies: rp, models: d,
 			metrics: d.metrics, activity: d.scorer,
@@ -82,7 +81,7 @@ func (d *Daemon) buildRuntime() error {
 		// coordinates; without one (a pipeline stage) it evaluates, then
 		// responds on its own judgement.
 		h := persona.Coordinated[chat.Message](m.r)
-		if !s.dependent() {
+		if !s.Dependent() {
 			opts.Coordination = d.stream
 			d.thinkers = append(d.thinkers, s.Name)
 		}
@@ -93,7 +92,7 @@ func (d *Daemon) buildRuntime() error {
 		d.byName[strings.ToLower(s.Name)] = m
 	}
 	for _, s := range d.specs {
-		if !s.dependent() {
+		if !s.Dependent() {
 			groups[strings.ToLower(s.Name)] = downstream(d.specs, s.Name)
 		}
 	}
@@ -113,7 +112,7 @@ func (d *Daemon) buildRuntime() error {
 func (d *Daemon) personaOptions(s PersonaSpec) persona.Options {
 	o := d.cfg.Persona
 	o.Coalesce = !d.chat.NoMerge
-	if s.dependent() {
+	if s.Dependent() {
 		// A source persona's items carry the score the intake guard read
 		// (deliver); a dependent's are released by the pipeline and scored
 		// for it by the runtime.
@@ -125,30 +124,10 @@ func (d *Daemon) personaOptions(s PersonaSpec) persona.Options {
 	if o.Capacity <= 0 {
 		o.Capacity = inbox.DefaultCapacity
 	}
-	setD := func(dst *time.Duration, v time.Duration) {
-		if v > 0 {
-			*dst = v
-		}
-	}
-	setF := func(dst *float64, v float64) {
-		if v > 0 {
-			*dst = v
-		}
-	}
-	st := &o.State
-	setD(&st.CadenceIdle, s.Cadence.Idle)
-	setD(&st.CadenceActive, s.Cadence.Active)
-	setD(&st.CadenceTired, s.Cadence.Tired)
-	setD(&st.CadenceOverwhelmed, s.Cadence.Overwhelmed)
-	setF(&st.ThresholdIdle, s.Thresholds.Idle)
-	setF(&st.ThresholdActive, s.Thresholds.Active)
-	setF(&st.ThresholdTired, s.Thresholds.Tired)
-	setF(&st.ThresholdOverwhelmed, s.Thresholds.Overwhelmed)
+	o.State = s.StateConfig(o.State)
 	o.WaitsFor = slices.Clone(s.WaitsFor)
 	return o
 }
-
-func (s PersonaSpec) dependent() bool { return len(s.WaitsFor) > 0 }
 
 // downstream returns name and every persona that waits for it, directly or
 // not, lower-case.

@@ -55,10 +55,10 @@ personas:
 	if strings.Join(a.Expertise, ",") != "go,c++" {
 		t.Errorf("expertise = %v, want lower-cased and deduplicated", a.Expertise)
 	}
-	if a.Cadence != (Cadences{time.Second, 2 * time.Second, 3 * time.Second, 4 * time.Second}) {
+	if a.Cadence != (Cadences{Idle: time.Second, Active: 2 * time.Second, Tired: 3 * time.Second, Overwhelmed: 4 * time.Second}) {
 		t.Errorf("cadence = %+v", a.Cadence)
 	}
-	if a.Thresholds != (Thresholds{0.05, 0.2, 0.4, 0.95}) {
+	if a.Thresholds != (Thresholds{Idle: 0.05, Active: 0.2, Tired: 0.4, Overwhelmed: 0.95}) {
 		t.Errorf("thresholds = %+v", a.Thresholds)
 	}
 	if len(b.WaitsFor) != 1 || b.WaitsFor[0] != "Alpha" {

@@ -149,7 +149,7 @@ func New(cfg Config) (*Daemon, error) {
 	d := &Daemon{cfg: cfg, chat: cfg.settings(), log: cfg.Logger, specs: specs, remote: map[string]bool{}, names: map[string]string{}}
 	for _, s := range all {
 		d.names[strings.ToLower(s.Name)] = s.Name
-		d.names[strings.ToLower(s.display())] = s.Name
+		d.names[strings.ToLower(s.DisplayName())] = s.Name
 		if !slices.ContainsFunc(specs, func(o PersonaSpec) bool { return o.Name == s.Name }) {
 			d.remote[strings.ToLower(s.Name)] = true
 		}
@@ -203,7 +203,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.ledgerWG.Go(func() { d.ledger.run(ldCtx) })
 
 	for _, m := range d.members {
-		if m.spec.dependent() {
+		if m.spec.Dependent() {
 			continue
 		}
 		if m.cons, m.recheck, err = d.bus.personaConsumer(ctx, m.spec.Name, 2*m.p.Inbox().Options().Capacity, d.cfg.AckWait); err != nil {
