@@ -261,7 +261,9 @@ func newRun(ctx context.Context, in *Scenario, pol Policy, opts Options) (*run, 
 		r.w = chat.SeedWeights()
 	}
 	idx := map[string]int32{}
+	var stateOf []state.Config // per actor: the runtime's state config with its persona's overrides
 	for _, ps := range sc.Personas {
+		spec := chat.PersonaSpec{Cadence: ps.Cadence, Thresholds: ps.Thresholds}
 		sigma := 0.0
 		if ps.Handle.P95 > ps.Handle.Median {
 			// p95 = median * exp(1.645 sigma) for a lognormal.
@@ -283,6 +285,7 @@ func newRun(ctx context.Context, in *Scenario, pol Policy, opts Options) (*run, 
 			}
 			idx[name] = a.idx
 			r.actors = append(r.actors, a)
+			stateOf = append(stateOf, spec.StateConfig(r.stateCfg))
 		}
 	}
 	g, err := sc.graph()
@@ -315,6 +318,12 @@ func newRun(ctx context.Context, in *Scenario, pol Policy, opts Options) (*run, 
 	switch pol {
 	case Persona:
 		r.initOurs()
+		for i, a := range r.actors {
+			// The persona file's cadence and threshold overrides, as the
+			// daemon applies them (server personaOptions).
+			a.ours.st = state.New(stateOf[i])
+			a.ours.cadence = int64(a.ours.st.Cadence(1))
+		}
 	case Seed:
 		r.initSeed()
 	}

@@ -95,14 +95,24 @@ func (sc Scenario) settings() chat.Settings {
 	return s
 }
 
-// PersonaSpec is one group of identical personas.
+// PersonaSpec is one group of identical personas. Besides the simulator's
+// own fields (Count, Handle) it has the daemon's persona file's
+// (chat.PersonaSpec): the cadence and threshold overrides change the
+// persona policy's rhythm as they change the daemon's; Display, System and
+// Model are accepted so that a persona file simulates as it is, and change
+// nothing in virtual time.
 type PersonaSpec struct {
-	Name      string
-	Count     int      // instances: name-1..name-Count (just name when 1)
-	Expertise []string // lower-case topic words
-	Handle    Handle   // duration of one model call
-	Capacity  int      // inbox capacity (default 1000)
-	WaitsFor  []string // persona or group names
+	Name       string
+	Count      int             // instances: name-1..name-Count (just name when 1)
+	Expertise  []string        // lower-case topic words
+	Handle     Handle          // duration of one model call
+	Capacity   int             // inbox capacity (default 1000)
+	WaitsFor   []string        // persona or group names
+	Cadence    chat.Cadences   // per-mood scan cadence overrides (zero: the seed's)
+	Thresholds chat.Thresholds // per-mood engagement threshold overrides (zero: the seed's)
+	Display    string
+	System     string
+	Model      string
 }
 
 // Handle is a lognormal duration given by its median and 95th percentile.
@@ -393,7 +403,8 @@ func (p *parser) personas(n *yaml.Node, path string) ([]PersonaSpec, error) {
 		e = deref(e)
 		field := fmt.Sprintf("%s[%d]", path, i)
 		ps := PersonaSpec{Count: 1}
-		known := []string{"name", "count", "expertise", "handle", "capacity", "waits_for"}
+		known := []string{"name", "count", "expertise", "handle", "capacity", "waits_for",
+			"cadence", "thresholds", "display_name", "system_prompt", "model"}
 		seen, err := p.fields(e, field, known, func(key string, v *yaml.Node, field string) (err error) {
 			switch key {
 			case "name":
@@ -408,6 +419,29 @@ func (p *parser) personas(n *yaml.Node, path string) ([]PersonaSpec, error) {
 				ps.Capacity, err = p.count(v, field)
 			case "waits_for":
 				ps.WaitsFor, err = p.words(v, field)
+			case "cadence":
+				c := &ps.Cadence
+				err = p.moods(v, field, func(mood string, v *yaml.Node, field string) error {
+					d, err := p.duration(v, field, false)
+					if err == nil && d > time.Hour {
+						err = p.errf(v, field, "want at most 1h, got %q", v.Value)
+					}
+					byMood(mood, d, &c.Idle, &c.Active, &c.Tired, &c.Overwhelmed)
+					return err
+				})
+			case "thresholds":
+				t := &ps.Thresholds
+				err = p.moods(v, field, func(mood string, v *yaml.Node, field string) error {
+					f, err := p.prob(v, field)
+					byMood(mood, f, &t.Idle, &t.Active, &t.Tired, &t.Overwhelmed)
+					return err
+				})
+			case "display_name":
+				ps.Display, err = p.str(v, field)
+			case "system_prompt":
+				ps.System, err = p.str(v, field)
+			case "model":
+				ps.Model, err = p.str(v, field)
 			}
 			return err
 		})
@@ -434,6 +468,29 @@ func (p *parser) personas(n *yaml.Node, path string) ([]PersonaSpec, error) {
 		}
 	}
 	return out, nil
+}
+
+// moods walks a per-mood mapping (the daemon's persona file's cadence and
+// thresholds).
+func (p *parser) moods(n *yaml.Node, path string, set func(mood string, v *yaml.Node, field string) error) error {
+	_, err := p.fields(n, path, []string{"idle", "active", "tired", "overwhelmed"}, func(key string, v *yaml.Node, field string) error {
+		return set(key, v, field)
+	})
+	return err
+}
+
+// byMood stores v in the field for mood.
+func byMood[T any](mood string, v T, idle, active, tired, overwhelmed *T) {
+	switch mood {
+	case "idle":
+		*idle = v
+	case "active":
+		*active = v
+	case "tired":
+		*tired = v
+	case "overwhelmed":
+		*overwhelmed = v
+	}
 }
 
 func (p *parser) handle(n *yaml.Node, path string) (Handle, error) {
@@ -871,6 +928,10 @@ func (sc *Scenario) Validate() error {
 			return bad("personas[%d]: negative count or capacity", i)
 		case ps.Handle.Median < 0 || ps.Handle.P95 < ps.Handle.Median:
 			return bad("personas[%d].handle: want 0 <= median <= p95", i)
+		case min(ps.Cadence.Idle, ps.Cadence.Active, ps.Cadence.Tired, ps.Cadence.Overwhelmed) < 0:
+			return bad("personas[%d].cadence: negative", i)
+		case !inUnit(ps.Thresholds.Idle) || !inUnit(ps.Thresholds.Active) || !inUnit(ps.Thresholds.Tired) || !inUnit(ps.Thresholds.Overwhelmed):
+			return bad("personas[%d].thresholds: want each in [0, 1]", i)
 		}
 		total += max(ps.Count, 1)
 	}
@@ -889,6 +950,8 @@ func (sc *Scenario) Validate() error {
 	}
 	return nil
 }
+
+func inUnit(v float64) bool { return v >= 0 && v <= 1 }
 
 // withDefaults returns a copy with every zero optional field set.
 func (sc Scenario) withDefaults() Scenario {
