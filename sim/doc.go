@@ -5,8 +5,16 @@
 // machine ran. The persona policy drives the same policy code as the real
 // runtime (DESIGN.md, principle 1): package inbox, state, coord (Grant,
 // AdaptWindow), govern (Policy via Governor.Observe, Thermal.Adjust) and
-// chat (Weights.Score, MatchesExpertise), in the order the root package's
-// life cycle calls them.
+// chat (Weights.Score, MatchesExpertise, and the chat rules with the
+// daemon's Settings), in the order the root package's life cycle calls
+// them.
+//
+// A daemon's own persona file simulates as it would run: FromPersonas
+// turns chat.LoadPersonas' specs and a traffic file (ParseTraffic: a
+// scenario without personas; DefaultTraffic when there is none) into a
+// scenario with the daemon's defaults (`persona sim --config FILE
+// [--traffic FILE]`, with persona serve's policy flags). A scenario's
+// personas accept the persona file's fields too.
 //
 // # Engine
 //

@@ -203,11 +203,14 @@ func LoadScenario(path string) (*Scenario, error) {
 // duration, personas, traffic.rate) and bad values are rejected with a
 // *FieldError giving file, line and field.
 func ParseScenario(file string, data []byte) (*Scenario, error) {
+	return parse(&parser{file: file}, file, data)
+}
+
+func parse(p *parser, file string, data []byte) (*Scenario, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("sim: %s: %w", file, err)
 	}
-	p := &parser{file: file}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return nil, p.errf(&doc, "", "empty scenario")
 	}
@@ -215,6 +218,9 @@ func ParseScenario(file string, data []byte) (*Scenario, error) {
 	sc, err := p.scenario(root)
 	if err != nil {
 		return nil, err
+	}
+	if p.trafficOnly {
+		return sc, nil // Validate runs once the personas are in (Run)
 	}
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("sim: %s: %w", file, err)
@@ -224,6 +230,9 @@ func ParseScenario(file string, data []byte) (*Scenario, error) {
 
 type parser struct {
 	file string
+	// traffic parses a traffic file (ParseTraffic): a scenario without
+	// personas, which come from a persona file.
+	trafficOnly bool
 }
 
 func (p *parser) errf(n *yaml.Node, field, format string, args ...any) error {
@@ -294,7 +303,15 @@ func kindName(n *yaml.Node) string {
 
 func (p *parser) scenario(n *yaml.Node) (*Scenario, error) {
 	sc := &Scenario{}
+	// Unsaid, the window counts from the first thought, as the daemon's
+	// (chat.DefaultSettings); said, the coordination section decides.
+	sc.Coordination.FromFirstThought = chat.DefaultSettings().Stream.WindowFromFirstThought
 	known := []string{"name", "seed", "duration", "cores", "sla", "ceiling", "deps_timeout", "coordination", "rules", "personas", "traffic"}
+	required := []string{"name", "duration", "personas", "traffic"}
+	if p.trafficOnly {
+		// The personas are the persona file's.
+		known, required = slices.DeleteFunc(known, func(k string) bool { return k == "personas" }), []string{"duration", "traffic"}
+	}
 	seen, err := p.fields(n, "", known, func(key string, v *yaml.Node, field string) (err error) {
 		switch key {
 		case "name":
@@ -331,7 +348,7 @@ func (p *parser) scenario(n *yaml.Node) (*Scenario, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := p.require(n, "", seen, "name", "duration", "personas", "traffic"); err != nil {
+	if err := p.require(n, "", seen, required...); err != nil {
 		return nil, err
 	}
 	if err := p.checkDeps(n, sc); err != nil {

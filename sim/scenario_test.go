@@ -45,6 +45,9 @@ func TestParseScenarioAcceptsTheSchemaExample(t *testing.T) {
 	}
 	want := Scenario{
 		Name: "overload-burst", Seed: 7, Duration: 2 * time.Hour, Cores: 2, SLA: SLA{Urgent: 10 * time.Second},
+		// Unsaid, the window counts from the first thought: the daemon's
+		// default (chat.DefaultSettings).
+		Coordination: Coordination{FromFirstThought: true},
 		Personas: []PersonaSpec{{Name: "helper", Count: 3, Expertise: []string{"go", "code"},
 			Handle: Handle{Median: 4 * time.Second, P95: 20 * time.Second}, Capacity: 1000, WaitsFor: []string{}}},
 		Traffic: Traffic{Rate: 0.5, Rooms: 4, Mention: 0.1, Human: 0.6, RepliesFeedBack: true,
