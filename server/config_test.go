@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/personaos/persona/chat"
 )
 
 func TestDefaultPersonasMatchTheExampleFile(t *testing.T) {
@@ -210,5 +212,20 @@ func TestDownstream(t *testing.T) {
 	}
 	if got := strings.Join(downstream(specs, "D"), ","); got != "d" {
 		t.Errorf("downstream(D) = %s", got)
+	}
+}
+
+// The daemon's defaults are chat.DefaultSettings, which are a scenario's
+// too: what the simulator measures by default is what the daemon runs.
+func TestDaemonDefaultsAreChatDefaultSettings(t *testing.T) {
+	got, want := Config{}.withDefaults().settings(), chat.DefaultSettings()
+	if got.QuietAfter != want.QuietAfter || got.ReplyBudget != want.ReplyBudget || got.ReplyWindow != want.ReplyWindow ||
+		got.MaxDepth != want.MaxDepth || got.RespondAbove != want.RespondAbove || got.NoMerge != want.NoMerge {
+		t.Errorf("rules = %+v, want %+v", got, want)
+	}
+	g, w := got.Stream, want.Stream
+	if g.Window != w.Window || g.MinWindow != w.MinWindow || g.MaxWindow != w.MaxWindow || g.K != w.K ||
+		g.FixedWindow != w.FixedWindow || g.WindowFromFirstThought != w.WindowFromFirstThought || g.Patience != w.Patience {
+		t.Errorf("stream = %+v, want %+v", g, w)
 	}
 }

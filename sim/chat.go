@@ -195,3 +195,38 @@ func (r *run) loopGuard(mi int32) chat.Reason {
 // an addressed persona is owed an answer, and the reply budget counts it
 // but never refuses it.
 func (r *run) owed(a *actor) bool { return r.addressedBy(a) }
+
+// expected is who message mi's decision waits for under the chat rules
+// (chat.Settings.Expected), as the daemon opens it at the first
+// evaluation: the coordinated recipients (not pipeline dependents) to
+// which the message is relevant now, and the mentioned one among them as
+// addressee (-1 if none). The persona policy's stream (stream.go, open)
+// still opens at delivery with every recipient; this is the rule for it
+// to call when it opens at the first evaluation.
+func (r *run) expected(mi int32) (expected []int32, addressee int32) {
+	m := &r.msgs[mi]
+	cands := make([]chat.Candidate, 0, m.n)
+	who := make(map[string]int32, m.n)
+	for i := m.first; i < m.first+m.n; i++ {
+		d := &r.dels[i]
+		if len(r.prereqs[d.persona]) > 0 {
+			continue
+		}
+		a := r.actors[d.persona]
+		who[a.name] = d.persona
+		cands = append(cands, chat.Candidate{Name: a.name, Addressed: m.mention == d.persona, Score: r.priority(d)})
+	}
+	kind, author := chat.Human, ""
+	if m.author >= 0 {
+		kind, author = chat.Persona, r.actors[m.author].name
+	}
+	names, addr := r.chat.Expected(author, kind, cands)
+	addressee = -1
+	for _, n := range names {
+		expected = append(expected, who[n])
+	}
+	if len(addr) > 0 {
+		addressee = who[addr[0]]
+	}
+	return expected, addressee
+}

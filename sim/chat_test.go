@@ -81,3 +81,20 @@ func TestDeepPersonaChainsStopInTheSimulator(t *testing.T) {
 			deep.SuppressedDepth, deep.Replies, rep.Replies)
 	}
 }
+
+func TestExpectedThinkersFollowTheChatRule(t *testing.T) {
+	r := newDuo(t, Coordination{}, Handle{Median: time.Second, P95: 2 * time.Second})
+	// A persona's reply on go, written by x: y knows go but the reply is
+	// not relevant enough for it (a peer's reply without recent activity
+	// in the room), and x wrote it.
+	mi := r.post(0, px, -1, 1, goTopic)
+	if exp, addr := r.expected(mi); len(exp) != 0 || addr != -1 {
+		t.Errorf("persona reply: expected %v, addressee %d; want nobody", exp, addr)
+	}
+	// A human names x: both are expected (a fresh human message is
+	// relevant to anyone), x as the addressee.
+	mi = r.post(0, -1, px, 0, 0)
+	if exp, addr := r.expected(mi); len(exp) != 2 || addr != px {
+		t.Errorf("human mention of x: expected %v, addressee %d; want both, x", exp, addr)
+	}
+}
