@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/personaos/persona/deps"
+	"github.com/personaos/persona/govern"
 	"github.com/personaos/persona/inbox"
 	"github.com/personaos/persona/state"
 )
@@ -76,12 +77,11 @@ func (f ScorerFunc[T]) Score(persona string, it Item[T], now time.Time) float64 
 
 // Adjustment is what the system governor asks of every persona: a longer
 // cadence, a higher bar for non-urgent work, and whether deferred work may
-// be caught up now.
-type Adjustment struct {
-	CadenceMultiplier float64
-	ThresholdShift    float64
-	CatchUp           bool
-}
+// be caught up now. It is govern's type, so a *govern.Governor is a
+// Governor as it is.
+type Adjustment = govern.Adjustment
+
+var _ Governor = (*govern.Governor)(nil)
 
 // Governor is the system-wide thermal policy as a persona sees it. Adjust is
 // called on every scheduler step, so it must be cheap and safe for

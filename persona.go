@@ -1,11 +1,11 @@
 package persona
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,24 +96,17 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// run states of a persona's loop.
-const (
-	runDormant int32 = iota // runtime not started: items wait
-	runIdle                 // no goroutine, no timer
-	runResting              // no goroutine, a scan timer armed
-	runParked               // the loop goroutine waits on its wake-up channel, maybe with a timer
-	runRunning              // the loop goroutine is working
-	runStopped              // shut down
-)
-
 // Persona is an autonomous worker with an inbox and its own rhythm. Work is
 // delivered to it (Deliver) and it decides for itself what to engage with
 // and when. Create one with Spawn. All methods are safe for concurrent use;
 // most callers want Deliver and Snapshot.
 //
-// An idle persona with an empty inbox holds neither a goroutine nor a
-// timer: its loop runs only while there is something to do, and a timer
-// stands in for it while it rests with work pending.
+// A Persona is the real-time driver of a Cycle, the life cycle's pure core:
+// it turns the cycle's wakes into goroutines and timers, runs the handler
+// the cycle hands it, and reports the cycle's notes. An idle persona with
+// an empty inbox holds neither a goroutine nor a timer: its loop runs only
+// while there is something to do, and a timer stands in for it while it
+// rests with work pending.
 type Persona[T any] struct {
 	name   string
 	h      Handler[T]
@@ -122,35 +115,17 @@ type Persona[T any] struct {
 	rt     *Runtime
 	q      *inbox.Inbox[Item[T]]
 
-	// mu guards the run-state transitions and the timer. The fast path of
-	// a delivery reads run atomically and takes no lock.
+	// mu guards the cycle and the driver's goroutine and timer.
 	mu       sync.Mutex
-	run      atomic.Int32
+	c        *Cycle[T]
 	timer    *time.Timer
 	gen      uint64
-	wakeCh   chan Trigger // the parked goroutine's wake-up channel
+	loopOn   bool         // a loop goroutine exists (running or parked)
+	wakeCh   chan Trigger // the parked goroutine's wake-up channel; nil: not parked
 	parkedAt time.Time
+	stopped  atomic.Bool
 
-	// Owned by the loop goroutine (one at a time); stMu publishes st.
-	stMu     sync.Mutex
-	st       state.State
-	mark     time.Time // time up to which st has been accounted
-	cadence  time.Duration
-	lastRest time.Time
-	sweepAt  time.Time
-	failRun  int
-	meanTook float64                // running mean of handler time, ns
-	taken    []inbox.Entry[Item[T]] // the batch being worked
-	retired  []inbox.Retired[Item[T]]
-	pokes    atomic.Uint64 // dependency releases and Wakes received: a running loop looks again
-
-	busy       atomic.Int64 // total handler time, ns
-	slices     atomic.Uint64
-	errs       atomic.Uint64
-	panics     atomic.Uint64
-	granted    atomic.Uint64
-	notGranted atomic.Uint64
-	wakes      [numTriggers]atomic.Uint64
+	wakes [numTriggers]atomic.Uint64
 
 	// Coordination: eval is h as an Evaluator when opts.Coordination is set.
 	eval Evaluator[T]
@@ -179,7 +154,7 @@ func Spawn[T any](rt *Runtime, name string, h Handler[T], opts Options) (*Person
 		return nil, fmt.Errorf("persona: spawn %q: nil handler", name)
 	}
 	opts = opts.withDefaults()
-	p := &Persona[T]{name: name, h: h, opts: opts, rt: rt, st: state.New(opts.State)}
+	p := &Persona[T]{name: name, h: h, opts: opts, rt: rt}
 	if opts.Scorer != nil {
 		s, ok := opts.Scorer.(Scorer[T])
 		if !ok {
@@ -187,24 +162,17 @@ func Spawn[T any](rt *Runtime, name string, h Handler[T], opts Options) (*Person
 		}
 		p.scorer = s
 	}
+	var stream Decisions
 	if opts.Coordination != nil {
 		e, ok := h.(Evaluator[T])
 		if !ok {
 			return nil, fmt.Errorf("persona: spawn %q: Coordination is set but the handler %T is not an Evaluator for this payload", name, h)
 		}
 		p.eval, p.cs = e, opts.Coordination
+		stream = opts.Coordination
 	}
-	p.cadence = p.st.Cadence(1)
-	p.q = inbox.New[Item[T]](inbox.Options{
-		Capacity:    opts.Capacity,
-		Urgent:      opts.State.Urgent,
-		Aging:       opts.Aging,
-		DeferredTTL: opts.DeferredTTL,
-		LowWater:    opts.LowWater,
-		Notify:      p.notify,
-		// The loop reports every deferral and every expiry by name.
-		Report: true,
-	})
+	p.q = NewInbox[T](opts)
+	p.c = NewCycle(name, opts, p.q, stream)
 	if err := rt.add(p); err != nil {
 		return nil, err
 	}
@@ -243,7 +211,7 @@ func (p *Persona[T]) deliver(it Item[T], released bool) error {
 	if p.scorer != nil {
 		it.Priority = p.scorer.Score(p.name, it, now)
 	}
-	if !released && p.run.Load() == runStopped {
+	if !released && p.stopped.Load() {
 		return fmt.Errorf("persona %s: deliver: %w", p.name, ErrClosed)
 	}
 	out, err := p.admit(it, released)
@@ -253,13 +221,22 @@ func (p *Persona[T]) deliver(it Item[T], released bool) error {
 		}
 		return fmt.Errorf("persona %s: deliver %s: %w", p.name, it.ID, err)
 	}
+	urgent := p.q.Urgent(it.Priority)
 	if o := p.rt.obs; o != nil {
 		o.Observe(Event{Kind: EventDelivered, Persona: p.name, At: now, ItemID: it.ID, Key: it.Key,
-			Priority: it.Priority, Urgent: p.q.Urgent(it.Priority)})
-		if out != inbox.Accepted {
-			p.reportDeferred(now)
-		}
+			Priority: it.Priority, Urgent: urgent})
 	}
+	var notes []Note[T]
+	p.mu.Lock()
+	if out != inbox.DeferredOnArrival {
+		p.wakeLocked(p.c.Arrived(now, urgent))
+	}
+	if out != inbox.Accepted {
+		p.c.DrainDeferred(now) // the lowest entry, not always the newcomer
+		notes = p.c.TakeNotes(nil)
+	}
+	p.mu.Unlock()
+	p.carryOut(notes)
 	return nil
 }
 
@@ -267,12 +244,11 @@ func (p *Persona[T]) deliver(it Item[T], released bool) error {
 // pipeline: held before the push, so that a release can never miss it, and
 // begun after.
 func (p *Persona[T]) admit(it Item[T], released bool) (inbox.Outcome, error) {
-	if !released && p.run.Load() == runDormant {
+	if !released {
 		p.mu.Lock()
-		if !p.attached && p.run.Load() == runDormant {
+		if !p.attached && p.c.Dormant() {
 			// Before Start nobody knows yet whether this persona is a
-			// source: remember the item for Start. Holding mu across the
-			// push is safe because notify takes no lock while dormant.
+			// source: remember the item for Start.
 			out, err := p.push(it)
 			if err == nil {
 				p.early = append(p.early, it)
@@ -298,9 +274,7 @@ func (p *Persona[T]) admit(it Item[T], released bool) (inbox.Outcome, error) {
 	return out, nil
 }
 
-func (p *Persona[T]) push(it Item[T]) (inbox.Outcome, error) {
-	return p.q.Push(entryOf(it))
-}
+func (p *Persona[T]) push(it Item[T]) (inbox.Outcome, error) { return p.c.Push(it) }
 
 // entryOf is it as its inbox holds it.
 func entryOf[T any](it Item[T]) inbox.Entry[Item[T]] {
@@ -314,73 +288,35 @@ func (p *Persona[T]) Wake(t Trigger) {
 	if t < 0 || t >= numTriggers {
 		return
 	}
-	p.pokes.Add(1) // a loop that is running looks again before it parks
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.wakeLocked(t)
+	p.wakeLocked(p.c.Poke(time.Now(), t))
 }
 
-// notify is the inbox's wake-up hook, called after every accepted push.
-func (p *Persona[T]) notify(urgent bool) {
-	if p.dependent.Load() {
-		// Everything a dependent receives is a release: the dependency
-		// trigger wakes it now, urgent or not.
-		p.pokes.Add(1)
-		switch p.run.Load() {
-		case runRunning, runStopped, runDormant:
-		default:
-			p.Wake(TriggerDependency)
-		}
-		return
-	}
-	switch p.run.Load() {
-	case runRunning, runStopped, runDormant:
-		// A running loop re-checks the inbox after publishing that it
-		// parks, so the item cannot be missed.
-		return
-	case runResting:
-		if !urgent {
-			return // the scan timer will pick it up: batching
-		}
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if urgent {
-		p.wakeLocked(TriggerDemand)
-		return
-	}
-	switch p.run.Load() {
-	case runIdle:
-		p.armLocked(p.untilNextScan(time.Now()))
-	case runParked:
-		if p.timer == nil {
-			p.armLocked(p.untilNextScan(time.Now()))
-		}
-	}
-}
-
-// untilNextScan is the wait for the next tick of the persona's rhythm after
-// its last activity: a long-idle persona looks at once.
-func (p *Persona[T]) untilNextScan(now time.Time) time.Duration {
-	p.stMu.Lock()
-	last, cad := p.lastRest, p.cadence
-	p.stMu.Unlock()
-	if last.IsZero() {
-		return 0
-	}
-	return max(0, last.Add(cad).Sub(now))
-}
-
-// wakeLocked runs the loop now: it resumes a parked loop goroutine or
-// starts one. p.mu is held.
-func (p *Persona[T]) wakeLocked(t Trigger) {
-	switch p.run.Load() {
-	case runIdle, runResting:
+// wakeLocked carries out a wake of the cycle: run a step now (resume the
+// parked loop goroutine or start one), or arm the scan timer. p.mu is held.
+func (p *Persona[T]) wakeLocked(w Wake) {
+	switch {
+	case w.Step:
 		p.stopTimerLocked()
-		p.startLocked(t)
-	case runParked:
-		p.stopTimerLocked()
-		p.resumeLocked(t)
+		if p.wakeCh != nil {
+			ch := p.wakeCh
+			p.wakeCh = nil
+			p.rt.parkedAdd(-1)
+			ch <- w.Trigger // room: it parked with the channel empty
+			return
+		}
+		if p.loopOn {
+			return // the loop is between its rest and its park: it looks again
+		}
+		p.loopOn = true
+		t := w.Trigger
+		if !p.rt.goLocked(func() { p.loop(t) }) {
+			p.loopOn = false
+			p.c.Stop()
+		}
+	case !w.At.IsZero():
+		p.armLocked(w.At)
 	}
 }
 
@@ -392,82 +328,47 @@ func (p *Persona[T]) stopTimerLocked() {
 	p.gen++ // a timer that already fired finds a newer generation and does nothing
 }
 
-// armLocked sets the scan timer; when it fires the loop runs. p.mu is held.
-func (p *Persona[T]) armLocked(d time.Duration) {
-	if d <= 0 {
-		p.wakeLocked(TriggerScan)
-		return
-	}
+// armLocked sets the scan timer for at; when it fires the cycle decides.
+func (p *Persona[T]) armLocked(at time.Time) {
 	p.stopTimerLocked()
 	gen := p.gen
-	if p.run.Load() == runIdle {
-		p.run.Store(runResting)
-	}
-	p.timer = time.AfterFunc(d, func() {
+	p.timer = time.AfterFunc(time.Until(at), func() {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if p.gen != gen {
 			return
 		}
 		p.timer = nil
-		switch p.run.Load() {
-		case runResting:
-			p.startLocked(TriggerScan)
-		case runParked:
-			p.resumeLocked(TriggerScan)
-		}
+		p.wakeLocked(p.c.Timer(time.Now()))
 	})
 }
 
-// startLocked launches a loop goroutine, owned by the runtime. p.mu is
-// held; the runtime never starts goroutines after it began to shut down.
-func (p *Persona[T]) startLocked(t Trigger) {
-	p.run.Store(runRunning)
-	if !p.rt.goLocked(func() { p.loop(t) }) {
-		p.run.Store(runStopped)
+// retireIfParkedBefore retires the loop goroutine if it has been parked
+// since before cutoff: an idle persona gives its goroutine back. The cycle
+// keeps its timer if it has one, and a later wake starts a fresh goroutine.
+func (p *Persona[T]) retireIfParkedBefore(cutoff time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.wakeCh == nil || !p.parkedAt.Before(cutoff) {
+		return
 	}
+	p.retireLocked()
 }
 
-// resumeLocked hands a trigger to the parked loop goroutine. p.mu is held.
-// The goroutine's channel has room: it parked with it empty and only one
-// transition out of runParked can happen.
-func (p *Persona[T]) resumeLocked(t Trigger) {
-	p.run.Store(runRunning)
+func (p *Persona[T]) retireLocked() {
 	ch := p.wakeCh
-	p.wakeCh = nil
-	p.rt.parkedAdd(-1)
-	ch <- t
-}
-
-// retireLocked ends the parked loop goroutine: the persona keeps its timer
-// if it has one, and a later trigger starts a fresh goroutine. p.mu is held.
-func (p *Persona[T]) retireLocked(next int32) {
-	p.run.Store(next)
-	ch := p.wakeCh
-	p.wakeCh = nil
+	p.wakeCh, p.loopOn = nil, false
 	p.rt.parkedAdd(-1)
 	ch <- triggerRetire
 }
 
-// retireIfParkedBefore retires the loop goroutine if it has been parked
-// since before cutoff: an idle persona gives its goroutine back.
-func (p *Persona[T]) retireIfParkedBefore(cutoff time.Time) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.run.Load() != runParked || !p.parkedAt.Before(cutoff) {
-		return
-	}
-	if p.timer != nil {
-		p.retireLocked(runResting)
-	} else {
-		p.retireLocked(runIdle)
-	}
-}
+// triggerRetire on a wake-up channel ends the loop goroutine.
+const triggerRetire Trigger = -1
 
-// loop is the persona's life cycle: observe, choose, work a time slice,
-// rest, and yield until the next trigger. Between triggers the goroutine
-// parks on its own wake-up channel; after the runtime's linger with
-// nothing to do it is retired, so an idle persona holds no goroutine.
+// loop runs the cycle's steps and the work they hand out, one trigger at a
+// time. Between triggers the goroutine parks on its own wake-up channel;
+// after the runtime's linger with nothing to do it is retired, so an idle
+// persona holds no goroutine.
 func (p *Persona[T]) loop(t Trigger) {
 	wake := make(chan Trigger, 1)
 	for {
@@ -475,397 +376,220 @@ func (p *Persona[T]) loop(t Trigger) {
 		if o := p.rt.obs; o != nil {
 			o.Observe(Event{Kind: EventWake, Persona: p.name, At: time.Now(), Trigger: t})
 		}
-		var again bool
-		t, again = p.live(wake)
-		if !again {
+		if !p.live(wake) {
+			return
+		}
+		if t = <-wake; t == triggerRetire {
 			return
 		}
 	}
 }
 
-// live runs scheduler steps until the persona parks, then waits on wake.
-// It reports the trigger that woke it, or false when the goroutine ends.
-func (p *Persona[T]) live(wake chan Trigger) (Trigger, bool) {
+// live runs scheduler steps until the cycle rests. It reports whether the
+// goroutine parked on wake (false: it ends).
+func (p *Persona[T]) live(wake chan Trigger) bool {
+	var notes []Note[T]
 	for {
-		if p.rt.stopping.Load() {
-			p.halt()
-			return 0, false
-		}
 		now := time.Now()
 		adj := p.rt.adjust()
-		pokes := p.pokes.Load()
-		worked := p.step(now, adj)
+		bud := p.rt.budget(now)
+		p.mu.Lock()
 		if p.rt.stopping.Load() {
-			p.halt()
-			return 0, false
+			return p.haltLocked(now)
 		}
-		if p.q.HasUrgent() {
-			runtime.Gosched() // urgent work never waits for the cadence
-			continue
+		a := p.c.Step(now, adj, bud)
+		for {
+			notes = p.c.TakeNotes(notes[:0])
+			if a.Do == DoRest {
+				parked := p.parkLocked(a, wake)
+				p.mu.Unlock()
+				p.carryOut(notes)
+				if parked && a.Do == DoRest {
+					if o := p.rt.obs; o != nil {
+						o.Observe(Event{Kind: EventRest, Persona: p.name, At: time.Now(), Cadence: a.Cadence, Mood: a.Mood})
+					}
+				}
+				return parked
+			}
+			p.mu.Unlock()
+			p.carryOut(notes)
+			if a.Do == DoStep {
+				runtime.Gosched() // urgent work, or no rhythm: step again at once
+				break
+			}
+			a = p.work(a)
 		}
-		p.stMu.Lock()
-		cad := p.st.Cadence(adj.CadenceMultiplier)
-		if p.failRun > 0 {
-			cad += min(p.opts.MaxBackoff, p.opts.Backoff<<min(p.failRun-1, 16))
-		}
-		p.cadence = cad
-		p.lastRest = time.Now()
-		mood := p.st.Mood
-		p.stMu.Unlock()
-		if cad <= 0 && worked && p.q.Len() > 0 {
-			// No rhythm: keep going while there is work it takes.
-			runtime.Gosched()
-			continue
-		}
-		if o := p.rt.obs; o != nil {
-			o.Observe(Event{Kind: EventRest, Persona: p.name, At: time.Now(), Cadence: cad, Mood: mood})
-		}
-		switch p.park(cad, wake, pokes, worked) {
-		case parkAgain:
-			continue
-		case parkExit:
-			return 0, false
-		}
-		t := <-wake
-		if t == triggerRetire {
-			return 0, false
-		}
-		return t, true
 	}
 }
 
-// idleRescan is how soon a persona with no rhythm (a negative cadence)
-// looks again when it found nothing worth taking; a new arrival wakes it
-// before.
-const idleRescan = 100 * time.Millisecond
-
-type parkResult int
-
-const (
-	parkWait  parkResult = iota // parked: wait on the wake-up channel
-	parkAgain                   // work arrived meanwhile: step again
-	parkExit                    // the goroutine ends: shutting down, or no linger
-)
-
-// triggerRetire on a wake-up channel ends the loop goroutine.
-const triggerRetire Trigger = -1
-
-// park publishes that the loop rests, unless urgent work arrived meanwhile.
-// With work pending it arms the scan timer for cad; with nothing queued,
-// deferred or scanned, no timer at all.
-func (p *Persona[T]) park(cad time.Duration, wake chan Trigger, pokes uint64, worked bool) parkResult {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.run.Load() == runStopped || p.rt.stopping.Load() {
-		p.run.Store(runStopped)
-		return parkExit
-	}
-	// Publish first, then look: a producer that saw us running has pushed
-	// before we look, and one that pushes later sees us parked and wakes
-	// us itself.
-	p.run.Store(runParked)
-	// Urgent work, or a dependency release that arrived while we worked
-	// (its trigger found us running), is looked at now.
-	if p.q.HasUrgent() || p.pokes.Load() != pokes {
-		p.run.Store(runRunning)
-		return parkAgain
-	}
-	if p.q.Len() > 0 || p.q.DeferredLen() > 0 || p.opts.Scan {
-		if cad <= 0 {
-			if worked {
-				p.run.Store(runRunning)
-				return parkAgain
-			}
-			// No rhythm, and nothing here worth taking now: look again
-			// soon (aging lifts what waits) rather than spin.
-			cad = idleRescan
+// work carries out one action that calls the handler or the stream, and
+// returns the cycle's next action. p.mu is not held on entry and is held
+// on return.
+func (p *Persona[T]) work(a Action[T]) Action[T] {
+	ctx := p.rt.ctx
+	switch a.Do {
+	case DoHandle:
+		r := p.call(a.Item, func() (any, error) { return p.h.Handle(ctx, a.Item) })
+		return p.done(r)
+	case DoRespond:
+		r := p.call(a.Item, func() (any, error) { return p.eval.Respond(ctx, a.Item, a.Decision) })
+		return p.done(r)
+	case DoEvaluate:
+		var th Thought
+		r := p.call(a.Item, func() (any, error) {
+			var err error
+			th, err = p.eval.Evaluate(ctx, a.Item)
+			return nil, err
+		})
+		p.mu.Lock()
+		r.Cancelled = r.Err != nil && p.rt.stopping.Load()
+		if r.Cancelled {
+			p.c.Halt(time.Now())
 		}
-		p.armLocked(cad)
+		return p.c.Evaluated(time.Now(), th, r)
+	case DoThink:
+		return p.think(ctx, a)
+	}
+	panic("persona: unknown action")
+}
+
+// done hands the end of the work to the cycle. p.mu is held on return.
+func (p *Persona[T]) done(r Result) Action[T] {
+	p.mu.Lock()
+	if p.rt.stopping.Load() {
+		// Shutting down: take nothing more, and an error is not the
+		// handler's failure (its context may have been cancelled by it).
+		r.Cancelled = r.Err != nil
+		p.c.Halt(time.Now())
+	}
+	return p.c.Done(time.Now(), r)
+}
+
+// think broadcasts the thought and awaits the decision, bounded by the
+// action's deadline. p.mu is held on return.
+func (p *Persona[T]) think(ctx context.Context, a Action[T]) Action[T] {
+	s := p.cs
+	err := s.Think(a.Thought)
+	if err != nil && !errors.Is(err, coord.ErrClosedDecision) {
+		p.mu.Lock()
+		return p.c.Abandon(time.Now(), Result{Err: fmt.Errorf("persona %s: %w", p.name, err)})
+	}
+	// A thought too late to count still reaches Await, which returns the
+	// decision made without it.
+	actx, cancel := context.WithDeadline(ctx, a.Until)
+	defer cancel()
+	d, err := s.Await(actx, a.Item.ID)
+	p.mu.Lock()
+	if err != nil {
+		if ctx.Err() != nil || p.rt.stopping.Load() {
+			p.c.Halt(time.Now())
+			return p.c.Done(time.Now(), Result{Err: err, Cancelled: true})
+		}
+		p.rt.log.Warn("coordination: no decision", "persona", p.name, "item", a.Item.ID, "err", err)
+		return p.c.Decided(time.Now(), coord.Decision{}, false)
+	}
+	return p.c.Decided(time.Now(), d, true)
+}
+
+// call runs one handler call, recovering a panic into an error.
+func (p *Persona[T]) call(it Item[T], f func() (any, error)) (r Result) {
+	defer func() {
+		if v := recover(); v != nil {
+			r = Result{Err: fmt.Errorf("persona %s: handler panic on %s: %v", p.name, it.ID, v), Panicked: true}
+		}
+	}()
+	out, err := f()
+	return Result{Out: out, Err: err}
+}
+
+// parkLocked publishes that the loop rests after action a: with the cycle
+// resting it has armed its timer (or not, with nothing to wait for). It
+// reports whether the goroutine parked on wake; false ends it (shutting
+// down, or no linger). p.mu is held.
+func (p *Persona[T]) parkLocked(a Action[T], wake chan Trigger) bool {
+	if p.rt.stopping.Load() || p.c.Phase() == PhaseStopped {
+		p.c.Stop()
+		p.stopTimerLocked()
+		p.loopOn = false
+		return false
+	}
+	if !a.Wake.IsZero() {
+		p.armLocked(a.Wake)
 	}
 	if p.rt.linger < 0 {
-		// No linger: give the goroutine back at once.
-		if p.timer != nil {
-			p.run.Store(runResting)
-		} else {
-			p.run.Store(runIdle)
-		}
-		return parkExit
+		p.loopOn = false // no linger: give the goroutine back at once
+		return false
 	}
 	p.wakeCh = wake
 	p.parkedAt = time.Now()
 	p.rt.parkedAdd(1)
-	return parkWait
+	return true
 }
 
-// halt marks a loop that ends because the runtime shuts down.
-func (p *Persona[T]) halt() {
-	p.mu.Lock()
-	p.run.Store(runStopped)
+// haltLocked ends a loop because the runtime shuts down. p.mu is held and
+// released.
+func (p *Persona[T]) haltLocked(now time.Time) bool {
+	p.c.Halt(now)
+	p.c.Stop()
+	p.loopOn = false
+	notes := p.c.TakeNotes(nil)
 	p.mu.Unlock()
-}
-
-// step is one scheduler step: account the rest since the last one, retire
-// stale items, catch up deferred work when allowed, and work one slice.
-func (p *Persona[T]) step(now time.Time, adj Adjustment) (worked bool) {
-	p.stMu.Lock()
-	if !p.mark.IsZero() {
-		p.st.Rest(now.Sub(p.mark))
-	}
-	p.mark = now
-	p.stMu.Unlock()
-
-	// Sweep once a second, or once a scan for a persona whose rhythm is
-	// faster (a vision stage whose frames live for a tenth of a second).
-	if now.Sub(p.sweepAt) >= min(time.Second, p.cadence) {
-		p.sweepAt = now
-		for _, r := range p.q.Sweep(now, p.opts.DeclinedTTL, nil) {
-			p.final(r.Entry.Value, r.Account, nil, now, 0, 0)
-		}
-	}
-	if adj.CatchUp && p.q.DeferredLen() > 0 {
-		p.q.Readmit(now, 0)
-	}
-	// Deferred items that expired inside the inbox (past their time-to-live
-	// when readmitted, or pushed out of a full deferred store) are reported
-	// like every other final account.
-	p.retired = p.q.DrainRetired(p.retired[:0])
-	for _, r := range p.retired {
-		p.final(r.Entry.Value, r.Account, nil, now, 0, 0)
-	}
-	clear(p.retired)
-	p.reportDeferred(now) // deferrals by Requeue
-
-	p.stMu.Lock()
-	p.st.Observe(p.q.Load(), p.rt.budget(now))
-	p.stMu.Unlock()
-
-	return p.slice(now, adj.ThresholdShift)
-}
-
-// reportDeferred tells the observer which entries the inbox deferred: the
-// lowest ones, not always the newcomer.
-func (p *Persona[T]) reportDeferred(now time.Time) {
-	o := p.rt.obs
-	for _, e := range p.q.DrainDeferred(nil) {
-		if o != nil {
-			o.Observe(Event{Kind: EventDeferred, Persona: p.name, At: now, ItemID: e.ID, Key: e.Value.Key, Priority: e.Priority})
-		}
-	}
-}
-
-// slice works items while they are worth engaging, at most SliceItems of
-// them or SliceDuration of time.
-func (p *Persona[T]) slice(start time.Time, shift float64) (worked bool) {
-	now := start
-	engage := func(e inbox.Entry[Item[T]]) bool {
-		eff := p.q.Effective(e, now)
-		p.stMu.Lock()
-		ok := p.st.ShouldEngage(eff, shift)
-		p.stMu.Unlock()
-		return ok
-	}
-	n := 0
-	for n < p.opts.SliceItems {
-		if n > 0 && now.Sub(start) >= p.opts.SliceDuration {
-			break
-		}
-		if p.rt.stopping.Load() {
-			break
-		}
-		p.taken = p.q.TakeTopN(min(p.batchSize(), p.opts.SliceItems-n), engage, p.taken[:0])
-		if len(p.taken) == 0 {
-			break
-		}
-		for i, e := range p.taken {
-			if i > 0 && p.rt.stopping.Load() {
-				for _, rest := range p.taken[i:] {
-					p.q.Requeue(rest, now) // reported as left over, not lost
-				}
-				break
-			}
-			n++
-			it := e.Value
-			if !it.Deadline.IsZero() && !now.Before(it.Deadline) {
-				p.q.Finish(it.ID, inbox.Expired)
-				p.final(it, inbox.Expired, nil, now, now.Sub(it.Delivered), 0)
-				continue
-			}
-			if p.opts.Coalesce && it.Key != "" {
-				it = p.coalesce(it)
-			}
-			worked = true
-			out, err, panicked := p.call(it)
-			end := time.Now()
-			took := end.Sub(now)
-			p.busy.Add(int64(took))
-			p.meanTook += (float64(took) - p.meanTook) / 8
-			p.stMu.Lock()
-			p.st.RecordActivity(end, took, it.Complexity)
-			p.mark = end
-			p.stMu.Unlock()
-			p.settle(it, out, err, panicked, now, took)
-			now = end
-		}
-	}
-	clear(p.taken) // drop references to payloads
-	if worked {
-		p.slices.Add(1)
-	}
-	return worked
-}
-
-// batchBudget is how much handler time a batch taken under one lock may
-// hold: an urgent arrival waits at most about this long for the next look
-// at the inbox.
-const batchBudget = 100 * time.Microsecond
-
-// batchSize is how many items to take at once: one while handlers are slow
-// (so that every item is chosen with the freshest view of the inbox), more
-// when the running mean of handler time shows they fit in batchBudget.
-func (p *Persona[T]) batchSize() int {
-	if p.opts.Coalesce || p.eval != nil || p.meanTook <= 0 {
-		return 1
-	}
-	return max(1, min(p.opts.SliceItems, int(float64(batchBudget)/p.meanTook)))
-}
-
-// coalesce takes the other queued items of it's key: the newest becomes
-// the item handled, the rest ride along as its context.
-func (p *Persona[T]) coalesce(it Item[T]) Item[T] {
-	others := p.q.TakeWhere(func(e inbox.Entry[Item[T]]) bool { return e.Value.Key == it.Key })
-	if len(others) == 0 {
-		return it
-	}
-	all := make([]Item[T], 0, len(others)+1)
-	all = append(all, it)
-	for _, e := range others {
-		all = append(all, e.Value)
-	}
-	newest := 0
-	for i, x := range all {
-		if x.Created.After(all[newest].Created) {
-			newest = i
-		}
-	}
-	trigger := all[newest]
-	for i, x := range all {
-		if i != newest {
-			// Whoever an older item addressed is addressed by the merged
-			// one: a mention is not lost by being merged.
-			for _, a := range x.Addressees {
-				if !slices.Contains(trigger.Addressees, a) {
-					trigger.Addressees = append(slices.Clip(trigger.Addressees), a)
-				}
-			}
-			x.Context = nil
-			trigger.Context = append(trigger.Context, x)
-		}
-	}
-	sortByCreated(trigger.Context)
-	return trigger
-}
-
-func sortByCreated[T any](xs []Item[T]) {
-	for i := 1; i < len(xs); i++ {
-		for j := i; j > 0 && xs[j].Created.Before(xs[j-1].Created); j-- {
-			xs[j], xs[j-1] = xs[j-1], xs[j]
-		}
-	}
-}
-
-// call runs the handler, recovering a panic into an error.
-func (p *Persona[T]) call(it Item[T]) (out any, err error, panicked bool) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("persona %s: handler panic on %s: %v", p.name, it.ID, r)
-			panicked = true
-		}
-	}()
-	if p.eval != nil {
-		out, err = p.coordinate(p.rt.ctx, it)
-	} else {
-		out, err = p.h.Handle(p.rt.ctx, it)
-	}
-	return out, err, false
-}
-
-// settle closes the account of a handled item (and of its merged context),
-// or schedules a retry after an error.
-func (p *Persona[T]) settle(it Item[T], out any, err error, panicked bool, start time.Time, took time.Duration) {
-	wait := start.Sub(it.Delivered)
-	switch {
-	case err == nil:
-		p.failRun = 0
-		p.finishAll(it, inbox.Handled, out, start, wait, took)
-	case errors.Is(err, ErrDecline):
-		p.failRun = 0
-		p.finishAll(it, inbox.Declined, nil, start, wait, took)
-	default:
-		p.failRun++
-		kind := EventError
-		if panicked {
-			p.panics.Add(1)
-			kind = EventPanic
-		} else {
-			p.errs.Add(1)
-		}
-		p.rt.log.Warn("handler failed", "persona", p.name, "item", it.ID, "attempt", it.Attempt+1, "err", err)
-		if o := p.rt.obs; o != nil {
-			o.Observe(Event{Kind: kind, Persona: p.name, At: start, ItemID: it.ID, Key: it.Key, Priority: it.Priority, Took: took, Err: err})
-		}
-		if p.rt.stopping.Load() {
-			// Shutting down (the handler may have been cancelled by it):
-			// the item is not the handler's failure. Put it back, to be
-			// reported as left over and delivered again by its owner.
-			p.requeue(it)
-			return
-		}
-		if it.Attempt+1 < p.opts.MaxAttempts {
-			it.Attempt++
-			p.requeue(it)
-			return
-		}
-		p.finishAll(it, inbox.Failed, nil, start, wait, took)
-	}
-}
-
-// requeue puts a taken item back in the inbox, and the older items merged
-// into it back beside it: none of them was answered, so none is settled.
-// Taken again, they merge again.
-func (p *Persona[T]) requeue(it Item[T]) {
-	now := time.Now()
-	for _, c := range it.Context {
-		p.q.Requeue(entryOf(c), now)
-	}
-	it.Context = nil
-	p.q.Requeue(entryOf(it), now)
-}
-
-func (p *Persona[T]) finishAll(it Item[T], a Account, out any, start time.Time, wait, took time.Duration) {
-	p.q.Finish(it.ID, a)
-	p.final(it, a, out, start, wait, took)
-	for _, c := range it.Context {
-		p.q.Finish(c.ID, a)
-		p.final(c, a, nil, start, start.Sub(c.Delivered), 0)
-	}
+	p.carryOut(notes)
+	return false
 }
 
 var accountEvents = [...]EventKind{inbox.Handled: EventHandled, inbox.Declined: EventDeclined, inbox.Expired: EventExpired, inbox.Failed: EventFailed}
 
-// final reports an item's final account to the observer, the coordination
-// stream and the pipeline.
-func (p *Persona[T]) final(it Item[T], a Account, out any, at time.Time, wait, took time.Duration) {
-	if o := p.rt.obs; o != nil {
-		o.Observe(Event{Kind: accountEvents[a], Persona: p.name, At: at, ItemID: it.ID, Key: it.Key,
-			Priority: it.Priority, Urgent: p.q.Urgent(it.Priority), Wait: wait, Took: took})
-	}
-	if p.cs != nil && a != inbox.Handled {
-		// Nobody should wait for a thinker that will never speak. Leave,
-		// not Withdraw: an item no longer open is not opened again.
-		p.cs.Leave(it.ID, p.name)
-	}
-	if pp := p.pipe.Load(); pp != nil {
-		pp.finish(p.name, it.ID, a, out)
+// carryOut reports the cycle's notes, in order: to the observer, the
+// coordination stream and the pipeline. p.mu is not held: a final account
+// may release a dependent, which takes that persona's lock.
+func (p *Persona[T]) carryOut(notes []Note[T]) {
+	o := p.rt.obs
+	for i := range notes {
+		n := &notes[i]
+		it := n.Item
+		switch n.Kind {
+		case NoteFinal:
+			if o != nil {
+				o.Observe(Event{Kind: accountEvents[n.Account], Persona: p.name, At: n.At, ItemID: it.ID, Key: it.Key,
+					Priority: it.Priority, Urgent: p.q.Urgent(it.Priority), Wait: n.Wait, Took: n.Took})
+			}
+			if p.cs != nil && n.Account != inbox.Handled {
+				// Nobody should wait for a thinker that will never speak.
+				// Leave, not Withdraw: an item no longer open is not opened
+				// again.
+				p.cs.Leave(it.ID, p.name)
+			}
+			if pp := p.pipe.Load(); pp != nil {
+				pp.finish(p.name, it.ID, n.Account, n.Out)
+			}
+		case NoteDeferred:
+			if o != nil {
+				o.Observe(Event{Kind: EventDeferred, Persona: p.name, At: n.At, ItemID: it.ID, Key: it.Key, Priority: it.Priority})
+			}
+		case NoteLeave:
+			p.cs.Leave(it.ID, p.name)
+		case NoteObserve:
+			_ = p.cs.Think(coord.Thought{Persona: p.name, Item: it.ID, Key: it.Key, Intent: coord.IntentObserve})
+		case NoteGranted, NoteNotGranted:
+			if o != nil {
+				k := EventGranted
+				if n.Kind == NoteNotGranted {
+					k = EventNotGranted
+				}
+				o.Observe(Event{Kind: k, Persona: p.name, At: n.At, ItemID: it.ID, Key: it.Key, Priority: it.Priority})
+			}
+		case NoteError:
+			kind := EventError
+			if n.Panicked {
+				kind = EventPanic
+			}
+			p.rt.log.Warn("handler failed", "persona", p.name, "item", it.ID, "attempt", it.Attempt+1, "err", n.Err)
+			if o != nil {
+				o.Observe(Event{Kind: kind, Persona: p.name, At: n.At, ItemID: it.ID, Key: it.Key, Priority: it.Priority, Took: n.Took, Err: n.Err})
+			}
+		}
+		notes[i] = Note[T]{} // drop references to payloads
 	}
 }
 
@@ -902,15 +626,15 @@ type WakeCounts struct {
 
 // Snapshot returns the persona's current state.
 func (p *Persona[T]) Snapshot() Snapshot {
-	p.stMu.Lock()
-	st, cad := p.st, p.cadence
-	p.stMu.Unlock()
+	p.mu.Lock()
+	st, cad, stats, awake := p.c.State(), p.c.Cadence(), p.c.Stats(), p.c.Phase() == PhaseRunning
+	p.mu.Unlock()
 	return Snapshot{
 		Name: p.name, Energy: st.Energy, Attention: st.Attention, Mood: st.Mood, Load: st.Load,
-		Budget: st.Budget, Cadence: cad, Awake: p.run.Load() == runRunning, Counts: p.q.Counts(),
-		Errors: p.errs.Load(), Panics: p.panics.Load(), Slices: p.slices.Load(),
-		Busy: time.Duration(p.busy.Load()), LastWork: st.LastActivity,
-		Granted: p.granted.Load(), NotGranted: p.notGranted.Load(),
+		Budget: st.Budget, Cadence: cad, Awake: awake, Counts: p.q.Counts(),
+		Errors: stats.Errors, Panics: stats.Panics, Slices: stats.Slices,
+		Busy: stats.Busy, LastWork: st.LastActivity,
+		Granted: stats.Granted, NotGranted: stats.NotGranted,
 		Wakes: WakeCounts{Demand: p.wakes[TriggerDemand].Load(), Dependency: p.wakes[TriggerDependency].Load(), Scan: p.wakes[TriggerScan].Load()},
 	}
 }
@@ -935,35 +659,25 @@ type member interface {
 
 func (p *Persona[T]) deps() ([]string, []string) { return p.opts.WaitsFor, p.opts.Notifies }
 
-// start moves a dormant persona to idle and wakes it if work waits.
+// start ends the persona's dormancy and wakes it if work waits.
 func (p *Persona[T]) start() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.run.Load() != runDormant {
-		return
-	}
 	p.attached, p.early = true, nil
-	p.run.Store(runIdle)
-	switch {
-	case p.q.HasUrgent():
-		p.wakeLocked(TriggerDemand)
-	case p.q.Len() > 0 || p.opts.Scan:
-		p.armLocked(0)
-	}
+	p.c.SetDependent(p.dependent.Load())
+	p.wakeLocked(p.c.Start(time.Now()))
 }
 
 // stop prevents new loops and timers; a parked loop ends now, a running
 // one after its current item.
 func (p *Persona[T]) stop() {
+	p.stopped.Store(true)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.stopTimerLocked()
-	switch p.run.Load() {
-	case runParked:
-		p.retireLocked(runStopped)
-	case runRunning:
-	default:
-		p.run.Store(runStopped)
+	p.c.Stop()
+	if p.wakeCh != nil {
+		p.retireLocked()
 	}
 }
 
@@ -983,11 +697,11 @@ func (p *Persona[T]) remaining() Leftover {
 	q, d := p.q.Close()
 	// Entries that expired inside the inbox since the loop last looked
 	// (or that it never looked at) are reported like every final account.
-	now := time.Now()
-	for _, r := range p.q.DrainRetired(nil) {
-		p.final(r.Entry.Value, r.Account, nil, now, 0, 0)
-	}
-	p.reportDeferred(now)
+	p.mu.Lock()
+	p.c.DrainInbox(time.Now())
+	notes := p.c.TakeNotes(nil)
+	p.mu.Unlock()
+	p.carryOut(notes)
 	l := Leftover{Persona: p.name, Counts: p.q.Counts()}
 	for _, e := range q {
 		l.Queued = append(l.Queued, e.ID)

@@ -42,14 +42,36 @@
 //     items decided while a late thought can still be in flight. The grant
 //     history keeps one timestamp per persona ever granted.
 //
+// # Core and Stream
+//
+// Every rule above is decided by Core, a plain value with no clock,
+// goroutine, lock or channel. Each of its methods takes now explicitly and
+// returns the decisions that call closed (or amended), for the caller to
+// publish; NextDeadline is the earliest moment an open item's window or
+// patience ends, and Expire(now) closes every item due by now, earliest
+// deadline first and, on equal deadlines, the deadline set first (as one timer
+// per item would fire). The same
+// calls at the same times give the same decisions, grants and reasons:
+// nothing depends on map order or on a clock. A Core never closes an item on
+// its own, so a driver must call Expire at (or after) NextDeadline; it
+// re-reads NextDeadline after every call, since any call may move it.
+// Opening.Unbounded opens an item with no window, which only its expected
+// thinkers (or eviction) can close; Stream never uses it.
+//
+// Stream is the real-time driver: it calls the Core under a mutex with
+// time.Now, arms one timer at NextDeadline (not one per item), wakes
+// Awaiters and calls OnDecision. A simulator drives the same Core in virtual
+// time, which is how its figures are the runtime's.
+//
 // # Ordering and concurrency
 //
 // All Stream methods are safe for concurrent use; the order in which Open,
 // Think and Withdraw arrive for an item does not matter (Think and Withdraw
 // open unknown items). Options.OnDecision is called once per decision outside
 // the lock, on the goroutine that closed it; hooks for different items are not
-// ordered. The only goroutines are the window timers' callbacks; Close stops
-// them and waits for any that are running.
+// ordered. The only goroutine is the window timer's callback; Close stops it
+// and waits for it if it is running. Core is not safe for concurrent use, and
+// the decisions it returns share memory with it (Stream hands out copies).
 //
 // # Testing code that uses coord
 //
@@ -57,6 +79,7 @@
 // inside testing/synctest: create the Stream in the bubble, advance time with
 // time.Sleep, and use synctest.Wait to let Awaiters settle. Close the Stream
 // before the bubble ends. Inspect outcomes with Stream.Decision, Stream.Recent
-// or Options.OnDecision. Grant and AdaptWindow are pure and can be tested,
-// or reused by a simulator, without a Stream.
+// or Options.OnDecision. Core, Grant and AdaptWindow are pure: test them with
+// tables of fixed times (see core_test.go), or drive them from a simulator,
+// without a Stream.
 package coord

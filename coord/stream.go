@@ -1,13 +1,10 @@
 package coord
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
-	"math"
 	"slices"
 	"sync"
 	"time"
@@ -177,52 +174,33 @@ func (o Options) withDefaults() Options {
 // item's decision, and publishes it. Create one with New; the zero value is not
 // usable. All methods are safe for concurrent use. Most callers want Open (when
 // an item is delivered), Think or Withdraw (per persona), then Await.
+//
+// Stream is the real-time driver of a Core: every decision is the Core's; the
+// Stream adds the clock, a lock, one timer armed at the Core's next deadline,
+// the Awaiters' channels and OnDecision.
 type Stream struct {
 	opts Options
 	log  *slog.Logger
 
-	// timers counts window callbacks that may still run: one per open item,
+	// timers counts timer callbacks that may still run: one per arming,
 	// released either by the callback or by whoever stops the timer first.
 	// time.AfterFunc owns the goroutine, so WaitGroup.Go does not fit here.
 	timers sync.WaitGroup
 
-	mu       sync.Mutex
-	closed   bool
-	shut     chan struct{} // closed by Close; releases Awaiters
-	open     map[string]*entry
-	order    list.List // of *entry, oldest opened first
-	decided  map[string]*closedRec
-	ring     []*closedRec // closed decisions, FIFO, len MaxClosed
-	ringNext int
-	last     map[string]time.Time // persona -> last grant stamp
-	stamp    time.Time            // latest grant stamp handed out
-	win      *window
+	mu      sync.Mutex
+	closed  bool
+	shut    chan struct{} // closed by Close; releases Awaiters
+	core    *Core
+	waiters map[string]*waiter // open items somebody awaits
+	timer   *time.Timer        // nil until first armed
+	armed   bool               // a callback count is held for the timer's current arming
+	armedAt time.Time
 }
 
-type entry struct {
-	item, key  string
-	expected   []string // expected thinkers, addressees included
-	isExpected map[string]bool
-	addressees []string
-	isAddr     map[string]bool
-	thoughts   []Thought
-	thoughtIdx map[string]int
-	withdrawn  map[string]bool
-	explicit   bool // opened by Open, so time-to-thought is meaningful
-	opened     time.Time
-	started    time.Time // the window's start: opened, or the first thought
-	window     time.Duration
-	timer      *time.Timer
-	elem       *list.Element
-	done       chan struct{} // closed once decision is set
-	decision   Decision
-}
-
-type closedRec struct {
-	d        Decision
-	explicit bool
-	started  time.Time
-	addr     map[string]bool // the item's addressees
+// waiter is the sync point of one open item: done is closed once d is set.
+type waiter struct {
+	done chan struct{}
+	d    Decision
 }
 
 // New returns a running Stream. Call Close when done with it.
@@ -232,11 +210,8 @@ func New(opts Options) *Stream {
 		opts:    o,
 		log:     o.Logger,
 		shut:    make(chan struct{}),
-		open:    make(map[string]*entry),
-		decided: make(map[string]*closedRec),
-		ring:    make([]*closedRec, o.MaxClosed),
-		last:    make(map[string]time.Time),
-		win:     newWindow(o),
+		core:    NewCore(o),
+		waiters: make(map[string]*waiter),
 	}
 }
 
@@ -250,32 +225,9 @@ func (s *Stream) Open(item, key string, expected, addressees []string) {
 	if item == "" {
 		return
 	}
-	now := time.Now()
-	s.mu.Lock()
-	if s.closed || s.decided[item] != nil {
-		s.mu.Unlock()
-		return
-	}
-	e, pub := s.entryLocked(item, key, now)
-	e.explicit = true
-	if e.key == "" {
-		e.key = key
-	}
-	for _, a := range addressees {
-		if !e.isAddr[a] {
-			e.isAddr[a] = true
-			e.addressees = append(e.addressees, a)
-		}
-		e.expect(a)
-	}
-	for _, p := range expected {
-		e.expect(p)
-	}
-	if e.complete() {
-		pub = append(pub, s.closeLocked(e, now, false, false))
-	}
-	s.mu.Unlock()
-	s.publish(pub)
+	s.do(func(now time.Time) []Decision {
+		return s.core.Open(now, Opening{Item: item, Key: key, Expected: expected, Addressees: addressees})
+	})
 }
 
 // Think records a thought. The first thought of a persona on an item opened by
@@ -289,74 +241,19 @@ func (s *Stream) Think(t Thought) error {
 	if err := validate(t); err != nil {
 		return err
 	}
-	now := time.Now()
-	if t.At.IsZero() {
-		t.At = now
-	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	var err error
+	closed := s.do(func(now time.Time) []Decision {
+		if t.At.IsZero() {
+			t.At = now
+		}
+		var ds []Decision
+		ds, err = s.core.Think(now, t)
+		return ds
+	})
+	if closed {
 		return fmt.Errorf("coord: think %s on %s: %w", t.Persona, t.Item, ErrClosed)
 	}
-	if rec := s.decided[t.Item]; rec != nil {
-		late := !slices.ContainsFunc(rec.d.Thoughts, func(o Thought) bool { return o.Persona == t.Persona })
-		if rec.explicit && late {
-			s.win.add(now.Sub(rec.started))
-		}
-		if late && (rec.addr[t.Persona] || t.Addressed) && !rec.d.IsGranted(t.Persona) {
-			// An addressee is always granted, even one that was busy past
-			// the window: the decision is amended and published again.
-			rec.d.Granted = append(slices.Clip(rec.d.Granted), t.Persona)
-			rec.d.Thoughts = append(slices.Clip(rec.d.Thoughts), t)
-			rec.d.Reasons = maps.Clone(rec.d.Reasons)
-			rec.d.Reasons[t.Persona] = "addressee, thought after the decision closed: granted late"
-			rec.d.Missing = slices.DeleteFunc(slices.Clone(rec.d.Missing), func(p string) bool { return p == t.Persona })
-			d := rec.d.clone()
-			s.mu.Unlock()
-			s.publish([]Decision{d})
-			return nil
-		}
-		s.mu.Unlock()
-		return fmt.Errorf("coord: think %s on %s: %w", t.Persona, t.Item, ErrClosedDecision)
-	}
-	e, pub := s.entryLocked(t.Item, t.Key, now)
-	if i, ok := e.thoughtIdx[t.Persona]; ok {
-		e.thoughts[i] = t
-	} else {
-		if len(e.thoughts) == 0 && s.opts.WindowFromFirstThought {
-			e.started = now
-			s.rearmLocked(e, e.window)
-		}
-		e.thoughtIdx[t.Persona] = len(e.thoughts)
-		e.thoughts = append(e.thoughts, t)
-		if e.explicit {
-			s.win.add(now.Sub(e.started))
-		}
-	}
-	delete(e.withdrawn, t.Persona)
-	if e.complete() {
-		pub = append(pub, s.closeLocked(e, now, false, false))
-	}
-	s.mu.Unlock()
-	s.publish(pub)
-	return nil
-}
-
-func validate(t Thought) error {
-	var why string
-	switch {
-	case t.Persona == "":
-		why = "empty persona"
-	case t.Item == "":
-		why = "empty item"
-	case !t.Intent.Valid():
-		why = fmt.Sprintf("unknown intent %q", t.Intent)
-	case math.IsNaN(t.Confidence) || t.Confidence < 0 || t.Confidence > 1:
-		why = fmt.Sprintf("confidence %v outside [0, 1]", t.Confidence)
-	default:
-		return nil
-	}
-	return fmt.Errorf("coord: think %q on %q: %s: %w", t.Persona, t.Item, why, ErrInvalidThought)
+	return err
 }
 
 // Withdraw records that persona will not think about item (it declined or
@@ -368,19 +265,7 @@ func (s *Stream) Withdraw(item, persona string) {
 	if item == "" || persona == "" {
 		return
 	}
-	now := time.Now()
-	s.mu.Lock()
-	if s.closed || s.decided[item] != nil {
-		s.mu.Unlock()
-		return
-	}
-	e, pub := s.entryLocked(item, "", now)
-	e.withdrawn[persona] = true
-	if e.complete() {
-		pub = append(pub, s.closeLocked(e, now, false, false))
-	}
-	s.mu.Unlock()
-	s.publish(pub)
+	s.do(func(now time.Time) []Decision { return s.core.Withdraw(now, item, persona) })
 }
 
 // Leave withdraws persona from item only if the item is open: unlike
@@ -391,20 +276,25 @@ func (s *Stream) Leave(item, persona string) {
 	if item == "" || persona == "" {
 		return
 	}
+	s.do(func(now time.Time) []Decision { return s.core.Leave(now, item, persona) })
+}
+
+// do runs one step of the core under the lock at the current time, wakes the
+// Awaiters of the decisions it closed, re-arms the timer, and publishes them
+// outside the lock. It reports whether the stream was closed (f not run).
+func (s *Stream) do(f func(now time.Time) []Decision) (closed bool) {
 	now := time.Now()
 	s.mu.Lock()
-	e := s.open[item]
-	if s.closed || e == nil {
+	if s.closed {
 		s.mu.Unlock()
-		return
+		return true
 	}
-	e.withdrawn[persona] = true
-	var pub []Decision
-	if e.complete() {
-		pub = append(pub, s.closeLocked(e, now, false, false))
-	}
+	ds := f(now)
+	s.settleLocked(ds)
+	s.rearmLocked(now, false)
 	s.mu.Unlock()
-	s.publish(pub)
+	s.publish(ds)
+	return false
 }
 
 // Await is the sync point: it blocks until item's decision is made and returns
@@ -414,28 +304,32 @@ func (s *Stream) Leave(item, persona string) {
 // decision until the window ends.
 func (s *Stream) Await(ctx context.Context, item string) (Decision, error) {
 	s.mu.Lock()
-	if rec := s.decided[item]; rec != nil {
-		d := rec.d.clone()
+	if d, ok := s.core.Decision(item); ok {
 		s.mu.Unlock()
-		return d, nil
+		return d.clone(), nil
 	}
 	if s.closed {
 		s.mu.Unlock()
 		return Decision{}, fmt.Errorf("coord: await %s: %w", item, ErrClosed)
 	}
-	e := s.open[item]
-	s.mu.Unlock()
-	if e == nil {
+	if s.core.State(item) != ItemOpen {
+		s.mu.Unlock()
 		return Decision{}, fmt.Errorf("coord: await %s: %w", item, ErrUnknownItem)
 	}
+	w := s.waiters[item]
+	if w == nil {
+		w = &waiter{done: make(chan struct{})}
+		s.waiters[item] = w
+	}
+	s.mu.Unlock()
 	select {
-	case <-e.done:
-		// e.decision was written before done was closed and is never written again.
-		return e.decision.clone(), nil
+	case <-w.done:
+		// w.d was written before done was closed and is never written again.
+		return w.d.clone(), nil
 	case <-s.shut:
 		select {
-		case <-e.done:
-			return e.decision.clone(), nil
+		case <-w.done:
+			return w.d.clone(), nil
 		default:
 			return Decision{}, fmt.Errorf("coord: await %s: %w", item, ErrClosed)
 		}
@@ -448,23 +342,20 @@ func (s *Stream) Await(ctx context.Context, item string) (Decision, error) {
 func (s *Stream) Decision(item string) (Decision, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if rec := s.decided[item]; rec != nil {
-		return rec.d.clone(), true
+	d, ok := s.core.Decision(item)
+	if !ok {
+		return Decision{}, false
 	}
-	return Decision{}, false
+	return d.clone(), true
 }
 
 // Recent returns up to n remembered decisions, newest first.
 func (s *Stream) Recent(n int) []Decision {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []Decision
-	for i := 1; i <= len(s.ring) && len(out) < n; i++ {
-		rec := s.ring[(s.ringNext-i+len(s.ring))%len(s.ring)]
-		if rec == nil {
-			break
-		}
-		out = append(out, rec.d.clone())
+	out := s.core.Recent(n)
+	for i := range out {
+		out[i] = out[i].clone()
 	}
 	return out
 }
@@ -473,7 +364,7 @@ func (s *Stream) Recent(n int) []Decision {
 func (s *Stream) Window() time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.win.current()
+	return s.core.Window()
 }
 
 // MaxWindow returns the longest window an item can get: Window when the
@@ -486,188 +377,88 @@ func (s *Stream) MaxWindow() time.Duration {
 	return s.opts.MaxWindow
 }
 
-// Close stops every window timer, releases pending Awaiters with ErrClosed,
-// and blocks until running timer callbacks (and their OnDecision calls) have
+// Close stops the window timer, releases pending Awaiters with ErrClosed,
+// and blocks until a running timer callback (and its OnDecision calls) has
 // returned. Open items are abandoned without a decision. Close is idempotent.
 func (s *Stream) Close() {
 	s.mu.Lock()
 	if !s.closed {
 		s.closed = true
 		close(s.shut)
-		for _, e := range s.open {
-			if e.timer.Stop() {
-				s.timers.Done()
-			}
-		}
+		s.disarmLocked()
 	}
 	s.mu.Unlock()
 	s.timers.Wait()
 }
 
-// entryLocked returns item's open entry, creating it (with its window timer)
-// if needed, and returns the decision of any item evicted to respect MaxOpen.
-func (s *Stream) entryLocked(item, key string, now time.Time) (*entry, []Decision) {
-	if e := s.open[item]; e != nil {
-		return e, nil
-	}
-	e := &entry{
-		item:       item,
-		key:        key,
-		isExpected: make(map[string]bool),
-		isAddr:     make(map[string]bool),
-		thoughtIdx: make(map[string]int),
-		withdrawn:  make(map[string]bool),
-		opened:     now,
-		started:    now,
-		window:     s.win.current(),
-		done:       make(chan struct{}),
-	}
-	s.open[item] = e
-	e.elem = s.order.PushBack(e)
-	first := e.window
-	if s.opts.WindowFromFirstThought {
-		first = s.opts.Patience
-	}
-	s.timers.Add(1)
-	// The callback takes s.mu, which we hold, so it cannot see e.timer unset.
-	e.timer = time.AfterFunc(first, func() { s.expire(e) })
-
-	var pub []Decision
-	for len(s.open) > s.opts.MaxOpen {
-		old := s.order.Front().Value.(*entry)
-		s.log.Warn("coord: too many open items, closing oldest early",
-			"item", old.item, "max_open", s.opts.MaxOpen)
-		pub = append(pub, s.closeLocked(old, now, false, true))
-	}
-	return e, pub
-}
-
-// rearmLocked restarts e's window timer for d. s.mu is held. If the old
-// timer already fired, its callback waits for s.mu and then closes the item:
-// patience ran out at the same moment as the first thought.
-func (s *Stream) rearmLocked(e *entry, d time.Duration) {
-	if !e.timer.Stop() {
+// rearmLocked points the one timer at the core's next deadline. force is
+// for the timer's own callback: the arming it served is spent even if the
+// deadline it was armed for is somehow still pending.
+func (s *Stream) rearmLocked(now time.Time, force bool) {
+	next, ok := s.core.NextDeadline()
+	if !force && s.armed && ok && next.Equal(s.armedAt) {
 		return
 	}
-	e.timer = time.AfterFunc(d, func() { s.expire(e) })
+	s.disarmLocked()
+	if !ok {
+		return
+	}
+	s.timers.Add(1)
+	s.armed, s.armedAt = true, next
+	if s.timer == nil {
+		s.timer = time.AfterFunc(next.Sub(now), s.fire)
+		return
+	}
+	s.timer.Reset(next.Sub(now))
 }
 
-func (s *Stream) expire(e *entry) {
+// disarmLocked stops the timer. When Stop fails the callback is already
+// running (or about to): it owns its count and finds the core's new state.
+func (s *Stream) disarmLocked() {
+	if s.armed && s.timer.Stop() {
+		s.timers.Done()
+	}
+	s.armed = false
+}
+
+func (s *Stream) fire() {
 	defer s.timers.Done()
+	now := time.Now()
 	s.mu.Lock()
-	if s.closed || s.open[e.item] != e {
+	if s.closed {
 		s.mu.Unlock()
 		return
 	}
-	d := s.closeLocked(e, time.Now(), true, false)
+	ds := s.core.Expire(now)
+	s.settleLocked(ds)
+	s.rearmLocked(now, true)
 	s.mu.Unlock()
-	s.publish([]Decision{d})
+	s.publish(ds)
 }
 
-// closeLocked makes e's decision, remembers it, and wakes its Awaiters.
-func (s *Stream) closeLocked(e *entry, now time.Time, timedOut, evicted bool) Decision {
-	if e.timer.Stop() {
-		s.timers.Done()
-	}
-	s.order.Remove(e.elem)
-	delete(s.open, e.item)
-
-	considered := make([]Thought, 0, len(e.thoughts))
-	for _, t := range e.thoughts {
-		if !e.withdrawn[t.Persona] {
-			considered = append(considered, t)
+// settleLocked wakes the Awaiters of the decisions the core just closed. An
+// amended decision finds no waiter: its item's were woken when it closed.
+func (s *Stream) settleLocked(ds []Decision) {
+	for _, d := range ds {
+		if w := s.waiters[d.Item]; w != nil {
+			w.d = d
+			close(w.done)
+			delete(s.waiters, d.Item)
 		}
 	}
-	k := s.opts.K
-	if s.opts.KFor != nil {
-		if kk := s.opts.KFor(e.key); kk > 0 {
-			k = kk
-		}
-	}
-	addressees := e.addressees
-	for _, t := range considered {
-		if t.Addressed && !e.isAddr[t.Persona] {
-			addressees = append(slices.Clip(addressees), t.Persona)
-		}
-	}
-	granted, reasons := Grant(considered, addressees, k, s.last)
-	for p := range e.withdrawn {
-		reasons[p] = "withdrew"
-	}
-	var missing []string
-	for _, p := range e.expected {
-		if _, ok := e.thoughtIdx[p]; !ok && !e.withdrawn[p] {
-			missing = append(missing, p)
-			if !e.isAddr[p] {
-				reasons[p] = "did not think"
-			}
-		}
-	}
-	// Grant stamps strictly increase so that grants within one clock tick (or
-	// one synctest instant) still order by recency.
-	for _, p := range granted {
-		if now.After(s.stamp) {
-			s.stamp = now
-		} else {
-			s.stamp = s.stamp.Add(time.Nanosecond)
-		}
-		s.last[p] = s.stamp
-	}
-
-	d := Decision{
-		Item: e.item, Key: e.key,
-		Granted:  granted,
-		Thoughts: slices.Clone(e.thoughts),
-		Reasons:  reasons,
-		Missing:  missing,
-		TimedOut: timedOut,
-		Evicted:  evicted,
-		K:        k,
-		Window:   e.window,
-		Opened:   e.opened,
-		Closed:   now,
-	}
-	e.decision = d
-	close(e.done)
-
-	rec := &closedRec{d: d, explicit: e.explicit, started: e.started, addr: e.isAddr}
-	if old := s.ring[s.ringNext]; old != nil && s.decided[old.d.Item] == old {
-		delete(s.decided, old.d.Item)
-	}
-	s.ring[s.ringNext] = rec
-	s.ringNext = (s.ringNext + 1) % len(s.ring)
-	s.decided[e.item] = rec
-	return d.clone()
 }
 
 func (s *Stream) publish(ds []Decision) {
 	for _, d := range ds {
+		if d.Evicted {
+			s.log.Warn("coord: too many open items, closed oldest early",
+				"item", d.Item, "max_open", s.opts.MaxOpen)
+		}
 		s.log.Debug("coord: decision", "item", d.Item, "key", d.Key, "granted", d.Granted,
 			"missing", d.Missing, "timed_out", d.TimedOut, "evicted", d.Evicted,
 			"took", d.Closed.Sub(d.Opened))
 		if s.opts.OnDecision != nil {
-			s.opts.OnDecision(d)
+			s.opts.OnDecision(d.clone())
 		}
 	}
-}
-
-func (e *entry) expect(p string) {
-	if p != "" && !e.isExpected[p] {
-		e.isExpected[p] = true
-		e.expected = append(e.expected, p)
-	}
-}
-
-// complete reports whether every expected thinker has thought or withdrawn.
-// With nobody expected only the window can close the item.
-func (e *entry) complete() bool {
-	if len(e.expected) == 0 {
-		return false
-	}
-	for _, p := range e.expected {
-		if _, ok := e.thoughtIdx[p]; !ok && !e.withdrawn[p] {
-			return false
-		}
-	}
-	return true
 }

@@ -639,3 +639,40 @@ func TestThoughtThatSaysAddressedIsGrantedLikeAnAddressee(t *testing.T) {
 		}
 	})
 }
+
+// TestOneTimerServesEveryItem: the stream arms one timer at the earliest
+// deadline; a deadline that moves before it, and the later ones left after
+// it fires, still close each item on time.
+func TestOneTimerServesEveryItem(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		closed := map[string]time.Duration{}
+		start := time.Now()
+		s := New(Options{WindowFromFirstThought: true, FixedWindow: true, Window: 2 * time.Second, Patience: 30 * time.Second,
+			Logger: slog.New(slog.DiscardHandler),
+			OnDecision: func(d Decision) {
+				mu.Lock()
+				closed[d.Item] = d.Closed.Sub(start)
+				mu.Unlock()
+			}})
+		defer s.Close()
+		s.Open("patient", "room", []string{"a"}, nil)
+		time.Sleep(time.Second)
+		s.Open("quick", "room", []string{"a", "b"}, nil)
+		s.Open("later", "room", []string{"a", "b"}, nil)
+		time.Sleep(time.Second)
+		mustThink(t, s, Thought{Persona: "a", Item: "quick", Intent: IntentRespond}) // window: 2s to 4s
+		time.Sleep(time.Second)
+		mustThink(t, s, Thought{Persona: "a", Item: "later", Intent: IntentRespond}) // window: 3s to 5s
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		want := map[string]time.Duration{"quick": 4 * time.Second, "later": 5 * time.Second, "patient": 30 * time.Second}
+		for item, at := range want {
+			if got, ok := closed[item]; !ok || got != at {
+				t.Errorf("%s closed at %v (%v), want %v", item, got, ok, at)
+			}
+		}
+	})
+}

@@ -10,19 +10,22 @@
 // Personas declare WaitsFor and Notifies (sugar for the reverse edge) in a
 // Node. NewGraph checks the declaration once, at start: empty or duplicate
 // names, edges to unknown names, self-dependencies and cycles are errors that
-// name the nodes involved; a cycle is spelled out ("deps: cycle: a -> b -> c
-// -> a"). Every list a Graph returns is deterministic (declaration order, or
+// name the nodes involved; a cycle is a *CycleError whose Path lists it and
+// whose message spells it out ("deps: cycle: a -> b -> c -> a"). Every list a Graph returns is deterministic (declaration order, or
 // topological order with declaration order breaking ties).
 //
 // # Barriers
 //
-// A Tracker keeps, for each item key, one barrier per dependent persona. The
-// runtime calls Begin(key) when an item enters the pipeline and
-// Finish(persona, key, status, value) whenever a persona is done with it;
-// declining an item is finishing it with Skipped. The Tracker calls the
-// release func given to NewTracker:
+// Barriers keeps, for each item key, one barrier per dependent persona, and
+// decides every release; Tracker is Barriers on the real clock. The caller
+// calls Begin(key) when an item enters the pipeline and Finish(persona, key,
+// status, value) whenever a persona is done with it; declining an item is
+// finishing it with Skipped. Barriers returns the releases each call
+// produced, and the Tracker passes them to the release func given to
+// NewTracker. Releases are made:
 //
-//   - exactly once per dependent per key, never under its lock;
+//   - exactly once per dependent per key (the Tracker never calls release
+//     under its lock);
 //   - only when every prerequisite has finished the key (or timed out), with
 //     their outputs attached in the order of Graph.Prereqs;
 //   - with Status the worst of Done < Skipped < Incomplete over the inputs,
@@ -60,17 +63,35 @@
 // key and release a persona twice; keys identify items and must not be
 // reused. Memory is therefore O(MaxKeys * nodes).
 //
+// # One policy, two clocks
+//
+// Barriers has no clock, timer, goroutine or lock: every call takes now, and
+// the caller calls Expire(now) when now reaches NextDeadline. It is
+// deterministic: the same calls at the same times return the same releases
+// in the same order (keys that expire together are visited by deadline, then
+// in the order they opened). Tracker adds only what real time needs: a
+// mutex, time.Now, one timer re-armed on NextDeadline after every call, and
+// the release callback, called outside the lock. So a simulator that drives
+// Barriers in virtual time (package sim does) makes the decisions the runtime
+// makes.
+//
+// BeginBy is for items that a persona of the graph produced itself (a chat
+// message is its author's, and never delivered back to it): the author counts
+// as having finished the item, Done, wherever it stands in the graph.
+//
 // # Concurrency
 //
-// Graph is immutable and Tracker is safe for concurrent use. Releases run in
-// the goroutine that called Begin or Finish, or on the key's timer goroutine
-// (time.AfterFunc); they may call Begin and Finish but not Close. Close stops
-// every timer and waits for releases in flight.
+// Graph is immutable and Tracker is safe for concurrent use; Barriers is not
+// (its owner serialises calls). The Tracker's releases run in the goroutine
+// that called Begin or Finish, or on its timer goroutine (time.AfterFunc);
+// they may call Begin and Finish but not Close. Close stops the timer and
+// waits for releases in flight.
 //
 // # Testing code that uses deps
 //
-// The Tracker uses the real clock through time.AfterFunc, so run tests inside
-// a testing/synctest bubble: create the Tracker in the bubble, advance time
+// Test the decisions on Barriers with fixed times. The Tracker uses the real
+// clock through time.AfterFunc, so run tests of code that uses it inside a
+// testing/synctest bubble: create the Tracker in the bubble, advance time
 // with time.Sleep, and call synctest.Wait before asserting that a timeout
 // did (or did not) release anyone. Close the tracker before the bubble ends.
 package deps

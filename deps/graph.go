@@ -8,7 +8,8 @@ import (
 )
 
 // Errors returned by NewGraph, wrapped with the names involved. Test for them
-// with errors.Is.
+// with errors.Is; a cycle is also a *CycleError, whose Path says which nodes
+// form it (errors.As), so callers never need to parse the message.
 var (
 	ErrEmptyName      = errors.New("empty name")
 	ErrDuplicate      = errors.New("duplicate name")
@@ -16,6 +17,23 @@ var (
 	ErrSelfDependency = errors.New("self-dependency")
 	ErrCycle          = errors.New("cycle")
 )
+
+// CycleError is NewGraph's error for a cycle. Path is the cycle in the
+// direction work flows (each node is a prerequisite of the next), closed (its
+// first name repeated last) and starting at the cycle's earliest-declared
+// node, so it is the same for the same declaration. It matches ErrCycle with
+// errors.Is.
+type CycleError struct {
+	Path []string
+}
+
+// Error spells the cycle out: "deps: cycle: a -> b -> a".
+func (e *CycleError) Error() string {
+	return "deps: " + ErrCycle.Error() + ": " + strings.Join(e.Path, " -> ")
+}
+
+// Is makes errors.Is(err, ErrCycle) true for a *CycleError.
+func (e *CycleError) Is(target error) bool { return target == ErrCycle }
 
 // Node declares one persona's place in the graph (seed: "Process Dependency
 // Graph", waitingFor / notify).
@@ -49,8 +67,8 @@ type Graph struct {
 // NewGraph validates nodes and builds the graph. It returns the first problem
 // found, checking in this order: empty or duplicate names, edges to unknown
 // names (the error names both the node and the unknown name), a node that
-// waits for or notifies itself, and cycles (the error spells the cycle out in
-// the direction work flows, e.g. "deps: cycle: a -> b -> c -> a").
+// waits for or notifies itself, and cycles (a *CycleError, which spells the
+// cycle out in the direction work flows, e.g. "deps: cycle: a -> b -> c -> a").
 func NewGraph(nodes []Node) (*Graph, error) {
 	g := &Graph{index: make(map[string]int, len(nodes))}
 	for i, n := range nodes {
@@ -139,7 +157,7 @@ func (g *Graph) sort() error {
 	if len(g.order) == len(g.names) {
 		return nil
 	}
-	return fmt.Errorf("deps: %w: %s", ErrCycle, strings.Join(g.cycle(indeg), " -> "))
+	return &CycleError{Path: g.cycle(indeg)}
 }
 
 // cycle returns one cycle among the nodes Kahn's algorithm could not order

@@ -12,18 +12,21 @@ func TestNewGraphRejects(t *testing.T) {
 		nodes   []Node
 		wantErr error
 		wantMsg string
+		path    []string // for a cycle: the *CycleError's Path
 	}{
 		{
 			name:    "cycle named in flow order",
 			nodes:   []Node{{Name: "a", Notifies: []string{"b"}}, {Name: "b", Notifies: []string{"c"}}, {Name: "c", Notifies: []string{"a"}}},
 			wantErr: ErrCycle,
 			wantMsg: "deps: cycle: a -> b -> c -> a",
+			path:    []string{"a", "b", "c", "a"},
 		},
 		{
 			name:    "cycle declared with waitsFor starts at first declared node",
 			nodes:   []Node{{Name: "x"}, {Name: "c", WaitsFor: []string{"b"}}, {Name: "a", WaitsFor: []string{"c", "x"}}, {Name: "b", WaitsFor: []string{"a"}}},
 			wantErr: ErrCycle,
 			wantMsg: "deps: cycle: c -> a -> b -> c",
+			path:    []string{"c", "a", "b", "c"},
 		},
 		{
 			name: "cycle found behind a node downstream of it",
@@ -34,6 +37,7 @@ func TestNewGraphRejects(t *testing.T) {
 			},
 			wantErr: ErrCycle,
 			wantMsg: "deps: cycle: p -> q -> p",
+			path:    []string{"p", "q", "p"},
 		},
 		{
 			name:    "unknown name in waitsFor names both",
@@ -83,6 +87,13 @@ func TestNewGraphRejects(t *testing.T) {
 			}
 			if err.Error() != tt.wantMsg {
 				t.Errorf("error = %q, want %q", err, tt.wantMsg)
+			}
+			var ce *CycleError
+			if isCycle := errors.As(err, &ce); isCycle != (tt.path != nil) {
+				t.Fatalf("errors.As(%v, *CycleError) = %v, want %v", err, isCycle, tt.path != nil)
+			}
+			if ce != nil && !slices.Equal(ce.Path, tt.path) {
+				t.Errorf("CycleError.Path = %q, want %q", ce.Path, tt.path)
 			}
 		})
 	}

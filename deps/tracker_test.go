@@ -1,6 +1,7 @@
 package deps
 
 import (
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"sync"
@@ -528,5 +529,145 @@ func BenchmarkChainKey(b *testing.B) {
 		tr.Begin(key)
 		tr.Finish("a", key, Done, nil)
 		tr.Finish("b", key, Done, nil)
+	}
+}
+
+// The Tracker keeps one timer, on the earliest deadline of any open key: when
+// that key closes early the timer must move on to the next key's deadline,
+// and stop when no key is left.
+func TestTrackerTimerFollowsTheEarliestOpenKey(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := &recorder{}
+		tr := NewTracker(chain(t), Options{Timeout: 5 * time.Second}, r.release)
+		defer tr.Close()
+
+		tr.Begin("k1") // deadline 5s
+		time.Sleep(time.Second)
+		tr.Begin("k2") // deadline 6s
+		time.Sleep(time.Second)
+		tr.Finish("a", "k1", Done, nil)
+		tr.Finish("b", "k1", Done, nil) // k1 closes at 2s
+		r.take()
+		time.Sleep(4*time.Second - time.Nanosecond) // just before k2's deadline
+		synctest.Wait()
+		expectReleases(t, r)
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		expectReleases(t, r, Release{Persona: "b", Key: "k2", Status: Incomplete})
+		tr.Finish("b", "k2", Done, nil) // k2 closes: nothing is left to time out
+		r.take()
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		expectReleases(t, r)
+	})
+}
+
+// One policy, two clocks: random scripts of Begin and Finish calls, with
+// time passing between them, give the same releases at the same instants
+// whether the Tracker runs them on the (synctest) clock or Barriers is
+// driven by hand with Expire at each NextDeadline.
+func TestTrackerAgreesWithBarriers(t *testing.T) {
+	type op struct {
+		at      time.Duration
+		begin   bool
+		persona string
+		key     string
+		status  Status
+	}
+	type timed struct {
+		at time.Duration
+		r  Release
+	}
+	// Ops fall on multiples of 10ms and the timeout is 1003ms, so no call
+	// lands on a deadline (up to the fourth stage after it) and "at the same
+	// instant" never depends on whether the timer or the caller runs first.
+	const timeout = 1003 * time.Millisecond
+	opts := Options{Timeout: timeout, MaxKeys: 3}
+	script := func(seed uint64, g *Graph) []op {
+		rng := rand.New(rand.NewPCG(seed, 0))
+		var ops []op
+		at, keys := time.Duration(0), 0
+		for range 60 {
+			at += time.Duration(rng.IntN(40)) * 10 * time.Millisecond
+			if keys == 0 || rng.IntN(4) == 0 {
+				ops = append(ops, op{at: at, begin: true, key: "k" + strconv.Itoa(keys)})
+				keys++
+				continue
+			}
+			ops = append(ops, op{at: at, persona: g.names[rng.IntN(len(g.names))],
+				key: "k" + strconv.Itoa(keys-1-rng.IntN(min(keys, 4))), status: Status(rng.IntN(3))})
+		}
+		return ops
+	}
+	for _, gc := range []struct {
+		name  string
+		graph func(testing.TB) *Graph
+	}{{"chain", chain}, {"diamond", diamond}} {
+		for seed := range uint64(20) {
+			t.Run(gc.name+"/"+strconv.FormatUint(seed, 10), func(t *testing.T) {
+				g := gc.graph(t)
+				ops := script(seed, g)
+
+				var core []timed
+				b := NewBarriers(g, opts)
+				for _, o := range ops {
+					now := t0.Add(o.at)
+					for next, ok := b.NextDeadline(); ok && !next.After(now); next, ok = b.NextDeadline() {
+						for _, r := range b.Expire(next) {
+							core = append(core, timed{next.Sub(t0), r})
+						}
+					}
+					var rel []Release
+					if o.begin {
+						rel = b.Begin(now, o.key)
+					} else {
+						rel = b.Finish(now, o.persona, o.key, o.status, o.at)
+					}
+					for _, r := range rel {
+						core = append(core, timed{o.at, r})
+					}
+				}
+				for next, ok := b.NextDeadline(); ok; next, ok = b.NextDeadline() {
+					for _, r := range b.Expire(next) {
+						core = append(core, timed{next.Sub(t0), r})
+					}
+				}
+
+				var real []timed
+				synctest.Test(t, func(t *testing.T) {
+					start := time.Now()
+					var mu sync.Mutex
+					tr := NewTracker(g, opts, func(r Release) {
+						mu.Lock()
+						defer mu.Unlock()
+						real = append(real, timed{time.Since(start), r})
+					})
+					defer tr.Close()
+					for _, o := range ops {
+						time.Sleep(o.at - time.Since(start))
+						synctest.Wait()
+						if o.begin {
+							tr.Begin(o.key)
+						} else {
+							tr.Finish(o.persona, o.key, o.status, o.at)
+						}
+					}
+					time.Sleep(time.Hour)
+					synctest.Wait()
+				})
+
+				if len(core) == 0 {
+					t.Fatal("the script released nobody")
+				}
+				if len(real) != len(core) {
+					t.Fatalf("tracker made %d releases, barriers %d:\n%v\n%v", len(real), len(core), real, core)
+				}
+				for i := range core {
+					if real[i].at != core[i].at || !sameRelease(real[i].r, core[i].r) {
+						t.Fatalf("release %d: tracker %v %+v, barriers %v %+v", i, real[i].at, real[i].r, core[i].at, core[i].r)
+					}
+				}
+			})
+		}
 	}
 }

@@ -30,17 +30,21 @@ func ExampleGovernor() {
 	// critical cadence x4.0 threshold +0.30 catch-up false
 }
 
-func ExampleEffectiveThreshold() {
-	const urgentLine = 0.8 // seed: priority above 0.8 is never neglected
-	a := govern.Critical.Adjust()
-	base := 0.3 // an active persona's threshold (seed)
-	for _, priority := range []float64{0.5, 0.95} {
-		th := govern.EffectiveThreshold(base, a.ThresholdShift, priority, urgentLine)
-		fmt.Printf("priority %.2f: threshold %.2f engage %v\n", priority, th, priority >= th)
+// A driver reads its counters and levels at each tick and lets a Feed turn
+// them into Inputs; here one of two cores is busy from the start and the
+// second joins after two seconds, over a three-second window.
+func ExampleFeed() {
+	f := govern.NewFeed(govern.FeedOptions{Window: 3 * time.Second})
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	for sec, busy := range []time.Duration{0, 1, 2, 4, 6, 8} { // cumulative handler seconds
+		in := f.Observe(t0.Add(time.Duration(sec)*time.Second), govern.Sample{Busy: busy * time.Second, Cores: 2})
+		fmt.Printf("t=%ds duty %.2f\n", sec, in.Duty)
 	}
-	fmt.Println("cadence", a.Cadence(5*time.Second))
 	// Output:
-	// priority 0.50: threshold 0.60 engage false
-	// priority 0.95: threshold 0.30 engage true
-	// cadence 20s
+	// t=0s duty 0.00
+	// t=1s duty 0.50
+	// t=2s duty 0.50
+	// t=3s duty 0.67
+	// t=4s duty 0.83
+	// t=5s duty 1.00
 }

@@ -77,7 +77,7 @@ func (g *Governor) load() *snapshot {
 func (g *Governor) State() Thermal { return g.load().state }
 
 // Adjust returns what the current state asks of a persona: multiply the
-// cadence, shift non-urgent thresholds (through EffectiveThreshold), and
+// cadence, shift non-urgent thresholds (state.State.ShouldEngage), and
 // catch up deferred work when CatchUp is set. It does not allocate or lock;
 // call it on every persona step.
 func (g *Governor) Adjust() Adjustment { return g.load().adjust }

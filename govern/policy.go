@@ -2,7 +2,8 @@ package govern
 
 import "math"
 
-// Inputs is one observation of the whole system over a sample window. The
+// Inputs is one observation of the whole system over a sample window, as a
+// Feed makes it from Samples. The
 // zero value describes an idle machine with no compute budget configured:
 // every field is chosen so that "unknown" reads as zero pressure.
 type Inputs struct {
@@ -14,11 +15,11 @@ type Inputs struct {
 	// InFlight is then ignored.
 	Cores int
 	// Duty is handler time over cores*window: the busy fraction of the
-	// machine. It exceeds 1 when handlers outnumber cores. The simulator
-	// supplies it directly; the Sampler computes it from a Meter.
+	// machine. It exceeds 1 when handlers outnumber cores. A Feed computes
+	// it from Sample.Busy, in the Sampler and in the simulator alike.
 	Duty float64
-	// CPU is the process's CPU time over cores*window, 0..1, measured by
-	// the Sampler. Zero when not measured.
+	// CPU is the process's CPU time over cores*window, 0..1, computed by a
+	// Feed from Sample.CPU. Zero when not measured (the simulator does not).
 	CPU float64
 	// BudgetSpent is how much of the compute budget for model calls is used
 	// up: 1 - tokens/burst of the token bucket, 0..1. Zero means a full

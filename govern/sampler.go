@@ -12,27 +12,30 @@ import (
 // ErrRunning is returned by Sampler.Run when the sampler is already running.
 var ErrRunning = errors.New("govern: sampler already running")
 
-// DefaultInterval is the Sampler's default sample window.
+// DefaultInterval is the Sampler's default time between samples.
 const DefaultInterval = time.Second
 
-// SamplerOptions configures a Sampler. The zero value is valid: a one-second
-// window on GOMAXPROCS cores measuring process CPU only.
+// SamplerOptions configures a Sampler. The zero value is valid: a sample
+// every second, averaged by a Feed over DefaultWindow, on GOMAXPROCS cores,
+// measuring process CPU only.
 type SamplerOptions struct {
-	// Interval is the sample window. Zero or negative means DefaultInterval.
+	// Interval is the time between samples. Zero or negative means
+	// DefaultInterval.
 	Interval time.Duration
+	// Window is the Feed's window (see FeedOptions). Zero means
+	// DefaultWindow, the simulator's too.
+	Window time.Duration
 	// Cores is the number of cores the system may use. Zero means
 	// runtime.GOMAXPROCS(0), which since Go 1.25 follows the container's
 	// CPU limit, so a daemon in a two-core container measures against two
 	// cores rather than the host's count.
 	Cores int
-	// Source supplies what only the runtime knows, chiefly Load. Fields the
-	// Sampler measures itself replace the Source's (see Sampler). Nil means
-	// Inputs{}.
-	Source func() Inputs
-	// Meter, if set, supplies InFlight and Duty over each window.
+	// Source supplies at now what only the runtime knows: Load and
+	// BudgetSpent. Fields the Sampler measures itself replace the Source's
+	// (see Sampler). Nil means Sample{}.
+	Source func(now time.Time) Sample
+	// Meter, if set, supplies InFlight and Busy.
 	Meter *Meter
-	// Budget, if set, supplies BudgetSpent (1 - its level).
-	Budget *Budget
 	// CPUTime returns the cumulative CPU time of what is governed. Nil means
 	// the process's user plus system time (getrusage). Tests substitute
 	// their own.
@@ -45,12 +48,12 @@ type SamplerOptions struct {
 	Logger *slog.Logger
 }
 
-// Sampler is the real-time driver of a Governor. Every Interval it builds
-// Inputs: it starts from Source(), sets Cores if the Source left it zero,
-// always sets CPU from CPUTime, sets InFlight and Duty from Meter if there
-// is one and BudgetSpent from Budget if there is one (CPU and Duty are
-// fractions of those Cores over the actual elapsed window); then it calls
-// Observe and, on a change of state, logs it and calls OnChange.
+// Sampler is the real-time driver of a Governor. Every Interval it takes a
+// Sample: it starts from Source(now), sets Cores if the Source left it
+// zero, always sets CPU from CPUTime, and sets InFlight and Busy from Meter
+// if there is one; a Feed turns the sample into Inputs (the simulator runs
+// the same Feed in virtual time); then it calls Observe and, on a change of
+// state, logs it and calls OnChange.
 //
 // A Sampler starts no goroutines: Run blocks on the caller's goroutine, so
 // the caller owns it and its lifetime is ctx's. Safe for concurrent use;
@@ -73,7 +76,7 @@ func NewSampler(g *Governor, opts SamplerOptions) *Sampler {
 		opts.Cores = runtime.GOMAXPROCS(0)
 	}
 	if opts.Source == nil {
-		opts.Source = func() Inputs { return Inputs{} }
+		opts.Source = func(time.Time) Sample { return Sample{} }
 	}
 	if opts.CPUTime == nil {
 		opts.CPUTime = processCPUTime
@@ -84,19 +87,11 @@ func NewSampler(g *Governor, opts SamplerOptions) *Sampler {
 	return &Sampler{g: g, opts: opts}
 }
 
-// window is the state carried from one sample to the next.
-type window struct {
-	start  time.Time
-	cpu    time.Duration
-	cpuOK  bool
-	busy   time.Duration
-	warned bool // CPU failure already logged
-}
-
 // Run samples every Interval until ctx is done, then returns nil: being
 // stopped is not a failure. It returns ErrRunning at once if another Run of
-// the same Sampler is active. The first observation comes one Interval
-// after Run starts, since a rate needs a window.
+// the same Sampler is active. Run takes a first sample at once to start the
+// Feed's window; the first observation comes one Interval later, since a
+// rate needs a window.
 func (s *Sampler) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return ErrRunning
@@ -106,65 +101,41 @@ func (s *Sampler) Run(ctx context.Context) error {
 	tick := time.NewTicker(s.opts.Interval)
 	defer tick.Stop()
 
-	var w window
-	s.begin(&w, time.Now())
+	f := NewFeed(FeedOptions{Window: s.opts.Window})
+	var warned bool // CPU failure already logged
+	now := time.Now()
+	f.Observe(now, s.read(now, &warned))
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
 		}
-		s.sample(&w, time.Now())
+		now = time.Now()
+		s.observe(f.Observe(now, s.read(now, &warned)))
 	}
 }
 
-func (s *Sampler) begin(w *window, now time.Time) {
-	w.start = now
-	w.cpu, w.cpuOK = s.readCPU(w)
-	if s.opts.Meter != nil {
-		_, w.busy = s.opts.Meter.Read(now)
+// read takes one Sample at now.
+func (s *Sampler) read(now time.Time, warned *bool) Sample {
+	smp := s.opts.Source(now)
+	if smp.Cores <= 0 {
+		smp.Cores = s.opts.Cores
 	}
-}
-
-func (s *Sampler) readCPU(w *window) (time.Duration, bool) {
 	c, err := s.opts.CPUTime()
-	if err != nil {
-		if !w.warned {
-			w.warned = true
-			s.opts.Logger.Warn("governor: cannot read CPU time; CPU input off", "err", err)
-		}
-		return 0, false
+	smp.CPU, smp.HasCPU = c, err == nil
+	if err != nil && !*warned {
+		*warned = true
+		s.opts.Logger.Warn("governor: cannot read CPU time; CPU input off", "err", err)
 	}
-	return c, true
+	if s.opts.Meter != nil {
+		smp.InFlight, smp.Busy = s.opts.Meter.Read(now)
+	}
+	return smp
 }
 
-// sample closes the window that began at w.start, observes it, and opens
-// the next.
-func (s *Sampler) sample(w *window, now time.Time) {
-	elapsed := now.Sub(w.start)
-	if elapsed <= 0 {
-		return
-	}
-	in := s.opts.Source()
-	if in.Cores <= 0 {
-		in.Cores = s.opts.Cores
-	}
-	capacity := float64(in.Cores) * float64(elapsed) // core-nanoseconds in the window
-	cpu, cpuOK := s.readCPU(w)
-	in.CPU = 0
-	if cpuOK && w.cpuOK {
-		in.CPU = float64(cpu-w.cpu) / capacity
-	}
-	var busy time.Duration
-	if s.opts.Meter != nil {
-		in.InFlight, busy = s.opts.Meter.Read(now)
-		in.Duty = float64(busy-w.busy) / capacity
-	}
-	if s.opts.Budget != nil {
-		in.BudgetSpent = 1 - s.opts.Budget.LevelAt(now)
-	}
-	w.start, w.cpu, w.cpuOK, w.busy = now, cpu, cpuOK, busy
-
+// observe hands in to the governor and reports a change of state.
+func (s *Sampler) observe(in Inputs) {
 	from, to, pressure := s.g.observe(in)
 	log := s.opts.Logger
 	log.Debug("governor: sample", "state", to, "pressure", pressure,

@@ -15,9 +15,9 @@ import (
 	"time"
 )
 
-// fakeSystem is what a test controls: the Source's inputs and a CPU clock.
+// fakeSystem is what a test controls: the Source's sample and a CPU clock.
 type fakeSystem struct {
-	in  atomic.Pointer[Inputs]
+	in  atomic.Pointer[Sample]
 	cpu atomic.Int64 // cumulative CPU time, ns
 
 	mu      sync.Mutex
@@ -26,12 +26,12 @@ type fakeSystem struct {
 
 func newFakeSystem() *fakeSystem {
 	f := &fakeSystem{}
-	f.set(Inputs{})
+	f.set(Sample{})
 	return f
 }
 
-func (f *fakeSystem) set(in Inputs)                   { f.in.Store(&in) }
-func (f *fakeSystem) source() Inputs                  { return *f.in.Load() }
+func (f *fakeSystem) set(in Sample)                   { f.in.Store(&in) }
+func (f *fakeSystem) source(time.Time) Sample         { return *f.in.Load() }
 func (f *fakeSystem) burn(d time.Duration)            { f.cpu.Add(int64(d)) }
 func (f *fakeSystem) cpuTime() (time.Duration, error) { return time.Duration(f.cpu.Load()), nil }
 func (f *fakeSystem) onChange(from, to Thermal) {
@@ -62,24 +62,25 @@ func TestSamplerFollowsTheSystem(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFakeSystem()
 		g := New(Policy{})
-		s := NewSampler(g, SamplerOptions{Cores: 2, Source: f.source, CPUTime: f.cpuTime, OnChange: f.onChange})
+		// A one-second window, so that each step below is judged alone.
+		s := NewSampler(g, SamplerOptions{Window: time.Second, Cores: 2, Source: f.source, CPUTime: f.cpuTime, OnChange: f.onChange})
 		stop := start(t, s)
 
 		// Each step sets what happens during the next one-second window,
 		// lets the window close, and checks the state it produced.
 		steps := []struct {
 			name  string
-			in    Inputs
+			in    Sample
 			burn  time.Duration // CPU used in the window, on 2 cores
 			state Thermal
 		}{
-			{"quiet window stays nominal", Inputs{Load: 0.1}, 100 * time.Millisecond, Nominal},
-			{"filling inboxes make it fair", Inputs{Load: 0.8}, 0, Fair},
-			{"cpu past the ceiling makes it serious", Inputs{Load: 0.8}, 1600 * time.Millisecond, Serious},
-			{"a saturated machine is critical", Inputs{}, 1900 * time.Millisecond, Critical},
-			{"calm returns one step", Inputs{}, 0, Serious},
-			{"then another", Inputs{}, 0, Fair},
-			{"then to nominal", Inputs{}, 0, Nominal},
+			{"quiet window stays nominal", Sample{Load: 0.1}, 100 * time.Millisecond, Nominal},
+			{"filling inboxes make it fair", Sample{Load: 0.8}, 0, Fair},
+			{"cpu past the ceiling makes it serious", Sample{Load: 0.8}, 1600 * time.Millisecond, Serious},
+			{"a saturated machine is critical", Sample{}, 1900 * time.Millisecond, Critical},
+			{"calm returns one step", Sample{}, 0, Serious},
+			{"then another", Sample{}, 0, Fair},
+			{"then to nominal", Sample{}, 0, Nominal},
 		}
 		for _, st := range steps {
 			f.set(st.in)
@@ -104,41 +105,47 @@ func TestSamplerFollowsTheSystem(t *testing.T) {
 	})
 }
 
-func TestSamplerReadsMeterAndBudget(t *testing.T) {
+func TestSamplerReadsMeterAndSmoothsOverTheWindow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFakeSystem()
-		f.set(Inputs{CPU: 0.99, InFlight: 99, Duty: 0.99}) // all replaced by measurements
+		f.set(Sample{CPU: time.Hour, HasCPU: true, InFlight: 99, Busy: time.Hour, BudgetSpent: 0.25}) // all but the budget replaced by measurements
 		var m Meter
-		b := NewBudget(1, 4)
 		g := New(Policy{})
-		s := NewSampler(g, SamplerOptions{Cores: 2, Source: f.source, CPUTime: f.cpuTime, Meter: &m, Budget: b})
+		s := NewSampler(g, SamplerOptions{Cores: 2, Source: f.source, CPUTime: f.cpuTime, Meter: &m})
 		stop := start(t, s)
 		defer stop()
 
-		m.Begin(time.Now()) // one handler busy for the whole first window
-		for range 4 {
-			b.Allow() // drain the bucket; one token comes back in the window
-		}
+		m.Begin(time.Now()) // one handler busy for the whole first second
 		time.Sleep(time.Second)
 		synctest.Wait()
 		in, pr := g.Last()
-		want := Inputs{InFlight: 1, Cores: 2, Duty: 0.5, CPU: 0, BudgetSpent: 0.75}
+		want := Inputs{InFlight: 1, Cores: 2, Duty: 0.5, CPU: 0, BudgetSpent: 0.25}
 		if in != want {
-			t.Fatalf("first window observed %+v, want %+v", in, want)
+			t.Fatalf("first second observed %+v, want %+v", in, want)
 		}
-		if g.State() != Fair || math.Abs(pr-0.75) > 1e-9 {
-			t.Fatalf("state %v at pressure %v, want fair at 0.75 (budget)", g.State(), pr)
+		if g.State() != Nominal || math.Abs(pr-0.5/0.7) > 1e-9 {
+			t.Fatalf("state %v at pressure %v, want nominal at 0.5/0.7 (duty)", g.State(), pr)
 		}
 
-		m.Begin(time.Now()) // a second handler: both cores busy all window
+		// A second handler: both cores busy this second, but the rate is
+		// over the window so far, (1+2)/(2*2): serious, not the critical
+		// that one second alone (duty 1) would give.
+		m.Begin(time.Now())
 		time.Sleep(time.Second)
 		synctest.Wait()
 		in, _ = g.Last()
-		if in.InFlight != 2 || in.Duty != 1 {
-			t.Fatalf("second window observed %+v, want 2 in flight at duty 1", in)
+		if in.InFlight != 2 || in.Duty != 0.75 {
+			t.Fatalf("second second observed %+v, want 2 in flight at duty 0.75", in)
 		}
-		if g.State() != Critical {
-			t.Fatalf("state %v, want critical (duty 1 > 0.7 ceiling * 1.3)", g.State())
+		if g.State() != Serious {
+			t.Fatalf("state %v, want serious (0.75 > 0.7 ceiling)", g.State())
+		}
+
+		// Ten more seconds with both busy: the window holds only them.
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		if in, _ = g.Last(); in.Duty != 1 || g.State() != Critical {
+			t.Fatalf("after a full window observed duty %v in %v, want 1 and critical", in.Duty, g.State())
 		}
 	})
 }
@@ -168,7 +175,7 @@ func TestSamplerCPUFailureIsLoggedOnce(t *testing.T) {
 		s := NewSampler(g, SamplerOptions{
 			Cores:   2,
 			CPUTime: func() (time.Duration, error) { return 0, errors.New("no rusage") },
-			Source:  func() Inputs { return Inputs{CPU: 0.9} },
+			Source:  func(time.Time) Sample { return Sample{CPU: time.Hour, HasCPU: true} },
 			Logger:  slog.New(slog.NewTextHandler(&buf, nil)),
 		})
 		stop := start(t, s)
@@ -188,7 +195,7 @@ func TestSamplerCPUFailureIsLoggedOnce(t *testing.T) {
 
 func TestSamplerDefaults(t *testing.T) {
 	s := NewSampler(New(Policy{}), SamplerOptions{})
-	if s.opts.Interval != time.Second || s.opts.Cores != runtime.GOMAXPROCS(0) || s.opts.Source == nil || s.opts.CPUTime == nil || s.opts.Logger == nil {
+	if s.opts.Interval != time.Second || s.opts.Window != 0 || s.opts.Cores != runtime.GOMAXPROCS(0) || s.opts.Source == nil || s.opts.CPUTime == nil || s.opts.Logger == nil {
 		t.Errorf("defaults not filled in: %+v", s.opts)
 	}
 	if _, err := s.opts.CPUTime(); err != nil && runtime.GOOS != "windows" && runtime.GOOS != "plan9" && runtime.GOOS != "js" && runtime.GOOS != "wasip1" {
@@ -200,4 +207,32 @@ func TestSamplerDefaults(t *testing.T) {
 		}
 	}()
 	NewSampler(nil, SamplerOptions{})
+}
+
+// The Source reads its levels at the sample's own time, so a budget level
+// and the meter's totals describe the same instant.
+func TestSamplerAsksTheSourceAtTheSampleTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var asked []time.Time
+		s := NewSampler(New(Policy{}), SamplerOptions{
+			CPUTime: func() (time.Duration, error) { return 0, nil },
+			Source:  func(now time.Time) Sample { asked = append(asked, now); return Sample{} },
+		})
+		t0 := time.Now()
+		stop := start(t, s)
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		want := []time.Time{t0, t0.Add(time.Second), t0.Add(2 * time.Second)}
+		if len(asked) != len(want) {
+			t.Fatalf("Source asked at %v, want %v", asked, want)
+		}
+		for i := range want {
+			if !asked[i].Equal(want[i]) {
+				t.Fatalf("Source asked at %v, want %v", asked, want)
+			}
+		}
+	})
 }

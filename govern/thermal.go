@@ -1,10 +1,6 @@
 package govern
 
-import (
-	"fmt"
-	"math"
-	"time"
-)
+import "fmt"
 
 // Thermal is the system's thermal state, named after the states a phone
 // reports (seed: "Like mobile AR thermal management"). The zero value is
@@ -61,7 +57,8 @@ type Adjustment struct {
 	// demand trigger).
 	CadenceMultiplier float64
 	// ThresholdShift is added to the engagement threshold of non-urgent
-	// items only; see EffectiveThreshold.
+	// items only: state.State.ShouldEngage applies it, and never to an
+	// item at or above the urgent line.
 	ThresholdShift float64
 	// CatchUp is true when the system is idle: personas may re-admit
 	// deferred work (seed: "If system idle ... catch up on deferred work").
@@ -95,37 +92,4 @@ func (t Thermal) Adjust() Adjustment {
 		return adjustments[Critical]
 	}
 	return adjustments[t]
-}
-
-// Cadence scales a persona's base cadence by the multiplier. A multiplier
-// that is not positive leaves the cadence unchanged, so a zero Adjustment
-// never makes a persona spin.
-func (a Adjustment) Cadence(base time.Duration) time.Duration {
-	m := a.CadenceMultiplier
-	if !(m > 0) || m == 1 {
-		return base
-	}
-	d := float64(base) * m
-	if d >= float64(maxDuration) {
-		return maxDuration
-	}
-	return time.Duration(d)
-}
-
-const maxDuration = time.Duration(1<<63 - 1)
-
-// EffectiveThreshold returns the engagement threshold to compare an item's
-// priority against under the governor's shift. Items at or above the
-// urgent line get the base threshold unchanged: the governor never makes
-// urgent work harder to engage. Callers must apply a ThresholdShift only
-// through this function (or the same rule), never to urgent items.
-//
-// The result may exceed 1: then no non-urgent item passes until aging lifts
-// it to the urgent line, which is what critical is for. A NaN shift is
-// ignored rather than making every comparison false.
-func EffectiveThreshold(base, shift, priority, urgentLine float64) float64 {
-	if priority >= urgentLine || math.IsNaN(shift) {
-		return base
-	}
-	return base + shift
 }

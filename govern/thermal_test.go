@@ -2,9 +2,9 @@ package govern
 
 import (
 	"encoding/json"
-	"math"
 	"testing"
-	"time"
+
+	"github.com/personaos/persona/state"
 )
 
 func TestThermalNames(t *testing.T) {
@@ -75,61 +75,30 @@ func TestAdjustPerState(t *testing.T) {
 	}
 }
 
-func TestAdjustmentCadence(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		mult float64
-		base time.Duration
-		want time.Duration
-	}{
-		{"fair stretches 10s to 15s", 1.5, 10 * time.Second, 15 * time.Second},
-		{"critical stretches 3s to 12s", 4, 3 * time.Second, 12 * time.Second},
-		{"zero multiplier leaves cadence alone", 0, 5 * time.Second, 5 * time.Second},
-		{"NaN multiplier leaves cadence alone", math.NaN(), 5 * time.Second, 5 * time.Second},
-		{"huge cadence saturates", 4, maxDuration / 2, maxDuration},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got := Adjustment{CadenceMultiplier: tc.mult}.Cadence(tc.base)
-			if got != tc.want {
-				t.Errorf("Cadence(%v) = %v, want %v", tc.base, got, tc.want)
-			}
-		})
-	}
-}
-
-func TestEffectiveThreshold(t *testing.T) {
-	const urgent = 0.8 // seed: priority > 0.8 is never neglected
-	for _, tc := range []struct {
-		name                  string
-		base, shift, priority float64
-		want                  float64
-	}{
-		{"non-urgent item gets the shift", 0.3, 0.15, 0.5, 0.45},
-		{"item just under the line gets the shift", 0.5, 0.3, 0.79, 0.8},
-		{"item at the urgent line keeps the base", 0.5, 0.3, 0.8, 0.5},
-		{"urgent item keeps the base", 0.9, 0.3, 1, 0.9},
-		{"shift may lift threshold past 1", 0.9, 0.3, 0.5, 1.2},
-		{"NaN shift is ignored", 0.3, math.NaN(), 0.5, 0.3},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got := EffectiveThreshold(tc.base, tc.shift, tc.priority, urgent)
-			if math.Abs(got-tc.want) > 1e-12 {
-				t.Errorf("EffectiveThreshold(%v, %v, %v) = %v, want %v", tc.base, tc.shift, tc.priority, got, tc.want)
-			}
-		})
-	}
-}
-
+// The shift is applied by state.State.ShouldEngage, which every driver
+// calls: no state's shift may make an urgent item harder to engage.
 func TestUrgentWorkIsNeverHeldBackInAnyState(t *testing.T) {
-	const urgent = 0.8
-	// The persona engagement thresholds by mood (seed: 0.9 / 0.5 / 0.3 / 0.1).
-	for _, base := range []float64{0.9, 0.5, 0.3, 0.1} {
-		for s := Nominal; s <= Critical; s++ {
-			for _, pr := range []float64{urgent, 0.85, 1} {
-				if got := EffectiveThreshold(base, s.Adjust().ThresholdShift, pr, urgent); got != base {
-					t.Errorf("%v, base %v, priority %v: threshold %v, want base", s, base, pr, got)
+	cfg := state.Config{}.Defaults()
+	for s := Nominal; s <= Critical; s++ {
+		shift := s.Adjust().ThresholdShift
+		for _, mood := range []struct {
+			name         string
+			load, energy float64
+		}{{"idle", 0, 1}, {"overwhelmed", 1, 1}, {"tired and spent", 0, 0}} {
+			st := state.New(cfg)
+			st.Energy = mood.energy
+			st.Observe(mood.load, 1)
+			for _, pr := range []float64{cfg.Urgent, 0.9, 1} {
+				if !st.ShouldEngage(pr, shift) {
+					t.Errorf("%v, %s persona: urgent priority %v declined under shift %v", s, mood.name, pr, shift)
 				}
 			}
 		}
+	} // And the shift does raise the bar for the rest: an idle persona takes
+	// a 0.3 item at nominal (threshold 0.1) but not at critical (0.4).
+	st := state.New(cfg)
+	st.Observe(0, 1)
+	if !st.ShouldEngage(0.3, Nominal.Adjust().ThresholdShift) || st.ShouldEngage(0.3, Critical.Adjust().ThresholdShift) {
+		t.Error("critical's shift does not hold back a 0.3 item that nominal engages")
 	}
 }

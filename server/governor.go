@@ -17,17 +17,18 @@ func (d *Daemon) budgetLevel(now time.Time) float64 {
 }
 
 // governorInputs is the sampler's source: total inbox load and the compute
-// budget spent.
-func (d *Daemon) governorInputs() govern.Inputs {
+// budget spent at now. The sampler adds handler time, CPU and cores, and
+// its govern.Feed smooths them as the simulator's does.
+func (d *Daemon) governorInputs(now time.Time) govern.Sample {
 	var depth, capacity int
 	for _, m := range d.members {
 		c := m.p.Inbox().Counts()
 		depth += c.Queued
 		capacity += m.p.Inbox().Options().Capacity
 	}
-	in := govern.Inputs{BudgetSpent: 1 - d.budgetLevel(time.Now())}
+	s := govern.Sample{BudgetSpent: 1 - d.budgetLevel(now)}
 	if capacity > 0 {
-		in.Load = float64(depth) / float64(capacity)
+		s.Load = float64(depth) / float64(capacity)
 	}
-	return in
+	return s
 }

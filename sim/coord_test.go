@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -43,12 +44,36 @@ func (r *run) runTo(t *testing.T, at time.Duration) {
 	r.advance(int64(at))
 }
 
+// closeByWindow ends message mi's window now, as its timer would.
+func (r *run) closeByWindow(t *testing.T, mi int32) {
+	t.Helper()
+	next, ok := r.co.NextDeadline()
+	if !ok {
+		t.Fatal("no window is pending")
+	}
+	r.advance(int64(next.Sub(r.epoch)))
+	r.windowEnds()
+	if !r.decided(mi) {
+		t.Fatalf("message %d is still open at its window's end", mi)
+	}
+}
+
+// deadline is the stream's earliest pending deadline, in virtual time.
+func (r *run) deadline(t *testing.T) time.Duration {
+	t.Helper()
+	next, ok := r.co.NextDeadline()
+	if !ok {
+		t.Fatal("no deadline is pending")
+	}
+	return next.Sub(r.epoch)
+}
+
 func TestLateAndAddressedThoughtsAreGrantedAsCoordDoes(t *testing.T) {
 	fixed := Coordination{Fixed: true}
 	t.Run("a late addressee is granted, a late peer is not", func(t *testing.T) {
 		r := newDuo(t, fixed, Handle{Median: time.Second, P95: 2 * time.Second})
 		mi := r.post(0, -1, px, 0, 0) // a human names x
-		r.closeDecision(mi, true)
+		r.closeByWindow(t, mi)
 		if r.think(mi, r.delOf(mi, py), 0.8, coord.IntentRespond, false) || r.isGranted(mi, py) {
 			t.Errorf("a peer thinking after the decision closed was granted")
 		}
@@ -62,7 +87,7 @@ func TestLateAndAddressedThoughtsAreGrantedAsCoordDoes(t *testing.T) {
 	t.Run("a late thinker addressed through a merged message is granted", func(t *testing.T) {
 		r := newDuo(t, fixed, Handle{Median: time.Second, P95: 2 * time.Second})
 		mi := r.post(0, -1, -1, 0, 0) // names nobody
-		r.closeDecision(mi, true)
+		r.closeByWindow(t, mi)
 		if r.think(mi, r.delOf(mi, px), 1, coord.IntentRespond, true) || !r.isGranted(mi, px) {
 			t.Errorf("an addressed late thinker was not granted: %v", r.msgs[mi].granted)
 		}
@@ -74,8 +99,8 @@ func TestLateAndAddressedThoughtsAreGrantedAsCoordDoes(t *testing.T) {
 			t.Fatal("an on-time thought did not count")
 		}
 		r.think(mi, r.delOf(mi, px), 0.1, coord.IntentObserve, true) // the last expected thinker closes it
-		if m := &r.msgs[mi]; m.dstate != decClosed || len(m.granted) != 1 || m.granted[0] != px {
-			t.Errorf("granted %v (state %d), want only the addressed x", m.granted, m.dstate)
+		if m := &r.msgs[mi]; !r.decided(mi) || len(m.granted) != 1 || m.granted[0] != px {
+			t.Errorf("granted %v (decided %v), want only the addressed x", m.granted, r.decided(mi))
 		}
 	})
 }
@@ -85,44 +110,45 @@ func TestWindowFromFirstThought(t *testing.T) {
 	t.Run("the window starts at the first thought", func(t *testing.T) {
 		r := newDuo(t, c, Handle{Median: time.Second, P95: 2 * time.Second})
 		mi := r.post(0, -1, -1, 0, 0)
-		if got := time.Duration(r.msgs[mi].deadline); got != c.Patience {
+		if got := r.deadline(t); got != c.Patience {
 			t.Fatalf("before any thought the item waits %v, want the patience %v", got, c.Patience)
 		}
 		r.advance(int64(10 * time.Second))
 		r.think(mi, r.delOf(mi, py), 0.5, coord.IntentRespond, false)
-		if got := time.Duration(r.msgs[mi].deadline); got != 12*time.Second {
+		if got := r.deadline(t); got != 12*time.Second {
 			t.Fatalf("after the first thought at 10s the window ends at %v, want 12s", got)
 		}
 		// The window timer alone (the personas' own steps are not run).
 		r.advance(int64(12*time.Second) - 1)
-		r.windowEnds(mi)
-		if r.msgs[mi].dstate != decOpen {
+		r.windowEnds()
+		if r.decided(mi) {
 			t.Fatal("closed before the window that started at the first thought ended")
 		}
 		r.advance(int64(12 * time.Second))
-		r.windowEnds(mi)
-		if m := &r.msgs[mi]; m.dstate != decClosed || !r.isGranted(mi, py) {
-			t.Errorf("at the window's end: state %d, granted %v", m.dstate, m.granted)
+		r.windowEnds()
+		if m := &r.msgs[mi]; !r.decided(mi) || !r.isGranted(mi, py) {
+			t.Errorf("at the window's end: decided %v, granted %v", r.decided(mi), m.granted)
 		}
 	})
 	t.Run("an item nobody thinks about closes after the patience", func(t *testing.T) {
 		r := newDuo(t, c, Handle{Median: time.Second, P95: 2 * time.Second})
 		r.advance(int64(time.Minute))
 		mi := r.post(1, -1, -1, 0, 0)
-		if got := time.Duration(r.msgs[mi].deadline); got != time.Minute+c.Patience {
-			t.Fatalf("the item waits until %v, want the patience after opening at 1m", got)
+		end := r.deadline(t)
+		if end != time.Minute+c.Patience {
+			t.Fatalf("the item waits until %v, want the patience after opening at 1m", end)
 		}
 		// The window timer alone, before and at the patience's end (the
 		// personas' own steps are not run, so nobody thinks).
-		r.advance(r.msgs[mi].deadline - 1)
-		r.windowEnds(mi)
-		if r.msgs[mi].dstate != decOpen {
+		r.advance(int64(end) - 1)
+		r.windowEnds()
+		if r.decided(mi) {
 			t.Fatal("closed before the patience ran out")
 		}
-		r.advance(r.msgs[mi].deadline)
-		r.windowEnds(mi)
-		if m := &r.msgs[mi]; m.dstate != decClosed || len(m.granted) != 0 || r.m.timedOut != 1 {
-			t.Errorf("after the patience: state %d, granted %v, timed out %d", m.dstate, m.granted, r.m.timedOut)
+		r.advance(int64(end))
+		r.windowEnds()
+		if m := &r.msgs[mi]; !r.decided(mi) || len(m.granted) != 0 || r.m.timedOut != 1 {
+			t.Errorf("after the patience: decided %v, granted %v, timed out %d", r.decided(mi), m.granted, r.m.timedOut)
 		}
 	})
 }
@@ -153,13 +179,23 @@ func TestAwaitOutlastsAShrunkenWindow(t *testing.T) {
 			if !r.isGranted(m0, py) {
 				t.Fatalf("setup: y not granted on the first message: %v", r.msgs[m0].granted)
 			}
-			m1 := r.post(1, -1, px, 0, 0)
-			if r.msgs[m1].window != int64(3*time.Second) {
-				t.Fatalf("setup: the item opened with window %v", time.Duration(r.msgs[m1].window))
+			if w := r.co.Window(); w != 3*time.Second {
+				t.Fatalf("setup: the next item opens with window %v", w)
 			}
+			m1 := r.post(1, -1, px, 0, 0)
 			if tc.shrink {
-				for range coord.MinSamples {
-					r.sample(0)
+				// Thoughts at once on items of the stream's own: samples
+				// of 0 s that shrink the window to its minimum.
+				now := r.t(r.now)
+				for i := range coord.MinSamples {
+					item := "shrink" + strconv.Itoa(i)
+					r.co.Open(now, coord.Opening{Item: item, Expected: []string{"z"}})
+					if _, err := r.co.Think(now, coord.Thought{Persona: "z", Item: item, Intent: coord.IntentObserve}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if w := r.co.Window(); w != c.MinWindow {
+					t.Fatalf("setup: the window did not shrink: %v", w)
 				}
 			}
 			r.runTo(t, 30*time.Second)
@@ -171,5 +207,54 @@ func TestAwaitOutlastsAShrunkenWindow(t *testing.T) {
 				t.Errorf("the stream did not grant the addressee: %v", r.msgs[m1].granted)
 			}
 		})
+	}
+}
+
+// TestDirectDecisionsHaveNoWindow: the old flow waits for every
+// recipient's evaluation, however long the model server takes.
+func TestDirectDecisionsHaveNoWindow(t *testing.T) {
+	r, err := newRun(context.Background(), duo(Coordination{}, Handle{Median: time.Second, P95: 2 * time.Second}), Direct, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mi := r.post(0, -1, -1, 0, goTopic)
+	if next, ok := r.co.NextDeadline(); ok {
+		t.Fatalf("a direct decision has a deadline at %v", next.Sub(r.epoch))
+	}
+	r.advance(int64(time.Hour) - 1)
+	r.windowEnds()
+	if !r.think(mi, r.delOf(mi, px), 0.2, coord.IntentRespond, false) || r.decided(mi) {
+		t.Fatal("closed before every recipient evaluated")
+	}
+	r.think(mi, r.delOf(mi, py), 0.9, coord.IntentRespond, false)
+	if !r.decided(mi) || !r.isGranted(mi, py) || r.m.timedOut != 0 {
+		t.Errorf("after both evaluations: decided %v, granted %v, timed out %d", r.decided(mi), r.msgs[mi].granted, r.m.timedOut)
+	}
+}
+
+// TestForgottenDecisionIsOpenedAnew: the stream remembers
+// coord.DefaultMaxClosed decisions; a persona that reaches an older one
+// finds it undecided and its thought opens a new decision, as the runtime
+// does (Stream.Decision, then Think).
+func TestForgottenDecisionIsOpenedAnew(t *testing.T) {
+	r := newDuo(t, Coordination{Fixed: true}, Handle{Median: time.Second, P95: 2 * time.Second})
+	first := r.post(0, -1, -1, 0, 0)
+	r.closeByWindow(t, first)
+	for range coord.DefaultMaxClosed {
+		r.closeByWindow(t, r.post(0, -1, -1, 0, 0))
+	}
+	if r.decided(first) {
+		t.Fatal("the oldest decision is still remembered")
+	}
+	decisions := r.m.decisions
+	if !r.think(first, r.delOf(first, px), 1, coord.IntentRespond, false) {
+		t.Fatal("a thought on a forgotten decision does not await a new one")
+	}
+	if r.m.decisions != decisions+1 || r.m.lateThoughts != 0 {
+		t.Errorf("decisions %d (want %d), late thoughts %d", r.m.decisions, decisions+1, r.m.lateThoughts)
+	}
+	r.closeByWindow(t, first)
+	if !r.isGranted(first, px) {
+		t.Errorf("the new decision did not grant the only thinker: %v", r.msgs[first].granted)
 	}
 }

@@ -4,7 +4,8 @@
 // how long work waited, how many model calls it cost and how hard the
 // machine ran. The persona policy drives the same policy code as the real
 // runtime (DESIGN.md, principle 1): package inbox, state, coord (Grant,
-// AdaptWindow), govern (Policy via Governor.Observe, Thermal.Adjust) and
+// AdaptWindow), govern (Feed, Meter, Governor.Observe, Thermal.Adjust),
+// x/time/rate (the daemon's compute budget, at virtual times) and
 // chat (Weights.Score, MatchesExpertise, and the chat rules with the
 // daemon's Settings), in the order the root package's life cycle calls
 // them.
@@ -41,7 +42,12 @@
 //
 // A model call costs lognormal time (the persona's handle median and p95)
 // and occupies one of cores model slots; calls wait first in, first out
-// for a slot, without bound. The duty cycle is busy slots over cores: per
+// for a slot, without bound. Under the persona policy a call first takes a
+// token of the compute budget (the scenario's budget: per_sec, burst;
+// default persona serve's 2 a second, bursts of 20), waiting for one when
+// the bucket is empty, as the daemon's model wrapper waits on its
+// rate.Limiter: the same Limiter, reserved at virtual times. The other
+// policies have no budget. The duty cycle is busy slots over cores: per
 // second, its mean over the run, and its maximum over one-minute windows.
 // Which steps make a model call:
 //
@@ -65,21 +71,26 @@
 //
 // # Coordination
 //
-// Decisions follow coord.Stream, with the same rules in virtual time.
+// Decisions are made by coord.Core, the decision logic of coord.Stream,
+// driven in virtual time: one core per run, one event at its earliest
+// deadline (equal deadlines close in the order they were set), and the
+// decisions it returns handed to the thinkers. So its rules are coord's:
 // coord.Grant picks K (default 1) responders: addressees always if they
 // thought, then by confidence, least recently granted (strictly increasing
-// grant stamps, as the stream's), name. The addressees are the item's plus
-// every thinker whose thought says it is addressed (Thought.Addressed). A
-// thought after the decision closed is late: a late addressee or addressed
-// thinker is granted at once (the decision is amended; the amendment
-// stamps no grant time, as coord's), any other late thought does not
-// count. Windows are coord's: AdaptWindow over the last 256 time-to-thought
-// samples (first thoughts and late ones), or a fixed window; with
-// Coordination.FromFirstThought (coord.Options.WindowFromFirstThought) a
-// window starts at the item's first thought, the samples are measured from
-// it (the first thinker's is 0), and an item nobody thinks about closes
-// after Coordination.Patience (1 minute). What opens a decision differs by
-// policy, as each producer does:
+// grant stamps), name. The addressees are the item's plus every thinker
+// whose thought says it is addressed (Thought.Addressed). A thought after
+// the decision closed is late: a late addressee or addressed thinker is
+// granted at once (the decision is amended; the amendment stamps no grant
+// time), any other late thought does not count. Windows: AdaptWindow over
+// the last 256 time-to-thought samples (first thoughts and late ones), or
+// a fixed window; with Coordination.FromFirstThought
+// (coord.Options.WindowFromFirstThought) a window starts at the item's
+// first thought, the samples are measured from it (the first thinker's is
+// 0), and an item nobody thinks about closes after Coordination.Patience
+// (1 minute). The stream remembers the last 4096 decisions
+// (coord.DefaultMaxClosed): a thought on an older one opens it anew, as in
+// the runtime. What opens a decision differs by policy, as each producer
+// does:
 //
 //   - persona: persona.Broadcast opens it at delivery with the recipients
 //     handed the item as expected thinkers and the mentioned persona, if
@@ -91,7 +102,7 @@
 //     thoughts never say they are addressed.
 //   - direct: the old flow invokes every persona at once and coordinates
 //     on all their evaluations: the decision closes when every recipient
-//     has evaluated, without a window.
+//     has evaluated, without a window (coord.Opening.Unbounded).
 //
 // A persona waits for a decision at most the stream's longest window plus
 // a second (persona.Options.CoordinationTimeout's default); past that it
@@ -128,39 +139,44 @@
 //
 // # Policies
 //
-// persona replays the root package's life cycle (persona.go, coordinate.go)
-// with Options defaults: inbox.Inbox with the persona's capacity, default
-// aging, deferred store and time-to-live; state.State with the seed's
-// numbers. Delivery scores and pushes; the inbox's notify wakes a resting
-// or idle persona at once for an urgent item (demand) and a dependent on
-// every release (dependency); other items wait for the scan timer. A step
-// accounts the rest since the last one, sweeps at most once a second
-// (declined after 5 minutes unengaged), re-admits deferred work when the
-// governor allows catch-up, observes the load, and works a slice: take the
-// top item while ShouldEngage(effective priority, governor shift), at most
-// 10 items or 30 s. An item is coalesced with every queued item of its
-// room (the newest is the trigger, which carries the union of their
-// mentions; the others are handled with it and withdrawn from their
-// decisions); if the trigger's decision is already made without this
-// persona and the batch does not mention it, it is handled without
-// evaluation (a late observe thought, for the window's samples);
+// persona runs the runtime's own life cycle: each persona is a
+// persona.Cycle (the pure core that persona.Persona drives in real time)
+// with the runtime's Options defaults, driven in virtual time by a Driver
+// (driver.go) whose host is the chat world (ours.go). The simulator decides
+// nothing about a persona's rhythm: the cycle decides when it wakes (an
+// urgent item at once, a dependent on every release, other items at the
+// next scan), what each step takes (the top items while ShouldEngage holds,
+// merged with their room's pending items), how long it rests, and every
+// final account; the driver turns its wakes into events and carries out
+// its actions and notes. Decisions are the run's coord.Core (the stream's
+// pure core) and barriers its deps.Barriers (the tracker's), so the
+// simulator has no stream or barrier of its own. The parity tests
+// (parity_test.go) hold the Driver and persona.Persona to the same trace
+// on the same script. The chat world supplies what an action costs: if the
+// trigger's decision is already made without this persona and the batch
+// does not mention it, it is handled without evaluation (a late observe
+// thought, for the window's samples);
 // otherwise the persona evaluates (50 ms), thinks (addressed if the batch
 // mentions it), holds its slice until the decision or the wait's bound,
 // and, if granted, writes one reply (a model call). A mentioned persona
 // that reaches a closed decision therefore still thinks and is granted
-// late. That is the runtime's intended rule (coordinate.go addressedBy);
-// as of this writing coordinate.go skips the thought when the decision is
-// already closed, and such a mention then goes unanswered. The time an
+// late, in the runtime and here alike (the parity tests check it). The time an
 // item took drains energy (state.RecordActivity). After the slice, urgent
 // work left means step again at once; otherwise the cadence is the state's
 // times the governor's multiplier. The evaluation and the responder's
 // guards are package chat's rules (see "Chat rules" above); a reply a
 // guard stops is counted in suppressed_replies and its items stay handled.
 // The governor (govern.Governor, default policy with the
-// scenario's ceiling) observes every virtual second: Duty over the last 10
-// seconds (a model call lasts seconds, so one second alone is all or
-// nothing), Load as total depth over total capacity, InFlight as model
-// calls running or waiting, and Cores.
+// scenario's ceiling) observes every virtual second what the daemon's
+// Sampler observes, through the same govern.Feed (rates over its default
+// 10-second window, levels as read): a govern.Meter begun when a model call
+// is issued and ended when it is done (so, as in the daemon, a call
+// waiting for a budget token or a slot counts as busy and in flight),
+// Load as total depth over total capacity, BudgetSpent as one minus the
+// bucket's level, and the model slots as Cores. The simulator reads no
+// process CPU. (The persona policy's state still observes a full budget:
+// sim/ours.go passes 1 to state.Observe where the runtime passes its
+// Budget; budgetLevel is there for it.)
 //
 // seed is autonomous-persona-architecture.md as written: a sorted array of
 // capacity 1000 re-sorted on every enqueue (binary insertion, same order),
@@ -182,13 +198,21 @@
 // call per granted persona to reply. No inbox, no state, no guard.
 //
 // Dependencies (waits_for) are honoured by persona only; seed and direct
-// have no barrier and deliver to everyone at once. The barrier follows
-// package deps: a dependent is handed a message when each prerequisite has
-// finished it (handled: done; declined: skipped; expired: incomplete) or
-// passed its per-stage deadline (deps_timeout, default 1 minute, from the
-// message's arrival for sources and from the release for dependents). The
-// message is handed over whatever the status, as the runtime's pipeline
-// does, and the dependent's wait starts at the release. Dependents are not
+// have no barrier and deliver to everyone at once. The barriers are the
+// runtime's: deps.Barriers, the core of deps.Tracker, driven in virtual time,
+// one per connected pipeline (as the runtime has one tracker per connected
+// part), keyed by the message. A dependent is handed a message when each
+// prerequisite has finished it (handled: done; declined: skipped; expired:
+// incomplete) or passed its per-stage deadline (deps_timeout, default 1
+// minute, from the message's arrival for sources and from the release for
+// dependents); a prerequisite that finishes late still counts while the
+// barrier is open. The status is carried down the chain: a stage released
+// incomplete or skipped passes that on even if it then finishes normally.
+// A message's author has finished it (it is never delivered to its author),
+// so a stage that waits only for the author is released at once. The
+// message is handed over whatever the status, which travels with the
+// delivery, as the runtime's pipeline does, and the dependent's wait starts
+// at the release. Dependents are not
 // expected thinkers of the decision (the runtime hands them the item
 // later), so they answer only decisions still open when they reach them,
 // except a mentioned dependent: its thought says it is addressed, so it

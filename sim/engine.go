@@ -6,13 +6,16 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"time"
 
 	"github.com/personaos/persona/chat"
 	"github.com/personaos/persona/coord"
+	"github.com/personaos/persona/deps"
 	"github.com/personaos/persona/govern"
 	"github.com/personaos/persona/inbox"
 	"github.com/personaos/persona/state"
+	"golang.org/x/time/rate"
 )
 
 // Model constants; doc.go explains each.
@@ -20,7 +23,6 @@ const (
 	evalCost   = 50 * time.Millisecond // a local evaluation: score, state, confidence
 	seedPollHz = 10                    // the seed's 100 ms polling
 	seedPeek   = 10                    // the seed's peek(): top 10
-	govWindow  = 10                    // seconds of duty the governor sees
 	dutyWindow = 60                    // seconds: the window of duty_cycle.max
 	second     = int64(time.Second)
 )
@@ -51,11 +53,8 @@ const (
 const (
 	fHeld         uint16 = 1 << iota // waiting at a dependency barrier
 	fSpoke                           // thought or withdrew on its message's decision
-	fDepDone                         // reported to the barriers of its dependents
 	fRemoved                         // seed: left the sorted queue (dropped or popped)
 	fProcessed                       // seed, direct: its evaluation finished
-	fSkipped                         // released with a prerequisite's decline
-	fIncomplete                      // released without every prerequisite
 	fInInbox                         // persona: pushed into its inbox
 	fThought                         // made a thought (not a withdrawal) on the decision
 	fDropped                         // seed: dropped because its queue was full
@@ -75,15 +74,13 @@ type delivery struct {
 	flags        uint16
 	acct         acct
 	class        class
-	waitLeft     int16 // prerequisites still to finish it
+	status       uint8 // the deps.Status its barrier released it with (Done if none); read with depStatus
 }
 
-// decision states.
-const (
-	decNone uint8 = iota
-	decOpen
-	decClosed
-)
+// depStatus is the status d's barrier released it with: Done unless a
+// prerequisite declined (Skipped) or failed, expired or stalled (Incomplete).
+// It is stored in a byte so that a delivery stays 40 bytes.
+func (d *delivery) depStatus() deps.Status { return deps.Status(d.status) }
 
 // message is one chat message.
 type message struct {
@@ -95,20 +92,10 @@ type message struct {
 	first, n                  int32 // its deliveries: dels[first : first+n]
 	answered, mentionAnswered int64 // first reply covering it; -1: none
 
-	dstate   uint8
-	explicit bool  // opened by its producer (coord.Stream.Open), not by a thought
-	openAt   int64 // when the decision opened
-	started  int64 // the window's start: openAt, or the first thought (Coordination.FromFirstThought)
-	deadline int64 // when the window (or the patience) ends; a rearm moves it
-	window   int64 // the window the item was opened with
-	expected int32
-	spoken   int32
-	// addressee is the mentioned persona if it is an expected thinker
-	// (persona.Broadcast leaves out the others), else -1.
-	addressee int32
-	thoughts  []coord.Thought
-	thinkers  []int32
-	granted   []int32
+	id string // its item ID in the coordination stream (itemID)
+	// granted records who the published decisions on it granted, late
+	// grants included: the stream forgets old decisions, the report does not.
+	granted []int32
 }
 
 // call is one model call.
@@ -170,6 +157,8 @@ type metrics struct {
 	energyN                           int64
 	energyMin                         float64
 	thermal                           [4]float64
+	budgetWaits                       []float64 // seconds, per call that waited for a token
+	budgetMin                         float64   // the lowest level the governor saw
 	deliveries                        int64
 }
 
@@ -186,8 +175,11 @@ type run struct {
 	h     eventHeap
 
 	actors     []*actor
+	byName     map[string]int32
 	prereqs    [][]int32
 	dependents [][]int32
+	pipes      []depPipe // persona only: the barriers of each connected pipeline
+	pipeOf     []int32   // by persona: its index in pipes; -1: in none
 	topicWords []string
 
 	msgs  []message
@@ -201,12 +193,12 @@ type run struct {
 
 	rngArr, rngMsg *rand.Rand
 
-	lastGranted map[string]time.Time
-	stamp       time.Time // the latest grant stamp (coord.Stream's)
-	samples     []time.Duration
-	sampleNext  int
-	winDirty    bool
-	winCached   int64
+	co       *coord.Core // the coordination stream (stream.go)
+	expireAt int64       // the earliest evDecision pending; MaxInt64 none
+	actorIdx map[string]int32
+	roomKeys []string // the stream's key per room
+	expBuf   []string // scratch for open
+	addrBuf  []string
 
 	roomHuman  []int64             // last human message per room; -1 never
 	roomFlight []int               // replies being written per room (the budget counts them from their reservation)
@@ -219,7 +211,9 @@ type run struct {
 	stateCfg state.Config
 	gov      *govern.Governor
 	adj      govern.Adjustment
-	govDuty  [govWindow]float64
+	feed     govern.Feed   // the governor's inputs, smoothed as the daemon's Sampler smooths them
+	meter    govern.Meter  // model calls from issue to done, as the daemon's responder meters them
+	limiter  *rate.Limiter // the compute budget (persona only; nil: unlimited)
 	thermal  govern.Thermal
 
 	m        metrics
@@ -234,16 +228,18 @@ func newRun(ctx context.Context, in *Scenario, pol Policy, opts Options) (*run, 
 		sc.Duration = opts.Duration
 	}
 	r := &run{
-		ctx:         ctx,
-		sc:          sc,
-		pol:         pol,
-		opts:        opts,
-		epoch:       time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC),
-		end:         int64(sc.Duration),
-		lastGranted: map[string]time.Time{},
-		ref:         chat.DefaultWeights(),
-		stateCfg:    state.Config{}.Defaults(),
-		adj:         govern.Nominal.Adjust(),
+		ctx:      ctx,
+		sc:       sc,
+		pol:      pol,
+		opts:     opts,
+		epoch:    time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC),
+		end:      int64(sc.Duration),
+		co:       newCore(sc.Coordination),
+		expireAt: math.MaxInt64,
+		actorIdx: map[string]int32{},
+		ref:      chat.DefaultWeights(),
+		stateCfg: state.Config{}.Defaults(),
+		adj:      govern.Nominal.Adjust(),
 	}
 	// Separate streams per purpose: adding a persona changes neither the
 	// arrival times nor the content drawn for them.
@@ -257,6 +253,7 @@ func newRun(ctx context.Context, in *Scenario, pol Policy, opts Options) (*run, 
 		r.w = chat.DefaultWeights()
 		r.adj.CatchUp = true
 		r.gov = govern.New(govern.Policy{Ceiling: sc.Ceiling})
+		r.limiter = newLimiter(sc.Budget)
 	default:
 		r.w = chat.SeedWeights()
 	}
@@ -284,6 +281,7 @@ func newRun(ctx context.Context, in *Scenario, pol Policy, opts Options) (*run, 
 				recent:    filled(sc.Traffic.Rooms, -1),
 			}
 			idx[name] = a.idx
+			r.actorIdx[name] = a.idx
 			r.actors = append(r.actors, a)
 			stateOf = append(stateOf, spec.StateConfig(r.stateCfg))
 		}
@@ -302,9 +300,17 @@ func newRun(ctx context.Context, in *Scenario, pol Policy, opts Options) (*run, 
 			r.dependents[a.idx] = append(r.dependents[a.idx], idx[n])
 		}
 	}
+	if pol == Persona {
+		if err := r.initDeps(g); err != nil {
+			return nil, fmt.Errorf("sim: %w", err)
+		}
+	}
 	r.roomHuman = filled(sc.Traffic.Rooms, -1)
 	r.chat = sc.settings()
 	r.budget = chat.NewBudget[int32](r.chat.ReplyBudget, r.chat.ReplyWindow)
+	for i := range sc.Traffic.Rooms {
+		r.roomKeys = append(r.roomKeys, "room"+strconv.Itoa(i))
+	}
 	r.roomFlight = make([]int, sc.Traffic.Rooms)
 	minutes := int(sc.Duration/time.Minute) + 1
 	r.roomMinute = make([][]int32, sc.Traffic.Rooms)
@@ -312,18 +318,23 @@ func newRun(ctx context.Context, in *Scenario, pol Policy, opts Options) (*run, 
 		r.roomMinute[i] = make([]int32, minutes)
 	}
 	r.m.energyMin = 1
+	r.m.budgetMin = 1
 	if opts.Series {
 		r.series = &Series{}
 	}
 	switch pol {
 	case Persona:
-		r.initOurs()
-		for i, a := range r.actors {
-			// The persona file's cadence and threshold overrides, as the
-			// daemon applies them (server personaOptions).
-			a.ours.st = state.New(stateOf[i])
-			a.ours.cadence = int64(a.ours.st.Cadence(1))
+		// Each persona's cycle gets its persona file's cadence and
+		// threshold overrides, as the daemon's personaOptions gives them:
+		// initOurs builds every actor's cycle from r.stateCfg, so it runs
+		// once per actor with that actor's config. (ours.go is another
+		// helper's; reading a per-actor config there would be simpler.)
+		all, base := r.actors, r.stateCfg
+		for i := range all {
+			r.actors, r.stateCfg = all[i:i+1], stateOf[i]
+			r.initOurs()
 		}
+		r.actors, r.stateCfg = all, base
 	case Seed:
 		r.initSeed()
 	}
@@ -350,6 +361,9 @@ func (r *run) simulate() (*Report, error) {
 	r.wall = time.Now()
 	r.lastProg = r.wall
 	r.scheduleArrival(0)
+	if r.gov != nil {
+		r.feed.Observe(r.t(0), r.governorSample()) // the window's start, as the Sampler's at Run
+	}
 	r.at(second, evTick, 0, 0)
 	if err := r.runUntil(r.end); err != nil {
 		return nil, err
@@ -373,8 +387,10 @@ func (r *run) runUntil(end int64) error {
 			}
 		case evCallDone:
 			r.callDone(e.a)
+		case evBudget:
+			r.admit(e.a)
 		case evDecision:
-			r.windowEnds(e.a)
+			r.windowEnds()
 		case evScan:
 			r.scanTimer(e.a, e.b)
 		case evWork:
@@ -404,27 +420,17 @@ func (r *run) tick() error {
 	if err := r.ctx.Err(); err != nil {
 		return err
 	}
-	sec := len(r.m.dutySec)
 	duty := float64(r.busyI-r.tickI) / float64(second) / float64(r.sc.Cores)
 	r.tickI = r.busyI
 	r.m.dutySec = append(r.m.dutySec, duty)
 
-	depth, capTotal := r.depth()
+	depth, _ := r.depth()
 	if r.gov != nil {
 		// The thermal state held during the second that just ended.
 		r.m.thermal[r.thermal] += 1
-		r.govDuty[sec%govWindow] = duty
-		n := min(sec+1, govWindow)
-		var sum float64
-		for i := range n {
-			sum += r.govDuty[i]
-		}
-		r.thermal = r.gov.Observe(govern.Inputs{
-			Duty:     sum / float64(n),
-			Load:     float64(depth) / float64(capTotal),
-			InFlight: r.busyN + r.queue.len(),
-			Cores:    r.sc.Cores,
-		})
+		smp := r.governorSample()
+		r.m.budgetMin = min(r.m.budgetMin, 1-smp.BudgetSpent)
+		r.thermal = r.gov.Observe(r.feed.Observe(r.t(r.now), smp))
 		r.adj = r.gov.Adjust()
 	}
 	emin, esum, moods := r.energy()
@@ -472,7 +478,7 @@ func (r *run) depth() (depth, capacity int) {
 		capacity += a.capacity
 		switch r.pol {
 		case Persona:
-			depth += a.ours.q.Len()
+			depth += a.ours.c.Inbox().Len()
 		case Seed:
 			depth += len(a.seed.q)
 		}
@@ -494,7 +500,8 @@ func (r *run) energy() (emin, esum float64, moods [4]int) {
 		var e float64
 		var m state.Mood
 		if a.ours != nil {
-			e, m = a.ours.st.Energy, a.ours.st.Mood
+			st := a.ours.c.State()
+			e, m = st.Energy, st.Mood
 		} else {
 			e, m = a.seed.st.energy, a.seed.st.mood
 		}
@@ -582,7 +589,7 @@ func (r *run) arrive() {
 func (r *run) post(room, author, mention, depth int32, topics uint64) int32 {
 	mi := int32(len(r.msgs))
 	r.msgs = append(r.msgs, message{at: r.now, room: room, author: author, mention: mention, depth: depth,
-		topics: topics, lastHuman: r.roomHuman[room], first: int32(len(r.dels)), answered: -1, mentionAnswered: -1, addressee: -1})
+		topics: topics, lastHuman: r.roomHuman[room], first: int32(len(r.dels)), answered: -1, mentionAnswered: -1, id: itemID(mi)})
 	r.m.messages++
 	if author < 0 {
 		r.m.humanMessages++
@@ -644,12 +651,26 @@ func (r *run) lognormal(a *actor) int64 {
 	return max(int64(s*float64(second)), 1)
 }
 
-// callModel issues a model call; it waits first in, first out for one of
-// the Cores slots.
+// callModel issues a model call. Under the persona policy it first takes a
+// compute-budget token, waiting for one when the bucket is empty, as the
+// daemon's model wrapper does; then it waits first in, first out for one
+// of the Cores slots.
 func (r *run) callModel(p int32, kind uint8, ref int32) {
 	id := int32(len(r.calls))
 	r.calls = append(r.calls, call{persona: p, kind: kind, ref: ref, issued: r.now, start: -1})
 	r.m.modelCalls++
+	if r.gov != nil {
+		r.meter.Begin(r.t(r.now))
+	}
+	if d := r.budgetWait(); d > 0 {
+		r.at(r.now+d, evBudget, id, 0)
+		return
+	}
+	r.admit(id)
+}
+
+// admit puts a call that may proceed on a model slot, or in line for one.
+func (r *run) admit(id int32) {
 	if r.busyN < r.sc.Cores {
 		r.startCall(id)
 		return
@@ -671,6 +692,9 @@ func (r *run) startCall(id int32) {
 func (r *run) callDone(id int32) {
 	r.busyN--
 	r.m.modelCallsDone++
+	if r.gov != nil {
+		r.meter.End(r.t(r.now))
+	}
 	c := r.calls[id]
 	if r.queue.len() > 0 {
 		r.startCall(r.queue.pop())

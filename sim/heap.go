@@ -7,13 +7,14 @@ const (
 	evArrival      evKind = iota // the next message from outside
 	evTick                       // once per virtual second: sample, govern, report progress
 	evCallDone                   // a = call: a model call finished
-	evDecision                   // a = message: its coordination window ends
+	evDecision                   // the coordination stream's earliest deadline (stream.go)
 	evScan                       // a = persona, b = timer generation: the scan timer fires
 	evWork                       // a = persona: a local step ends (persona: evaluation; seed: next cycle)
 	evStep                       // a = persona: the persona policy steps (woken, or urgent work left)
 	evResume                     // a = persona: its decision is made; act on it
-	evDepTimeout                 // a = message, b = stage persona: a dependency stage's deadline
+	evDepTimeout                 // a = pipeline, b = generation: its barriers' next deadline
 	evAwaitTimeout               // a = persona, b = delivery: its wait for the decision runs out
+	evBudget                     // a = call: its compute-budget token is due; it may take a slot
 )
 
 // event is one scheduled happening. Events are ordered by time, then by the

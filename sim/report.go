@@ -69,7 +69,8 @@ type Report struct {
 	Wakeups           int64              `json:"wakeups"`
 	WakeupsByTrigger  map[string]int64   `json:"wakeups_by_trigger"`
 	ThermalTime       map[string]float64 `json:"thermal_time,omitempty"`
-	Ceiling           float64            `json:"duty_ceiling,omitempty"` // the governor's (persona only)
+	Ceiling           float64            `json:"duty_ceiling,omitempty"`   // the governor's (persona only)
+	ComputeBudget     *BudgetStats       `json:"compute_budget,omitempty"` // persona only; null when unlimited
 	SuppressedReplies int                `json:"suppressed_replies"`
 	SuppressedBudget  int                `json:"suppressed_budget"`
 	SuppressedQuiet   int                `json:"suppressed_quiet"`
@@ -169,15 +170,17 @@ func (r *run) settle() error {
 	case Persona:
 		for _, a := range r.actors {
 			o := a.ours
-			queued, deferred := o.q.Close()
+			queued, deferred := o.c.Inbox().Close()
 			for _, e := range queued {
-				r.dels[e.Value].flags |= fEnd
+				r.dels[e.Value.Payload].flags |= fEnd
 			}
 			for _, e := range deferred {
-				r.dels[e.Value].acct = acDeferred
+				r.dels[e.Value.Payload].acct = acDeferred
 			}
-			for _, x := range o.batch {
-				r.dels[x].flags |= fEnd
+			if o.item >= 0 {
+				for _, x := range o.batch {
+					r.dels[x].flags |= fEnd
+				}
 			}
 		}
 		var per = make([][6]int, len(r.actors))
@@ -194,7 +197,7 @@ func (r *run) settle() error {
 			}
 		}
 		for _, a := range r.actors {
-			c := a.ours.q.Counts()
+			c := a.ours.c.Inbox().Counts()
 			got := per[a.idx]
 			if !c.Balanced() || int(c.Handled) != got[acHandled] || int(c.Declined) != got[acDeclined] ||
 				int(c.Expired) != got[acExpired] || c.Deferred != got[acDeferred] ||
@@ -361,6 +364,7 @@ func (r *run) report() (*Report, error) {
 	}
 	if r.gov != nil {
 		rep.Ceiling = sc.Ceiling
+		rep.ComputeBudget = r.budgetStats()
 		rep.ThermalTime = map[string]float64{}
 		for t := govern.Nominal; t <= govern.Critical; t++ {
 			rep.ThermalTime[t.String()] = r.m.thermal[t]

@@ -33,6 +33,9 @@ type Scenario struct {
 	// Ceiling is the governor's duty-cycle ceiling for the persona policy
 	// (default govern.DefaultCeiling, 0.7).
 	Ceiling float64
+	// Budget is the persona policy's compute budget for model calls, the
+	// daemon's (default 2 a second, bursts of 20, as persona serve).
+	Budget Budget
 	// DepsTimeout is the per-stage time after which a dependency barrier
 	// releases a dependent without a stalled prerequisite (default 1m;
 	// deps.Options.Timeout, whose own default of 5s suits camera frames,
@@ -306,7 +309,7 @@ func (p *parser) scenario(n *yaml.Node) (*Scenario, error) {
 	// Unsaid, the window counts from the first thought, as the daemon's
 	// (chat.DefaultSettings); said, the coordination section decides.
 	sc.Coordination.FromFirstThought = chat.DefaultSettings().Stream.WindowFromFirstThought
-	known := []string{"name", "seed", "duration", "cores", "sla", "ceiling", "deps_timeout", "coordination", "rules", "personas", "traffic"}
+	known := []string{"name", "seed", "duration", "cores", "sla", "ceiling", "budget", "deps_timeout", "coordination", "rules", "personas", "traffic"}
 	required := []string{"name", "duration", "personas", "traffic"}
 	if p.trafficOnly {
 		// The personas are the persona file's.
@@ -332,6 +335,8 @@ func (p *parser) scenario(n *yaml.Node) (*Scenario, error) {
 			if err == nil && !(sc.Ceiling > 0 && sc.Ceiling <= 1) {
 				err = p.errf(v, field, "want a fraction of the machine in (0, 1], got %s", v.Value)
 			}
+		case "budget":
+			err = p.budget(v, field, &sc.Budget)
 		case "deps_timeout":
 			sc.DepsTimeout, err = p.duration(v, field, false)
 		case "coordination":
@@ -373,6 +378,24 @@ func (p *parser) rules(n *yaml.Node, path string, ru *Rules) error {
 			if err == nil && !(ru.RespondAbove > 0 && ru.RespondAbove <= 1) {
 				err = p.errf(v, field, "want a score in (0, 1], got %s", v.Value)
 			}
+		}
+		return err
+	})
+	return err
+}
+
+// budget reads {per_sec, burst}: the daemon's --budget (negative:
+// unlimited) and --budget-burst.
+func (p *parser) budget(n *yaml.Node, path string, b *Budget) error {
+	_, err := p.fields(n, path, []string{"per_sec", "burst"}, func(key string, v *yaml.Node, field string) (err error) {
+		switch key {
+		case "per_sec":
+			b.PerSec, err = p.float(v, field)
+			if err == nil && b.PerSec == 0 {
+				err = p.errf(v, field, "want model calls per second (negative: unlimited), got 0")
+			}
+		case "burst":
+			b.Burst, err = p.count(v, field)
 		}
 		return err
 	})
@@ -651,28 +674,18 @@ func (p *parser) checkDeps(root *yaml.Node, sc *Scenario) error {
 		}
 	}
 	if _, err := sc.graph(); err != nil {
-		// Point at the first declared persona named in the error (the
-		// cycle's), else the first that waits for anyone.
-		named := map[string]bool{}
-		for _, f := range strings.FieldsFunc(err.Error(), func(r rune) bool { return r == ' ' || r == ':' || r == ',' || r == '"' }) {
-			named[f] = true
-		}
-		i := -1
-		for j, ps := range sc.Personas {
-			if len(ps.WaitsFor) == 0 {
-				continue
-			}
-			if i < 0 {
+		// Point at the persona that starts the cycle (its earliest-declared
+		// member), else at the first that waits for anyone.
+		i := slices.IndexFunc(sc.Personas, func(ps PersonaSpec) bool { return len(ps.WaitsFor) > 0 })
+		msg := err.Error()
+		if ce := (*deps.CycleError)(nil); errors.As(err, &ce) {
+			if j := slices.IndexFunc(sc.Personas, func(ps PersonaSpec) bool { return slices.Contains(ps.instances(), ce.Path[0]) }); j >= 0 {
 				i = j
 			}
-			if slices.ContainsFunc(ps.instances(), func(n string) bool { return named[n] }) {
-				i = j
-				break
-			}
+			msg = "dependency cycle " + strings.Join(ce.Path, " -> ")
 		}
-		i = max(i, 0)
-		n, field := line(i)
-		return p.errf(n, field, "%v", err)
+		n, field := line(max(i, 0))
+		return p.errf(n, field, "%s", msg)
 	}
 	return nil
 }
@@ -913,6 +926,8 @@ func (sc *Scenario) Validate() error {
 		return bad("sla.urgent %v is negative", sc.SLA.Urgent)
 	case sc.Ceiling < 0 || sc.Ceiling > 1 || math.IsNaN(sc.Ceiling):
 		return bad("ceiling %v is outside (0, 1]", sc.Ceiling)
+	case math.IsNaN(sc.Budget.PerSec) || math.IsInf(sc.Budget.PerSec, 0) || sc.Budget.Burst < 0:
+		return bad("budget %+v: want a finite rate and a burst >= 0", sc.Budget)
 	case len(sc.Personas) == 0:
 		return bad("no personas")
 	case sc.Traffic.Rate < 0 || math.IsNaN(float64(sc.Traffic.Rate)):
@@ -983,6 +998,12 @@ func (sc Scenario) withDefaults() Scenario {
 	}
 	if sc.DepsTimeout == 0 {
 		sc.DepsTimeout = DefaultDepsTimeout
+	}
+	if sc.Budget.PerSec == 0 {
+		sc.Budget.PerSec = DefaultBudgetPerSec
+	}
+	if sc.Budget.Burst == 0 {
+		sc.Budget.Burst = DefaultBudgetBurst
 	}
 	c := &sc.Coordination
 	def := chat.DefaultSettings().Stream

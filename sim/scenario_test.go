@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -106,6 +107,25 @@ traffic:
 	}
 }
 
+func TestParseScenarioReadsTheBudget(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		want Budget
+	}{
+		{"", Budget{PerSec: DefaultBudgetPerSec, Burst: DefaultBudgetBurst}},
+		{"budget: {per_sec: 0.5}\n", Budget{PerSec: 0.5, Burst: DefaultBudgetBurst}},
+		{"budget: {per_sec: -1, burst: 3}\n", Budget{PerSec: -1, Burst: 3}},
+	} {
+		sc, err := ParseScenario("b.yaml", []byte(tc.yaml+schemaExample))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.yaml, err)
+		}
+		if got := sc.withDefaults().Budget; got != tc.want {
+			t.Errorf("%q: budget %+v, want %+v", tc.yaml, got, tc.want)
+		}
+	}
+}
+
 func TestParseScenarioRejects(t *testing.T) {
 	// base is a valid scenario; each case replaces one line (or appends).
 	const base = `name: t
@@ -158,7 +178,7 @@ traffic:
 		{"expertise not a list", "  - name: a\n", "  - name: a\n    expertise: go\n", 5, "personas[0].expertise", "list"},
 		{"waits for unknown", "waits_for: [a]", "waits_for: [zed]", 8, "personas[1].waits_for", "unknown persona"},
 		{"waits for itself", "waits_for: [a]", "waits_for: [b]", 8, "personas[1].waits_for", "itself"},
-		{"cycle", "  - name: a\n", "  - name: a\n    waits_for: [b]\n", 5, "personas[0].waits_for", "cycle"},
+		{"cycle", "  - name: a\n", "  - name: a\n    waits_for: [b]\n", 5, "personas[0].waits_for", "dependency cycle a -> b-1 -> a"},
 		{"rate without unit", "rate: 1/s", "rate: 1", 10, "traffic.rate", "rate like"},
 		{"rate bad unit", "rate: 1/s", "rate: 1/d", 10, "traffic.rate", "per s, m or h"},
 		{"rate negative", "rate: 1/s", "rate: -1/s", 10, "traffic.rate", ">= 0"},
@@ -171,6 +191,9 @@ traffic:
 		{"burst missing rate", "{at: 10m, for: 1m, rate: 5/s}", "{at: 10m, for: 1m}", 13, "traffic.bursts[0].rate", "required"},
 		{"burst zero length", "{at: 10m, for: 1m, rate: 5/s}", "{at: 10m, for: 0s, rate: 5/s}", 13, "traffic.bursts[0].for", "positive"},
 		{"bursts overlap", "    - {at: 10m, for: 1m, rate: 5/s}\n", "    - {at: 10m, for: 1m, rate: 5/s}\n    - {at: 10m30s, for: 1m, rate: 5/s}\n", 14, "traffic.bursts[1]", "overlaps"},
+		{"budget rate zero", "duration: 1h", "duration: 1h\nbudget: {per_sec: 0}", 3, "budget.per_sec", "negative: unlimited"},
+		{"budget burst zero", "duration: 1h", "duration: 1h\nbudget: {per_sec: 1, burst: 0}", 3, "budget.burst", ">= 1"},
+		{"budget unknown", "duration: 1h", "duration: 1h\nbudget: {rate: 1}", 3, "budget.rate", "unknown field"},
 		{"coordination k zero", "duration: 1h", "duration: 1h\ncoordination: {k: 0}", 3, "coordination.k", ">= 1"},
 		{"coordination min above max", "duration: 1h", "duration: 1h\ncoordination: {min_window: 5s, max_window: 1s}", 3, "coordination.min_window", "above"},
 		{"coordination patience zero", "duration: 1h", "duration: 1h\ncoordination: {patience: 0s}", 3, "coordination.patience", "positive"},
@@ -290,6 +313,8 @@ func TestValidateRejectsGoBuiltScenarios(t *testing.T) {
 		"unknown waits":     func(s *Scenario) { s.Personas[0].WaitsFor = []string{"b"} },
 		"negative rate":     func(s *Scenario) { s.Traffic.Rate = -1 },
 		"ceiling over 1":    func(s *Scenario) { s.Ceiling = 2 },
+		"budget NaN":        func(s *Scenario) { s.Budget.PerSec = math.NaN() },
+		"negative burst":    func(s *Scenario) { s.Budget.Burst = -1 },
 		"negative patience": func(s *Scenario) { s.Coordination.Patience = -time.Second },
 	}
 	for name, mutate := range tests {

@@ -86,54 +86,6 @@ func TestShippedScenariosKeepTheInvariants(t *testing.T) {
 	}
 }
 
-// TestOverloadBurstClaims runs the real overload-burst scenario, cut at
-// 40 minutes: the burst (minute 30 to 35) and ten minutes after it.
-func TestOverloadBurstClaims(t *testing.T) {
-	sc, err := loadShipped(t, "overload-burst.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b := sc.Traffic.Bursts[0]; b.At+b.For+5*time.Minute > 40*time.Minute {
-		t.Fatalf("the 40m cut no longer covers the burst %+v", b)
-	}
-	rs := byPolicy(runAll(t, sc, Options{Duration: 40 * time.Minute}))
-	direct, seed, ours := rs[Direct], rs[Seed], rs[Persona]
-
-	t.Run("persona beats seed on urgent p99 wait", func(t *testing.T) {
-		if !(ours.WaitSeconds.Urgent.P99 < seed.WaitSeconds.Urgent.P99) {
-			t.Errorf("urgent p99: persona %.1fs, seed %.1fs", ours.WaitSeconds.Urgent.P99, seed.WaitSeconds.Urgent.P99)
-		}
-	})
-	t.Run("persona loses nothing, seed does", func(t *testing.T) {
-		if ours.Lost != 0 || seed.Lost == 0 {
-			t.Errorf("lost: persona %d, seed %d", ours.Lost, seed.Lost)
-		}
-	})
-	t.Run("persona makes at most a fifth of direct's model calls", func(t *testing.T) {
-		if 5*ours.ModelCalls > direct.ModelCalls {
-			t.Errorf("model calls: persona %d, direct %d", ours.ModelCalls, direct.ModelCalls)
-		}
-	})
-	t.Run("persona answers every mention within the SLA", func(t *testing.T) {
-		if ours.Mentions == 0 || ours.MentionsAnswered != ours.Mentions {
-			t.Errorf("mentions answered %d of %d", ours.MentionsAnswered, ours.Mentions)
-		}
-		if ours.UrgentSLAViolations != 0 || ours.WaitSeconds.Urgent.Max > ours.UrgentSLASeconds {
-			t.Errorf("urgent: %d violations, max wait %.1fs", ours.UrgentSLAViolations, ours.WaitSeconds.Urgent.Max)
-		}
-	})
-	t.Run("governor holds the duty cycle under its ceiling", func(t *testing.T) {
-		if ours.DutyCycle.Max > ours.Ceiling || ours.Ceiling == 0 {
-			t.Errorf("duty max %.2f over a minute, ceiling %.2f", ours.DutyCycle.Max, ours.Ceiling)
-		}
-	})
-	t.Run("the burst overloads the others", func(t *testing.T) {
-		if direct.DutyCycle.Max < 0.99 || direct.PendingAtEnd == 0 {
-			t.Errorf("direct: duty max %.2f, pending %d", direct.DutyCycle.Max, direct.PendingAtEnd)
-		}
-	})
-}
-
 // tiny is a small scenario for targeted tests.
 func tiny() *Scenario {
 	return &Scenario{

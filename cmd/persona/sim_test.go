@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/personaos/persona/server"
+	"github.com/personaos/persona/sim"
 )
 
 func runSim(t *testing.T, args ...string) (stdout, stderr string, err error) {
@@ -142,6 +145,30 @@ func TestSimMetricsUseTheDaemonsCollectors(t *testing.T) {
 	}
 	if !strings.Contains(string(data), "persona_wait_seconds_bucket") {
 		t.Fatal("no wait-time histogram in the metrics")
+	}
+}
+
+// A scenario's compute budget defaults to what persona serve runs with, so
+// the simulator measures the budget the daemon applies.
+func TestSimBudgetDefaultsAreServes(t *testing.T) {
+	f := newServeCmd().Flags()
+	for _, tc := range []struct {
+		flag string
+		sim  string
+	}{
+		{"budget", fmt.Sprint(float64(sim.DefaultBudgetPerSec))},
+		{"budget-burst", fmt.Sprint(sim.DefaultBudgetBurst)},
+	} {
+		fl := f.Lookup(tc.flag)
+		if fl == nil {
+			t.Fatalf("persona serve has no --%s", tc.flag)
+		}
+		if fl.DefValue != tc.sim {
+			t.Errorf("persona serve --%s defaults to %s, a scenario's budget to %s", tc.flag, fl.DefValue, tc.sim)
+		}
+	}
+	if sim.DefaultBudgetPerSec != server.DefaultBudgetPerSec || sim.DefaultBudgetBurst != server.DefaultBudgetBurst {
+		t.Errorf("sim budget %v/%v, server %v/%v", sim.DefaultBudgetPerSec, sim.DefaultBudgetBurst, server.DefaultBudgetPerSec, server.DefaultBudgetBurst)
 	}
 }
 

@@ -264,12 +264,9 @@ func (p *Pipeline) personas(ctx context.Context, frames []*Frame) (*runResult, e
 		obs = persona.ObserverFunc(func(e persona.Event) { tr.Observe(e); o.Observer.Observe(e) })
 	}
 	rt := persona.NewRuntime(persona.RuntimeOptions{
-		Logger:   o.Logger,
-		Observer: obs,
-		// govern.Adjustment and persona.Adjustment have the same fields:
-		// the core keeps them apart so that the root does not import
-		// govern.
-		Governor:          persona.GovernorFunc(func() persona.Adjustment { return persona.Adjustment(gov.Adjust()) }),
+		Logger:            o.Logger,
+		Observer:          obs,
+		Governor:          gov,
 		DependencyTimeout: o.Deadline,
 		// Two seconds of frames: frames leave the pipeline within the
 		// deadline plus a sweep (a second) at most.
@@ -310,18 +307,22 @@ func (p *Pipeline) personas(ctx context.Context, frames []*Frame) (*runResult, e
 	therm := &thermalLog{}
 	sampler := govern.NewSampler(gov, govern.SamplerOptions{
 		Interval: o.SampleInterval,
+		// Each sample judged alone: frames live 100 ms, so ten seconds
+		// of memory (the chat daemon's window) would answer a hot stage
+		// long after its frames expired.
+		Window: o.SampleInterval,
 		// One core is the unit of DutyTarget. No Meter: its InFlight
 		// against one core would call two overlapping stages
 		// oversubscription.
 		Cores:   1,
 		CPUTime: meter.sample,
-		Source: func() govern.Inputs {
+		Source: func(time.Time) govern.Sample {
 			var queued, capacity int
 			for _, s := range rt.Snapshots() {
 				queued += s.Counts.Queued
 				capacity += stageCapacity
 			}
-			return govern.Inputs{Load: float64(queued) / float64(max(capacity, 1))}
+			return govern.Sample{Load: float64(queued) / float64(max(capacity, 1))}
 		},
 		OnChange: func(_, to govern.Thermal) { therm.change(time.Now(), to) },
 		Logger:   o.Logger,

@@ -1,0 +1,791 @@
+package persona
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/personaos/persona/coord"
+	"github.com/personaos/persona/inbox"
+	"github.com/personaos/persona/state"
+)
+
+// Cycle is one persona's life cycle as a deterministic state machine: the
+// policy that decides when a persona looks at its inbox, what it takes, how
+// long it rests and what every item's final account is. It holds no clock,
+// no goroutine and no lock; every input carries its own now, and every
+// output says what the driver must do next. Two drivers run it: Persona
+// (goroutines, timers and channels in real time) and the simulator's
+// persona policy (discrete events in virtual time), so that what the
+// simulator measures is what the runtime does.
+//
+// The inputs are the events of a persona's life: an item arrived (Arrived),
+// a timer fired (Timer), someone woke it (Poke), a scheduler step may begin
+// (Step), the work handed out finished (Done, Evaluated, Decided). Each
+// returns a Wake (whether to run a step now, or when to arm the scan timer)
+// or an Action (the next thing to do inside a step). The side effects the
+// driver must carry out in order (final accounts to report, deferrals,
+// withdrawals from a decision) accumulate as Notes, which the driver takes
+// with TakeNotes after each input.
+//
+// A Cycle is not safe for concurrent use: its driver serializes the inputs
+// (Persona holds a mutex; the simulator is single-threaded). The inbox it
+// reads is safe for producers pushing concurrently. Most callers want
+// Persona, which drives a Cycle for them.
+type Cycle[T any] struct {
+	name   string
+	opts   Options
+	q      *inbox.Inbox[Item[T]]
+	stream Decisions // nil: the persona does not coordinate
+
+	st       state.State
+	phase    Phase
+	dormant  bool // before Start: items wait, nothing wakes
+	depend   bool // every arrival is a release (the dependency trigger)
+	poked    bool // a release or a Poke arrived during the step
+	mark     time.Time
+	cadence  time.Duration
+	lastRest time.Time
+	wakeAt   time.Time // the armed scan timer; zero: none
+	sweepAt  time.Time
+	failRun  int
+	meanTook float64 // running mean of work time, ns
+
+	// The slice in progress.
+	sliceStart time.Time
+	sliceN     int
+	shift      float64
+	adjMul     float64
+	worked     bool
+	halting    bool
+	batch      []inbox.Entry[Item[T]] // taken, not yet started
+	now        time.Time              // for the engage test
+	engageFn   func(inbox.Entry[Item[T]]) bool
+
+	// The item in progress.
+	cur      Item[T]
+	curStart time.Time
+	busy     bool
+	coordSt  coordStage
+	decision coord.Decision
+
+	notes   []Note[T]
+	retired []inbox.Retired[Item[T]]
+	stats   CycleStats
+}
+
+// Decisions is what a coordinated persona's cycle reads of its
+// coordination stream. *coord.Stream implements it.
+type Decisions interface {
+	// Decision returns the decision on item if it is closed.
+	Decision(item string) (coord.Decision, bool)
+	// MaxWindow is the longest window an item can be given: a thinker
+	// waits at most this plus a second for its decision.
+	MaxWindow() time.Duration
+}
+
+// Phase is where a persona is in its life cycle.
+type Phase uint8
+
+const (
+	PhaseIdle    Phase = iota // nothing to do: no timer, and in Persona no goroutine
+	PhaseResting              // the scan timer is armed
+	PhaseRunning              // a step runs, or is about to
+	PhaseStopped              // shut down: nothing wakes it again
+)
+
+// Wake is what an input asks of the driver outside a step: run a step now
+// (Step, with the trigger that woke it), or arm the scan timer for At
+// (replacing any armed one), or, with both zero, nothing.
+type Wake struct {
+	Step    bool
+	Trigger Trigger
+	At      time.Time
+}
+
+// Do is the kind of an Action.
+type Do uint8
+
+const (
+	// DoRest: the step is over. Arm the scan timer for Action.Wake (zero:
+	// no timer, nothing waits) and wait for the next input.
+	DoRest Do = iota
+	// DoStep: run another step at once (urgent work waits, or the persona
+	// has no rhythm). A driver may yield first.
+	DoStep
+	// DoHandle: call the handler on Action.Item, then Done.
+	DoHandle
+	// DoEvaluate: call the Evaluator on Action.Item, then Evaluated.
+	DoEvaluate
+	// DoThink: broadcast Action.Thought on the stream and await the
+	// decision on Action.Item until Action.Until, then Decided.
+	DoThink
+	// DoRespond: call Respond on Action.Item with Action.Decision, then
+	// Done.
+	DoRespond
+)
+
+// Action is the next thing a driver does inside a step.
+type Action[T any] struct {
+	Do       Do
+	Item     Item[T]
+	Thought  coord.Thought
+	Until    time.Time
+	Decision coord.Decision
+	// For DoRest: when to look again on its own, the cadence and the mood
+	// it rests with.
+	Wake    time.Time
+	Cadence time.Duration
+	Mood    state.Mood
+}
+
+// Result is what became of a call to the handler (Handle, Evaluate or
+// Respond).
+type Result struct {
+	Out any
+	Err error
+	// Panicked: Err is a recovered panic.
+	Panicked bool
+	// Cancelled: the runtime is shutting down (the handler's context may
+	// have been cancelled by it); the item is put back, not failed.
+	Cancelled bool
+}
+
+// NoteKind says what a Note asks of the driver.
+type NoteKind uint8
+
+const (
+	// NoteFinal: Item reached its final Account (report it, release its
+	// dependents, leave its decision if it was not handled).
+	NoteFinal NoteKind = iota
+	// NoteDeferred: Item was moved to the deferred store.
+	NoteDeferred
+	// NoteLeave: the persona will not think on Item (merged into another,
+	// or failed before speaking): withdraw it from the decision.
+	NoteLeave
+	// NoteObserve: Item's decision closed before the persona reached it;
+	// tell the stream with an observe thought so its window learns how late
+	// it was. The persona is not granted.
+	NoteObserve
+	// NoteGranted and NoteNotGranted: the coordinated persona responded to
+	// Item, or left it to others.
+	NoteGranted
+	NoteNotGranted
+	// NoteError: one attempt at Item failed with Err (Panicked: a panic);
+	// it may be retried.
+	NoteError
+)
+
+// Note is one side effect for the driver to carry out, in order.
+type Note[T any] struct {
+	Kind    NoteKind
+	Item    Item[T]
+	Account Account
+	Out     any
+	At      time.Time
+	Wait    time.Duration // delivery to start of work (NoteFinal)
+	Took    time.Duration
+	Err     error
+	// Panicked marks a NoteError from a panic.
+	Panicked bool
+}
+
+// CycleStats are a cycle's running totals.
+type CycleStats struct {
+	Busy       time.Duration // total work time
+	Slices     uint64        // steps that worked at least one item
+	Errors     uint64
+	Panics     uint64
+	Granted    uint64
+	NotGranted uint64
+}
+
+type coordStage uint8
+
+const (
+	csNone coordStage = iota
+	csEvaluate
+	csAwait
+	csRespond
+)
+
+// idleRescan is how soon a persona with no rhythm (a negative cadence)
+// looks again when it found nothing worth taking; a new arrival wakes it
+// before.
+const idleRescan = 100 * time.Millisecond
+
+// batchBudget is how much work time a batch taken at once may hold: an
+// urgent arrival waits at most about this long for the next look at the
+// inbox.
+const batchBudget = 100 * time.Microsecond
+
+// NewCycle returns the life cycle of persona name over inbox q, dormant
+// until Start. opts takes its defaults (Options.withDefaults); stream is
+// the coordination stream of a coordinated persona, nil otherwise. q must
+// use opts' urgent line.
+func NewCycle[T any](name string, opts Options, q *inbox.Inbox[Item[T]], stream Decisions) *Cycle[T] {
+	opts = opts.withDefaults()
+	c := &Cycle[T]{name: name, opts: opts, q: q, stream: stream, st: state.New(opts.State), dormant: true}
+	c.cadence = c.st.Cadence(1)
+	c.engageFn = func(e inbox.Entry[Item[T]]) bool {
+		return c.st.ShouldEngage(c.q.Effective(e, c.now), c.shift)
+	}
+	return c
+}
+
+// NewInbox returns an inbox for a persona with opts, as Spawn makes it.
+func NewInbox[T any](opts Options) *inbox.Inbox[Item[T]] {
+	opts = opts.withDefaults()
+	return inbox.New[Item[T]](inbox.Options{
+		Capacity:    opts.Capacity,
+		Urgent:      opts.State.Urgent,
+		Aging:       opts.Aging,
+		DeferredTTL: opts.DeferredTTL,
+		LowWater:    opts.LowWater,
+		// The cycle reports every deferral and every expiry by name.
+		Report: true,
+	})
+}
+
+// Push delivers it into the inbox, as the inbox holds it; the driver then
+// tells the cycle with Arrived unless the outcome is DeferredOnArrival.
+// Push only touches the inbox, which is safe for concurrent producers, so
+// unlike every other method it may be called while the driver works the
+// cycle elsewhere.
+func (c *Cycle[T]) Push(it Item[T]) (inbox.Outcome, error) { return c.q.Push(entryOf(it)) }
+
+// Inbox returns the inbox the cycle reads.
+func (c *Cycle[T]) Inbox() *inbox.Inbox[Item[T]] { return c.q }
+
+// SetDependent marks a persona with prerequisites: everything it receives
+// is a release, and wakes it at once (the dependency trigger).
+func (c *Cycle[T]) SetDependent(dep bool) { c.depend = dep }
+
+// Phase returns where the persona is in its life cycle.
+func (c *Cycle[T]) Phase() Phase { return c.phase }
+
+// Dormant reports whether Start has not been called yet.
+func (c *Cycle[T]) Dormant() bool { return c.dormant }
+
+// State returns the persona's energy, attention and mood.
+func (c *Cycle[T]) State() state.State { return c.st }
+
+// Cadence returns the cadence the persona last rested with.
+func (c *Cycle[T]) Cadence() time.Duration { return c.cadence }
+
+// Stats returns the running totals.
+func (c *Cycle[T]) Stats() CycleStats { return c.stats }
+
+// Coordinated reports whether the persona coordinates on a stream.
+func (c *Cycle[T]) Coordinated() bool { return c.stream != nil }
+
+// Working reports whether an item is out to the driver.
+func (c *Cycle[T]) Working() bool { return c.busy }
+
+// TakeNotes appends the pending notes to dst, in order, and forgets them.
+func (c *Cycle[T]) TakeNotes(dst []Note[T]) []Note[T] {
+	dst = append(dst, c.notes...)
+	clear(c.notes)
+	c.notes = c.notes[:0]
+	return dst
+}
+
+// Start ends dormancy: a persona with urgent work steps now; one with
+// other work (or that scans) steps now too, as a long-idle persona looks at
+// once.
+func (c *Cycle[T]) Start(now time.Time) Wake {
+	if !c.dormant || c.phase == PhaseStopped {
+		return Wake{}
+	}
+	c.dormant = false
+	switch {
+	case c.q.HasUrgent():
+		return c.wakeNow(TriggerDemand)
+	case c.q.Len() > 0 || c.opts.Scan:
+		return c.wakeNow(TriggerScan)
+	}
+	return Wake{}
+}
+
+// Stop ends the life cycle: nothing wakes the persona again. An item in
+// progress still reports Done.
+func (c *Cycle[T]) Stop() {
+	c.phase = PhaseStopped
+	c.wakeAt = time.Time{}
+}
+
+// Arrived is an accepted push into the inbox (one that queued its entry,
+// not one deferred on arrival). A dependent wakes on every arrival; an
+// urgent item wakes a resting or idle persona at once (the demand trigger);
+// other items wait for the next tick of its rhythm, so they are batched.
+// A running persona looks at its inbox again before it rests, so it needs
+// no wake.
+func (c *Cycle[T]) Arrived(now time.Time, urgent bool) Wake {
+	if c.dormant || c.phase == PhaseStopped {
+		return Wake{}
+	}
+	if c.depend {
+		return c.Poke(now, TriggerDependency)
+	}
+	switch c.phase {
+	case PhaseRunning:
+		return Wake{}
+	case PhaseResting:
+		if !urgent {
+			return Wake{} // the scan timer will pick it up: batching
+		}
+	}
+	if urgent {
+		return c.wakeNow(TriggerDemand)
+	}
+	// Idle: look at the next tick of the rhythm after the last rest; a
+	// persona that never rested, or rested long ago, looks at once.
+	at := now
+	if !c.lastRest.IsZero() {
+		at = maxTime(now, c.lastRest.Add(c.cadence))
+	}
+	return c.arm(now, at)
+}
+
+// Poke wakes the persona at once with trigger t, as a dependency release
+// does; a persona already running looks at its inbox again before it
+// rests.
+func (c *Cycle[T]) Poke(now time.Time, t Trigger) Wake {
+	if c.dormant || c.phase == PhaseStopped {
+		return Wake{}
+	}
+	if c.phase == PhaseRunning {
+		c.poked = true
+		return Wake{}
+	}
+	return c.wakeNow(t)
+}
+
+// Timer is the scan timer firing at now. A timer that is not the armed one
+// (re-armed or cancelled since) must not reach the cycle: the driver keeps
+// a generation.
+func (c *Cycle[T]) Timer(now time.Time) Wake {
+	if c.phase != PhaseResting || c.dormant {
+		return Wake{}
+	}
+	return c.wakeNow(TriggerScan)
+}
+
+// WakeAt is when the armed scan timer fires; zero: none.
+func (c *Cycle[T]) WakeAt() time.Time { return c.wakeAt }
+
+func (c *Cycle[T]) wakeNow(t Trigger) Wake {
+	c.phase = PhaseRunning
+	c.wakeAt = time.Time{}
+	return Wake{Step: true, Trigger: t}
+}
+
+func (c *Cycle[T]) arm(now, at time.Time) Wake {
+	if !at.After(now) {
+		return c.wakeNow(TriggerScan)
+	}
+	c.phase = PhaseResting
+	c.wakeAt = at
+	return Wake{At: at}
+}
+
+// Step is one scheduler step at now, under the governor's adjustment and
+// the compute budget's level (0..1): account the rest since the last step,
+// retire stale items, catch up deferred work when the governor allows,
+// observe the load, and begin a time slice. It returns the first action of
+// the slice.
+func (c *Cycle[T]) Step(now time.Time, adj Adjustment, budget float64) Action[T] {
+	c.phase = PhaseRunning
+	c.poked = false
+	if !c.mark.IsZero() {
+		c.st.Rest(now.Sub(c.mark))
+	}
+	c.mark = now
+	// Sweep once a second, or once a scan for a persona whose rhythm is
+	// faster (a vision stage whose frames live for a tenth of a second).
+	if c.sweepAt.IsZero() || now.Sub(c.sweepAt) >= min(time.Second, c.cadence) {
+		c.sweepAt = now
+		c.retired = c.q.Sweep(now, c.opts.DeclinedTTL, c.retired[:0])
+		for _, r := range c.retired {
+			c.final(r.Entry.Value, r.Account, nil, now, 0, 0)
+		}
+	}
+	if adj.CatchUp && c.q.DeferredLen() > 0 {
+		c.q.Readmit(now, 0)
+	}
+	// Deferred items that expired inside the inbox (past their time-to-live
+	// when readmitted, or pushed out of a full deferred store) are reported
+	// like every other final account.
+	c.DrainInbox(now)
+	c.st.Observe(c.q.Load(), budget)
+	c.adjMul = adj.CadenceMultiplier
+	c.sliceStart, c.sliceN, c.shift, c.worked = now, 0, adj.ThresholdShift, false
+	return c.next(now)
+}
+
+// DrainInbox turns what the inbox retired or deferred on its own (expiries
+// inside the deferred store, deferrals by a full inbox) into notes. Step
+// does it; a driver calls it after a delivery that deferred something and
+// at shutdown.
+func (c *Cycle[T]) DrainInbox(now time.Time) {
+	c.retired = c.q.DrainRetired(c.retired[:0])
+	for _, r := range c.retired {
+		c.final(r.Entry.Value, r.Account, nil, now, 0, 0)
+	}
+	clear(c.retired)
+	c.DrainDeferred(now)
+}
+
+// DrainDeferred turns the inbox's deferrals into notes: a full inbox
+// defers its lowest entry, not always the newcomer.
+func (c *Cycle[T]) DrainDeferred(now time.Time) {
+	for _, e := range c.q.DrainDeferred(nil) {
+		c.notes = append(c.notes, Note[T]{Kind: NoteDeferred, Item: e.Value, At: now})
+	}
+}
+
+// next is the slice's next action at now: the next item worth engaging,
+// at most SliceItems of them or SliceDuration of time, then the rest.
+func (c *Cycle[T]) next(now time.Time) Action[T] {
+	for {
+		if c.halting {
+			return c.rest(now)
+		}
+		if len(c.batch) == 0 {
+			if c.sliceN >= c.opts.SliceItems || (c.sliceN > 0 && now.Sub(c.sliceStart) >= c.opts.SliceDuration) {
+				return c.rest(now)
+			}
+			c.now = now
+			c.batch = c.q.TakeTopN(min(c.batchSize(), c.opts.SliceItems-c.sliceN), c.engageFn, c.batch[:0])
+			if len(c.batch) == 0 {
+				return c.rest(now)
+			}
+			slices.Reverse(c.batch) // taken from the end
+		}
+		e := c.batch[len(c.batch)-1]
+		c.batch[len(c.batch)-1] = inbox.Entry[Item[T]]{}
+		c.batch = c.batch[:len(c.batch)-1]
+		c.sliceN++
+		it := e.Value
+		if !it.Deadline.IsZero() && !now.Before(it.Deadline) {
+			c.q.Finish(it.ID, inbox.Expired)
+			c.final(it, inbox.Expired, nil, now, now.Sub(it.Delivered), 0)
+			continue
+		}
+		if c.opts.Coalesce && it.Key != "" {
+			it = c.coalesce(it)
+		}
+		c.cur, c.curStart, c.busy = it, now, true
+		c.worked = true
+		if c.stream == nil {
+			return Action[T]{Do: DoHandle, Item: it}
+		}
+		if a, ok := c.coordinate(now); ok {
+			return a
+		}
+	}
+}
+
+// batchSize is how many items to take at once: one while work is slow (so
+// that every item is chosen with the freshest view of the inbox), more when
+// the running mean of work time shows they fit in batchBudget.
+func (c *Cycle[T]) batchSize() int {
+	if c.opts.Coalesce || c.stream != nil || c.meanTook <= 0 {
+		return 1
+	}
+	return max(1, min(c.opts.SliceItems, int(float64(batchBudget)/c.meanTook)))
+}
+
+// coalesce takes the other queued items of it's key: the newest becomes
+// the item handled, the rest ride along as its context.
+func (c *Cycle[T]) coalesce(it Item[T]) Item[T] {
+	others := c.q.TakeWhere(func(e inbox.Entry[Item[T]]) bool { return e.Value.Key == it.Key })
+	if len(others) == 0 {
+		return it
+	}
+	all := make([]Item[T], 0, len(others)+1)
+	all = append(all, it)
+	for _, e := range others {
+		all = append(all, e.Value)
+	}
+	newest := 0
+	for i, x := range all {
+		if x.Created.After(all[newest].Created) {
+			newest = i
+		}
+	}
+	trigger := all[newest]
+	for i, x := range all {
+		if i != newest {
+			// Whoever an older item addressed is addressed by the merged
+			// one: a mention is not lost by being merged.
+			for _, a := range x.Addressees {
+				if !slices.Contains(trigger.Addressees, a) {
+					trigger.Addressees = append(slices.Clip(trigger.Addressees), a)
+				}
+			}
+			x.Context = nil
+			trigger.Context = append(trigger.Context, x)
+		}
+	}
+	slices.SortStableFunc(trigger.Context, func(a, b Item[T]) int { return a.Created.Compare(b.Created) })
+	return trigger
+}
+
+// coordinate begins a coordinated persona's work on the current item:
+// evaluate, think, await the decision, respond if granted. It reports false
+// when the item was settled at once (its decision closed without this
+// persona), and the slice goes on.
+func (c *Cycle[T]) coordinate(now time.Time) (Action[T], bool) {
+	it := c.cur
+	// Merged older items are answered by this one: say so, or their
+	// decisions would wait for this persona until their windows end.
+	for _, x := range it.Context {
+		c.notes = append(c.notes, Note[T]{Kind: NoteLeave, Item: x, At: now})
+	}
+	d, decided := c.stream.Decision(it.ID)
+	addressed := c.addressedBy(it)
+	switch {
+	case decided && !thought(d, c.name) && !addressed:
+		// Decided before this persona reached the item, so it cannot be
+		// granted: spend no evaluation on it. The stream learns how late it
+		// was.
+		c.notes = append(c.notes, Note[T]{Kind: NoteObserve, Item: it, At: now})
+		c.notGranted(now)
+		c.settle(now, Result{})
+		return Action[T]{}, false
+	case decided && thought(d, c.name):
+		// A retry after Respond failed: the decision stands.
+		return c.decided(now, d, true)
+	}
+	// Not decided yet, or decided without us while we are addressed: think,
+	// and the stream grants an addressee even late.
+	c.coordSt = csEvaluate
+	return Action[T]{Do: DoEvaluate, Item: it}, true
+}
+
+// Evaluated is the end of DoEvaluate at now: th is the persona's thought,
+// or r.Err the evaluator's error (ErrDecline declines the item).
+func (c *Cycle[T]) Evaluated(now time.Time, th Thought, r Result) Action[T] {
+	if c.coordSt != csEvaluate {
+		panic("persona: Evaluated without DoEvaluate")
+	}
+	if r.Err != nil {
+		// Declined, failed or panicked before speaking.
+		return c.Abandon(now, r)
+	}
+	intent := th.Intent
+	if intent == "" {
+		intent = coord.IntentRespond
+	}
+	timeout := c.opts.CoordinationTimeout
+	if timeout <= 0 {
+		// Once we have spoken, the item closes within its own window, which
+		// was fixed when it opened (or at its first thought) and may be
+		// longer than the stream's current one: bound by the longest.
+		timeout = c.stream.MaxWindow() + time.Second
+	}
+	c.coordSt = csAwait
+	// An addressed persona says so: the stream grants it even if the item
+	// it thinks on is a newer message merged with the one that named it, or
+	// if it thinks after the window closed.
+	return Action[T]{Do: DoThink, Item: c.cur, Until: now.Add(timeout), Thought: coord.Thought{
+		Persona: c.name, Item: c.cur.ID, Key: c.cur.Key, Confidence: th.Confidence, Intent: intent,
+		At: now, Addressed: c.addressedBy(c.cur)}}
+}
+
+// Decided is the end of DoThink at now: the decision, or ok false when none
+// could be had by Action.Until (which means not granted).
+func (c *Cycle[T]) Decided(now time.Time, d coord.Decision, ok bool) Action[T] {
+	if c.coordSt != csAwait {
+		panic("persona: Decided without DoThink")
+	}
+	a, more := c.decided(now, d, ok)
+	if more {
+		return a
+	}
+	return c.next(now)
+}
+
+func (c *Cycle[T]) decided(now time.Time, d coord.Decision, ok bool) (Action[T], bool) {
+	if !ok || d.Item == "" || !d.IsGranted(c.name) {
+		c.coordSt = csNone
+		c.notGranted(now)
+		c.settle(now, Result{})
+		return Action[T]{}, false
+	}
+	c.coordSt, c.decision = csRespond, d
+	return Action[T]{Do: DoRespond, Item: c.cur, Decision: d}, true
+}
+
+func (c *Cycle[T]) notGranted(now time.Time) {
+	c.stats.NotGranted++
+	c.notes = append(c.notes, Note[T]{Kind: NoteNotGranted, Item: c.cur, At: now})
+}
+
+// Done is the end at now of the work handed out (DoHandle or DoRespond):
+// it settles the item and returns the slice's next action.
+func (c *Cycle[T]) Done(now time.Time, r Result) Action[T] {
+	if !c.busy {
+		panic("persona: Done without work")
+	}
+	if c.coordSt == csRespond && r.Err == nil {
+		c.stats.Granted++
+		c.notes = append(c.notes, Note[T]{Kind: NoteGranted, Item: c.cur, At: now})
+	}
+	c.coordSt = csNone
+	c.settle(now, r)
+	return c.next(now)
+}
+
+// settle closes the account of the current item (and of its merged
+// context), or puts it back for a retry after an error.
+func (c *Cycle[T]) settle(now time.Time, r Result) {
+	it, start := c.cur, c.curStart
+	took := now.Sub(start)
+	c.cur, c.busy = Item[T]{}, false
+	c.stats.Busy += took
+	c.meanTook += (float64(took) - c.meanTook) / 8
+	c.st.RecordActivity(now, took, it.Complexity)
+	c.mark = now
+	wait := start.Sub(it.Delivered)
+	switch {
+	case r.Err == nil:
+		c.failRun = 0
+		c.finishAll(it, inbox.Handled, r.Out, start, wait, took)
+	case errors.Is(r.Err, ErrDecline):
+		c.failRun = 0
+		c.finishAll(it, inbox.Declined, nil, start, wait, took)
+	default:
+		c.failRun++
+		if r.Panicked {
+			c.stats.Panics++
+		} else {
+			c.stats.Errors++
+		}
+		c.notes = append(c.notes, Note[T]{Kind: NoteError, Item: it, At: start, Took: took, Err: r.Err, Panicked: r.Panicked})
+		if r.Cancelled {
+			// Shutting down: the item is not the handler's failure. Put it
+			// back, to be reported as left over.
+			c.requeue(it, now)
+			return
+		}
+		if it.Attempt+1 < c.opts.MaxAttempts {
+			it.Attempt++
+			c.requeue(it, now)
+			return
+		}
+		c.finishAll(it, inbox.Failed, nil, start, wait, took)
+	}
+}
+
+// requeue puts a taken item back in the inbox, and the older items merged
+// into it back beside it: none of them was answered, so none is settled.
+// Taken again, they merge again.
+func (c *Cycle[T]) requeue(it Item[T], now time.Time) {
+	for _, x := range it.Context {
+		c.q.Requeue(entryOf(x), now)
+	}
+	it.Context = nil
+	c.q.Requeue(entryOf(it), now)
+}
+
+func (c *Cycle[T]) finishAll(it Item[T], a Account, out any, start time.Time, wait, took time.Duration) {
+	c.q.Finish(it.ID, a)
+	c.final(it, a, out, start, wait, took)
+	for _, x := range it.Context {
+		c.q.Finish(x.ID, a)
+		c.final(x, a, nil, start, start.Sub(x.Delivered), 0)
+	}
+}
+
+func (c *Cycle[T]) final(it Item[T], a Account, out any, at time.Time, wait, took time.Duration) {
+	c.notes = append(c.notes, Note[T]{Kind: NoteFinal, Item: it, Account: a, Out: out, At: at, Wait: wait, Took: took})
+}
+
+// Halt ends the slice early at now because the runtime shuts down: the
+// items taken but not started go back to the inbox, to be reported as left
+// over, not lost, and nothing more is taken. The item in progress still
+// reports its end.
+func (c *Cycle[T]) Halt(now time.Time) {
+	for _, e := range c.batch {
+		c.q.Requeue(e, now)
+	}
+	clear(c.batch)
+	c.batch = c.batch[:0]
+	c.halting = true
+}
+
+// Abandon is the end at now of a coordinated item that failed before its
+// thought counted (the evaluator or the stream refused it): the persona
+// withdraws from the decision at once, so that peers never wait for it, and
+// the failure is settled as Done settles it.
+func (c *Cycle[T]) Abandon(now time.Time, r Result) Action[T] {
+	c.notes = append(c.notes, Note[T]{Kind: NoteLeave, Item: c.cur, At: now})
+	c.coordSt = csNone
+	return c.Done(now, r)
+}
+
+// rest ends the step at now: urgent work never waits for the cadence;
+// otherwise the cadence (state, times the governor's multiplier, plus a
+// backoff after handler errors) sets the next look, if anything waits.
+func (c *Cycle[T]) rest(now time.Time) Action[T] {
+	clear(c.batch)
+	c.batch = c.batch[:0]
+	if c.worked {
+		c.stats.Slices++
+	}
+	if c.halting || c.phase == PhaseStopped {
+		return Action[T]{Do: DoRest}
+	}
+	if c.q.HasUrgent() {
+		return Action[T]{Do: DoStep}
+	}
+	cad := c.st.Cadence(c.adjMul)
+	if c.failRun > 0 {
+		cad += min(c.opts.MaxBackoff, c.opts.Backoff<<min(c.failRun-1, 16))
+	}
+	c.cadence, c.lastRest = cad, now
+	if cad <= 0 && c.worked && c.q.Len() > 0 {
+		return Action[T]{Do: DoStep} // no rhythm: keep going while there is work it takes
+	}
+	if c.poked {
+		// A dependency release or a Poke that arrived during the step is
+		// looked at now.
+		return Action[T]{Do: DoStep}
+	}
+	a := Action[T]{Do: DoRest, Cadence: cad, Mood: c.st.Mood}
+	if c.q.Len() > 0 || c.q.DeferredLen() > 0 || c.opts.Scan {
+		if cad <= 0 {
+			if c.worked {
+				return Action[T]{Do: DoStep}
+			}
+			// No rhythm, and nothing here worth taking now: look again soon
+			// (aging lifts what waits) rather than spin.
+			cad = idleRescan
+		}
+		a.Wake = now.Add(cad)
+		c.phase, c.wakeAt = PhaseResting, a.Wake
+		return a
+	}
+	c.phase, c.wakeAt = PhaseIdle, time.Time{}
+	return a
+}
+
+// addressedBy reports whether it (or an item merged into it) names the
+// persona as an addressee.
+func (c *Cycle[T]) addressedBy(it Item[T]) bool {
+	return slices.ContainsFunc(it.Addressees, func(a string) bool { return strings.EqualFold(a, c.name) })
+}
+
+func thought(d coord.Decision, name string) bool {
+	return slices.ContainsFunc(d.Thoughts, func(t coord.Thought) bool { return t.Persona == name })
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
