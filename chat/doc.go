@@ -18,12 +18,15 @@
 //
 // Every rule is a pure function of facts gathered once (Decode, GuardFacts,
 // Candidate), as Weights.Score is of Facts: time is an argument, never read.
-// The promise behind them all: an item addressed to a persona (an @mention)
-// is owed an answer, and no guard that exists to keep the room readable
-// refuses it. The guards that stop persona-to-persona loops (own message,
-// depth, quiet room) apply to persona messages only, addressed or not: a
-// persona is not a person waiting for an answer, and personas naming each
-// other is the loop they stop.
+// The promise behind them all: a person who addresses a persona (an
+// @mention in a human's message) is owed an answer (Owed), and no guard
+// that exists to keep the room readable refuses it: relevance never stops
+// an addressed message, the budget never refuses an owed reply. The guards
+// that stop persona-to-persona loops (own message, depth, quiet room)
+// apply to persona messages only, addressed or not, and the budget may
+// refuse a reply to a persona's @mention: a persona is not a person
+// waiting for an answer, and personas naming each other is the loop these
+// rules stop.
 //
 //   - Quiet room (Quiet): a persona's message is not answered when no human
 //     spoke in its room within QuietAfter (10 min) before it was written.
@@ -31,11 +34,13 @@
 //     then, so a redelivery gets the same verdict and nobody spends an
 //     evaluation on it.
 //   - Reply budget (Budget): at most ReplyBudget (6) persona messages per room
-//     per ReplyWindow (1 min), counting the replies this runtime reserves
-//     (before the model call, so replies being written count; a failed one is
-//     released). Other runtimes' messages are theirs to budget. A reply owed
-//     to an addressed item is counted and never refused: the budget is kept
-//     by refusing unaddressed chatter, not by leaving a person unanswered.
+//     per ReplyWindow (1 min): the replies this runtime reserves (before the
+//     model call, so replies being written count; a failed one is released)
+//     and the persona messages of other runtimes it sees in the room, so a
+//     room shared by several daemons, or a simulated room with outside
+//     persona traffic, is budgeted as one. A reply owed to a person is
+//     counted and never refused: the budget is kept by refusing chatter, not
+//     by leaving a person unanswered.
 //   - Depth limit (TooDeep): a persona's message at depth MaxDepth (2) or more
 //     is not answered: a persona may answer another's reply to a human, and
 //     nobody answers that.
@@ -48,7 +53,8 @@
 //     who a decision waits for.
 //   - Confidence (Confidence): 1 when addressed, else the message's score
 //     clamped to [0, 1]: no model call, and peers rank the way their inboxes
-//     do. A batch merged from a room is judged by its best score, addressed
+//     do, so the persona already active in a room (its score's recency term)
+//     is granted before one that is not: the conversation keeps its voice. A batch merged from a room is judged by its best score, addressed
 //     if any of its messages addresses the persona (Settings.Think).
 //   - Who is expected (Settings.Expected): a message's decision waits for the
 //     coordinated personas, but its author, to which it is relevant; the

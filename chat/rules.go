@@ -211,20 +211,27 @@ func isName(s string) bool {
 	return true
 }
 
-// Budget is the reply budget: it counts the persona messages a runtime
-// posts in each room within a sliding window ending now, from the moment
-// a reply is reserved (before its model call, so replies being written
-// count). Reserve refuses a reply once the window holds Max of them,
-// except a reply owed to an addressed item, which is counted and never
-// refused. Messages other runtimes post are theirs to budget.
+// Budget is the reply budget: it counts the persona messages posted in
+// each room within a sliding window ending now: this runtime's replies
+// from the moment one is reserved (before its model call, so replies
+// being written count), and other runtimes' persona messages when they are
+// seen (Saw), so that a room shared by several daemons is budgeted as one.
+// Reserve refuses a reply once the window holds Max messages, except a
+// reply owed to a person (Owed), which is counted and never refused.
 //
 // The zero value allows nothing (Max 0) for a window of 0; use NewBudget.
 // A Budget is not safe for concurrent use: its owner locks.
 type Budget[K comparable] struct {
 	Max    int
 	Window time.Duration
-	rooms  map[K][]time.Time // reservations, oldest first
+	rooms  map[K][]time.Time // oldest first
 }
+
+// Owed reports whether a reply is owed to a person: a human's message
+// addressed the persona (an @mention). The reply budget never refuses an
+// owed reply. A persona's @mention of another is chatter the budget and
+// the loop guards may stop: personas naming one another is how loops run.
+func Owed(kind Kind, addressed bool) bool { return kind == Human && addressed }
 
 // NewBudget returns a budget of max persona messages per room per window.
 func NewBudget[K comparable](max int, window time.Duration) *Budget[K] {
@@ -232,18 +239,36 @@ func NewBudget[K comparable](max int, window time.Duration) *Budget[K] {
 }
 
 // Reserve takes one reply of room's budget at now and reports whether the
-// reply may be written. An owed reply (the item addresses the persona) is
-// always reserved: it counts against later replies but is never refused.
+// reply may be written. An owed reply (Owed) is always reserved: it counts
+// against later replies but is never refused.
 func (b *Budget[K]) Reserve(room K, now time.Time, owed bool) bool {
-	ts := b.prune(room, now)
-	if len(ts) >= b.Max && !owed {
+	if len(b.prune(room, now)) >= b.Max && !owed {
 		return false
 	}
+	b.add(room, now)
+	return true
+}
+
+// Saw counts a persona message another runtime posted in room at at: it is
+// never refused (it is already in the room), and it counts against this
+// runtime's later replies.
+func (b *Budget[K]) Saw(room K, at time.Time) {
+	b.prune(room, at)
+	b.add(room, at)
+}
+
+// add records a message at at, in time order (a message seen late may be
+// older than a reservation).
+func (b *Budget[K]) add(room K, at time.Time) {
 	if b.rooms == nil {
 		b.rooms = map[K][]time.Time{}
 	}
-	b.rooms[room] = append(ts, now)
-	return true
+	ts := b.rooms[room]
+	i := len(ts)
+	for i > 0 && ts[i-1].After(at) {
+		i--
+	}
+	b.rooms[room] = slices.Insert(ts, i, at)
 }
 
 // Release gives back a reservation made at at (the reply was not sent).

@@ -209,3 +209,36 @@ func TestPersonaSpecStateConfig(t *testing.T) {
 		t.Errorf("a zero override changed the base: %+v", got)
 	}
 }
+
+func TestBudgetCountsWhatOthersPosted(t *testing.T) {
+	b := chat.NewBudget[string](2, time.Minute)
+	b.Saw("r", t0)
+	b.Saw("r", t0.Add(time.Second))
+	if b.Reserve("r", t0.Add(2*time.Second), false) {
+		t.Error("chatter allowed after two other runtimes' persona messages filled a budget of 2")
+	}
+	if !b.Reserve("r", t0.Add(2*time.Second), true) {
+		t.Error("an owed reply refused")
+	}
+	// A message seen late, older than the reservation, keeps the order:
+	// it leaves the window first.
+	b.Saw("r", t0.Add(1500*time.Millisecond))
+	if n := b.Count("r", t0.Add(61*time.Second+600*time.Millisecond)); n != 1 {
+		t.Errorf("count = %d, want 1 (only the reservation at 2s still in the window)", n)
+	}
+}
+
+func TestOwed(t *testing.T) {
+	for _, tc := range []struct {
+		kind      chat.Kind
+		addressed bool
+		want      bool
+	}{
+		{chat.Human, true, true}, {chat.Human, false, false},
+		{chat.Persona, true, false}, {chat.System, true, false},
+	} {
+		if got := chat.Owed(tc.kind, tc.addressed); got != tc.want {
+			t.Errorf("Owed(%v, %v) = %v", tc.kind, tc.addressed, got)
+		}
+	}
+}

@@ -35,8 +35,9 @@ type Settings struct {
 	// for this long before it is not answered (default 10 minutes).
 	QuietAfter time.Duration
 	// ReplyBudget is how many persona messages the runtime posts per room
-	// per ReplyWindow (defaults 6 and one minute). Replies owed to an
-	// addressed item are counted but never refused.
+	// per ReplyWindow (defaults 6 and one minute), other runtimes' persona
+	// messages included. A reply owed to a person (Owed) is counted but
+	// never refused.
 	ReplyBudget int
 	ReplyWindow time.Duration
 	// MaxDepth: a persona's message that is the MaxDepth-th persona reply

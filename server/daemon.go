@@ -185,6 +185,10 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	}
 	d.rooms = newRooms(d.log)
 	d.rooms.budget = chat.NewBudget[string](d.chat.ReplyBudget, d.chat.ReplyWindow)
+	d.rooms.local = map[string]bool{}
+	for _, s := range d.specs {
+		d.rooms.local[strings.ToLower(s.Name)] = true
+	}
 	if d.stopFollow, err = d.rooms.follow(ctx, d.bus.js, d.bus.stream); err != nil {
 		return err
 	}

@@ -68,10 +68,11 @@
 //     context, so a persona never answers a conversation that moved on;
 //     the reply addresses every human whose message it merged.
 //   - Each room has a reply budget: at most Config.ReplyBudget persona
-//     replies per minute from this daemon (default 6). A reply over it is
-//     not sent; the message is accounted handled, noted "reply budget". A
-//     reply to a message that addresses the persona is counted but never
-//     refused: an @mentioned persona always answers.
+//     messages per minute (default 6): this daemon's replies and the other
+//     daemons' persona messages it sees. A reply over it is not sent; the
+//     message is accounted handled, noted "reply budget". A reply to a
+//     person's @mention is counted but never refused: an @mentioned persona
+//     always answers a human.
 //   - Persona-to-persona exchanges damp out: replies lose priority with
 //     depth, a persona's message at depth Config.MaxDepth (default 2) is not
 //     answered, and neither is one in a room where no human has spoken for
@@ -109,8 +110,10 @@
 // claims one of K responder slots of the message in the replies bucket
 // (create-only keys): the first K claims across the cluster answer, the
 // others account the message as taken. A message that mentions personas
-// of other daemons only (as many as K) is left to them. Limit: the reply
-// budget of a room is counted per daemon.
+// of other daemons only (as many as K) is left to them. Each daemon's
+// reply budget counts the persona messages of the others as it sees them
+// in the room stream, so a room shared by several daemons is budgeted as
+// one, give or take the follower's delay.
 //
 // # Model and budget
 //

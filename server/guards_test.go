@@ -239,6 +239,32 @@ func TestReplyBudgetNeverRefusesAMention(t *testing.T) {
 	waitSettled(t, d)
 }
 
+func TestReplyBudgetCountsOtherDaemonsPersonaMessages(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Specs = solo()
+	cfg.ReplyBudget = 2
+	d := startDaemon(t, cfg)
+
+	h := post(t, d, "shared", "ann", "hello")
+	waitAccount(t, d, "Solo", h.ID)
+	// Personas of another daemon fill the room's budget between them.
+	var last chat.Message
+	for i := range 2 {
+		last = inject(t, d, chat.Message{Room: "shared", Author: "Ghost", Kind: chat.Persona, Depth: 1,
+			Content: fmt.Sprintf("ghost chatter %d", i)})
+	}
+	waitAccount(t, d, "Solo", last.ID)
+	m := post(t, d, "shared", "ann", "a go question for anyone")
+	if rec := waitAccount(t, d, "Solo", m.ID); rec.Note != noteBudget {
+		t.Errorf("chatter in a room other daemons' personas filled: %+v, want %s", rec, noteBudget)
+	}
+	m = post(t, d, "shared", "ann", "@Solo and you?")
+	if rec := waitAccount(t, d, "Solo", m.ID); rec.Note != noteReplied {
+		t.Errorf("a person's mention in the same room: %+v, want replied", rec)
+	}
+	waitSettled(t, d)
+}
+
 func TestMergedReplyAddressesEveryAsker(t *testing.T) {
 	g := newGateModel()
 	defer g.release()
@@ -268,6 +294,9 @@ func TestQuietRoomAndDeepChainsAreNotAnswered(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Specs = solo()
 	cfg.QuietAfter = time.Minute
+	// The room's reply budget counts the injected persona messages too
+	// (chat.Budget.Saw); this test is about the loop guards, not the budget.
+	cfg.ReplyBudget = 100
 	d := startDaemon(t, cfg)
 
 	never := inject(t, d, chat.Message{Room: "empty", Author: "Ghost", Kind: chat.Persona, Depth: 1, Content: "@Solo anyone here? go?"})

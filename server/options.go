@@ -81,8 +81,9 @@ type Config struct {
 	K int
 	// ReplyBudget is how many persona messages this daemon posts per room
 	// per ReplyWindow (defaults 6 and one minute); replies over it are not
-	// sent, and are accounted handled with the note "reply budget". A reply
-	// to a message that addresses the persona is counted, never refused.
+	// sent, and are accounted handled with the note "reply budget". Other
+	// daemons' persona messages in the room count too; a reply to a
+	// person's @mention is counted, never refused.
 	ReplyBudget int
 	ReplyWindow time.Duration
 	// QuietAfter: a persona's message in a room where no human has spoken

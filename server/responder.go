@@ -196,7 +196,7 @@ func (r *responder) Respond(ctx context.Context, it persona.Item[chat.Message], 
 		}
 	}
 	now := time.Now()
-	release, ok := r.rooms.reserveReply(m.Room, now, r.addressedBy(it))
+	release, ok := r.rooms.reserveReply(m.Room, now, r.owed(it))
 	if !ok {
 		r.accounts.note(r.name, it.ID, noteBudget)
 		r.accounts.count(r.name, noteBudget)
@@ -238,6 +238,34 @@ func (r *responder) Respond(ctx context.Context, it persona.Item[chat.Message], 
 	r.metrics.Response(r.name, m.Room)
 	r.activity.Touch(r.name, m.Room, end)
 	return out, nil
+}
+
+// owed reports whether a person addressed this persona in it or in an item
+// merged into it (chat.Owed): the reply budget counts the reply but never
+// refuses it.
+func (r *responder) owed(it persona.Item[chat.Message]) bool {
+	names := func(x persona.Item[chat.Message]) bool {
+		return slices.ContainsFunc(x.Addressees, func(a string) bool { return strings.EqualFold(a, r.name) })
+	}
+	merged := false // a merged item names the persona
+	for _, c := range it.Context {
+		if names(c) {
+			if chat.Owed(c.Payload.Kind, true) {
+				return true
+			}
+			merged = true
+		}
+	}
+	if !chat.Owed(it.Payload.Kind, names(it)) {
+		return false
+	}
+	if !merged {
+		return true
+	}
+	// The trigger's addressees are the union of the merged items' (the
+	// runtime's coalesce); only when a merged persona message named this
+	// persona must the trigger's own mentions be read again.
+	return chat.Mentioned(it.Payload.Content, r.name)
 }
 
 // addressedBy reports whether it (or an item merged into it) names this

@@ -56,8 +56,12 @@ type rooms struct {
 	authors map[string]string
 	closed  bool
 	dropped uint64 // events not delivered to slow subscribers
-	// budget is the rooms' reply budget: this daemon's replies per room.
+	// budget is the rooms' reply budget: this daemon's replies per room,
+	// and the persona messages of other daemons seen in the room.
 	budget *chat.Budget[string]
+	// local holds the lower-case names of this daemon's personas, whose
+	// replies the budget counts when they are reserved, not when seen.
+	local map[string]bool
 }
 
 type room struct {
@@ -189,6 +193,9 @@ func (rs *rooms) noteLocked(m chat.Message) *room {
 		r.lastHuman = m.At
 	case m.Kind == chat.Persona && m.Author != "":
 		rs.authors[strings.ToLower(m.Author)] = m.Author
+		if !rs.local[strings.ToLower(m.Author)] {
+			rs.budget.Saw(m.Room, m.At)
+		}
 	}
 	return r
 }

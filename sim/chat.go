@@ -65,26 +65,23 @@ func (r *run) priority(d *delivery) float64 {
 	})
 }
 
-// intent is what a persona's evaluation concludes about a message, for
-// the baselines (direct, seed): chat.Settings.Think on the message's score
-// under the reference weights (chat.DefaultWeights, the daemon's), so that
-// relevance and confidence mean what they mean in the daemon whatever
-// weights a baseline orders its queue by.
+// intent is what a baseline's evaluation (direct, seed: a model call)
+// concludes about a message: the mentioned persona responds with full
+// confidence; one for whom the message is relevant (its expertise, or a
+// human wrote it) responds with confidence 0.8 (expertise) or 0.5;
+// otherwise it observes. The baselines model other designs, which ask a
+// model whether to answer and have no chat rules, so this is not
+// chat.Settings.Think (the persona policy's: oursIntent).
 func (r *run) intent(a *actor, m *message, addressed bool) (float64, coord.Intent) {
-	kind := chat.Human
-	if m.author >= 0 {
-		kind = chat.Persona
+	switch {
+	case addressed:
+		return 1, coord.IntentRespond
+	case r.expert(a, m.topics):
+		return 0.8, coord.IntentRespond
+	case m.author < 0:
+		return 0.5, coord.IntentRespond
 	}
-	last := a.recent[m.room]
-	score := r.ref.Score(chat.Facts{
-		Mentioned:  addressed,
-		RecentRoom: last >= 0 && r.now-last <= int64(r.ref.RecentFor),
-		Expertise:  r.expert(a, m.topics),
-		Age:        time.Duration(r.now - m.at),
-		Kind:       kind,
-		Depth:      int(m.depth),
-	})
-	return r.chat.Think(score, addressed)
+	return 0.3, coord.IntentObserve
 }
 
 // postReply posts persona p's reply to message mi, which answers every
@@ -135,7 +132,7 @@ func (r *run) oursIntent(a *actor) (float64, coord.Intent) {
 // never have taken in a message they stop, so the reply answers the
 // newest message of the batch that passes them (the daemon's trigger),
 // and none passing means no reply. The reply budget (chat.Budget) counts
-// the reply from now and never refuses one owed to an addressed persona.
+// the reply from now and never refuses one owed to a person (owed).
 // Relevance was the evaluation's (oursIntent).
 func (r *run) respond(a *actor, mi int32) bool {
 	target, why := int32(-1), chat.Pass
@@ -191,10 +188,22 @@ func (r *run) loopGuard(mi int32) chat.Reason {
 	return chat.Pass
 }
 
-// owed reports whether the batch addresses a (coordinate.go addressedBy):
-// an addressed persona is owed an answer, and the reply budget counts it
-// but never refuses it.
-func (r *run) owed(a *actor) bool { return r.addressedBy(a) }
+// owed reports whether the batch holds a human's @mention of a
+// (chat.Owed): a person who names a persona is owed an answer, which the
+// reply budget counts but never refuses.
+func (r *run) owed(a *actor) bool {
+	for _, x := range a.ours.batch {
+		m := &r.msgs[r.dels[x].msg]
+		kind := chat.Human
+		if m.author >= 0 {
+			kind = chat.Persona
+		}
+		if chat.Owed(kind, m.mention == a.idx) {
+			return true
+		}
+	}
+	return false
+}
 
 // expected is who message mi's decision waits for under the chat rules
 // (chat.Settings.Expected), as the daemon opens it at the first

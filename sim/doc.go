@@ -128,14 +128,16 @@
 // granted persona's reply passes the loop guards (a persona's message at
 // depth MaxDepth, or written QuietAfter after the room's last human
 // message, is not answered: suppressed_depth, suppressed_quiet) and the
-// reply budget (chat.Budget over this runtime's replies, counted from the
-// model call's start; a reply to an addressed persona is counted but never
-// refused: suppressed_budget). The daemon judges the loop guards and
-// relevance at intake, so an item they stop never enters its inbox; the
-// simulator judges them on the same facts (the message's time and the
-// room's last human message when it was posted) but later, so the verdict
-// is the same and only the evaluation it costs differs. The baselines'
-// evaluation is the same Think on the reference weights' score.
+// reply budget (chat.Budget: this runtime's replies, counted from the
+// model call's start, and the persona-written arrivals, which stand for
+// other runtimes' personas; a reply owed to a person, chat.Owed, is
+// counted but never refused: suppressed_budget). The daemon judges the
+// loop guards and relevance at intake, so an item they stop never enters
+// its inbox; the simulator judges them on the same facts (the message's
+// time and the room's last human message when it was posted) but later,
+// so the verdict is the same and only the evaluation it costs differs.
+// The baselines keep their own evaluation (a model call's judgement in
+// the designs they stand for, which have no chat rules).
 //
 // # Policies
 //

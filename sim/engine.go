@@ -572,6 +572,11 @@ func (r *run) arrive() {
 	}
 	if human {
 		author = -1
+	} else {
+		// Another runtime's persona wrote it: the room's reply budget
+		// counts it (chat.Budget.Saw), as the daemon counts the persona
+		// messages of other daemons it sees.
+		r.budget.Saw(room, r.t(r.now))
 	}
 	mention := int32(-1)
 	if mentions && !(n == 1 && author == 0) {
