@@ -52,6 +52,18 @@ type Cycle[T any] struct {
 	failRun  int
 	meanTook float64 // running mean of work time, ns
 
+	// w is the state of a step: allocated at the persona's first step, so
+	// that a persona that never worked costs only its inbox and this
+	// struct.
+	w *work[T]
+
+	notes   []Note[T]
+	retired []inbox.Retired[Item[T]]
+	stats   CycleStats
+}
+
+// work is a cycle's state between a Step and the rest that ends it.
+type work[T any] struct {
 	// The slice in progress.
 	sliceStart time.Time
 	sliceN     int
@@ -68,11 +80,8 @@ type Cycle[T any] struct {
 	curStart time.Time
 	busy     bool
 	coordSt  coordStage
+	thought  coord.Thought
 	decision coord.Decision
-
-	notes   []Note[T]
-	retired []inbox.Retired[Item[T]]
-	stats   CycleStats
 }
 
 // Decisions is what a coordinated persona's cycle reads of its
@@ -128,11 +137,15 @@ const (
 
 // Action is the next thing a driver does inside a step.
 type Action[T any] struct {
-	Do       Do
-	Item     Item[T]
-	Thought  coord.Thought
+	Do Do
+	// Item is the item in progress, Thought the thought to broadcast
+	// (DoThink) and Decision the decision that granted it (DoRespond): all
+	// three belong to the cycle and stay valid until its next input, so
+	// that an Action is small enough to pass around by value.
+	Item     *Item[T]
+	Thought  *coord.Thought
 	Until    time.Time
-	Decision coord.Decision
+	Decision *coord.Decision
 	// For DoRest: when to look again on its own, the cadence and the mood
 	// it rests with.
 	Wake    time.Time
@@ -228,9 +241,6 @@ func NewCycle[T any](name string, opts Options, q *inbox.Inbox[Item[T]], stream 
 	opts = opts.withDefaults()
 	c := &Cycle[T]{name: name, opts: opts, q: q, stream: stream, st: state.New(opts.State), dormant: true}
 	c.cadence = c.st.Cadence(1)
-	c.engageFn = func(e inbox.Entry[Item[T]]) bool {
-		return c.st.ShouldEngage(c.q.Effective(e, c.now), c.shift)
-	}
 	return c
 }
 
@@ -281,7 +291,7 @@ func (c *Cycle[T]) Stats() CycleStats { return c.stats }
 func (c *Cycle[T]) Coordinated() bool { return c.stream != nil }
 
 // Working reports whether an item is out to the driver.
-func (c *Cycle[T]) Working() bool { return c.busy }
+func (c *Cycle[T]) Working() bool { return c.w != nil && c.w.busy }
 
 // TakeNotes appends the pending notes to dst, in order, and forgets them.
 func (c *Cycle[T]) TakeNotes(dst []Note[T]) []Note[T] {
@@ -396,6 +406,13 @@ func (c *Cycle[T]) arm(now, at time.Time) Wake {
 // observe the load, and begin a time slice. It returns the first action of
 // the slice.
 func (c *Cycle[T]) Step(now time.Time, adj Adjustment, budget float64) Action[T] {
+	if c.w == nil {
+		w := &work[T]{}
+		w.engageFn = func(e inbox.Entry[Item[T]]) bool {
+			return c.st.ShouldEngage(c.q.Effective(e, w.now), w.shift)
+		}
+		c.w = w
+	}
 	c.phase = PhaseRunning
 	c.poked = false
 	if !c.mark.IsZero() {
@@ -407,8 +424,8 @@ func (c *Cycle[T]) Step(now time.Time, adj Adjustment, budget float64) Action[T]
 	if c.sweepAt.IsZero() || now.Sub(c.sweepAt) >= min(time.Second, c.cadence) {
 		c.sweepAt = now
 		c.retired = c.q.Sweep(now, c.opts.DeclinedTTL, c.retired[:0])
-		for _, r := range c.retired {
-			c.final(r.Entry.Value, r.Account, nil, now, 0, 0)
+		for i := range c.retired {
+			c.final(&c.retired[i].Entry.Value, c.retired[i].Account, nil, now, 0, 0)
 		}
 	}
 	if adj.CatchUp && c.q.DeferredLen() > 0 {
@@ -419,8 +436,8 @@ func (c *Cycle[T]) Step(now time.Time, adj Adjustment, budget float64) Action[T]
 	// like every other final account.
 	c.DrainInbox(now)
 	c.st.Observe(c.q.Load(), budget)
-	c.adjMul = adj.CadenceMultiplier
-	c.sliceStart, c.sliceN, c.shift, c.worked = now, 0, adj.ThresholdShift, false
+	c.w.adjMul = adj.CadenceMultiplier
+	c.w.sliceStart, c.w.sliceN, c.w.shift, c.w.worked = now, 0, adj.ThresholdShift, false
 	return c.next(now)
 }
 
@@ -430,8 +447,8 @@ func (c *Cycle[T]) Step(now time.Time, adj Adjustment, budget float64) Action[T]
 // at shutdown.
 func (c *Cycle[T]) DrainInbox(now time.Time) {
 	c.retired = c.q.DrainRetired(c.retired[:0])
-	for _, r := range c.retired {
-		c.final(r.Entry.Value, r.Account, nil, now, 0, 0)
+	for i := range c.retired {
+		c.final(&c.retired[i].Entry.Value, c.retired[i].Account, nil, now, 0, 0)
 	}
 	clear(c.retired)
 	c.DrainDeferred(now)
@@ -449,37 +466,41 @@ func (c *Cycle[T]) DrainDeferred(now time.Time) {
 // at most SliceItems of them or SliceDuration of time, then the rest.
 func (c *Cycle[T]) next(now time.Time) Action[T] {
 	for {
-		if c.halting {
+		if c.w.halting {
 			return c.rest(now)
 		}
-		if len(c.batch) == 0 {
-			if c.sliceN >= c.opts.SliceItems || (c.sliceN > 0 && now.Sub(c.sliceStart) >= c.opts.SliceDuration) {
+		if len(c.w.batch) == 0 {
+			if c.w.sliceN >= c.opts.SliceItems || (c.w.sliceN > 0 && now.Sub(c.w.sliceStart) >= c.opts.SliceDuration) {
 				return c.rest(now)
 			}
-			c.now = now
-			c.batch = c.q.TakeTopN(min(c.batchSize(), c.opts.SliceItems-c.sliceN), c.engageFn, c.batch[:0])
-			if len(c.batch) == 0 {
+			c.w.now = now
+			c.w.batch = c.q.TakeTopN(min(c.batchSize(), c.opts.SliceItems-c.w.sliceN), c.w.engageFn, c.w.batch[:0])
+			if len(c.w.batch) == 0 {
 				return c.rest(now)
 			}
-			slices.Reverse(c.batch) // taken from the end
+			slices.Reverse(c.w.batch) // taken from the end
 		}
-		e := c.batch[len(c.batch)-1]
-		c.batch[len(c.batch)-1] = inbox.Entry[Item[T]]{}
-		c.batch = c.batch[:len(c.batch)-1]
-		c.sliceN++
-		it := e.Value
+		// The item is worked in place, in c.w.cur: items are large, and a
+		// loop goroutine's stack is small.
+		e := &c.w.batch[len(c.w.batch)-1]
+		c.w.cur = e.Value
+		*e = inbox.Entry[Item[T]]{}
+		c.w.batch = c.w.batch[:len(c.w.batch)-1]
+		c.w.sliceN++
+		it := &c.w.cur
 		if !it.Deadline.IsZero() && !now.Before(it.Deadline) {
 			c.q.Finish(it.ID, inbox.Expired)
 			c.final(it, inbox.Expired, nil, now, now.Sub(it.Delivered), 0)
+			*it = Item[T]{}
 			continue
 		}
 		if c.opts.Coalesce && it.Key != "" {
-			it = c.coalesce(it)
+			c.coalesce(it)
 		}
-		c.cur, c.curStart, c.busy = it, now, true
-		c.worked = true
+		c.w.curStart, c.w.busy = now, true
+		c.w.worked = true
 		if c.stream == nil {
-			return Action[T]{Do: DoHandle, Item: it}
+			return Action[T]{Do: DoHandle, Item: &c.w.cur}
 		}
 		if a, ok := c.coordinate(now); ok {
 			return a
@@ -499,13 +520,14 @@ func (c *Cycle[T]) batchSize() int {
 
 // coalesce takes the other queued items of it's key: the newest becomes
 // the item handled, the rest ride along as its context.
-func (c *Cycle[T]) coalesce(it Item[T]) Item[T] {
-	others := c.q.TakeWhere(func(e inbox.Entry[Item[T]]) bool { return e.Value.Key == it.Key })
+func (c *Cycle[T]) coalesce(it *Item[T]) {
+	key := it.Key
+	others := c.q.TakeWhere(func(e inbox.Entry[Item[T]]) bool { return e.Value.Key == key })
 	if len(others) == 0 {
-		return it
+		return
 	}
 	all := make([]Item[T], 0, len(others)+1)
-	all = append(all, it)
+	all = append(all, *it)
 	for _, e := range others {
 		all = append(all, e.Value)
 	}
@@ -530,7 +552,7 @@ func (c *Cycle[T]) coalesce(it Item[T]) Item[T] {
 		}
 	}
 	slices.SortStableFunc(trigger.Context, func(a, b Item[T]) int { return a.Created.Compare(b.Created) })
-	return trigger
+	*it = trigger
 }
 
 // coordinate begins a coordinated persona's work on the current item:
@@ -538,7 +560,7 @@ func (c *Cycle[T]) coalesce(it Item[T]) Item[T] {
 // when the item was settled at once (its decision closed without this
 // persona), and the slice goes on.
 func (c *Cycle[T]) coordinate(now time.Time) (Action[T], bool) {
-	it := c.cur
+	it := &c.w.cur
 	// Merged older items are answered by this one: say so, or their
 	// decisions would wait for this persona until their windows end.
 	for _, x := range it.Context {
@@ -551,7 +573,7 @@ func (c *Cycle[T]) coordinate(now time.Time) (Action[T], bool) {
 		// Decided before this persona reached the item, so it cannot be
 		// granted: spend no evaluation on it. The stream learns how late it
 		// was.
-		c.notes = append(c.notes, Note[T]{Kind: NoteObserve, Item: it, At: now})
+		c.notes = append(c.notes, Note[T]{Kind: NoteObserve, Item: *it, At: now})
 		c.notGranted(now)
 		c.settle(now, Result{})
 		return Action[T]{}, false
@@ -561,14 +583,14 @@ func (c *Cycle[T]) coordinate(now time.Time) (Action[T], bool) {
 	}
 	// Not decided yet, or decided without us while we are addressed: think,
 	// and the stream grants an addressee even late.
-	c.coordSt = csEvaluate
-	return Action[T]{Do: DoEvaluate, Item: it}, true
+	c.w.coordSt = csEvaluate
+	return Action[T]{Do: DoEvaluate, Item: &c.w.cur}, true
 }
 
 // Evaluated is the end of DoEvaluate at now: th is the persona's thought,
 // or r.Err the evaluator's error (ErrDecline declines the item).
 func (c *Cycle[T]) Evaluated(now time.Time, th Thought, r Result) Action[T] {
-	if c.coordSt != csEvaluate {
+	if c.w == nil || c.w.coordSt != csEvaluate {
 		panic("persona: Evaluated without DoEvaluate")
 	}
 	if r.Err != nil {
@@ -586,19 +608,19 @@ func (c *Cycle[T]) Evaluated(now time.Time, th Thought, r Result) Action[T] {
 		// longer than the stream's current one: bound by the longest.
 		timeout = c.stream.MaxWindow() + time.Second
 	}
-	c.coordSt = csAwait
+	c.w.coordSt = csAwait
 	// An addressed persona says so: the stream grants it even if the item
 	// it thinks on is a newer message merged with the one that named it, or
 	// if it thinks after the window closed.
-	return Action[T]{Do: DoThink, Item: c.cur, Until: now.Add(timeout), Thought: coord.Thought{
-		Persona: c.name, Item: c.cur.ID, Key: c.cur.Key, Confidence: th.Confidence, Intent: intent,
-		At: now, Addressed: c.addressedBy(c.cur)}}
+	c.w.thought = coord.Thought{Persona: c.name, Item: c.w.cur.ID, Key: c.w.cur.Key, Confidence: th.Confidence,
+		Intent: intent, At: now, Addressed: c.addressedBy(&c.w.cur)}
+	return Action[T]{Do: DoThink, Item: &c.w.cur, Until: now.Add(timeout), Thought: &c.w.thought}
 }
 
 // Decided is the end of DoThink at now: the decision, or ok false when none
 // could be had by Action.Until (which means not granted).
 func (c *Cycle[T]) Decided(now time.Time, d coord.Decision, ok bool) Action[T] {
-	if c.coordSt != csAwait {
+	if c.w == nil || c.w.coordSt != csAwait {
 		panic("persona: Decided without DoThink")
 	}
 	a, more := c.decided(now, d, ok)
@@ -610,31 +632,31 @@ func (c *Cycle[T]) Decided(now time.Time, d coord.Decision, ok bool) Action[T] {
 
 func (c *Cycle[T]) decided(now time.Time, d coord.Decision, ok bool) (Action[T], bool) {
 	if !ok || d.Item == "" || !d.IsGranted(c.name) {
-		c.coordSt = csNone
+		c.w.coordSt = csNone
 		c.notGranted(now)
 		c.settle(now, Result{})
 		return Action[T]{}, false
 	}
-	c.coordSt, c.decision = csRespond, d
-	return Action[T]{Do: DoRespond, Item: c.cur, Decision: d}, true
+	c.w.coordSt, c.w.decision = csRespond, d
+	return Action[T]{Do: DoRespond, Item: &c.w.cur, Decision: &c.w.decision}, true
 }
 
 func (c *Cycle[T]) notGranted(now time.Time) {
 	c.stats.NotGranted++
-	c.notes = append(c.notes, Note[T]{Kind: NoteNotGranted, Item: c.cur, At: now})
+	c.notes = append(c.notes, Note[T]{Kind: NoteNotGranted, Item: c.w.cur, At: now})
 }
 
 // Done is the end at now of the work handed out (DoHandle or DoRespond):
 // it settles the item and returns the slice's next action.
 func (c *Cycle[T]) Done(now time.Time, r Result) Action[T] {
-	if !c.busy {
+	if c.w == nil || !c.w.busy {
 		panic("persona: Done without work")
 	}
-	if c.coordSt == csRespond && r.Err == nil {
+	if c.w.coordSt == csRespond && r.Err == nil {
 		c.stats.Granted++
-		c.notes = append(c.notes, Note[T]{Kind: NoteGranted, Item: c.cur, At: now})
+		c.notes = append(c.notes, Note[T]{Kind: NoteGranted, Item: c.w.cur, At: now})
 	}
-	c.coordSt = csNone
+	c.w.coordSt = csNone
 	c.settle(now, r)
 	return c.next(now)
 }
@@ -642,9 +664,9 @@ func (c *Cycle[T]) Done(now time.Time, r Result) Action[T] {
 // settle closes the account of the current item (and of its merged
 // context), or puts it back for a retry after an error.
 func (c *Cycle[T]) settle(now time.Time, r Result) {
-	it, start := c.cur, c.curStart
+	it, start := &c.w.cur, c.w.curStart
+	defer func() { *it, c.w.busy = Item[T]{}, false }()
 	took := now.Sub(start)
-	c.cur, c.busy = Item[T]{}, false
 	c.stats.Busy += took
 	c.meanTook += (float64(took) - c.meanTook) / 8
 	c.st.RecordActivity(now, took, it.Complexity)
@@ -664,7 +686,7 @@ func (c *Cycle[T]) settle(now time.Time, r Result) {
 		} else {
 			c.stats.Errors++
 		}
-		c.notes = append(c.notes, Note[T]{Kind: NoteError, Item: it, At: start, Took: took, Err: r.Err, Panicked: r.Panicked})
+		c.notes = append(c.notes, Note[T]{Kind: NoteError, Item: *it, At: start, Took: took, Err: r.Err, Panicked: r.Panicked})
 		if r.Cancelled {
 			// Shutting down: the item is not the handler's failure. Put it
 			// back, to be reported as left over.
@@ -683,25 +705,26 @@ func (c *Cycle[T]) settle(now time.Time, r Result) {
 // requeue puts a taken item back in the inbox, and the older items merged
 // into it back beside it: none of them was answered, so none is settled.
 // Taken again, they merge again.
-func (c *Cycle[T]) requeue(it Item[T], now time.Time) {
+func (c *Cycle[T]) requeue(it *Item[T], now time.Time) {
 	for _, x := range it.Context {
 		c.q.Requeue(entryOf(x), now)
 	}
 	it.Context = nil
-	c.q.Requeue(entryOf(it), now)
+	c.q.Requeue(entryOf(*it), now)
 }
 
-func (c *Cycle[T]) finishAll(it Item[T], a Account, out any, start time.Time, wait, took time.Duration) {
+func (c *Cycle[T]) finishAll(it *Item[T], a Account, out any, start time.Time, wait, took time.Duration) {
 	c.q.Finish(it.ID, a)
 	c.final(it, a, out, start, wait, took)
-	for _, x := range it.Context {
+	for i := range it.Context {
+		x := &it.Context[i]
 		c.q.Finish(x.ID, a)
 		c.final(x, a, nil, start, start.Sub(x.Delivered), 0)
 	}
 }
 
-func (c *Cycle[T]) final(it Item[T], a Account, out any, at time.Time, wait, took time.Duration) {
-	c.notes = append(c.notes, Note[T]{Kind: NoteFinal, Item: it, Account: a, Out: out, At: at, Wait: wait, Took: took})
+func (c *Cycle[T]) final(it *Item[T], a Account, out any, at time.Time, wait, took time.Duration) {
+	c.notes = append(c.notes, Note[T]{Kind: NoteFinal, Item: *it, Account: a, Out: out, At: at, Wait: wait, Took: took})
 }
 
 // Halt ends the slice early at now because the runtime shuts down: the
@@ -709,12 +732,15 @@ func (c *Cycle[T]) final(it Item[T], a Account, out any, at time.Time, wait, too
 // over, not lost, and nothing more is taken. The item in progress still
 // reports its end.
 func (c *Cycle[T]) Halt(now time.Time) {
-	for _, e := range c.batch {
+	if c.w == nil {
+		return
+	}
+	for _, e := range c.w.batch {
 		c.q.Requeue(e, now)
 	}
-	clear(c.batch)
-	c.batch = c.batch[:0]
-	c.halting = true
+	clear(c.w.batch)
+	c.w.batch = c.w.batch[:0]
+	c.w.halting = true
 }
 
 // Abandon is the end at now of a coordinated item that failed before its
@@ -722,8 +748,8 @@ func (c *Cycle[T]) Halt(now time.Time) {
 // withdraws from the decision at once, so that peers never wait for it, and
 // the failure is settled as Done settles it.
 func (c *Cycle[T]) Abandon(now time.Time, r Result) Action[T] {
-	c.notes = append(c.notes, Note[T]{Kind: NoteLeave, Item: c.cur, At: now})
-	c.coordSt = csNone
+	c.notes = append(c.notes, Note[T]{Kind: NoteLeave, Item: c.w.cur, At: now})
+	c.w.coordSt = csNone
 	return c.Done(now, r)
 }
 
@@ -731,23 +757,23 @@ func (c *Cycle[T]) Abandon(now time.Time, r Result) Action[T] {
 // otherwise the cadence (state, times the governor's multiplier, plus a
 // backoff after handler errors) sets the next look, if anything waits.
 func (c *Cycle[T]) rest(now time.Time) Action[T] {
-	clear(c.batch)
-	c.batch = c.batch[:0]
-	if c.worked {
+	clear(c.w.batch)
+	c.w.batch = c.w.batch[:0]
+	if c.w.worked {
 		c.stats.Slices++
 	}
-	if c.halting || c.phase == PhaseStopped {
+	if c.w.halting || c.phase == PhaseStopped {
 		return Action[T]{Do: DoRest}
 	}
 	if c.q.HasUrgent() {
 		return Action[T]{Do: DoStep}
 	}
-	cad := c.st.Cadence(c.adjMul)
+	cad := c.st.Cadence(c.w.adjMul)
 	if c.failRun > 0 {
 		cad += min(c.opts.MaxBackoff, c.opts.Backoff<<min(c.failRun-1, 16))
 	}
 	c.cadence, c.lastRest = cad, now
-	if cad <= 0 && c.worked && c.q.Len() > 0 {
+	if cad <= 0 && c.w.worked && c.q.Len() > 0 {
 		return Action[T]{Do: DoStep} // no rhythm: keep going while there is work it takes
 	}
 	if c.poked {
@@ -758,7 +784,7 @@ func (c *Cycle[T]) rest(now time.Time) Action[T] {
 	a := Action[T]{Do: DoRest, Cadence: cad, Mood: c.st.Mood}
 	if c.q.Len() > 0 || c.q.DeferredLen() > 0 || c.opts.Scan {
 		if cad <= 0 {
-			if c.worked {
+			if c.w.worked {
 				return Action[T]{Do: DoStep}
 			}
 			// No rhythm, and nothing here worth taking now: look again soon
@@ -775,7 +801,7 @@ func (c *Cycle[T]) rest(now time.Time) Action[T] {
 
 // addressedBy reports whether it (or an item merged into it) names the
 // persona as an addressee.
-func (c *Cycle[T]) addressedBy(it Item[T]) bool {
+func (c *Cycle[T]) addressedBy(it *Item[T]) bool {
 	return slices.ContainsFunc(it.Addressees, func(a string) bool { return strings.EqualFold(a, c.name) })
 }
 

@@ -111,7 +111,6 @@ type Persona[T any] struct {
 	name   string
 	h      Handler[T]
 	scorer Scorer[T]
-	opts   Options
 	rt     *Runtime
 	q      *inbox.Inbox[Item[T]]
 
@@ -141,6 +140,7 @@ type Persona[T any] struct {
 	// pipeline source can enter it into the pipeline at Start.
 	attached bool
 	early    []Item[T]
+	started  atomic.Bool // attached, read without the lock by every delivery
 }
 
 // Spawn creates a persona running handler h in rt. Its loop starts when the
@@ -154,7 +154,7 @@ func Spawn[T any](rt *Runtime, name string, h Handler[T], opts Options) (*Person
 		return nil, fmt.Errorf("persona: spawn %q: nil handler", name)
 	}
 	opts = opts.withDefaults()
-	p := &Persona[T]{name: name, h: h, opts: opts, rt: rt}
+	p := &Persona[T]{name: name, h: h, rt: rt}
 	if opts.Scorer != nil {
 		s, ok := opts.Scorer.(Scorer[T])
 		if !ok {
@@ -191,7 +191,7 @@ func (p *Persona[T]) Name() string { return p.name }
 // ErrNotSource. Delivering to a pipeline source enters the item into the
 // pipeline, keyed by its ID.
 func (p *Persona[T]) Deliver(it Item[T]) error {
-	if p.dependent.Load() || len(p.opts.WaitsFor) > 0 {
+	if p.dependent.Load() || len(p.c.opts.WaitsFor) > 0 {
 		return fmt.Errorf("persona %s: deliver %s: %w", p.name, it.ID, ErrNotSource)
 	}
 	return p.deliver(it, false)
@@ -244,7 +244,7 @@ func (p *Persona[T]) deliver(it Item[T], released bool) error {
 // pipeline: held before the push, so that a release can never miss it, and
 // begun after.
 func (p *Persona[T]) admit(it Item[T], released bool) (inbox.Outcome, error) {
-	if !released {
+	if !released && !p.started.Load() {
 		p.mu.Lock()
 		if !p.attached && p.c.Dormant() {
 			// Before Start nobody knows yet whether this persona is a
@@ -417,7 +417,7 @@ func (p *Persona[T]) live(wake chan Trigger) bool {
 				runtime.Gosched() // urgent work, or no rhythm: step again at once
 				break
 			}
-			a = p.work(a)
+			a = p.work(&a)
 		}
 	}
 }
@@ -425,22 +425,13 @@ func (p *Persona[T]) live(wake chan Trigger) bool {
 // work carries out one action that calls the handler or the stream, and
 // returns the cycle's next action. p.mu is not held on entry and is held
 // on return.
-func (p *Persona[T]) work(a Action[T]) Action[T] {
-	ctx := p.rt.ctx
+func (p *Persona[T]) work(a *Action[T]) Action[T] {
 	switch a.Do {
-	case DoHandle:
-		r := p.call(a.Item, func() (any, error) { return p.h.Handle(ctx, a.Item) })
-		return p.done(r)
-	case DoRespond:
-		r := p.call(a.Item, func() (any, error) { return p.eval.Respond(ctx, a.Item, a.Decision) })
+	case DoHandle, DoRespond:
+		_, r := p.call(a)
 		return p.done(r)
 	case DoEvaluate:
-		var th Thought
-		r := p.call(a.Item, func() (any, error) {
-			var err error
-			th, err = p.eval.Evaluate(ctx, a.Item)
-			return nil, err
-		})
+		th, r := p.call(a)
 		p.mu.Lock()
 		r.Cancelled = r.Err != nil && p.rt.stopping.Load()
 		if r.Cancelled {
@@ -448,7 +439,7 @@ func (p *Persona[T]) work(a Action[T]) Action[T] {
 		}
 		return p.c.Evaluated(time.Now(), th, r)
 	case DoThink:
-		return p.think(ctx, a)
+		return p.think(p.rt.ctx, a)
 	}
 	panic("persona: unknown action")
 }
@@ -467,9 +458,9 @@ func (p *Persona[T]) done(r Result) Action[T] {
 
 // think broadcasts the thought and awaits the decision, bounded by the
 // action's deadline. p.mu is held on return.
-func (p *Persona[T]) think(ctx context.Context, a Action[T]) Action[T] {
+func (p *Persona[T]) think(ctx context.Context, a *Action[T]) Action[T] {
 	s := p.cs
-	err := s.Think(a.Thought)
+	err := s.Think(*a.Thought)
 	if err != nil && !errors.Is(err, coord.ErrClosedDecision) {
 		p.mu.Lock()
 		return p.c.Abandon(time.Now(), Result{Err: fmt.Errorf("persona %s: %w", p.name, err)})
@@ -491,15 +482,24 @@ func (p *Persona[T]) think(ctx context.Context, a Action[T]) Action[T] {
 	return p.c.Decided(time.Now(), d, true)
 }
 
-// call runs one handler call, recovering a panic into an error.
-func (p *Persona[T]) call(it Item[T], f func() (any, error)) (r Result) {
+// call runs the handler call that a asks for (Handle, Respond or
+// Evaluate), recovering a panic into an error.
+func (p *Persona[T]) call(a *Action[T]) (th Thought, r Result) {
 	defer func() {
 		if v := recover(); v != nil {
-			r = Result{Err: fmt.Errorf("persona %s: handler panic on %s: %v", p.name, it.ID, v), Panicked: true}
+			r = Result{Err: fmt.Errorf("persona %s: handler panic on %s: %v", p.name, a.Item.ID, v), Panicked: true}
 		}
 	}()
-	out, err := f()
-	return Result{Out: out, Err: err}
+	ctx := p.rt.ctx
+	switch a.Do {
+	case DoHandle:
+		r.Out, r.Err = p.h.Handle(ctx, *a.Item)
+	case DoRespond:
+		r.Out, r.Err = p.eval.Respond(ctx, *a.Item, *a.Decision)
+	case DoEvaluate:
+		th, r.Err = p.eval.Evaluate(ctx, *a.Item)
+	}
+	return th, r
 }
 
 // parkLocked publishes that the loop rests after action a: with the cycle
@@ -657,13 +657,14 @@ type member interface {
 	newPipeline(rt *Runtime, g *deps.Graph, ms []member) (pipe, error)
 }
 
-func (p *Persona[T]) deps() ([]string, []string) { return p.opts.WaitsFor, p.opts.Notifies }
+func (p *Persona[T]) deps() ([]string, []string) { return p.c.opts.WaitsFor, p.c.opts.Notifies }
 
 // start ends the persona's dormancy and wakes it if work waits.
 func (p *Persona[T]) start() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.attached, p.early = true, nil
+	p.started.Store(true)
 	p.c.SetDependent(p.dependent.Load())
 	p.wakeLocked(p.c.Start(time.Now()))
 }

@@ -135,7 +135,7 @@ func (r *run) oursWork(a *actor, act persona.Action[int32]) {
 
 // oursBegin notes the item the cycle started: its trigger, the deliveries
 // merged into it and the messages they cover.
-func (r *run) oursBegin(a *actor, it persona.Item[int32]) {
+func (r *run) oursBegin(a *actor, it *persona.Item[int32]) {
 	o := a.ours
 	o.item = it.Payload
 	o.batch = append(o.batch[:0], it.Payload)
@@ -168,7 +168,7 @@ func (r *run) oursNote(a *actor, n persona.Note[int32]) {
 	case persona.NoteObserve:
 		// Decided before this persona reached it, so it cannot be granted;
 		// no evaluation, but the stream learns how late it was.
-		r.oursBegin(a, n.Item)
+		r.oursBegin(a, &n.Item)
 		r.think(r.dels[di].msg, di, 0, coord.IntentObserve, false)
 	}
 }

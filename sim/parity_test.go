@@ -463,7 +463,7 @@ func (h *scriptHost) Work(a persona.Action[string]) {
 	switch a.Do {
 	case persona.DoHandle, persona.DoRespond:
 		if h.s.pipelined() {
-			*h.trace = append(*h.trace, startRec(h.name, a.Item, time.Duration(h.w.now)))
+			*h.trace = append(*h.trace, startRec(h.name, *a.Item, time.Duration(h.w.now)))
 		}
 		at := h.s.attempt(h.name, a.Item.ID, a.Item.Attempt)
 		end := h.w.now + int64(at.took)
@@ -475,7 +475,7 @@ func (h *scriptHost) Work(a persona.Action[string]) {
 	case persona.DoThink:
 		v := h.st
 		now := h.w.now
-		ds, err := v.core.Think(v.t(now), a.Thought)
+		ds, err := v.core.Think(v.t(now), *a.Thought)
 		if err != nil && !errors.Is(err, coord.ErrClosedDecision) {
 			h.d.Abandon(now, persona.Result{Err: err})
 			return
@@ -487,11 +487,12 @@ func (h *scriptHost) Work(a persona.Action[string]) {
 			v.publish(ds)
 			return
 		}
-		h.await = a.Item.ID
+		id := a.Item.ID // the action's item is the cycle's, valid until its next input
+		h.await = id
 		h.gen++
 		gen, until := h.gen, h.d.V(a.Until)
 		h.w.at(until, func() {
-			if h.await == a.Item.ID && h.gen == gen {
+			if h.await == id && h.gen == gen {
 				h.await = ""
 				h.d.Decided(until, coord.Decision{}, false)
 			}
