@@ -52,9 +52,9 @@ it, with the daemon's defaults, under the traffic of --traffic FILE (a
 scenario's fields without personas) or else this default traffic:
 
 ` + sim.DefaultTraffic + `
-The flags --k, --reply-budget, --quiet-after, --max-depth, --coord-window and
---max-window are persona serve's, with its defaults; given, they override the
-scenario's or the persona file's setting.`,
+The flags --k, --reply-budget, --quiet-after, --max-depth, --coord-window,
+--max-window, --budget and --budget-burst are persona serve's, with its
+defaults; given, they override the scenario's or the persona file's setting.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ps, err := sim.ParsePolicies(policy)
@@ -173,8 +173,9 @@ func personaScenario(configF, trafficF string) (*sim.Scenario, error) {
 // defaults) as the simulator takes them: a flag given overrides the
 // scenario's setting, one not given leaves it.
 type ruleFlags struct {
-	k, replyBudget, maxDepth           int
+	k, replyBudget, maxDepth, burst    int
 	quietAfter, coordWindow, maxWindow time.Duration
+	budget                             float64
 	noMerge                            bool
 }
 
@@ -186,6 +187,8 @@ func (r *ruleFlags) register(f *pflag.FlagSet) {
 	f.DurationVar(&r.coordWindow, "coord-window", server.DefaultCoordWindow, "initial coordination window, from the first thought")
 	f.DurationVar(&r.maxWindow, "max-window", server.DefaultMaxWindow, "longest adaptive coordination window")
 	f.BoolVar(&r.noMerge, "no-merge", false, "answer each pending message of a room separately (not modelled by the simulator yet)")
+	f.Float64Var(&r.budget, "budget", server.DefaultBudgetPerSec, "compute budget: model calls per second, all personas together (negative: unlimited)")
+	f.IntVar(&r.burst, "budget-burst", server.DefaultBudgetBurst, "compute budget: model calls in a burst")
 }
 
 func (r *ruleFlags) apply(cmd *cobra.Command, sc *sim.Scenario) error {
@@ -201,6 +204,7 @@ func (r *ruleFlags) apply(cmd *cobra.Command, sc *sim.Scenario) error {
 	}{
 		{"k", r.k < 1}, {"reply-budget", r.replyBudget < 1}, {"max-depth", r.maxDepth < 1},
 		{"quiet-after", r.quietAfter <= 0}, {"coord-window", r.coordWindow <= 0}, {"max-window", r.maxWindow <= 0},
+		{"budget", r.budget == 0}, {"budget-burst", r.burst < 1},
 	} {
 		if f.Changed(c.name) && c.bad {
 			return fmt.Errorf("sim: --%s must be positive", c.name)
@@ -217,6 +221,8 @@ func (r *ruleFlags) apply(cmd *cobra.Command, sc *sim.Scenario) error {
 	set("max-depth", func() { sc.Rules.MaxDepth = r.maxDepth })
 	set("coord-window", func() { sc.Coordination.Window = r.coordWindow })
 	set("max-window", func() { sc.Coordination.MaxWindow = r.maxWindow })
+	set("budget", func() { sc.Budget.PerSec = r.budget })
+	set("budget-burst", func() { sc.Budget.Burst = r.burst })
 	return nil
 }
 

@@ -219,6 +219,11 @@ func TestSimConfigWithTrafficAndFlags(t *testing.T) {
 	if k2 := report("--k", "2", "--reply-budget", "1000"); k2["replies"].(float64) <= report("--reply-budget", "1000")["replies"].(float64) {
 		t.Errorf("--k 2 wrote %v replies, no more than K = 1", k2["replies"])
 	}
+	// A compute budget of one call in ten seconds holds the model calls
+	// back: fewer replies than the daemon's default two a second.
+	if slow := report("--budget", "0.1", "--budget-burst", "1"); slow["replies"].(float64) >= def["replies"].(float64) {
+		t.Errorf("--budget 0.1 wrote %v replies, the default budget %v", slow["replies"], def["replies"])
+	}
 }
 
 func TestSimConfigRejects(t *testing.T) {
