@@ -30,7 +30,7 @@ const (
 	// below Settings.RespondAbove.
 	ReasonNotRelevant Reason = "not relevant enough"
 	// ReasonBudget is the reply budget's refusal (Budget.Reserve); a
-	// reply owed to an addressed item never gets it.
+	// reply owed to a person (Owed) never gets it.
 	ReasonBudget Reason = "reply budget"
 )
 
