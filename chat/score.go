@@ -190,21 +190,31 @@ func (s *Scorer) Touch(persona, room string, now time.Time) {
 	m[room] = now
 }
 
-// Score returns the priority of it for the named persona at now.
+// Score returns the priority of it for the named persona at now. It is
+// the runtime's path (persona.Scorer) and parses the content for
+// mentions; a caller that decoded the message already (Decode) uses Facts
+// and Weights.Score.
 func (s *Scorer) Score(name string, it persona.Item[Message], now time.Time) float64 {
+	return s.w.Score(s.Facts(name, it.Payload, Mentioned(it.Payload.Content, name), now))
+}
+
+// Facts gathers what the score of m for the named persona depends on at
+// now. mentioned says whether m @mentions the persona, as the caller
+// decoded it once (Inbound.Names, or an item's addressees).
+func (s *Scorer) Facts(name string, m Message, mentioned bool, now time.Time) Facts {
 	key := strings.ToLower(name)
 	s.mu.Lock()
 	prof := s.profiles[key]
-	last, recent := s.active[key][it.Payload.Room]
+	last, recent := s.active[key][m.Room]
 	s.mu.Unlock()
-	return s.w.Score(Facts{
-		Mentioned:  Mentioned(it.Payload.Content, name),
+	return Facts{
+		Mentioned:  mentioned,
 		RecentRoom: recent && now.Sub(last) <= s.w.RecentFor,
-		Expertise:  MatchesExpertise(it.Payload.Content, prof.Expertise),
-		Age:        now.Sub(it.Payload.At),
-		Kind:       it.Payload.Kind,
-		Depth:      it.Payload.Depth,
-	})
+		Expertise:  MatchesExpertise(m.Content, prof.Expertise),
+		Age:        now.Sub(m.At),
+		Kind:       m.Kind,
+		Depth:      m.Depth,
+	}
 }
 
 // Facts are what a score depends on, so that the simulator can score

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/personaos/persona/chat"
 )
 
 func TestDefaultPersonasMatchTheExampleFile(t *testing.T) {
@@ -55,10 +57,10 @@ personas:
 	if strings.Join(a.Expertise, ",") != "go,c++" {
 		t.Errorf("expertise = %v, want lower-cased and deduplicated", a.Expertise)
 	}
-	if a.Cadence != (Cadences{time.Second, 2 * time.Second, 3 * time.Second, 4 * time.Second}) {
+	if a.Cadence != (Cadences{Idle: time.Second, Active: 2 * time.Second, Tired: 3 * time.Second, Overwhelmed: 4 * time.Second}) {
 		t.Errorf("cadence = %+v", a.Cadence)
 	}
-	if a.Thresholds != (Thresholds{0.05, 0.2, 0.4, 0.95}) {
+	if a.Thresholds != (Thresholds{Idle: 0.05, Active: 0.2, Tired: 0.4, Overwhelmed: 0.95}) {
 		t.Errorf("thresholds = %+v", a.Thresholds)
 	}
 	if len(b.WaitsFor) != 1 || b.WaitsFor[0] != "Alpha" {
@@ -210,5 +212,20 @@ func TestDownstream(t *testing.T) {
 	}
 	if got := strings.Join(downstream(specs, "D"), ","); got != "d" {
 		t.Errorf("downstream(D) = %s", got)
+	}
+}
+
+// The daemon's defaults are chat.DefaultSettings, which are a scenario's
+// too: what the simulator measures by default is what the daemon runs.
+func TestDaemonDefaultsAreChatDefaultSettings(t *testing.T) {
+	got, want := Config{}.withDefaults().settings(), chat.DefaultSettings()
+	if got.QuietAfter != want.QuietAfter || got.ReplyBudget != want.ReplyBudget || got.ReplyWindow != want.ReplyWindow ||
+		got.MaxDepth != want.MaxDepth || got.RespondAbove != want.RespondAbove || got.NoMerge != want.NoMerge {
+		t.Errorf("rules = %+v, want %+v", got, want)
+	}
+	g, w := got.Stream, want.Stream
+	if g.Window != w.Window || g.MinWindow != w.MinWindow || g.MaxWindow != w.MaxWindow || g.K != w.K ||
+		g.FixedWindow != w.FixedWindow || g.WindowFromFirstThought != w.WindowFromFirstThought || g.Patience != w.Patience {
+		t.Errorf("stream = %+v, want %+v", g, w)
 	}
 }

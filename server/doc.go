@@ -53,15 +53,26 @@
 //
 // # Conversation guards
 //
+// The guards are package chat's rules (chat.Settings; the meaning of each
+// is in chat's doc.go), with Config's numbers over chat.DefaultSettings:
+// the simulator applies the same rules with the same defaults. A message is
+// decoded once at intake (its mentions, addressees and score for the
+// persona); the guard, the delivery (the score is the item's priority) and
+// the decision read that value.
+//
 //   - A human's message outranks persona chatter: the chat scorer adds for
 //     a human sender and subtracts for a persona and per level of reply
 //     depth, so a persona busy for a while answers the human first.
 //   - Pending messages of one room merge (persona.Options.Coalesce; off with
 //     Config.NoMerge): the newest is answered, the older ones are its
-//     context, so a persona never answers a conversation that moved on.
+//     context, so a persona never answers a conversation that moved on;
+//     the reply addresses every human whose message it merged.
 //   - Each room has a reply budget: at most Config.ReplyBudget persona
-//     replies per minute from this daemon (default 6). A reply over it is
-//     not sent; the message is accounted handled, noted "reply budget".
+//     messages per minute (default 6): this daemon's replies and the other
+//     daemons' persona messages it sees. A reply over it is not sent; the
+//     message is accounted handled, noted "reply budget". A reply to a
+//     person's @mention is counted but never refused: an @mentioned persona
+//     always answers a human.
 //   - Persona-to-persona exchanges damp out: replies lose priority with
 //     depth, a persona's message at depth Config.MaxDepth (default 2) is not
 //     answered, and neither is one in a room where no human has spoken for
@@ -86,9 +97,11 @@
 // addressed. Respond makes the one model call, over the persona's system
 // prompt and the room's recent messages (llm.BuildHistory), and publishes
 // the reply. A decision is opened when the first persona evaluates the
-// message, with the personas to which it is relevant as expected thinkers:
-// a window started at delivery could close, during a burst across rooms,
-// before anyone had looked at the message. Personas that wait for others
+// message, with the personas to which it is relevant as expected thinkers
+// (chat.Settings.Expected), and its window counts from the first thought
+// (1.5 s adapting up to Config.MaxWindow, 3 s): a window started at
+// delivery could close, during a burst across rooms, before anyone had
+// looked at the message. Personas that wait for others
 // (waits_for) are not coordinated: they answer after their prerequisites
 // on their own judgement.
 //
@@ -97,8 +110,10 @@
 // claims one of K responder slots of the message in the replies bucket
 // (create-only keys): the first K claims across the cluster answer, the
 // others account the message as taken. A message that mentions personas
-// of other daemons only (as many as K) is left to them. Limit: the reply
-// budget of a room is counted per daemon.
+// of other daemons only (as many as K) is left to them. Each daemon's
+// reply budget counts the persona messages of the others as it sees them
+// in the room stream, so a room shared by several daemons is budgeted as
+// one, give or take the follower's delay.
 //
 // # Model and budget
 //

@@ -200,29 +200,6 @@ func TestLedgerGivenBackMessageIsRedeliverable(t *testing.T) {
 	})
 }
 
-// startDaemonWith is startDaemon with prep applied between New and Start.
-func startDaemonWith(t *testing.T, cfg Config, prep func(*Daemon)) *Daemon {
-	t.Helper()
-	d, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prep(d)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := d.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := d.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	return d
-}
-
 // failingAccounts fails the first n Puts of a "handled" account.
 type failingAccounts struct {
 	jetstream.KeyValue
@@ -251,9 +228,8 @@ func TestAccountNotWrittenIsDeliveredAgainAndSettles(t *testing.T) {
 			cfg.AckWait = 2 * time.Second // a stuck message would be kept alive past several of these
 			fa := &failingAccounts{}
 			fa.n.Store(tc.fails)
-			d := startDaemonWith(t, cfg, func(d *Daemon) {
-				d.testAccounts = func(kv jetstream.KeyValue) jetstream.KeyValue { fa.KeyValue = kv; return fa }
-			})
+			cfg.hooks.accounts = func(kv jetstream.KeyValue) jetstream.KeyValue { fa.KeyValue = kv; return fa }
+			d := startDaemon(t, cfg)
 			m := post(t, d, "r", "bob", "@Solo a go question")
 			rec := waitAccount(t, d, "Solo", m.ID)
 			if rec.Account != "handled" {

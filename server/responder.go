@@ -4,32 +4,31 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/personaos/persona"
 	"github.com/personaos/persona/chat"
 	"github.com/personaos/persona/coord"
 	"github.com/personaos/persona/deps"
 	"github.com/personaos/persona/llm"
+	"github.com/personaos/persona/metrics"
 )
 
 // Notes the ledger records with a final account.
 const (
 	noteReplied     = "replied"
 	noteNotGranted  = "not granted"
-	noteNotRelevant = "not relevant enough"
+	noteNotRelevant = string(chat.ReasonNotRelevant)
 	noteMerged      = "merged into a newer message"
 	noteElsewhere   = "addressed to a persona of another daemon"
-	noteBudget      = "reply budget"
-	noteQuiet       = "quiet room"
-	noteSelf        = "own message"
-	noteTooDeep     = "reply chain too deep"
+	noteBudget      = string(chat.ReasonBudget)
+	noteQuiet       = string(chat.ReasonQuiet)
+	noteSelf        = string(chat.ReasonOwn)
+	noteTooDeep     = string(chat.ReasonTooDeep)
 	noteAnswered    = "answered before"
 	noteTaken       = "K responders already claimed across the cluster"
 	noteUndecodable = "undecodable"
@@ -38,19 +37,85 @@ const (
 // responder is a chat persona's handler: cheap evaluation for coordination,
 // and one model call per granted reply. It implements
 // persona.Evaluator[chat.Message]; a persona that waits for others in a
-// pipeline uses it through persona.Coordinated, without a stream.
+// pipeline uses it through persona.Coordinated, without a stream. It sees
+// the daemon only through the narrow interfaces below, each of which a
+// test can stand in for.
 type responder struct {
-	d         *Daemon
 	name      string
 	system    string
 	model     string
 	dependent bool
+	rules     chat.Settings
+	log       *slog.Logger
+
+	decisions decisions
+	accounts  accounts
+	rooms     roomView
+	replies   replyStore
+	models    modelCaller
+	metrics   chatMetrics
+	activity  activity
 
 	mu          sync.Mutex
 	lastThought *coord.Thought
 }
 
-var _ persona.Evaluator[chat.Message] = (*responder)(nil)
+// decisions opens a message's coordination decision (Daemon.open).
+type decisions interface {
+	open(msg chat.Message, addressees []string, now time.Time)
+}
+
+// accounts records a note on a persona's account of a message (the ledger)
+// and counts a message a guard kept it from answering.
+type accounts interface {
+	note(persona, id, note string)
+	count(persona, reason string)
+}
+
+// roomView is what the responder reads and reserves of a room (*rooms).
+type roomView interface {
+	emit(ev Event)
+	history(trigger chat.Message, context []chat.Message) []llm.ChatLine
+	reserveReply(room string, now time.Time, owed bool) (release func(), ok bool)
+}
+
+// replyStore claims and publishes replies exactly once (*replies).
+type replyStore interface {
+	answeredBefore(ctx context.Context, persona, id string) (bool, error)
+	claimSlot(ctx context.Context, persona, id string) (bool, error)
+	sendReply(ctx context.Context, persona, trigger string, covered []string, out chat.Message) error
+}
+
+// modelCaller makes one model call for a persona, metered and counted
+// (Daemon.complete).
+type modelCaller interface {
+	complete(ctx context.Context, persona, model string, req llm.Request) (llm.Reply, error)
+}
+
+// chatMetrics counts evaluations, thoughts and responses (*metrics.Metrics).
+type chatMetrics interface {
+	Evaluation(persona string)
+	Thought(persona string)
+	Response(persona, room string)
+}
+
+// activity records that a persona spoke in a room (*chat.Scorer), which
+// raises its score for the room's next messages.
+type activity interface {
+	Touch(persona, room string, now time.Time)
+}
+
+var (
+	_ persona.Evaluator[chat.Message] = (*responder)(nil)
+
+	_ decisions   = (*Daemon)(nil)
+	_ accounts    = (*Daemon)(nil)
+	_ roomView    = (*rooms)(nil)
+	_ replyStore  = (*replies)(nil)
+	_ modelCaller = (*Daemon)(nil)
+	_ chatMetrics = (*metrics.Metrics)(nil)
+	_ activity    = (*chat.Scorer)(nil)
+)
 
 // Evaluate says how much the persona wants to answer. It makes no model
 // call: the confidence is the item's priority for this persona (mention,
@@ -60,46 +125,35 @@ var _ persona.Evaluator[chat.Message] = (*responder)(nil)
 // granted, and peers need not wait for it. The thought is shown live on the
 // room's events.
 func (r *responder) Evaluate(ctx context.Context, it persona.Item[chat.Message]) (persona.Thought, error) {
-	r.d.metrics.Evaluation(r.name)
+	r.metrics.Evaluation(r.name)
 	if r.dependent && it.Status == deps.Skipped {
 		return persona.Thought{}, persona.ErrDecline // a prerequisite chose not to engage
 	}
 	for _, c := range it.Context {
-		r.d.ledger.note(r.name, c.ID, noteMerged)
+		r.accounts.note(r.name, c.ID, noteMerged)
 	}
 	if !r.dependent {
-		r.d.open(it.Payload, it.Addressees, time.Now())
+		r.decisions.open(it.Payload, it.Addressees, time.Now())
 	}
-	conf := min(1, max(0, it.Priority))
-	if r.addressed(it) {
-		conf = 1
+	// A merged batch is judged by its best score (chat.Settings.Think).
+	score := it.Priority
+	for _, c := range it.Context {
+		score = max(score, c.Priority)
 	}
-	intent := coord.IntentRespond
-	if conf < r.d.cfg.RespondAbove {
-		intent = coord.IntentObserve
-	}
+	conf, intent := r.rules.Think(score, r.addressedBy(it))
 	th := coord.Thought{Persona: r.name, Item: it.ID, Key: it.Key, Confidence: conf, Intent: intent, At: time.Now()}
 	r.mu.Lock()
 	r.lastThought = &th
 	r.mu.Unlock()
-	r.d.rooms.emit(Event{Type: "thought", Room: it.Key, Thought: &th})
+	r.rooms.emit(Event{Type: "thought", Room: it.Key, Thought: &th})
 	if intent != coord.IntentRespond {
-		r.d.ledger.note(r.name, it.ID, noteNotRelevant)
+		r.accounts.note(r.name, it.ID, noteNotRelevant)
 		return persona.Thought{}, persona.ErrDecline
 	}
 	if !r.dependent {
-		r.d.metrics.Thought(r.name)
+		r.metrics.Thought(r.name)
 	}
 	return persona.Thought{Confidence: conf, Intent: intent}, nil
-}
-
-func (r *responder) addressed(it persona.Item[chat.Message]) bool {
-	for _, a := range it.Addressees {
-		if strings.EqualFold(a, r.name) {
-			return true
-		}
-	}
-	return false
 }
 
 func (r *responder) thought() *coord.Thought {
@@ -120,12 +174,11 @@ func (r *responder) thought() *coord.Thought {
 // persona and message ever succeeds) and published.
 func (r *responder) Respond(ctx context.Context, it persona.Item[chat.Message], dec coord.Decision) (any, error) {
 	m := it.Payload
-	d := r.d
-	if ok, err := r.answeredBefore(ctx, m.ID); err != nil {
+	if ok, err := r.replies.answeredBefore(ctx, r.name, m.ID); err != nil {
 		return nil, err
 	} else if ok {
-		d.ledger.note(r.name, it.ID, noteAnswered)
-		d.count(r.name, noteAnswered)
+		r.accounts.note(r.name, it.ID, noteAnswered)
+		r.accounts.count(r.name, noteAnswered)
 		return nil, nil
 	}
 	if dec.IsGranted(r.name) && !r.addressedBy(it) {
@@ -134,20 +187,20 @@ func (r *responder) Respond(ctx context.Context, it persona.Item[chat.Message], 
 		// answer. An addressee always answers and claims nothing, and so
 		// does a persona that answers after its prerequisites (waits_for),
 		// which no stream coordinates.
-		if ok, err := d.claimSlot(ctx, r.name, m.ID); err != nil {
+		if ok, err := r.replies.claimSlot(ctx, r.name, m.ID); err != nil {
 			return nil, err
 		} else if !ok {
-			d.ledger.note(r.name, it.ID, noteTaken)
-			d.count(r.name, noteTaken)
+			r.accounts.note(r.name, it.ID, noteTaken)
+			r.accounts.count(r.name, noteTaken)
 			return nil, nil
 		}
 	}
 	now := time.Now()
-	release, ok := d.rooms.reserveReply(m.Room, now, d.cfg.ReplyBudget, d.cfg.ReplyWindow)
+	release, ok := r.rooms.reserveReply(m.Room, now, r.owed(it))
 	if !ok {
-		d.ledger.note(r.name, it.ID, noteBudget)
-		d.count(r.name, noteBudget)
-		d.log.Info("reply budget spent: not replying", "persona", r.name, "room", m.Room, "message", m.ID)
+		r.accounts.note(r.name, it.ID, noteBudget)
+		r.accounts.count(r.name, noteBudget)
+		r.log.Info("reply budget spent: not replying", "persona", r.name, "room", m.Room, "message", m.ID)
 		return nil, nil
 	}
 	ctxMsgs := make([]chat.Message, len(it.Context))
@@ -157,133 +210,68 @@ func (r *responder) Respond(ctx context.Context, it persona.Item[chat.Message], 
 	req := llm.Request{
 		Persona: r.name,
 		System:  r.system,
-		History: llm.BuildHistory(r.name, d.rooms.history(m, ctxMsgs), 0, 0),
+		History: llm.BuildHistory(r.name, r.rooms.history(m, ctxMsgs), 0, 0),
 	}
-	start := time.Now()
-	d.meter.Begin(start)
-	reply, err := d.modelFor(r.model).Complete(ctx, req)
+	reply, err := r.models.complete(ctx, r.name, r.model, req)
 	end := time.Now()
-	d.meter.End(end)
-	d.metrics.ModelCall(r.name, outcome(err), end.Sub(start))
 	if err != nil {
 		release()
 		return nil, fmt.Errorf("persona %s: model: %w", r.name, err)
 	}
+	// The reply answers every message merged into it, and addresses each
+	// person who wrote one (chat.Covers).
+	cover := chat.Covers(m, ctxMsgs)
 	out := chat.Message{
 		ID: newMessageID(end), Room: m.Room, Author: r.name, Kind: chat.Persona,
-		Content: strings.TrimSpace(reply.Content), At: end.UTC(), ReplyTo: m.ID, Depth: m.Depth + 1,
+		Content: chat.Address(strings.TrimSpace(reply.Content), cover.Askers), At: end.UTC(), ReplyTo: m.ID, Depth: m.Depth + 1,
 	}
-	covered := make([]string, 0, len(it.Context))
-	for _, c := range it.Context {
-		covered = append(covered, c.ID)
-	}
-	if err := d.sendReply(ctx, r.name, m.ID, covered, out); err != nil {
+	if err := r.replies.sendReply(ctx, r.name, m.ID, cover.Merged, out); err != nil {
 		release()
 		if errors.Is(err, errAnswered) {
-			d.ledger.note(r.name, it.ID, noteAnswered)
-			d.count(r.name, noteAnswered)
+			r.accounts.note(r.name, it.ID, noteAnswered)
+			r.accounts.count(r.name, noteAnswered)
 			return nil, nil
 		}
 		return nil, err
 	}
-	d.ledger.note(r.name, it.ID, noteReplied)
-	d.metrics.Response(r.name, m.Room)
-	d.scorer.Touch(r.name, m.Room, end)
+	r.accounts.note(r.name, it.ID, noteReplied)
+	r.metrics.Response(r.name, m.Room)
+	r.activity.Touch(r.name, m.Room, end)
 	return out, nil
 }
 
-// answeredBefore looks for this persona's claim on message id. A claim
-// whose reply is in the stream means done; a claim without it is a crash
-// between claiming and publishing, and the stored reply is published now
-// (under its own id, so JetStream drops it if it was stored after all).
-func (r *responder) answeredBefore(ctx context.Context, id string) (bool, error) {
-	d := r.d
-	e, err := d.bus.replies.Get(ctx, ledgerKey(r.name, id))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return false, nil
+// owed reports whether a person addressed this persona in it or in an item
+// merged into it (chat.Owed): the reply budget counts the reply but never
+// refuses it.
+func (r *responder) owed(it persona.Item[chat.Message]) bool {
+	names := func(x persona.Item[chat.Message]) bool {
+		return slices.ContainsFunc(x.Addressees, func(a string) bool { return strings.EqualFold(a, r.name) })
 	}
-	if err != nil {
-		return false, fmt.Errorf("persona %s: replies: %w", r.name, err)
+	merged := false // a merged item names the persona
+	for _, c := range it.Context {
+		if names(c) {
+			if chat.Owed(c.Payload.Kind, true) {
+				return true
+			}
+			merged = true
+		}
 	}
-	prev, err := decodeWire(e.Value())
-	if err != nil {
-		return true, nil // claimed; nothing we can republish
+	if !chat.Owed(it.Payload.Kind, names(it)) {
+		return false
 	}
-	// Looked up in the stream too: an old reply may have left the index,
-	// and publishing it again outside the duplicate window would store it
-	// twice.
-	if _, ok, err := d.seqOf(ctx, prev.Room, prev.ID); err != nil {
-		return false, fmt.Errorf("persona %s: find reply %s: %w", r.name, prev.ID, err)
-	} else if ok {
-		return true, nil
+	if !merged {
+		return true
 	}
-	seq, err := d.bus.publish(ctx, prev)
-	if err != nil {
-		return false, fmt.Errorf("persona %s: republish %s: %w", r.name, prev.ID, err)
-	}
-	d.rooms.posted(seq, prev)
-	d.log.Info("published a reply claimed before a restart", "persona", r.name, "message", id, "reply", prev.ID)
-	return true, nil
+	// The trigger's addressees are the union of the merged items' (the
+	// runtime's coalesce); only when a merged persona message named this
+	// persona must the trigger's own mentions be read again.
+	return chat.Mentioned(it.Payload.Content, r.name)
 }
 
 // addressedBy reports whether it (or an item merged into it) names this
 // persona.
 func (r *responder) addressedBy(it persona.Item[chat.Message]) bool {
 	return slices.ContainsFunc(it.Addressees, func(a string) bool { return strings.EqualFold(a, r.name) })
-}
-
-// claimSlot claims one of the K responder slots of message id in the
-// replies bucket, cluster-wide: create-only keys slot.<id>.0 .. K-1, so at
-// most K personas of all the daemons sharing the cluster answer a message
-// that names nobody. A slot this persona already holds (a retry, or a
-// redelivery after a crash) is still its own.
-func (d *Daemon) claimSlot(ctx context.Context, name, id string) (bool, error) {
-	for n := range max(1, d.cfg.K) {
-		key := "slot." + id + "." + strconv.Itoa(n)
-		_, err := d.bus.replies.Create(ctx, key, []byte(strings.ToLower(name)))
-		if err == nil {
-			return true, nil
-		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return false, fmt.Errorf("persona %s: claim a responder slot: %w", name, err)
-		}
-		if e, gerr := d.bus.replies.Get(ctx, key); gerr == nil && strings.EqualFold(string(e.Value()), name) {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
-// errAnswered means another attempt already claimed the reply.
-var errAnswered = errors.New("already answered")
-
-// sendReply claims (persona, trigger) in the replies bucket, then the merged
-// messages it covers, and publishes the reply. The claim holds the reply
-// itself, so a crash before the publish is repaired on redelivery.
-func (d *Daemon) sendReply(ctx context.Context, name, trigger string, covered []string, out chat.Message) error {
-	data, err := encodeWire(out)
-	if err != nil {
-		return fmt.Errorf("encode reply: %w", err)
-	}
-	if _, err := d.bus.replies.Create(ctx, ledgerKey(name, trigger), data); err != nil {
-		if errors.Is(err, jetstream.ErrKeyExists) {
-			return errAnswered
-		}
-		return fmt.Errorf("claim reply: %w", err)
-	}
-	for _, id := range covered {
-		// Best effort: a merged message redelivered alone after a crash is
-		// then known to be answered by this reply.
-		_, _ = d.bus.replies.Create(ctx, ledgerKey(name, id), data)
-	}
-	seq, err := d.bus.publish(ctx, out)
-	if err != nil {
-		// The claim stays and holds the reply: the retry (or a redelivery
-		// after a restart) publishes it through answeredBefore.
-		return fmt.Errorf("publish reply: %w", err)
-	}
-	d.rooms.posted(seq, out)
-	return nil
 }
 
 // outcome names a model call's result for metrics.

@@ -56,22 +56,30 @@ type rooms struct {
 	authors map[string]string
 	closed  bool
 	dropped uint64 // events not delivered to slow subscribers
+	// budget is the rooms' reply budget: this daemon's replies per room,
+	// and the persona messages of other daemons seen in the room.
+	budget *chat.Budget[string]
+	// local holds the lower-case names of this daemon's personas, whose
+	// replies the budget counts when they are reserved, not when seen.
+	local map[string]bool
 }
 
 type room struct {
 	recent    []chat.Message // oldest first, at most historyKeep
 	used      bool           // a message was stored
 	lastHuman time.Time
-	replies   []time.Time // reply budget: local replies in the last window
 }
 
 type subscriber struct {
 	ch chan Event
 }
 
+// newRooms returns the rooms with chat.DefaultSettings' reply budget; the
+// daemon sets its own before any persona replies.
 func newRooms(log *slog.Logger) *rooms {
 	return &rooms{
 		log:      log,
+		budget:   chat.NewBudget[string](chat.DefaultReplyBudget, chat.DefaultReplyWindow),
 		index:    make(map[string]uint64),
 		indexCap: indexKeep,
 		byRoom:   make(map[string]*room),
@@ -185,6 +193,9 @@ func (rs *rooms) noteLocked(m chat.Message) *room {
 		r.lastHuman = m.At
 	case m.Kind == chat.Persona && m.Author != "":
 		rs.authors[strings.ToLower(m.Author)] = m.Author
+		if !rs.local[strings.ToLower(m.Author)] {
+			rs.budget.Saw(m.Room, m.At)
+		}
 	}
 	return r
 }
@@ -253,21 +264,12 @@ func (rs *rooms) names() []string {
 	return out
 }
 
-// isQuiet reports whether a persona's message m arrives in a quiet room:
-// no human has spoken there within quietAfter before it.
-func (rs *rooms) isQuiet(m chat.Message, quietAfter time.Duration) bool {
+// lastHuman is when a human last spoke in room (zero: never), for the
+// quiet-room rule (chat.Quiet).
+func (rs *rooms) lastHuman(room string) time.Time {
 	rs.mu.Lock()
-	last := rs.roomLocked(m.Room).lastHuman
-	rs.mu.Unlock()
-	return quiet(last, m.At, quietAfter)
-}
-
-// quiet is the quiet-room rule: a persona's message at 'at' is not answered
-// when no human spoke in the room within quietAfter before it (or ever), so
-// persona-to-persona exchanges stop when nobody is there to read them and
-// start again when a human speaks.
-func quiet(lastHuman, at time.Time, quietAfter time.Duration) bool {
-	return lastHuman.IsZero() || at.Sub(lastHuman) > quietAfter
+	defer rs.mu.Unlock()
+	return rs.roomLocked(room).lastHuman
 }
 
 // history returns the room's recent lines up to and including trigger, for
@@ -294,42 +296,20 @@ func (rs *rooms) history(trigger chat.Message, context []chat.Message) []llm.Cha
 	return out
 }
 
-// reserveReply takes one slot of the room's reply budget at now: at most n
-// persona replies from this daemon per window. It returns a func that gives
-// the slot back (the reply was not sent after all) and whether a slot was
-// free.
-func (rs *rooms) reserveReply(name string, now time.Time, n int, window time.Duration) (release func(), ok bool) {
+// reserveReply takes one reply of room's budget at now (chat.Budget: an
+// owed reply is counted and never refused). It returns a func that gives
+// the reply back (it was not sent after all) and whether it may be written.
+func (rs *rooms) reserveReply(room string, now time.Time, owed bool) (release func(), ok bool) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	r := rs.roomLocked(name)
-	var allowed bool
-	r.replies, allowed = allowReply(r.replies, now, n, window)
-	if !allowed {
+	if !rs.budget.Reserve(room, now, owed) {
 		return func() {}, false
 	}
 	return func() {
 		rs.mu.Lock()
 		defer rs.mu.Unlock()
-		if i := slices.Index(r.replies, now); i >= 0 {
-			r.replies = slices.Delete(r.replies, i, i+1)
-		}
+		rs.budget.Release(room, now)
 	}, true
-}
-
-// allowReply is the reply budget as a pure sliding window: times holds the
-// replies already sent (oldest first); a new one at now is allowed when fewer
-// than n fall within the window ending at now. It returns the pruned times,
-// with now appended when allowed. n <= 0 allows nothing.
-func allowReply(times []time.Time, now time.Time, n int, window time.Duration) ([]time.Time, bool) {
-	cut := 0
-	for cut < len(times) && !times[cut].After(now.Add(-window)) {
-		cut++
-	}
-	times = times[cut:]
-	if len(times) >= n {
-		return times, false
-	}
-	return append(times, now), true
 }
 
 // subscribe registers a live subscriber of a room. cancel unregisters it and

@@ -18,12 +18,11 @@ func TestShutdownLetsAPostInFlightFinish(t *testing.T) {
 	entered := make(chan struct{})
 	shuttingDown := make(chan struct{})
 	var once sync.Once
-	d := startDaemonWith(t, cfg, func(d *Daemon) {
-		d.testBeforePublish = func() {
-			once.Do(func() { close(entered) })
-			<-shuttingDown // publish only once the HTTP server is shutting down
-		}
-	})
+	cfg.hooks.beforePublish = func() {
+		once.Do(func() { close(entered) })
+		<-shuttingDown // publish only once the HTTP server is shutting down
+	}
+	d := startDaemon(t, cfg)
 	d.srv.RegisterOnShutdown(func() { close(shuttingDown) })
 
 	client := &http.Client{Timeout: 20 * time.Second}

@@ -13,7 +13,7 @@ name: million
 seed: 1
 duration: 90m
 cores: 4
-coordination: {max_window: 3s, from_first_thought: true}   # as the chat daemon
+# coordination: unsaid, chat.DefaultSettings().Stream, as the chat daemon
 personas:
   - {name: helper, count: 8, expertise: [go, code], handle: {median: 2s, p95: 6s}}
   - {name: teacher, count: 6, expertise: [learn], handle: {median: 2s, p95: 6s}}

@@ -8,7 +8,9 @@ import (
 	"github.com/personaos/persona/coord"
 )
 
-// The chat rules the policies apply: priorities, relevance, the room guards and replies.
+// The chat rules as the policies apply them: package chat's rules (the
+// daemon's, with the scenario's Settings over chat.DefaultSettings) on the
+// simulator's messages: priorities, relevance, the room guards and replies.
 
 // classOf maps a reference score to a class: urgent at or above 0.8 (the
 // urgent line), normal at or above 0.3 (an active persona's threshold),
@@ -63,26 +65,13 @@ func (r *run) priority(d *delivery) float64 {
 	})
 }
 
-// recentInRoom counts persona messages in the room within the budget
-// window, replies in flight included.
-func (r *run) recentInRoom(room int32) int {
-	rec := r.roomRecent[room]
-	cut := r.now - int64(budgetWindow)
-	i := 0
-	for i < len(rec) && rec[i] <= cut {
-		i++
-	}
-	if i > 0 {
-		rec = append(rec[:0], rec[i:]...)
-		r.roomRecent[room] = rec
-	}
-	return len(rec)
-}
-
-// intent is what a persona's evaluation concludes about a message: the
-// mentioned persona responds with full confidence; one for whom the message
-// is relevant (its expertise, or a human wrote it) responds with
-// confidence 0.8 (expertise) or 0.5; otherwise it observes.
+// intent is what a baseline's evaluation (direct, seed: a model call)
+// concludes about a message: the mentioned persona responds with full
+// confidence; one for whom the message is relevant (its expertise, or a
+// human wrote it) responds with confidence 0.8 (expertise) or 0.5;
+// otherwise it observes. The baselines model other designs, which ask a
+// model whether to answer and have no chat rules, so this is not
+// chat.Settings.Think (the persona policy's: oursIntent).
 func (r *run) intent(a *actor, m *message, addressed bool) (float64, coord.Intent) {
 	switch {
 	case addressed:
@@ -118,70 +107,135 @@ func (r *run) postReply(p, mi int32, covers []int32) {
 	r.roomMinute[room][min(int(r.now/int64(time.Minute)), len(r.roomMinute[room])-1)]++
 	if r.sc.Traffic.RepliesFeedBack {
 		r.post(room, p, -1, m.depth+1, m.topics)
-	} else {
-		// Still a persona message in the room, for the reply budget.
-		r.roomRecent[room] = append(r.roomRecent[room], r.now)
 	}
 }
 
-// oursIntent is the local evaluation (Evaluate): confidence from
-// expertise, and intent respond only if the batch addresses the persona,
-// or it is relevant (expertise, or a human wrote it) and its priority
-// clears the active threshold, so that replies to replies damp out with
-// the scorer's PerDepth even when aging has lifted them over the bar.
+// oursIntent is the local evaluation (the daemon's responder.Evaluate):
+// chat.Settings.Think on the batch's best priority at delivery (the score
+// the daemon's intake gives the item), addressed if the batch addresses
+// the persona: confidence 1 when addressed, else that score; intent
+// respond when addressed or the score reaches RespondAbove.
 func (r *run) oursIntent(a *actor) (float64, coord.Intent) {
-	o := a.ours
-	addressed, relevant := r.addressedBy(a), false
 	best := 0.0
-	var bestMsg *message
-	for _, x := range o.batch {
-		d := &r.dels[x]
-		m := &r.msgs[d.msg]
-		if d.prio > best || bestMsg == nil {
-			best, bestMsg = d.prio, m
-		}
-		if r.expert(a, m.topics) || m.author < 0 {
-			relevant = true
+	for i, x := range a.ours.batch {
+		if p := r.dels[x].prio; i == 0 || p > best {
+			best = p
 		}
 	}
-	switch {
-	case addressed:
-		return r.intent(a, bestMsg, true)
-	case relevant && best > r.stateCfg.ThresholdActive:
-		conf, _ := r.intent(a, bestMsg, false)
-		return max(conf, 0.5), coord.IntentRespond
-	}
-	return 0.3, coord.IntentObserve
+	return r.chat.Think(best, r.addressedBy(a))
 }
 
 // respond is the chat responder's Respond for a granted persona: the
 // room's guards first, then one model call to write the reply. It
-// reports whether the call was made.
+// reports whether the call was made. The loop guards judge each message
+// of the batch as the daemon's intake does (loopGuard); the daemon would
+// never have taken in a message they stop, so the reply answers the
+// newest message of the batch that passes them (the daemon's trigger),
+// and none passing means no reply. The reply budget (chat.Budget) counts
+// the reply from now and never refuses one owed to a person (owed).
+// Relevance was the evaluation's (oursIntent).
 func (r *run) respond(a *actor, mi int32) bool {
-	m := &r.msgs[mi]
-	room := m.room
-	if m.author >= 0 && (r.roomHuman[room] < 0 || r.now-r.roomHuman[room] > int64(quietAfter)) {
-		// A quiet room: no persona answers a persona until a human speaks.
-		r.m.suppressedQuiet++
+	target, why := int32(-1), chat.Pass
+	for _, x := range a.ours.batch {
+		bi := r.dels[x].msg
+		reason := r.loopGuard(bi)
+		switch {
+		case reason != chat.Pass:
+			if bi == mi {
+				why = reason
+			}
+		case target < 0 || r.msgs[bi].at > r.msgs[target].at:
+			target = bi
+		}
+	}
+	if target < 0 {
+		if why == chat.ReasonTooDeep {
+			r.m.suppressedDepth++
+		} else {
+			r.m.suppressedQuiet++
+		}
 		return false
 	}
-	if !r.owed(a) && r.recentInRoom(room)+r.roomFlight[room] >= budgetMax {
+	room := r.msgs[target].room
+	if !r.budget.Reserve(room, r.t(r.now), r.owed(a)) {
 		r.m.suppressedBudget++
 		return false
 	}
 	r.roomFlight[room]++
-	r.callModel(a.idx, callReply, mi)
+	r.callModel(a.idx, callReply, target)
 	return true
 }
 
-// owed reports whether the batch holds a human's @mention of a: a person
-// who names a persona is owed an answer, over the room's budget.
+// loopGuard is the intake's loop guards (chat.Settings.Guard's first
+// half) on message mi: a persona's message at the depth limit, or written
+// QuietAfter after the room's last human message as known when it was
+// posted, is not answered. A human's message always passes.
+func (r *run) loopGuard(mi int32) chat.Reason {
+	m := &r.msgs[mi]
+	if m.author < 0 {
+		return chat.Pass
+	}
+	lastHuman := time.Time{}
+	if m.lastHuman >= 0 {
+		lastHuman = r.t(m.lastHuman)
+	}
+	switch {
+	case chat.TooDeep(int(m.depth), r.chat.MaxDepth):
+		return chat.ReasonTooDeep
+	case chat.Quiet(lastHuman, r.t(m.at), r.chat.QuietAfter):
+		return chat.ReasonQuiet
+	}
+	return chat.Pass
+}
+
+// owed reports whether the batch holds a human's @mention of a
+// (chat.Owed): a person who names a persona is owed an answer, which the
+// reply budget counts but never refuses.
 func (r *run) owed(a *actor) bool {
 	for _, x := range a.ours.batch {
 		m := &r.msgs[r.dels[x].msg]
-		if m.author < 0 && m.mention == a.idx {
+		kind := chat.Human
+		if m.author >= 0 {
+			kind = chat.Persona
+		}
+		if chat.Owed(kind, m.mention == a.idx) {
 			return true
 		}
 	}
 	return false
+}
+
+// expected is who message mi's decision waits for under the chat rules
+// (chat.Settings.Expected), as the daemon opens it at the first
+// evaluation: the coordinated recipients (not pipeline dependents) to
+// which the message is relevant now, and the mentioned one among them as
+// addressee (-1 if none). The persona policy's stream (stream.go, open)
+// still opens at delivery with every recipient; this is the rule for it
+// to call when it opens at the first evaluation.
+func (r *run) expected(mi int32) (expected []int32, addressee int32) {
+	m := &r.msgs[mi]
+	cands := make([]chat.Candidate, 0, m.n)
+	who := make(map[string]int32, m.n)
+	for i := m.first; i < m.first+m.n; i++ {
+		d := &r.dels[i]
+		if len(r.prereqs[d.persona]) > 0 {
+			continue
+		}
+		a := r.actors[d.persona]
+		who[a.name] = d.persona
+		cands = append(cands, chat.Candidate{Name: a.name, Addressed: m.mention == d.persona, Score: r.priority(d)})
+	}
+	kind, author := chat.Human, ""
+	if m.author >= 0 {
+		kind, author = chat.Persona, r.actors[m.author].name
+	}
+	names, addr := r.chat.Expected(author, kind, cands)
+	addressee = -1
+	for _, n := range names {
+		expected = append(expected, who[n])
+	}
+	if len(addr) > 0 {
+		addressee = who[addr[0]]
+	}
+	return expected, addressee
 }

@@ -6,8 +6,16 @@
 // runtime (DESIGN.md, principle 1): package inbox, state, coord (Grant,
 // AdaptWindow), govern (Feed, Meter, Governor.Observe, Thermal.Adjust),
 // x/time/rate (the daemon's compute budget, at virtual times) and
-// chat (Weights.Score, MatchesExpertise), in the order the root package's
-// life cycle calls them.
+// chat (Weights.Score, MatchesExpertise, and the chat rules with the
+// daemon's Settings), in the order the root package's life cycle calls
+// them.
+//
+// A daemon's own persona file simulates as it would run: FromPersonas
+// turns chat.LoadPersonas' specs and a traffic file (ParseTraffic: a
+// scenario without personas; DefaultTraffic when there is none) into a
+// scenario with the daemon's defaults (`persona sim --config FILE
+// [--traffic FILE]`, with persona serve's policy flags). A scenario's
+// personas accept the persona file's fields too.
 //
 // # Engine
 //
@@ -101,12 +109,35 @@
 // goes on as not granted (await_timeouts). Since a thinker's item closes
 // within its own window, that only happens when the stream misbehaves.
 //
-// The shipped scenarios run the stream as the chat daemon does: adaptive,
-// Window and MinWindow at coord's defaults (1.5 s, 250 ms), MaxWindow 3 s,
-// from the first thought. A thinker holds its time slice while it awaits
-// the decision (coordinate.go), so a longer MaxWindow (coord's 10 s) makes
-// every engaged item cost its persona up to that long while urgent work
-// waits, and the overload scenario then violates the urgent SLA.
+// A scenario's coordination section starts from chat.DefaultSettings()'s
+// stream options, which are also the chat daemon's defaults (server.Config):
+// adaptive, Window and MinWindow at coord's defaults (1.5 s, 250 ms),
+// MaxWindow 3 s, from the first thought. The shipped scenarios leave it
+// unsaid, so they run the stream as the daemon does. A thinker holds its
+// time slice while it awaits the decision (coordinate.go), so a longer
+// MaxWindow (coord's 10 s) makes every engaged item cost its persona up to
+// that long while urgent work waits, and the overload scenario then
+// violates the urgent SLA.
+//
+// # Chat rules
+//
+// The persona policy applies package chat's rules with the daemon's
+// numbers (chat.Settings: a scenario's rules section over
+// chat.DefaultSettings; chat's doc.go gives each rule's meaning). The
+// evaluation is chat.Settings.Think on the batch's best priority; a
+// granted persona's reply passes the loop guards (a persona's message at
+// depth MaxDepth, or written QuietAfter after the room's last human
+// message, is not answered: suppressed_depth, suppressed_quiet) and the
+// reply budget (chat.Budget: this runtime's replies, counted from the
+// model call's start, and the persona-written arrivals, which stand for
+// other runtimes' personas; a reply owed to a person, chat.Owed, is
+// counted but never refused: suppressed_budget). The daemon judges the
+// loop guards and relevance at intake, so an item they stop never enters
+// its inbox; the simulator judges them on the same facts (the message's
+// time and the room's last human message when it was posted) but later,
+// so the verdict is the same and only the evaluation it costs differs.
+// The baselines keep their own evaluation (a model call's judgement in
+// the designs they stand for, which have no chat rules).
 //
 // # Policies
 //
@@ -134,19 +165,10 @@
 // late, in the runtime and here alike (the parity tests check it). The time an
 // item took drains energy (state.RecordActivity). After the slice, urgent
 // work left means step again at once; otherwise the cadence is the state's
-// times the governor's multiplier. The evaluation intends to respond when
-// the batch @mentions the persona (confidence 1), or when the message is
-// relevant (its expertise: 0.8; written by a human: 0.5) and its priority
-// clears an active persona's threshold (0.3), so that chains of persona
-// replies damp out with the scorer's PerDepth even after aging lifted them
-// over the bar; otherwise it observes. Before writing, the responder's
-// guards: a room without a human message for 10 minutes is quiet (no reply
-// to a persona's message), and a room with 6 persona messages in the last
-// minute (the scenario's persona-written arrivals and replies being
-// written included) is over budget; a reply either
+// times the governor's multiplier. The evaluation and the responder's
+// guards are package chat's rules (see "Chat rules" above); a reply a
 // guard stops is counted in suppressed_replies and its items stay handled.
-// A human's @mention of the persona is owed an answer and is exempt from
-// the budget. The governor (govern.Governor, default policy with the
+// The governor (govern.Governor, default policy with the
 // scenario's ceiling) observes every virtual second what the daemon's
 // Sampler observes, through the same govern.Feed (rates over its default
 // 10-second window, levels as read): a govern.Meter begun when a model call

@@ -20,14 +20,11 @@ import (
 
 // Model constants; doc.go explains each.
 const (
-	evalCost     = 50 * time.Millisecond // a local evaluation: score, state, confidence
-	quietAfter   = 10 * time.Minute      // a room without a human this long is quiet
-	budgetWindow = time.Minute           // the reply budget's window
-	budgetMax    = 6                     // persona messages per room per budgetWindow
-	seedPollHz   = 10                    // the seed's 100 ms polling
-	seedPeek     = 10                    // the seed's peek(): top 10
-	dutyWindow   = 60                    // seconds: the window of duty_cycle.max
-	second       = int64(time.Second)
+	evalCost   = 50 * time.Millisecond // a local evaluation: score, state, confidence
+	seedPollHz = 10                    // the seed's 100 ms polling
+	seedPeek   = 10                    // the seed's peek(): top 10
+	dutyWindow = 60                    // seconds: the window of duty_cycle.max
+	second     = int64(time.Second)
 )
 
 // acct is a delivery's account.
@@ -91,6 +88,7 @@ type message struct {
 	room, author, mention     int32 // author, mention: -1 for a human, none
 	depth                     int32
 	topics                    uint64
+	lastHuman                 int64 // the room's last human message when it was posted; -1 never
 	first, n                  int32 // its deliveries: dels[first : first+n]
 	answered, mentionAnswered int64 // first reply covering it; -1: none
 
@@ -144,6 +142,7 @@ type metrics struct {
 	evaluations, replies              int
 	modelCalls, modelCallsDone        int
 	suppressedBudget, suppressedQuiet int
+	suppressedDepth                   int
 	duplicates, poppedUnprocessed     int
 	dropped, deferrals                int
 	decisions, timedOut               int
@@ -201,10 +200,11 @@ type run struct {
 	expBuf   []string // scratch for open
 	addrBuf  []string
 
-	roomHuman  []int64   // last human message per room; -1 never
-	roomRecent [][]int64 // persona messages per room within the last budgetWindow
-	roomFlight []int     // replies being written per room: they count against the budget
-	roomMinute [][]int32 // persona replies per room per minute
+	roomHuman  []int64             // last human message per room; -1 never
+	roomFlight []int               // replies being written per room (the budget counts them from their reservation)
+	roomMinute [][]int32           // persona replies per room per minute
+	chat       chat.Settings       // the chat rules' numbers: the scenario's, over chat.DefaultSettings
+	budget     *chat.Budget[int32] // the reply budget, per room
 
 	w        chat.Weights // the policy's weights
 	ref      chat.Weights // the reference scorer for classes
@@ -258,7 +258,9 @@ func newRun(ctx context.Context, in *Scenario, pol Policy, opts Options) (*run, 
 		r.w = chat.SeedWeights()
 	}
 	idx := map[string]int32{}
+	var stateOf []state.Config // per actor: the runtime's state config with its persona's overrides
 	for _, ps := range sc.Personas {
+		spec := chat.PersonaSpec{Cadence: ps.Cadence, Thresholds: ps.Thresholds}
 		sigma := 0.0
 		if ps.Handle.P95 > ps.Handle.Median {
 			// p95 = median * exp(1.645 sigma) for a lognormal.
@@ -281,6 +283,7 @@ func newRun(ctx context.Context, in *Scenario, pol Policy, opts Options) (*run, 
 			idx[name] = a.idx
 			r.actorIdx[name] = a.idx
 			r.actors = append(r.actors, a)
+			stateOf = append(stateOf, spec.StateConfig(r.stateCfg))
 		}
 	}
 	g, err := sc.graph()
@@ -303,10 +306,11 @@ func newRun(ctx context.Context, in *Scenario, pol Policy, opts Options) (*run, 
 		}
 	}
 	r.roomHuman = filled(sc.Traffic.Rooms, -1)
+	r.chat = sc.settings()
+	r.budget = chat.NewBudget[int32](r.chat.ReplyBudget, r.chat.ReplyWindow)
 	for i := range sc.Traffic.Rooms {
 		r.roomKeys = append(r.roomKeys, "room"+strconv.Itoa(i))
 	}
-	r.roomRecent = make([][]int64, sc.Traffic.Rooms)
 	r.roomFlight = make([]int, sc.Traffic.Rooms)
 	minutes := int(sc.Duration/time.Minute) + 1
 	r.roomMinute = make([][]int32, sc.Traffic.Rooms)
@@ -320,7 +324,17 @@ func newRun(ctx context.Context, in *Scenario, pol Policy, opts Options) (*run, 
 	}
 	switch pol {
 	case Persona:
-		r.initOurs()
+		// Each persona's cycle gets its persona file's cadence and
+		// threshold overrides, as the daemon's personaOptions gives them:
+		// initOurs builds every actor's cycle from r.stateCfg, so it runs
+		// once per actor with that actor's config. (ours.go is another
+		// helper's; reading a per-actor config there would be simpler.)
+		all, base := r.actors, r.stateCfg
+		for i := range all {
+			r.actors, r.stateCfg = all[i:i+1], stateOf[i]
+			r.initOurs()
+		}
+		r.actors, r.stateCfg = all, base
 	case Seed:
 		r.initSeed()
 	}
@@ -558,6 +572,11 @@ func (r *run) arrive() {
 	}
 	if human {
 		author = -1
+	} else {
+		// Another runtime's persona wrote it: the room's reply budget
+		// counts it (chat.Budget.Saw), as the daemon counts the persona
+		// messages of other daemons it sees.
+		r.budget.Saw(room, r.t(r.now))
 	}
 	mention := int32(-1)
 	if mentions && !(n == 1 && author == 0) {
@@ -575,7 +594,7 @@ func (r *run) arrive() {
 func (r *run) post(room, author, mention, depth int32, topics uint64) int32 {
 	mi := int32(len(r.msgs))
 	r.msgs = append(r.msgs, message{at: r.now, room: room, author: author, mention: mention, depth: depth,
-		topics: topics, first: int32(len(r.dels)), answered: -1, mentionAnswered: -1, id: itemID(mi)})
+		topics: topics, lastHuman: r.roomHuman[room], first: int32(len(r.dels)), answered: -1, mentionAnswered: -1, id: itemID(mi)})
 	r.m.messages++
 	if author < 0 {
 		r.m.humanMessages++
@@ -583,8 +602,6 @@ func (r *run) post(room, author, mention, depth int32, topics uint64) int32 {
 		if mention >= 0 {
 			r.m.mentions++
 		}
-	} else {
-		r.roomRecent[room] = append(r.roomRecent[room], r.now)
 	}
 	kind := chat.Human
 	if author >= 0 {

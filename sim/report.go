@@ -74,6 +74,7 @@ type Report struct {
 	SuppressedReplies int                `json:"suppressed_replies"`
 	SuppressedBudget  int                `json:"suppressed_budget"`
 	SuppressedQuiet   int                `json:"suppressed_quiet"`
+	SuppressedDepth   int                `json:"suppressed_depth"`
 	Coordination      CoordStats         `json:"coordination"`
 	Deferrals         int                `json:"deferrals"`
 	Dropped           int                `json:"dropped"`
@@ -259,8 +260,8 @@ func (r *run) report() (*Report, error) {
 		UrgentSLASeconds: sc.SLA.Urgent.Seconds(),
 		Evaluations:      r.m.evaluations, Replies: r.m.replies,
 		ModelCalls: r.m.modelCalls, ModelCallsCompleted: r.m.modelCallsDone,
-		SuppressedBudget: r.m.suppressedBudget, SuppressedQuiet: r.m.suppressedQuiet,
-		SuppressedReplies: r.m.suppressedBudget + r.m.suppressedQuiet,
+		SuppressedBudget: r.m.suppressedBudget, SuppressedQuiet: r.m.suppressedQuiet, SuppressedDepth: r.m.suppressedDepth,
+		SuppressedReplies: r.m.suppressedBudget + r.m.suppressedQuiet + r.m.suppressedDepth,
 		Coordination: CoordStats{Decisions: r.m.decisions, TimedOut: r.m.timedOut, Granted: r.m.granted,
 			NotGranted: r.m.notGranted, LateThoughts: r.m.lateThoughts, LateGrants: r.m.lateGrants,
 			AwaitTimeouts: r.m.awaitTimeouts},

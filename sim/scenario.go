@@ -12,7 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/personaos/persona/coord"
+	"github.com/personaos/persona/chat"
 	"github.com/personaos/persona/deps"
 	"github.com/personaos/persona/govern"
 )
@@ -42,8 +42,11 @@ type Scenario struct {
 	// not chat personas that scan every 3 to 10 s).
 	DepsTimeout  time.Duration
 	Coordination Coordination
-	Personas     []PersonaSpec
-	Traffic      Traffic
+	// Rules are the chat rules' numbers besides the stream's (zero fields
+	// take chat.DefaultSettings', the daemon's defaults).
+	Rules    Rules
+	Personas []PersonaSpec
+	Traffic  Traffic
 }
 
 // SLA holds the service levels the report checks.
@@ -53,10 +56,11 @@ type SLA struct {
 	Urgent time.Duration
 }
 
-// Coordination configures the coordination stream shared by all policies
-// (zero fields take coord's defaults: window 1.5s adapting within
-// [250ms, 10s], K = 1, window from Open, patience 1m). The fields mirror
-// coord.Options.
+// Coordination configures the coordination stream shared by all policies.
+// Zero fields take chat.DefaultSettings().Stream's, the chat daemon's
+// defaults: window 1.5s adapting within [250ms, 3s], K = 1, patience 1m,
+// and, when no field is set at all (or the file does not say), the window
+// from the first thought. The fields mirror coord.Options.
 type Coordination struct {
 	Window    time.Duration
 	MinWindow time.Duration
@@ -72,14 +76,46 @@ type Coordination struct {
 	Patience time.Duration
 }
 
-// PersonaSpec is one group of identical personas.
+// Rules are the numbers of the chat rules (chat.Settings) other than the
+// coordination stream's; chat's doc.go says what each rule means.
+type Rules struct {
+	QuietAfter   time.Duration // a persona's message this long after the room's last human one is not answered
+	ReplyBudget  int           // persona replies per room per ReplyWindow; an addressed reply is counted, never refused
+	ReplyWindow  time.Duration
+	MaxDepth     int     // a persona's message at this reply depth is not answered
+	RespondAbove float64 // the score from which a persona not addressed responds
+}
+
+// settings are the chat rules' settings of a defaulted scenario: Rules and
+// Coordination over chat.DefaultSettings.
+func (sc Scenario) settings() chat.Settings {
+	s := chat.Settings{QuietAfter: sc.Rules.QuietAfter, ReplyBudget: sc.Rules.ReplyBudget, ReplyWindow: sc.Rules.ReplyWindow,
+		MaxDepth: sc.Rules.MaxDepth, RespondAbove: sc.Rules.RespondAbove}.WithDefaults()
+	c := sc.Coordination
+	s.Stream.Window, s.Stream.MinWindow, s.Stream.MaxWindow = c.Window, c.MinWindow, c.MaxWindow
+	s.Stream.FixedWindow, s.Stream.K = c.Fixed, c.K
+	s.Stream.WindowFromFirstThought, s.Stream.Patience = c.FromFirstThought, c.Patience
+	return s
+}
+
+// PersonaSpec is one group of identical personas. Besides the simulator's
+// own fields (Count, Handle) it has the daemon's persona file's
+// (chat.PersonaSpec): the cadence and threshold overrides change the
+// persona policy's rhythm as they change the daemon's; Display, System and
+// Model are accepted so that a persona file simulates as it is, and change
+// nothing in virtual time.
 type PersonaSpec struct {
-	Name      string
-	Count     int      // instances: name-1..name-Count (just name when 1)
-	Expertise []string // lower-case topic words
-	Handle    Handle   // duration of one model call
-	Capacity  int      // inbox capacity (default 1000)
-	WaitsFor  []string // persona or group names
+	Name       string
+	Count      int             // instances: name-1..name-Count (just name when 1)
+	Expertise  []string        // lower-case topic words
+	Handle     Handle          // duration of one model call
+	Capacity   int             // inbox capacity (default 1000)
+	WaitsFor   []string        // persona or group names
+	Cadence    chat.Cadences   // per-mood scan cadence overrides (zero: the seed's)
+	Thresholds chat.Thresholds // per-mood engagement threshold overrides (zero: the seed's)
+	Display    string
+	System     string
+	Model      string
 }
 
 // Handle is a lognormal duration given by its median and 95th percentile.
@@ -170,11 +206,14 @@ func LoadScenario(path string) (*Scenario, error) {
 // duration, personas, traffic.rate) and bad values are rejected with a
 // *FieldError giving file, line and field.
 func ParseScenario(file string, data []byte) (*Scenario, error) {
+	return parse(&parser{file: file}, file, data)
+}
+
+func parse(p *parser, file string, data []byte) (*Scenario, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("sim: %s: %w", file, err)
 	}
-	p := &parser{file: file}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return nil, p.errf(&doc, "", "empty scenario")
 	}
@@ -182,6 +221,9 @@ func ParseScenario(file string, data []byte) (*Scenario, error) {
 	sc, err := p.scenario(root)
 	if err != nil {
 		return nil, err
+	}
+	if p.trafficOnly {
+		return sc, nil // Validate runs once the personas are in (Run)
 	}
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("sim: %s: %w", file, err)
@@ -191,6 +233,9 @@ func ParseScenario(file string, data []byte) (*Scenario, error) {
 
 type parser struct {
 	file string
+	// traffic parses a traffic file (ParseTraffic): a scenario without
+	// personas, which come from a persona file.
+	trafficOnly bool
 }
 
 func (p *parser) errf(n *yaml.Node, field, format string, args ...any) error {
@@ -261,7 +306,15 @@ func kindName(n *yaml.Node) string {
 
 func (p *parser) scenario(n *yaml.Node) (*Scenario, error) {
 	sc := &Scenario{}
-	known := []string{"name", "seed", "duration", "cores", "sla", "ceiling", "budget", "deps_timeout", "coordination", "personas", "traffic"}
+	// Unsaid, the window counts from the first thought, as the daemon's
+	// (chat.DefaultSettings); said, the coordination section decides.
+	sc.Coordination.FromFirstThought = chat.DefaultSettings().Stream.WindowFromFirstThought
+	known := []string{"name", "seed", "duration", "cores", "sla", "ceiling", "budget", "deps_timeout", "coordination", "rules", "personas", "traffic"}
+	required := []string{"name", "duration", "personas", "traffic"}
+	if p.trafficOnly {
+		// The personas are the persona file's.
+		known, required = slices.DeleteFunc(known, func(k string) bool { return k == "personas" }), []string{"duration", "traffic"}
+	}
 	seen, err := p.fields(n, "", known, func(key string, v *yaml.Node, field string) (err error) {
 		switch key {
 		case "name":
@@ -288,6 +341,8 @@ func (p *parser) scenario(n *yaml.Node) (*Scenario, error) {
 			sc.DepsTimeout, err = p.duration(v, field, false)
 		case "coordination":
 			err = p.coordination(v, field, &sc.Coordination)
+		case "rules":
+			err = p.rules(v, field, &sc.Rules)
 		case "personas":
 			sc.Personas, err = p.personas(v, field)
 		case "traffic":
@@ -298,13 +353,35 @@ func (p *parser) scenario(n *yaml.Node) (*Scenario, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := p.require(n, "", seen, "name", "duration", "personas", "traffic"); err != nil {
+	if err := p.require(n, "", seen, required...); err != nil {
 		return nil, err
 	}
 	if err := p.checkDeps(n, sc); err != nil {
 		return nil, err
 	}
 	return sc, nil
+}
+
+func (p *parser) rules(n *yaml.Node, path string, ru *Rules) error {
+	_, err := p.fields(n, path, []string{"quiet_after", "reply_budget", "reply_window", "max_depth", "respond_above"}, func(key string, v *yaml.Node, field string) (err error) {
+		switch key {
+		case "quiet_after":
+			ru.QuietAfter, err = p.duration(v, field, false)
+		case "reply_budget":
+			ru.ReplyBudget, err = p.count(v, field)
+		case "reply_window":
+			ru.ReplyWindow, err = p.duration(v, field, false)
+		case "max_depth":
+			ru.MaxDepth, err = p.count(v, field)
+		case "respond_above":
+			ru.RespondAbove, err = p.float(v, field)
+			if err == nil && !(ru.RespondAbove > 0 && ru.RespondAbove <= 1) {
+				err = p.errf(v, field, "want a score in (0, 1], got %s", v.Value)
+			}
+		}
+		return err
+	})
+	return err
 }
 
 // budget reads {per_sec, burst}: the daemon's --budget (negative:
@@ -326,6 +403,8 @@ func (p *parser) budget(n *yaml.Node, path string, b *Budget) error {
 }
 
 func (p *parser) coordination(n *yaml.Node, path string, c *Coordination) error {
+	// Unsaid, the window counts from the first thought, as the daemon's.
+	c.FromFirstThought = chat.DefaultSettings().Stream.WindowFromFirstThought
 	_, err := p.fields(n, path, []string{"window", "min_window", "max_window", "fixed", "k", "from_first_thought", "patience"}, func(key string, v *yaml.Node, field string) (err error) {
 		switch key {
 		case "window":
@@ -364,7 +443,8 @@ func (p *parser) personas(n *yaml.Node, path string) ([]PersonaSpec, error) {
 		e = deref(e)
 		field := fmt.Sprintf("%s[%d]", path, i)
 		ps := PersonaSpec{Count: 1}
-		known := []string{"name", "count", "expertise", "handle", "capacity", "waits_for"}
+		known := []string{"name", "count", "expertise", "handle", "capacity", "waits_for",
+			"cadence", "thresholds", "display_name", "system_prompt", "model"}
 		seen, err := p.fields(e, field, known, func(key string, v *yaml.Node, field string) (err error) {
 			switch key {
 			case "name":
@@ -379,6 +459,29 @@ func (p *parser) personas(n *yaml.Node, path string) ([]PersonaSpec, error) {
 				ps.Capacity, err = p.count(v, field)
 			case "waits_for":
 				ps.WaitsFor, err = p.words(v, field)
+			case "cadence":
+				c := &ps.Cadence
+				err = p.moods(v, field, func(mood string, v *yaml.Node, field string) error {
+					d, err := p.duration(v, field, false)
+					if err == nil && d > time.Hour {
+						err = p.errf(v, field, "want at most 1h, got %q", v.Value)
+					}
+					byMood(mood, d, &c.Idle, &c.Active, &c.Tired, &c.Overwhelmed)
+					return err
+				})
+			case "thresholds":
+				t := &ps.Thresholds
+				err = p.moods(v, field, func(mood string, v *yaml.Node, field string) error {
+					f, err := p.prob(v, field)
+					byMood(mood, f, &t.Idle, &t.Active, &t.Tired, &t.Overwhelmed)
+					return err
+				})
+			case "display_name":
+				ps.Display, err = p.str(v, field)
+			case "system_prompt":
+				ps.System, err = p.str(v, field)
+			case "model":
+				ps.Model, err = p.str(v, field)
 			}
 			return err
 		})
@@ -405,6 +508,29 @@ func (p *parser) personas(n *yaml.Node, path string) ([]PersonaSpec, error) {
 		}
 	}
 	return out, nil
+}
+
+// moods walks a per-mood mapping (the daemon's persona file's cadence and
+// thresholds).
+func (p *parser) moods(n *yaml.Node, path string, set func(mood string, v *yaml.Node, field string) error) error {
+	_, err := p.fields(n, path, []string{"idle", "active", "tired", "overwhelmed"}, func(key string, v *yaml.Node, field string) error {
+		return set(key, v, field)
+	})
+	return err
+}
+
+// byMood stores v in the field for mood.
+func byMood[T any](mood string, v T, idle, active, tired, overwhelmed *T) {
+	switch mood {
+	case "idle":
+		*idle = v
+	case "active":
+		*active = v
+	case "tired":
+		*tired = v
+	case "overwhelmed":
+		*overwhelmed = v
+	}
 }
 
 func (p *parser) handle(n *yaml.Node, path string) (Handle, error) {
@@ -834,6 +960,10 @@ func (sc *Scenario) Validate() error {
 			return bad("personas[%d]: negative count or capacity", i)
 		case ps.Handle.Median < 0 || ps.Handle.P95 < ps.Handle.Median:
 			return bad("personas[%d].handle: want 0 <= median <= p95", i)
+		case min(ps.Cadence.Idle, ps.Cadence.Active, ps.Cadence.Tired, ps.Cadence.Overwhelmed) < 0:
+			return bad("personas[%d].cadence: negative", i)
+		case !inUnit(ps.Thresholds.Idle) || !inUnit(ps.Thresholds.Active) || !inUnit(ps.Thresholds.Tired) || !inUnit(ps.Thresholds.Overwhelmed):
+			return bad("personas[%d].thresholds: want each in [0, 1]", i)
 		}
 		total += max(ps.Count, 1)
 	}
@@ -847,8 +977,13 @@ func (sc *Scenario) Validate() error {
 	if c.Window < 0 || c.MinWindow < 0 || c.MaxWindow < 0 || c.K < 0 || c.Patience < 0 {
 		return bad("coordination: negative value")
 	}
+	if ru := sc.Rules; ru.QuietAfter < 0 || ru.ReplyBudget < 0 || ru.ReplyWindow < 0 || ru.MaxDepth < 0 || !(ru.RespondAbove >= 0 && ru.RespondAbove <= 1) {
+		return bad("rules: negative value, or respond_above outside [0, 1]")
+	}
 	return nil
 }
+
+func inUnit(v float64) bool { return v >= 0 && v <= 1 }
 
 // withDefaults returns a copy with every zero optional field set.
 func (sc Scenario) withDefaults() Scenario {
@@ -871,23 +1006,27 @@ func (sc Scenario) withDefaults() Scenario {
 		sc.Budget.Burst = DefaultBudgetBurst
 	}
 	c := &sc.Coordination
+	def := chat.DefaultSettings().Stream
+	if *c == (Coordination{}) {
+		c.FromFirstThought = def.WindowFromFirstThought
+	}
 	if c.Window == 0 {
-		c.Window = coord.DefaultWindow
+		c.Window = def.Window
 	}
 	if c.MinWindow == 0 {
-		c.MinWindow = coord.DefaultMinWindow
+		c.MinWindow = def.MinWindow
 	}
 	if c.MaxWindow == 0 {
-		c.MaxWindow = coord.DefaultMaxWindow
+		c.MaxWindow = def.MaxWindow
 	}
 	// As coord.Options does: widen the bounds around the initial window.
 	c.MinWindow = min(c.MinWindow, c.Window)
 	c.MaxWindow = max(c.MaxWindow, c.Window)
 	if c.K == 0 {
-		c.K = 1
+		c.K = def.K
 	}
 	if c.Patience == 0 {
-		c.Patience = DefaultPatience
+		c.Patience = def.Patience
 	}
 	if sc.Traffic.Rooms == 0 {
 		sc.Traffic.Rooms = 1

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"math"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/personaos/persona/chat"
 	"github.com/personaos/persona/coord"
 	"github.com/personaos/persona/scenarios"
 )
@@ -44,6 +46,9 @@ func TestParseScenarioAcceptsTheSchemaExample(t *testing.T) {
 	}
 	want := Scenario{
 		Name: "overload-burst", Seed: 7, Duration: 2 * time.Hour, Cores: 2, SLA: SLA{Urgent: 10 * time.Second},
+		// Unsaid, the window counts from the first thought: the daemon's
+		// default (chat.DefaultSettings).
+		Coordination: Coordination{FromFirstThought: true},
 		Personas: []PersonaSpec{{Name: "helper", Count: 3, Expertise: []string{"go", "code"},
 			Handle: Handle{Median: 4 * time.Second, P95: 20 * time.Second}, Capacity: 1000, WaitsFor: []string{}}},
 		Traffic: Traffic{Rate: 0.5, Rooms: 4, Mention: 0.1, Human: 0.6, RepliesFeedBack: true,
@@ -55,6 +60,50 @@ func TestParseScenarioAcceptsTheSchemaExample(t *testing.T) {
 	}
 	if got := sc.Personas[0].instances(); strings.Join(got, ",") != "helper-1,helper-2,helper-3" {
 		t.Errorf("instances = %v", got)
+	}
+}
+
+func TestPersonaFileFieldsParseAndChangeBehaviour(t *testing.T) {
+	const src = `name: t
+duration: 20m
+seed: 2
+personas:
+  - name: a
+    display_name: Alpha
+    system_prompt: You are Alpha.
+    model: small
+    expertise: [go]
+    handle: {median: 1s, p95: 2s}
+    cadence: {idle: 30s, active: 30s}
+    thresholds: {idle: 0.95, active: 0.95, tired: 0.95, overwhelmed: 0.95}
+traffic:
+  rate: 0.2/s
+  topics: {go: 0.5}
+`
+	sc, err := ParseScenario("s.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := sc.Personas[0]
+	if ps.Cadence != (chat.Cadences{Idle: 30 * time.Second, Active: 30 * time.Second}) ||
+		ps.Thresholds != (chat.Thresholds{Idle: 0.95, Active: 0.95, Tired: 0.95, Overwhelmed: 0.95}) ||
+		ps.Display != "Alpha" || ps.System != "You are Alpha." || ps.Model != "small" {
+		t.Fatalf("persona = %+v", ps)
+	}
+	strict, err := Run(context.Background(), sc, Persona, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Personas[0].Cadence, sc.Personas[0].Thresholds = chat.Cadences{}, chat.Thresholds{}
+	plain, err := Run(context.Background(), sc, Persona, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Thresholds of 0.95 leave only what reaches them (nothing here: no
+	// mentions) to engage, and a 30s cadence makes every wait longer.
+	if strict.Replies >= plain.Replies || strict.WaitSeconds.Normal.P50 <= plain.WaitSeconds.Normal.P50 {
+		t.Errorf("overrides: %d replies, normal wait p50 %.1fs; defaults: %d replies, %.1fs; want fewer replies and longer waits",
+			strict.Replies, strict.WaitSeconds.Normal.P50, plain.Replies, plain.WaitSeconds.Normal.P50)
 	}
 }
 
@@ -148,6 +197,15 @@ traffic:
 		{"coordination k zero", "duration: 1h", "duration: 1h\ncoordination: {k: 0}", 3, "coordination.k", ">= 1"},
 		{"coordination min above max", "duration: 1h", "duration: 1h\ncoordination: {min_window: 5s, max_window: 1s}", 3, "coordination.min_window", "above"},
 		{"coordination patience zero", "duration: 1h", "duration: 1h\ncoordination: {patience: 0s}", 3, "coordination.patience", "positive"},
+		{"cadence not a duration", "    count: 2", "    count: 2\n    cadence: {idle: soon}", 8, "personas[1].cadence.idle", "duration"},
+		{"cadence above an hour", "    count: 2", "    count: 2\n    cadence: {active: 2h}", 8, "personas[1].cadence.active", "at most 1h"},
+		{"cadence unknown mood", "    count: 2", "    count: 2\n    cadence: {sleepy: 1s}", 8, "personas[1].cadence.sleepy", "unknown field"},
+		{"threshold above one", "    count: 2", "    count: 2\n    thresholds: {tired: 1.5}", 8, "personas[1].thresholds.tired", "[0, 1]"},
+		{"thresholds not a mapping", "    count: 2", "    count: 2\n    thresholds: 0.5", 8, "personas[1].thresholds", "mapping"},
+		{"display_name empty", "  - name: a\n", "  - name: a\n    display_name: ''\n", 5, "personas[0].display_name", "non-empty"},
+		{"rules unknown", "duration: 1h", "duration: 1h\nrules: {budget: 3}", 3, "rules.budget", "unknown field"},
+		{"rules reply_budget zero", "duration: 1h", "duration: 1h\nrules: {reply_budget: 0}", 3, "rules.reply_budget", ">= 1"},
+		{"rules respond_above above one", "duration: 1h", "duration: 1h\nrules: {respond_above: 2}", 3, "rules.respond_above", "(0, 1]"},
 		{"coordination from_first_thought not bool", "duration: 1h", "duration: 1h\ncoordination: {from_first_thought: maybe}", 3, "coordination.from_first_thought", "true or false"},
 	}
 	for _, tc := range tests {

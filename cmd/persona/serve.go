@@ -84,6 +84,8 @@ the personas (--personas); a persona must run in one daemon only.`,
 	f.DurationVar(&cfg.QuietAfter, "quiet-after", server.DefaultQuietAfter, "a room with no human message for this long stops answering personas")
 	f.IntVar(&cfg.MaxDepth, "max-depth", server.DefaultMaxDepth, "persona replies in a chain after which nobody answers")
 	f.BoolVar(&cfg.NoMerge, "no-merge", false, "answer each pending message of a room separately instead of merging them")
+	f.DurationVar(&cfg.CoordWindow, "coord-window", server.DefaultCoordWindow, "initial coordination window, from the first thought")
+	f.DurationVar(&cfg.MaxWindow, "max-window", server.DefaultMaxWindow, "longest adaptive coordination window")
 	f.DurationVar(&cfg.Retention, "retention", server.DefaultRetention, "how long rooms keep a message, and the ledger its entries (negative: forever)")
 	f.Int64Var(&cfg.MaxBytes, "max-bytes", server.DefaultMaxBytes, "size cap of the room stream in bytes; the oldest messages go first (negative: no cap)")
 	f.Float64Var(&rateHTTP, "rate", 0, "HTTP requests per second per client (default 5)")

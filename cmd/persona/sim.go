@@ -6,15 +6,19 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/personaos/persona/chat"
 	"github.com/personaos/persona/metrics"
 	"github.com/personaos/persona/scenarios"
+	"github.com/personaos/persona/server"
 	"github.com/personaos/persona/sim"
 )
 
@@ -28,6 +32,9 @@ func newSimCmd() *cobra.Command {
 		duration time.Duration
 		progress bool
 		metricsF string
+		configF  string
+		trafficF string
+		rules    ruleFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "sim [FILE]",
@@ -38,19 +45,42 @@ run the same policy code as the real runtime, and compare them.
 
 Embedded scenarios: ` + strings.Join(embedded(), ", ") + `
 (name one with its file name, e.g. "persona sim steady.yaml", when no such
-file exists in the current directory).`,
+file exists in the current directory).
+
+--config FILE simulates a persona file as "persona serve --config FILE" runs
+it, with the daemon's defaults, under the traffic of --traffic FILE (a
+scenario's fields without personas) or else this default traffic:
+
+` + sim.DefaultTraffic + `
+The flags --k, --reply-budget, --quiet-after, --max-depth, --coord-window,
+--max-window, --budget and --budget-burst are persona serve's, with its
+defaults; given, they override the scenario's or the persona file's setting.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ps, err := sim.ParsePolicies(policy)
 			if err != nil {
 				return err
 			}
-			name := scenarios.Default
-			if len(args) == 1 {
-				name = args[0]
+			var sc *sim.Scenario
+			switch {
+			case configF != "" && len(args) == 1:
+				return errors.New("sim: give a scenario FILE or --config, not both")
+			case configF != "":
+				if sc, err = personaScenario(configF, trafficF); err != nil {
+					return err
+				}
+			case trafficF != "":
+				return errors.New("sim: --traffic needs --config (a scenario file has its own traffic)")
+			default:
+				name := scenarios.Default
+				if len(args) == 1 {
+					name = args[0]
+				}
+				if sc, err = loadScenario(name); err != nil {
+					return err
+				}
 			}
-			sc, err := loadScenario(name)
-			if err != nil {
+			if err := rules.apply(cmd, sc); err != nil {
 				return err
 			}
 			opts := sim.Options{Duration: duration, Series: plotDir != ""}
@@ -114,7 +144,86 @@ file exists in the current directory).`,
 	f.DurationVar(&duration, "duration", 0, "override the scenario's virtual duration (e.g. 30m)")
 	f.BoolVar(&progress, "progress", false, "show a progress bar on stderr even when it is not a terminal")
 	f.StringVar(&metricsF, "metrics", "", "write the persona policy's figures in Prometheus text format to this file, from the same collectors as the daemon's /metrics")
+	f.StringVar(&configF, "config", "", "simulate this persona file (persona serve --config) instead of a scenario")
+	f.StringVar(&trafficF, "traffic", "", "with --config: the traffic file (a scenario without personas; default: the traffic shown above)")
+	rules.register(f)
 	return cmd
+}
+
+// personaScenario is the scenario of `persona sim --config`: the persona
+// file under a traffic file's traffic, or sim.DefaultTraffic.
+func personaScenario(configF, trafficF string) (*sim.Scenario, error) {
+	specs, err := chat.LoadPersonas(configF)
+	if err != nil {
+		return nil, err
+	}
+	var tr *sim.Scenario
+	if trafficF != "" {
+		tr, err = sim.LoadTraffic(trafficF)
+	} else {
+		tr, err = sim.ParseTraffic("default traffic", []byte(sim.DefaultTraffic))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return sim.FromPersonas(filepath.Base(configF), specs, tr), nil
+}
+
+// ruleFlags are the daemon's policy flags (persona serve's names and
+// defaults) as the simulator takes them: a flag given overrides the
+// scenario's setting, one not given leaves it.
+type ruleFlags struct {
+	k, replyBudget, maxDepth, burst    int
+	quietAfter, coordWindow, maxWindow time.Duration
+	budget                             float64
+	noMerge                            bool
+}
+
+func (r *ruleFlags) register(f *pflag.FlagSet) {
+	f.IntVar(&r.k, "k", server.DefaultK, "personas that answer a message mentioning nobody")
+	f.IntVar(&r.replyBudget, "reply-budget", server.DefaultReplyBudget, "persona messages per room per minute")
+	f.DurationVar(&r.quietAfter, "quiet-after", server.DefaultQuietAfter, "a room with no human message for this long stops answering personas")
+	f.IntVar(&r.maxDepth, "max-depth", server.DefaultMaxDepth, "persona replies in a chain after which nobody answers")
+	f.DurationVar(&r.coordWindow, "coord-window", server.DefaultCoordWindow, "initial coordination window, from the first thought")
+	f.DurationVar(&r.maxWindow, "max-window", server.DefaultMaxWindow, "longest adaptive coordination window")
+	f.BoolVar(&r.noMerge, "no-merge", false, "answer each pending message of a room separately (not modelled by the simulator yet)")
+	f.Float64Var(&r.budget, "budget", server.DefaultBudgetPerSec, "compute budget: model calls per second, all personas together (negative: unlimited)")
+	f.IntVar(&r.burst, "budget-burst", server.DefaultBudgetBurst, "compute budget: model calls in a burst")
+}
+
+func (r *ruleFlags) apply(cmd *cobra.Command, sc *sim.Scenario) error {
+	f := cmd.Flags()
+	if f.Changed("no-merge") && r.noMerge {
+		// The simulator's persona policy always merges a room's pending
+		// items (the life cycle's coalesce); refusing beats a silent lie.
+		return errors.New("sim: --no-merge is not modelled: the simulated persona policy always merges a room's pending messages")
+	}
+	for _, c := range []struct {
+		name string
+		bad  bool
+	}{
+		{"k", r.k < 1}, {"reply-budget", r.replyBudget < 1}, {"max-depth", r.maxDepth < 1},
+		{"quiet-after", r.quietAfter <= 0}, {"coord-window", r.coordWindow <= 0}, {"max-window", r.maxWindow <= 0},
+		{"budget", r.budget == 0}, {"budget-burst", r.burst < 1},
+	} {
+		if f.Changed(c.name) && c.bad {
+			return fmt.Errorf("sim: --%s must be positive", c.name)
+		}
+	}
+	set := func(name string, apply func()) {
+		if f.Changed(name) {
+			apply()
+		}
+	}
+	set("k", func() { sc.Coordination.K = r.k })
+	set("reply-budget", func() { sc.Rules.ReplyBudget = r.replyBudget })
+	set("quiet-after", func() { sc.Rules.QuietAfter = r.quietAfter })
+	set("max-depth", func() { sc.Rules.MaxDepth = r.maxDepth })
+	set("coord-window", func() { sc.Coordination.Window = r.coordWindow })
+	set("max-window", func() { sc.Coordination.MaxWindow = r.maxWindow })
+	set("budget", func() { sc.Budget.PerSec = r.budget })
+	set("budget-burst", func() { sc.Budget.Burst = r.burst })
+	return nil
 }
 
 // loadScenario reads a file, or an embedded scenario by file name.

@@ -171,3 +171,92 @@ func TestSimBudgetDefaultsAreServes(t *testing.T) {
 		t.Errorf("sim budget %v/%v, server %v/%v", sim.DefaultBudgetPerSec, sim.DefaultBudgetBurst, server.DefaultBudgetPerSec, server.DefaultBudgetBurst)
 	}
 }
+
+// personasFile is the daemon's own persona file.
+var personasFile = filepath.Join("..", "..", "server", "personas.yaml")
+
+func TestSimConfigRunsTheDaemonsPersonaFile(t *testing.T) {
+	out, _, err := runSim(t, "--config", personasFile, "--duration", "5m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same report as a scenario's: every policy, every row.
+	for _, want := range []string{"scenario personas.yaml: 5m virtual, 4 personas", "direct", "seed", "persona",
+		"urgent SLA violations", "@mentions answered", "suppressed replies"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestSimConfigWithTrafficAndFlags(t *testing.T) {
+	traffic := filepath.Join(t.TempDir(), "traffic.yaml")
+	if err := os.WriteFile(traffic, []byte("duration: 10m\nseed: 4\ntraffic:\n  rate: 1/s\n  rooms: 1\n  topics: {go: 0.5}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	report := func(args ...string) map[string]any {
+		t.Helper()
+		out, _, err := runSim(t, append([]string{"--config", personasFile, "--traffic", traffic, "--policy", "persona", "--json"}, args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reps []map[string]any
+		if err := json.Unmarshal([]byte(out), &reps); err != nil || len(reps) != 1 {
+			t.Fatalf("report: %v\n%s", err, out)
+		}
+		return reps[0]
+	}
+	def := report()
+	if def["scenario"] != "personas.yaml" || def["duration_seconds"] != 600.0 {
+		t.Errorf("scenario %v, %v s: want the persona file under the traffic file's 10m", def["scenario"], def["duration_seconds"])
+	}
+	// A message a second in one room: the daemon's budget of 6 a minute
+	// refuses replies; a budget of 1 refuses more, and K = 2 writes more.
+	tight := report("--reply-budget", "1")
+	if def["suppressed_budget"].(float64) == 0 || tight["suppressed_budget"].(float64) <= def["suppressed_budget"].(float64) {
+		t.Errorf("suppressed_budget: %v at the default budget, %v at --reply-budget 1", def["suppressed_budget"], tight["suppressed_budget"])
+	}
+	if k2 := report("--k", "2", "--reply-budget", "1000"); k2["replies"].(float64) <= report("--reply-budget", "1000")["replies"].(float64) {
+		t.Errorf("--k 2 wrote %v replies, no more than K = 1", k2["replies"])
+	}
+	// A compute budget of one call in ten seconds holds the model calls
+	// back: fewer replies than the daemon's default two a second.
+	if slow := report("--budget", "0.1", "--budget-burst", "1"); slow["replies"].(float64) >= def["replies"].(float64) {
+		t.Errorf("--budget 0.1 wrote %v replies, the default budget %v", slow["replies"], def["replies"])
+	}
+}
+
+func TestSimConfigRejects(t *testing.T) {
+	dir := t.TempDir()
+	badTraffic := filepath.Join(dir, "traffic.yaml")
+	if err := os.WriteFile(badTraffic, []byte("duration: 10m\ntraffic:\n  rate: 1/s\n  rooms: none\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	withPersonas := filepath.Join(dir, "with-personas.yaml")
+	if err := os.WriteFile(withPersonas, []byte("duration: 10m\npersonas: []\ntraffic: {rate: 1/s}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	badConfig := filepath.Join(dir, "personas.yaml")
+	if err := os.WriteFile(badConfig, []byte("personas:\n  - name: a\n    cadence: {idle: soon}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		args []string
+		want string
+	}{
+		"traffic field":          {[]string{"--config", personasFile, "--traffic", badTraffic}, "traffic.yaml:4: field traffic.rooms: "},
+		"traffic with personas":  {[]string{"--config", personasFile, "--traffic", withPersonas}, "with-personas.yaml:2: field personas: unknown field"},
+		"persona file field":     {[]string{"--config", badConfig}, "personas.yaml:3: personas[0].cadence.idle: "},
+		"traffic without config": {[]string{"--traffic", badTraffic}, "--traffic needs --config"},
+		"config and scenario":    {[]string{"steady.yaml", "--config", personasFile}, "not both"},
+		"no-merge":               {[]string{"--config", personasFile, "--no-merge"}, "not modelled"},
+		"bad flag value":         {[]string{"--config", personasFile, "--k", "0"}, "--k must be positive"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, _, err := runSim(t, tc.args...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,302 @@
+package chat
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/personaos/persona/coord"
+)
+
+// The chat rules: which message a persona takes in, what it thinks of it,
+// which reply the room's budget lets through, who a decision waits for and
+// whom a merged reply answers. Each is a pure function of facts gathered
+// once (Inbound, GuardFacts, Candidate), in the style of Weights.Score, so
+// the daemon and the simulator apply the same rule to their own state.
+// doc.go states each rule's meaning and why.
+
+// Reason says why a guard kept a persona from answering a message; the
+// empty Reason lets it through. The strings are what the daemon's ledger
+// and metrics record.
+type Reason string
+
+// Reasons a guard gives.
+const (
+	Pass          Reason = ""
+	ReasonOwn     Reason = "own message"
+	ReasonTooDeep Reason = "reply chain too deep"
+	ReasonQuiet   Reason = "quiet room"
+	// ReasonNotRelevant: a persona not addressed by the message scores it
+	// below Settings.RespondAbove.
+	ReasonNotRelevant Reason = "not relevant enough"
+	// ReasonBudget is the reply budget's refusal (Budget.Reserve); a
+	// reply owed to a person (Owed) never gets it.
+	ReasonBudget Reason = "reply budget"
+)
+
+// Inbound is a message decoded once, at intake: the message and the names
+// its content @mentions. Every later step reads it instead of parsing the
+// content again.
+type Inbound struct {
+	Message
+	Mentions []string // lower-case, in order, without duplicates (Mentions)
+}
+
+// Decode decodes m once.
+func Decode(m Message) Inbound { return Inbound{Message: m, Mentions: Mentions(m.Content)} }
+
+// Names reports whether the message @mentions name (case-insensitive).
+func (in Inbound) Names(name string) bool { return slices.Contains(in.Mentions, strings.ToLower(name)) }
+
+// GuardFacts are what the intake guard of one persona depends on.
+type GuardFacts struct {
+	Kind      Kind      // who wrote the message
+	Own       bool      // the persona itself wrote it
+	Addressed bool      // it addresses the persona (an @mention)
+	Depth     int       // persona replies leading up to it
+	At        time.Time // when it was written
+	// LastHuman is when a human last spoke in the room, as known when the
+	// message is taken in (zero: never).
+	LastHuman time.Time
+	Score     float64 // the message's priority for the persona (Weights.Score)
+}
+
+// Guard is the intake guard: whether a persona takes a message in, and if
+// not why. In order: a persona never takes in its own message; a persona's
+// message is not answered past MaxDepth or in a quiet room, addressed or
+// not (these stop persona-to-persona loops, and a loop of personas naming
+// each other is exactly what they must stop); a message that neither
+// addresses the persona nor scores RespondAbove for it is not taken in (it
+// could only be declined). A human's message is never stopped by a loop
+// guard, and an addressed one never by relevance.
+func (s Settings) Guard(f GuardFacts) Reason {
+	if f.Kind == Persona {
+		switch {
+		case f.Own:
+			return ReasonOwn
+		case TooDeep(f.Depth, s.MaxDepth):
+			return ReasonTooDeep
+		case Quiet(f.LastHuman, f.At, s.QuietAfter):
+			return ReasonQuiet
+		}
+	}
+	if !s.Relevant(f.Score, f.Addressed) {
+		return ReasonNotRelevant
+	}
+	return Pass
+}
+
+// Quiet is the quiet-room rule for a persona's message written at at: no
+// human spoke in the room within after before it, or ever. Persona-to-
+// persona exchanges stop when nobody is there to read them and start again
+// when a human speaks. A lastHuman after at (a human spoke since) is not
+// quiet.
+func Quiet(lastHuman, at time.Time, after time.Duration) bool {
+	return lastHuman.IsZero() || at.Sub(lastHuman) > after
+}
+
+// TooDeep reports whether a persona's message at depth (persona replies
+// leading up to it) is past the chain's limit: a reply to it would be
+// reply number depth+1, and maxDepth replies are the most a chain gets.
+func TooDeep(depth, maxDepth int) bool { return depth >= maxDepth }
+
+// Relevant reports whether a persona may want to answer a message it
+// scores at score: it is addressed, or the score reaches RespondAbove.
+func (s Settings) Relevant(score float64, addressed bool) bool {
+	return addressed || score >= s.RespondAbove
+}
+
+// Confidence is a persona's confidence in answering, for coordination: 1
+// when it is addressed, else its score for the message clamped to [0, 1].
+// It costs no model call, and it ranks peers the way the inbox does.
+func Confidence(score float64, addressed bool) float64 {
+	if addressed {
+		return 1
+	}
+	return min(1, max(0, score))
+}
+
+// Think is a persona's evaluation of a message (or a merged batch: its best
+// score, addressed if any item addresses it): the confidence, and the
+// intent to respond when the message is relevant, else to observe (which
+// is never granted).
+func (s Settings) Think(score float64, addressed bool) (float64, coord.Intent) {
+	conf := Confidence(score, addressed)
+	if !s.Relevant(score, addressed) {
+		return conf, coord.IntentObserve
+	}
+	return conf, coord.IntentRespond
+}
+
+// Candidate is a coordinated persona as a decision's opener sees it.
+type Candidate struct {
+	Name      string
+	Addressed bool    // the message (or one merged into it) addresses it
+	Score     float64 // its score for the message
+}
+
+// Expected is who a message's decision waits for, and which of them are
+// addressees (always granted): every candidate but the message's author
+// to which the message is relevant. The others never take the message in
+// (Guard), so waiting for them would only run the window out. A decision
+// opens when the first persona evaluates the message, with these.
+func (s Settings) Expected(author string, kind Kind, cands []Candidate) (expected, addressees []string) {
+	expected = make([]string, 0, len(cands))
+	for _, c := range cands {
+		if kind == Persona && strings.EqualFold(c.Name, author) {
+			continue
+		}
+		if !s.Relevant(c.Score, c.Addressed) {
+			continue
+		}
+		expected = append(expected, c.Name)
+		if c.Addressed {
+			addressees = append(addressees, c.Name)
+		}
+	}
+	return expected, addressees
+}
+
+// Cover is what a reply to a merged item answers: the trigger (the newest
+// message, which the reply answers), the older messages merged into it, and
+// the askers the reply must address besides the trigger's author: the
+// humans who wrote a merged message, each once, in order.
+type Cover struct {
+	Trigger string
+	Merged  []string // message ids, oldest first
+	Askers  []string
+}
+
+// Covers is the merge rule's second half (the runtime's Coalesce is the
+// first: the newest pending message of a room is the trigger, the older
+// ride along as context, oldest first). A merged reply answers everyone
+// it covers: it addresses each human whose message it merged.
+func Covers(trigger Message, merged []Message) Cover {
+	c := Cover{Trigger: trigger.ID}
+	for _, m := range merged {
+		c.Merged = append(c.Merged, m.ID)
+		if m.Kind == Human && !strings.EqualFold(m.Author, trigger.Author) &&
+			!slices.ContainsFunc(c.Askers, func(a string) bool { return strings.EqualFold(a, m.Author) }) {
+			c.Askers = append(c.Askers, m.Author)
+		}
+	}
+	return c
+}
+
+// Address prefixes content with an @mention of every asker it does not
+// mention yet, so that a merged reply reaches each person it answers.
+func Address(content string, askers []string) string {
+	var missing []string
+	for _, a := range askers {
+		if !Mentioned(content, a) && isName(a) {
+			missing = append(missing, "@"+a)
+		}
+	}
+	if len(missing) == 0 {
+		return content
+	}
+	return strings.Join(missing, " ") + " " + content
+}
+
+// isName reports whether s can be @mentioned (Mentions' name runes).
+func isName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !isNameRune(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// Budget is the reply budget: it counts the persona messages posted in
+// each room within a sliding window ending now: this runtime's replies
+// from the moment one is reserved (before its model call, so replies
+// being written count), and other runtimes' persona messages when they are
+// seen (Saw), so that a room shared by several daemons is budgeted as one.
+// Reserve refuses a reply once the window holds Max messages, except a
+// reply owed to a person (Owed), which is counted and never refused.
+//
+// The zero value allows nothing (Max 0) for a window of 0; use NewBudget.
+// A Budget is not safe for concurrent use: its owner locks.
+type Budget[K comparable] struct {
+	Max    int
+	Window time.Duration
+	rooms  map[K][]time.Time // oldest first
+}
+
+// Owed reports whether a reply is owed to a person: a human's message
+// addressed the persona (an @mention). The reply budget never refuses an
+// owed reply. A persona's @mention of another is chatter the budget and
+// the loop guards may stop: personas naming one another is how loops run.
+func Owed(kind Kind, addressed bool) bool { return kind == Human && addressed }
+
+// NewBudget returns a budget of max persona messages per room per window.
+func NewBudget[K comparable](max int, window time.Duration) *Budget[K] {
+	return &Budget[K]{Max: max, Window: window}
+}
+
+// Reserve takes one reply of room's budget at now and reports whether the
+// reply may be written. An owed reply (Owed) is always reserved: it counts
+// against later replies but is never refused.
+func (b *Budget[K]) Reserve(room K, now time.Time, owed bool) bool {
+	if len(b.prune(room, now)) >= b.Max && !owed {
+		return false
+	}
+	b.add(room, now)
+	return true
+}
+
+// Saw counts a persona message another runtime posted in room at at: it is
+// never refused (it is already in the room), and it counts against this
+// runtime's later replies.
+func (b *Budget[K]) Saw(room K, at time.Time) {
+	b.prune(room, at)
+	b.add(room, at)
+}
+
+// add records a message at at, in time order (a message seen late may be
+// older than a reservation).
+func (b *Budget[K]) add(room K, at time.Time) {
+	if b.rooms == nil {
+		b.rooms = map[K][]time.Time{}
+	}
+	ts := b.rooms[room]
+	i := len(ts)
+	for i > 0 && ts[i-1].After(at) {
+		i--
+	}
+	b.rooms[room] = slices.Insert(ts, i, at)
+}
+
+// Release gives back a reservation made at at (the reply was not sent).
+func (b *Budget[K]) Release(room K, at time.Time) {
+	ts := b.rooms[room]
+	if i := slices.IndexFunc(ts, at.Equal); i >= 0 {
+		b.rooms[room] = slices.Delete(ts, i, i+1)
+	}
+}
+
+// Count is how many replies of room fall within the window ending at now.
+func (b *Budget[K]) Count(room K, now time.Time) int { return len(b.prune(room, now)) }
+
+// prune forgets room's reservations that have left the window ending at
+// now: one made exactly a Window ago has left it.
+func (b *Budget[K]) prune(room K, now time.Time) []time.Time {
+	ts := b.rooms[room]
+	cut := 0
+	for cut < len(ts) && !ts[cut].After(now.Add(-b.Window)) {
+		cut++
+	}
+	if cut > 0 {
+		ts = slices.Delete(ts, 0, cut)
+		if len(ts) == 0 {
+			delete(b.rooms, room)
+			return nil
+		}
+		b.rooms[room] = ts
+	}
+	return ts
+}

@@ -1,0 +1,169 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/personaos/persona"
+	"github.com/personaos/persona/chat"
+	"github.com/personaos/persona/coord"
+	"github.com/personaos/persona/govern"
+	"github.com/personaos/persona/inbox"
+	"github.com/personaos/persona/metrics"
+)
+
+// Assembling the runtime: metrics, governor, coordination stream, one
+// persona per spec with its responder, and the ledger; and the runtime's
+// observer, which turns final accounts into acknowledgements.
+
+// note records a note on persona's account of message id (accounts).
+func (d *Daemon) note(persona, id, note string) { d.ledger.note(persona, id, note) }
+
+// buildRuntime creates the metrics, governor, coordination stream, runtime
+// and one persona per spec.
+func (d *Daemon) buildRuntime() error {
+	d.reg = prometheus.NewRegistry()
+	var err error
+	if d.metrics, err = metrics.New(d.reg, metrics.Options{}); err != nil {
+		return err
+	}
+	d.suppressed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "persona", Name: "chat_not_answered_total",
+		Help: "Messages a persona did not answer by a conversation guard: reason own message|quiet room|reply chain too deep|reply budget|answered before.",
+	}, []string{"persona", "reason"})
+	if err := errors.Join(
+		d.reg.Register(d.suppressed),
+		d.reg.Register(collectors.NewGoCollector()),
+		d.reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})),
+	); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	d.gov = govern.New(govern.Policy{})
+	d.meter = &govern.Meter{}
+	so := d.chat.Stream
+	so.Logger = d.log
+	so.OnDecision = func(dec coord.Decision) {
+		d.metrics.Decision(len(dec.Granted))
+		d.rooms.emit(Event{Type: "decision", Room: dec.Key, Decision: &dec})
+	}
+	d.stream = coord.New(so)
+	d.rt = persona.NewRuntime(persona.RuntimeOptions{
+		Logger:   d.log,
+		Observer: persona.ObserverFunc(d.observe),
+		Governor: persona.GovernorFunc(func() persona.Adjustment { return persona.Adjustment(d.gov.Adjust()) }),
+		Budget:   d.budgetLevel,
+	})
+	if err := errors.Join(d.metrics.WatchRuntime(d.rt.Snapshots), d.metrics.WatchGovernor(d.gov)); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	w := chat.DefaultWeights()
+	w.Urgent = d.cfg.Persona.State.Defaults().Urgent
+	d.scorer = chat.NewScorer(w)
+	d.byName = make(map[string]*member)
+	groups := make(map[string][]string)
+	rp := &replies{bus: d.bus, rooms: d.rooms, log: d.log, k: d.chat.Stream.K}
+	for _, s := range d.specs {
+		d.scorer.AddProfile(chat.Profile{Name: s.Name, Expertise: slices.Clone(s.Expertise)})
+		m := &member{spec: s}
+		m.r = &responder{
+			name: s.Name, system: s.SystemPrompt(), model: s.Model, dependent: s.Dependent(),
+			rules: d.chat, log: d.log,
+			decisions: d, accounts: d, rooms: d.rooms, replies: rp, models: d,
+			metrics: d.metrics, activity: d.scorer,
+		}
+		opts := d.personaOptions(s)
+		// Coordinated keeps the Evaluator: with a stream the persona
+		// coordinates; without one (a pipeline stage) it evaluates, then
+		// responds on its own judgement.
+		h := persona.Coordinated[chat.Message](m.r)
+		if !s.Dependent() {
+			opts.Coordination = d.stream
+			d.thinkers = append(d.thinkers, s.Name)
+		}
+		if m.p, err = persona.Spawn(d.rt, s.Name, h, opts); err != nil {
+			return err
+		}
+		d.members = append(d.members, m)
+		d.byName[strings.ToLower(s.Name)] = m
+	}
+	for _, s := range d.specs {
+		if !s.Dependent() {
+			groups[strings.ToLower(s.Name)] = downstream(d.specs, s.Name)
+		}
+	}
+	accounts := d.bus.accounts
+	if d.cfg.hooks.accounts != nil {
+		accounts = d.cfg.hooks.accounts(accounts)
+	}
+	d.ledger = newLedger(d.log, accounts, groups)
+	// A message given back comes again well within the ack wait.
+	d.ledger.nakDelay = min(d.ledger.nakDelay, d.cfg.AckWait/4)
+	d.ledger.skipWrites = d.cfg.hooks.dropFinals
+	return nil
+}
+
+// personaOptions are the runtime options of one persona: the daemon's base
+// with the spec's overrides.
+func (d *Daemon) personaOptions(s PersonaSpec) persona.Options {
+	o := d.cfg.Persona
+	o.Coalesce = !d.chat.NoMerge
+	if s.Dependent() {
+		// A source persona's items carry the score the intake guard read
+		// (deliver); a dependent's are released by the pipeline and scored
+		// for it by the runtime.
+		o.Scorer = persona.Scorer[chat.Message](d.scorer)
+	}
+	if s.Capacity > 0 {
+		o.Capacity = s.Capacity
+	}
+	if o.Capacity <= 0 {
+		o.Capacity = inbox.DefaultCapacity
+	}
+	o.State = s.StateConfig(o.State)
+	o.WaitsFor = slices.Clone(s.WaitsFor)
+	return o
+}
+
+// downstream returns name and every persona that waits for it, directly or
+// not, lower-case.
+func downstream(specs []PersonaSpec, name string) []string {
+	out := []string{strings.ToLower(name)}
+	for i := 0; i < len(out); i++ {
+		for _, s := range specs {
+			if slices.ContainsFunc(s.WaitsFor, func(w string) bool { return strings.EqualFold(w, out[i]) }) &&
+				!slices.Contains(out, strings.ToLower(s.Name)) {
+				out = append(out, strings.ToLower(s.Name))
+			}
+		}
+	}
+	return out
+}
+
+// observe is the runtime's observer: metrics, and the final accounts that
+// release JetStream messages.
+func (d *Daemon) observe(e persona.Event) {
+	d.metrics.Observe(e)
+	switch e.Kind {
+	case persona.EventFailed:
+		if d.state.Load() == 2 {
+			// Shutdown cancelled the handler: not the message's fault. It
+			// stays unacknowledged and is handled after the next start.
+			return
+		}
+		d.ledger.final(e.Persona, e.ItemID, e.Kind.String(), e.At)
+	case persona.EventHandled, persona.EventDeclined, persona.EventExpired:
+		d.ledger.final(e.Persona, e.ItemID, e.Kind.String(), e.At)
+	case persona.EventNotGranted:
+		d.ledger.note(e.Persona, e.ItemID, noteNotGranted)
+	}
+}
+
+// count records a message a guard kept a persona from answering.
+func (d *Daemon) count(persona, reason string) {
+	d.suppressed.WithLabelValues(persona, reason).Inc()
+}

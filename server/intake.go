@@ -1,0 +1,155 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/personaos/persona"
+	"github.com/personaos/persona/chat"
+	"github.com/personaos/persona/inbox"
+)
+
+// Intake: a JetStream delivery becomes one decoded value (inbound), which
+// the guard (package chat's rules), the delivery to the persona and the
+// coordination decision read.
+
+// deliver is a persona consumer's handler: one JetStream delivery of a room
+// message to one source persona. It runs on the consumer's goroutine, one
+// message at a time, and never blocks on the persona.
+func (d *Daemon) deliver(m *member, jm jetstream.Msg) {
+	name := m.spec.Name
+	now := time.Now()
+	md, _ := jm.Metadata()
+	msg, err := decodeWire(jm.Data())
+	if err != nil {
+		id := "undecodable"
+		if md != nil {
+			id = fmt.Sprintf("seq%d", md.Sequence.Stream)
+		}
+		d.log.Warn("undecodable room message", "persona", name, "subject", jm.Subject(), "err", err)
+		d.ledger.skip(name, id, noteUndecodable, jm, now)
+		return
+	}
+	if msg.Room == "" {
+		msg.Room = roomOf(jm.Subject())
+	}
+	in := d.decode(msg)
+	reason, score := d.guard(name, in, now)
+	if reason != "" {
+		d.count(name, reason)
+		d.ledger.skip(name, msg.ID, reason, jm, now)
+		return
+	}
+	if d.ledger.hold(name, msg.ID, jm) {
+		return // still queued or in hand: the newer handle will be acked
+	}
+	if md == nil || md.NumDelivered > 1 || md.Sequence.Stream <= m.recheck {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		done, err := d.ledger.done(ctx, name, msg.ID)
+		cancel()
+		if err != nil {
+			d.ledger.unhold(name, msg.ID)
+			d.log.Warn("ledger lookup failed; the message will be delivered again", "persona", name, "message", msg.ID, "err", err)
+			nak(d.log, jm, d.ledger.nakDelay)
+			return
+		}
+		if done {
+			d.ledger.unhold(name, msg.ID)
+			ack(d.log, jm)
+			return
+		}
+	}
+	err = m.p.Deliver(persona.Item[chat.Message]{ID: msg.ID, Key: msg.Room, Created: msg.At, Priority: score, Addressees: in.addressees, Payload: msg})
+	switch {
+	case err == nil:
+	case errors.Is(err, inbox.ErrDuplicate):
+		// In the inbox under a handle the ledger dropped: keep this one.
+	case errors.Is(err, persona.ErrClosed):
+		d.ledger.unhold(name, msg.ID) // shutting down: delivered again next start
+	default:
+		d.stream.Withdraw(msg.ID, name)
+		d.ledger.unhold(name, msg.ID)
+		d.log.Error("deliver failed; message accounted as skipped", "persona", name, "message", msg.ID, "err", err)
+		d.ledger.skip(name, msg.ID, "not delivered: "+err.Error(), jm, now)
+	}
+}
+
+// inbound is a room message decoded once at intake: its mentions, and what
+// they mean for this daemon. The guard, the delivery and the decision read
+// it; nothing parses the content again.
+type inbound struct {
+	chat.Inbound
+	// addressees are this daemon's personas the message @mentions, its
+	// author left out, by their configured names.
+	addressees []string
+	// remote counts the personas it @mentions that other daemons run.
+	remote int
+}
+
+// decode decodes msg once.
+func (d *Daemon) decode(msg chat.Message) inbound {
+	in := inbound{Inbound: chat.Decode(msg)}
+	for _, n := range in.Mentions {
+		if m, ok := d.byName[n]; ok && !strings.EqualFold(m.spec.Name, msg.Author) {
+			in.addressees = append(in.addressees, m.spec.Name)
+		}
+		if d.remote[n] {
+			in.remote++
+		}
+	}
+	return in
+}
+
+// guard is the intake guard of persona name (chat.Settings.Guard, which
+// doc.go of package chat explains) plus the cluster's own: a message that
+// does not address name and whose mentions of other daemons' personas fill
+// K is left to them, since coordination is per daemon. It returns the
+// reason to skip ("" to deliver) and the message's score for name, which
+// becomes the item's priority.
+func (d *Daemon) guard(name string, in inbound, now time.Time) (string, float64) {
+	addressed := slices.Contains(in.addressees, name)
+	score := d.score(name, in.Message, addressed, now)
+	reason := d.chat.Guard(chat.GuardFacts{
+		Kind: in.Kind, Own: strings.EqualFold(in.Author, name), Addressed: addressed, Depth: in.Depth,
+		At: in.At, LastHuman: d.rooms.lastHuman(in.Room), Score: score,
+	})
+	switch {
+	case reason != chat.Pass && reason != chat.ReasonNotRelevant:
+		return string(reason), score
+	case !addressed && in.remote >= d.chat.Stream.K:
+		return noteElsewhere, score
+	}
+	return string(reason), score
+}
+
+// score is msg's priority for persona name at now.
+func (d *Daemon) score(name string, msg chat.Message, addressed bool, now time.Time) float64 {
+	return d.scorer.Weights().Score(d.scorer.Facts(name, msg, addressed, now))
+}
+
+// open opens the coordination decision on msg, unless it is open or
+// decided, with the personas chat.Settings.Expected names: the coordinated
+// personas of this daemon, but msg's author, to which msg is relevant. The
+// others do not take it in (see guard).
+//
+// It is called when the first persona evaluates msg, not when msg is
+// delivered, so that the decision's window starts when someone is looking:
+// each persona waits for the decision on the message it is handling, and
+// in a burst across rooms the personas can be busy waiting on one another
+// for a whole window. A window started at delivery could then close on a
+// message nobody has looked at yet, and it would go unanswered.
+func (d *Daemon) open(msg chat.Message, addressees []string, now time.Time) {
+	cands := make([]chat.Candidate, 0, len(d.thinkers))
+	for _, t := range d.thinkers {
+		addressed := slices.Contains(addressees, t)
+		cands = append(cands, chat.Candidate{Name: t, Addressed: addressed, Score: d.score(t, msg, addressed, now)})
+	}
+	expected, addr := d.chat.Expected(msg.Author, msg.Kind, cands)
+	d.stream.Open(msg.ID, msg.Room, expected, addr)
+}
