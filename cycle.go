@@ -162,6 +162,10 @@ type Action[T any] struct {
 	Thought  *coord.Thought
 	Until    time.Time
 	Decision *coord.Decision
+	// NoWait (DoThink): the persona is addressed and granted by rule: the
+	// driver broadcasts the thought and calls Spoke, without awaiting the
+	// decision.
+	NoWait bool
 	// For DoRest: when to look again on its own, the cadence and the mood
 	// it rests with.
 	Wake    time.Time
@@ -207,6 +211,9 @@ const (
 	// NoteError: one attempt at Item failed with Err (Panicked: a panic);
 	// it may be retried.
 	NoteError
+	// NotePreempted: work on Item was cut short for an urgent item; it is
+	// back in the inbox.
+	NotePreempted
 )
 
 // Note is one side effect for the driver to carry out, in order.
@@ -626,6 +633,12 @@ func (c *Cycle[T]) coalesce(it *Item[T]) {
 		}
 	}
 	slices.SortStableFunc(trigger.Context, func(a, b Item[T]) int { return a.Created.Compare(b.Created) })
+	// The merged item answers all of them: it is as urgent as the most
+	// urgent, so that an urgent message merged into a newer ordinary one
+	// is neither preempted nor queued behind ordinary work.
+	for _, x := range trigger.Context {
+		trigger.Priority = max(trigger.Priority, x.Priority)
+	}
 	*it = trigger
 }
 
@@ -686,9 +699,29 @@ func (c *Cycle[T]) Evaluated(now time.Time, th Thought, r Result) Action[T] {
 	// An addressed persona says so: the stream grants it even if the item
 	// it thinks on is a newer message merged with the one that named it, or
 	// if it thinks after the window closed.
+	addressed := c.addressedBy(&c.w.cur)
 	c.w.thought = coord.Thought{Persona: c.name, Item: c.w.cur.ID, Key: c.w.cur.Key, Confidence: th.Confidence,
-		Intent: intent, At: now, Addressed: c.addressedBy(&c.w.cur)}
-	return Action[T]{Do: DoThink, Item: &c.w.cur, Until: now.Add(timeout), Thought: &c.w.thought}
+		Intent: intent, At: now, Addressed: addressed}
+	// An addressee that means to respond is granted by rule, whatever the
+	// others think: it need not hold its slice for the window.
+	noWait := addressed && intent == coord.IntentRespond
+	return Action[T]{Do: DoThink, Item: &c.w.cur, Until: now.Add(timeout), Thought: &c.w.thought, NoWait: noWait}
+}
+
+// Spoke is the end of a DoThink that said NoWait: the thought is on the
+// stream, and the addressed persona responds at once. It responds with the
+// decision if it is already made, else with one that grants it, as the
+// stream will.
+func (c *Cycle[T]) Spoke(now time.Time) Action[T] {
+	if c.w == nil || c.w.coordSt != csAwait {
+		panic("persona: Spoke without DoThink")
+	}
+	d, ok := c.stream.Decision(c.w.cur.ID)
+	if !ok || !d.IsGranted(c.name) {
+		d = coord.Decision{Item: c.w.cur.ID, Key: c.w.cur.Key, Granted: []string{c.name},
+			Thoughts: []coord.Thought{c.w.thought}, Reasons: map[string]string{c.name: "addressee"}}
+	}
+	return c.Decided(now, d, true)
 }
 
 // Decided is the end of DoThink at now: the decision, or ok false when none
@@ -726,7 +759,7 @@ func (c *Cycle[T]) Done(now time.Time, r Result) Action[T] {
 	if c.w == nil || !c.w.busy {
 		panic("persona: Done without work")
 	}
-	if c.w.coordSt == csRespond && r.Err == nil {
+	if c.w.coordSt == csRespond && r.Err == nil && !r.Preempted {
 		c.stats.Granted++
 		c.notes = append(c.notes, Note[T]{Kind: NoteGranted, Item: c.w.cur, At: now})
 	}
@@ -748,6 +781,7 @@ func (c *Cycle[T]) settle(now time.Time, r Result) {
 	if r.Preempted {
 		// Cut short for an urgent item: back to the inbox, as it was.
 		c.stats.Preempted++
+		c.notes = append(c.notes, Note[T]{Kind: NotePreempted, Item: *it, At: start, Took: took})
 		c.stats.Busy += took
 		c.st.RecordActivity(now, took, it.Complexity)
 		c.mark = now

@@ -131,9 +131,10 @@ const (
 	EventRest                        // the persona went to rest for Cadence
 	EventGranted                     // a coordinated persona was granted the item and responded
 	EventNotGranted                  // a coordinated persona evaluated the item but was not granted it
+	EventPreempted                   // work on the item was cut short for an urgent one; it went back to the inbox
 )
 
-var eventNames = [...]string{"delivered", "deferred", "handled", "declined", "expired", "failed", "error", "panic", "wake", "rest", "granted", "not_granted"}
+var eventNames = [...]string{"delivered", "deferred", "handled", "declined", "expired", "failed", "error", "panic", "wake", "rest", "granted", "not_granted", "preempted"}
 
 func (k EventKind) String() string {
 	if int(k) < len(eventNames) {

@@ -495,6 +495,10 @@ func (p *Persona[T]) think(ctx context.Context, a *Action[T]) Action[T] {
 		p.mu.Lock()
 		return p.c.Abandon(time.Now(), Result{Err: fmt.Errorf("persona %s: %w", p.name, err)})
 	}
+	if a.NoWait {
+		p.mu.Lock()
+		return p.c.Spoke(time.Now())
+	}
 	// A thought too late to count still reaches Await, which returns the
 	// decision made without it.
 	wctx, finish := p.workCtx(ctx)
@@ -640,6 +644,10 @@ func (p *Persona[T]) carryOut(notes []Note[T]) {
 				}
 				o.Observe(Event{Kind: k, Persona: p.name, At: n.At, ItemID: it.ID, Key: it.Key, Priority: it.Priority})
 			}
+		case NotePreempted:
+			if o != nil {
+				o.Observe(Event{Kind: EventPreempted, Persona: p.name, At: n.At, ItemID: it.ID, Key: it.Key, Priority: it.Priority, Took: n.Took})
+			}
 		case NoteError:
 			kind := EventError
 			if n.Panicked {
@@ -676,6 +684,9 @@ type Snapshot struct {
 	// decision) and left to others. Both stay zero without coordination.
 	Granted    uint64 `json:"granted"`
 	NotGranted uint64 `json:"not_granted"`
+	// Preempted counts non-urgent work cut short for an urgent item
+	// (Options.Preempt).
+	Preempted uint64 `json:"preempted"`
 }
 
 // WakeCounts counts wake-ups by trigger.
@@ -695,7 +706,7 @@ func (p *Persona[T]) Snapshot() Snapshot {
 		Budget: st.Budget, Cadence: cad, Awake: awake, Counts: p.q.Counts(),
 		Errors: stats.Errors, Panics: stats.Panics, Slices: stats.Slices,
 		Busy: stats.Busy, LastWork: st.LastActivity,
-		Granted: stats.Granted, NotGranted: stats.NotGranted,
+		Granted: stats.Granted, NotGranted: stats.NotGranted, Preempted: stats.Preempted,
 		Wakes: WakeCounts{Demand: p.wakes[TriggerDemand].Load(), Dependency: p.wakes[TriggerDependency].Load(), Scan: p.wakes[TriggerScan].Load()},
 	}
 }

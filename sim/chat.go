@@ -162,7 +162,8 @@ func (r *run) respond(a *actor, mi int32) bool {
 		return false
 	}
 	r.roomFlight[room]++
-	r.callModel(a.idx, callReply, target)
+	// A reply to urgent work goes ahead of other calls for a model slot.
+	r.callModelFor(a.idx, callReply, target, r.dels[a.ours.item].class == classUrgent)
 	return true
 }
 

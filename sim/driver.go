@@ -38,6 +38,11 @@ type Host[T any] interface {
 	// Work begins a DoHandle, DoEvaluate, DoThink or DoRespond action; when
 	// it ends the host calls Done, Evaluated or Decided.
 	Work(a persona.Action[T])
+	// Preempt cuts the work in progress short for an urgent arrival
+	// (persona.Options.Preempt): the host cancels it and calls Done (or
+	// Evaluated, for an evaluation) with Result.Preempted, now or when the
+	// work notices.
+	Preempt()
 	// Note carries out one of the cycle's notes.
 	Note(n persona.Note[T])
 	// Woke counts a wake-up by its trigger.
@@ -92,6 +97,8 @@ func (d *Driver[T]) Poke(now int64, t persona.Trigger) { d.wake(now, d.c.Poke(d.
 
 func (d *Driver[T]) wake(now int64, w persona.Wake) {
 	switch {
+	case w.Preempt:
+		d.host.Preempt()
 	case w.Step:
 		d.gen++ // a pending timer finds a newer generation and does nothing
 		d.host.Woke(w.Trigger)
@@ -129,6 +136,9 @@ func (d *Driver[T]) Evaluated(now int64, th persona.Thought, r persona.Result) {
 func (d *Driver[T]) Decided(now int64, dec coord.Decision, ok bool) {
 	d.do(now, d.c.Decided(d.T(now), dec, ok))
 }
+
+// Spoke is the end at now of a DoThink that said NoWait.
+func (d *Driver[T]) Spoke(now int64) { d.do(now, d.c.Spoke(d.T(now))) }
 
 // Abandon is the end at now of a DoThink whose thought the stream refused.
 func (d *Driver[T]) Abandon(now int64, r persona.Result) { d.do(now, d.c.Abandon(d.T(now), r)) }

@@ -104,6 +104,8 @@ type call struct {
 	kind          uint8
 	ref           int32 // eval: the delivery; reply: the message answered
 	issued, start int64
+	urgent        bool // for urgent work: ahead of every other call for a slot
+	cancelled     bool // preempted: its slot (or its place in line) is given up
 }
 
 const (
@@ -148,6 +150,7 @@ type metrics struct {
 	decisions, timedOut               int
 	granted, notGranted, lateThoughts int
 	lateGrants, awaitTimeouts         int
+	preemptions, modelCallsCancelled  int
 	releases, incomplete, skipped     int
 	depViolations                     int
 	respLatency, humanAnswer          []float64
@@ -186,10 +189,12 @@ type run struct {
 	dels  []delivery
 	calls []call
 	queue fifo
-	busyN int   // model slots busy
-	busyI int64 // integral of busy slots over time, slot-ns
-	busyT int64 // time busyI was last brought up to date
-	tickI int64 // busyI at the last tick
+	// urgentQueue holds urgent calls waiting for a slot: they go first.
+	urgentQueue fifo
+	busyN       int   // model slots busy
+	busyI       int64 // integral of busy slots over time, slot-ns
+	busyT       int64 // time busyI was last brought up to date
+	tickI       int64 // busyI at the last tick
 
 	rngArr, rngMsg *rand.Rand
 
@@ -394,7 +399,7 @@ func (r *run) runUntil(end int64) error {
 		case evScan:
 			r.scanTimer(e.a, e.b)
 		case evWork:
-			r.work(e.a)
+			r.work(e.a, e.b)
 		case evStep:
 			r.oursStep(r.actors[e.a])
 		case evResume:
@@ -484,7 +489,7 @@ func (r *run) depth() (depth, capacity int) {
 		}
 	}
 	if r.pol == Direct {
-		depth = r.queue.len() // evaluations and replies waiting for a model slot
+		depth = r.queue.len() + r.urgentQueue.len() // evaluations and replies waiting for a model slot
 	}
 	return depth, capacity
 }
@@ -660,9 +665,13 @@ func (r *run) lognormal(a *actor) int64 {
 // compute-budget token, waiting for one when the bucket is empty, as the
 // daemon's model wrapper does; then it waits first in, first out for one
 // of the Cores slots.
-func (r *run) callModel(p int32, kind uint8, ref int32) {
+func (r *run) callModel(p int32, kind uint8, ref int32) { r.callModelFor(p, kind, ref, false) }
+
+// callModelFor issues a model call; an urgent one goes ahead of every
+// other call waiting for a slot.
+func (r *run) callModelFor(p int32, kind uint8, ref int32, urgent bool) {
 	id := int32(len(r.calls))
-	r.calls = append(r.calls, call{persona: p, kind: kind, ref: ref, issued: r.now, start: -1})
+	r.calls = append(r.calls, call{persona: p, kind: kind, ref: ref, issued: r.now, start: -1, urgent: urgent})
 	r.m.modelCalls++
 	if r.gov != nil {
 		r.meter.Begin(r.t(r.now))
@@ -676,11 +685,49 @@ func (r *run) callModel(p int32, kind uint8, ref int32) {
 
 // admit puts a call that may proceed on a model slot, or in line for one.
 func (r *run) admit(id int32) {
+	if r.calls[id].cancelled {
+		return
+	}
 	if r.busyN < r.sc.Cores {
 		r.startCall(id)
 		return
 	}
+	if r.calls[id].urgent {
+		r.urgentQueue.push(id)
+		return
+	}
 	r.queue.push(id)
+}
+
+// nextCall starts the next call waiting for a slot: urgent ones first,
+// then first come, first served; cancelled ones give up their place.
+func (r *run) nextCall() {
+	for _, q := range [...]*fifo{&r.urgentQueue, &r.queue} {
+		for q.len() > 0 {
+			if id := q.pop(); !r.calls[id].cancelled {
+				r.startCall(id)
+				return
+			}
+		}
+	}
+}
+
+// cancelCall cancels call id: a running call frees its slot at once, a
+// waiting one gives up its place.
+func (r *run) cancelCall(id int32) {
+	c := &r.calls[id]
+	if c.cancelled {
+		return
+	}
+	c.cancelled = true
+	r.m.modelCallsCancelled++
+	if r.gov != nil {
+		r.meter.End(r.t(r.now))
+	}
+	if c.start >= 0 {
+		r.busyN--
+		r.nextCall()
+	}
 }
 
 func (r *run) startCall(id int32) {
@@ -695,15 +742,16 @@ func (r *run) startCall(id int32) {
 }
 
 func (r *run) callDone(id int32) {
+	c := r.calls[id]
+	if c.cancelled {
+		return // its slot was freed when it was cancelled
+	}
 	r.busyN--
 	r.m.modelCallsDone++
 	if r.gov != nil {
 		r.meter.End(r.t(r.now))
 	}
-	c := r.calls[id]
-	if r.queue.len() > 0 {
-		r.startCall(r.queue.pop())
-	}
+	r.nextCall()
 	switch r.pol {
 	case Persona:
 		r.oursCallDone(c)
@@ -725,10 +773,10 @@ func (r *run) resume(p int32) {
 }
 
 // work dispatches a local step's end to the policy.
-func (r *run) work(p int32) {
+func (r *run) work(p, gen int32) {
 	switch r.pol {
 	case Persona:
-		r.oursEvalDone(r.actors[p])
+		r.oursEvalDone(r.actors[p], gen)
 	case Seed:
 		r.seedCycle(r.actors[p])
 	}

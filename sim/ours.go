@@ -25,6 +25,10 @@ type oursState struct {
 	batch  []int32 // trigger and merged deliveries
 	covers []int32 // messages of the merged deliveries
 	phase  uint8
+	// gen numbers the action in progress: an evaluation's or an await's
+	// event carries it, so that one left behind by a preemption is ignored.
+	gen  int32
+	call int32 // the reply's model call; -1 none
 }
 
 // chatHost is the world of one persona under the persona policy: the
@@ -42,6 +46,7 @@ func (h chatHost) TimerAt(at int64, gen int32)  { h.r.at(at, evScan, h.a.idx, ge
 func (h chatHost) Woke(t persona.Trigger)       { h.a.wakes[int(t)]++ }
 func (h chatHost) Note(n persona.Note[int32])   { h.r.oursNote(h.a, n) }
 func (h chatHost) Work(a persona.Action[int32]) { h.r.oursWork(h.a, a) }
+func (h chatHost) Preempt()                     { h.r.oursPreempt(h.a) }
 
 // Adjust is the governor's adjustment and the compute budget's level, as
 // the daemon's runtime reads them at every step.
@@ -64,11 +69,14 @@ func (r *run) initOurs() {
 			// A chat persona merges a room's pending messages: the newest is
 			// the trigger, the older ride along as context.
 			Coalesce: true,
+			// An urgent item never waits behind its own persona's reply or
+			// wait for a decision (as the daemon's personas).
+			Preempt: true,
 		}
 		q := persona.NewInbox[int32](opts)
 		c := persona.NewCycle(a.name, opts, q, r.co)
 		c.SetDependent(len(r.prereqs[a.idx]) > 0)
-		a.ours = &oursState{Driver: NewDriver(c, Host[int32](chatHost{r, a}), r.epoch), c: c, item: -1}
+		a.ours = &oursState{Driver: NewDriver(c, Host[int32](chatHost{r, a}), r.epoch), c: c, item: -1, call: -1}
 		a.ours.Start(0)
 	}
 }
@@ -106,11 +114,18 @@ func (r *run) oursWork(a *actor, act persona.Action[int32]) {
 		r.oursBegin(a, act.Item)
 		r.m.evaluations++
 		o.phase = phEval
-		r.at(r.now+int64(evalCost), evWork, a.idx, 0)
+		o.gen++
+		r.at(r.now+int64(evalCost), evWork, a.idx, o.gen)
 	case persona.DoThink:
 		o.phase = phAwait
 		mi := r.dels[o.item].msg
-		if !r.think(mi, o.item, act.Thought.Confidence, act.Thought.Intent, act.Thought.Addressed) {
+		mustAwait := r.think(mi, o.item, act.Thought.Confidence, act.Thought.Intent, act.Thought.Addressed)
+		if act.NoWait {
+			o.phase = phNone
+			o.Spoke(r.now)
+			return
+		}
+		if !mustAwait {
 			// Too late to count: Await returns the decision made without
 			// it, or amended to grant an addressed persona.
 			o.phase = phNone
@@ -118,11 +133,18 @@ func (r *run) oursWork(a *actor, act persona.Action[int32]) {
 			o.Decided(r.now, d, ok)
 			return
 		}
-		r.at(o.V(act.Until), evAwaitTimeout, a.idx, o.item)
+		o.gen++
+		r.at(o.V(act.Until), evAwaitTimeout, a.idx, o.gen)
 	case persona.DoRespond:
+		if o.item != act.Item.Payload {
+			// A retry, or an item preempted after its grant, goes straight to
+			// its reply.
+			r.oursBegin(a, act.Item)
+		}
 		r.markBatch(a, fGranted)
 		if r.respond(a, r.dels[o.item].msg) {
 			o.phase = phReply
+			o.call = int32(len(r.calls) - 1)
 			return
 		}
 		r.markBatch(a, fSuppressed)
@@ -173,9 +195,40 @@ func (r *run) oursNote(a *actor, n persona.Note[int32]) {
 	}
 }
 
-// oursEvalDone: the local evaluation is done; the cycle thinks.
-func (r *run) oursEvalDone(a *actor) {
+// oursPreempt cuts a's work short for an urgent arrival: an evaluation or
+// a wait for a decision ends now, a reply's model call is cancelled (its
+// slot freed, or its place in the queue given up).
+func (r *run) oursPreempt(a *actor) {
 	o := a.ours
+	ph := o.phase
+	o.phase = phNone
+	r.m.preemptions++
+	switch ph {
+	case phEval:
+		o.Evaluated(r.now, persona.Thought{}, persona.Result{Preempted: true})
+	case phAwait, phDone:
+		o.Done(r.now, persona.Result{Preempted: true})
+	case phReply:
+		c := &r.calls[o.call]
+		r.cancelCall(o.call)
+		room := r.msgs[c.ref].room
+		r.roomFlight[room]--
+		r.budget.Release(room, r.t(c.issued)) // not sent: the budget gets it back
+		o.call = -1
+		o.Done(r.now, persona.Result{Preempted: true})
+	default:
+		o.phase = ph // nothing in progress that can be cut
+		r.m.preemptions--
+	}
+}
+
+// oursEvalDone: the local evaluation of generation gen is done; the cycle
+// thinks.
+func (r *run) oursEvalDone(a *actor, gen int32) {
+	o := a.ours
+	if o.phase != phEval || o.gen != gen {
+		return // preempted
+	}
 	conf, intent := r.oursIntent(a)
 	o.phase = phNone
 	o.Evaluated(r.now, persona.Thought{Confidence: conf, Intent: intent}, persona.Result{})
@@ -183,9 +236,9 @@ func (r *run) oursEvalDone(a *actor) {
 
 // oursAwaitTimeout: the wait for the decision on delivery di ran out
 // (Persona: "coordination: no decision"), which means not granted.
-func (r *run) oursAwaitTimeout(a *actor, di int32) {
+func (r *run) oursAwaitTimeout(a *actor, gen int32) {
 	o := a.ours
-	if o.phase != phAwait || o.item != di {
+	if o.phase != phAwait || o.gen != gen {
 		return
 	}
 	r.m.awaitTimeouts++
@@ -219,6 +272,7 @@ func (r *run) oursResume(a *actor) {
 func (r *run) oursCallDone(c call) {
 	a := r.actors[c.persona]
 	o := a.ours
+	o.call = -1
 	r.roomFlight[r.msgs[c.ref].room]--
 	r.postReply(a.idx, c.ref, o.covers)
 	o.phase = phNone

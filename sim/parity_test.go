@@ -150,7 +150,7 @@ func runReal(t *testing.T, s *script) []rec {
 			switch e.Kind {
 			case persona.EventHandled, persona.EventDeclined, persona.EventExpired, persona.EventFailed:
 				what = e.Kind.String()
-			case persona.EventError, persona.EventPanic, persona.EventGranted, persona.EventNotGranted:
+			case persona.EventError, persona.EventPanic, persona.EventGranted, persona.EventNotGranted, persona.EventPreempted:
 				what = e.Kind.String()
 			default:
 				return
@@ -165,19 +165,19 @@ func runReal(t *testing.T, s *script) []rec {
 		ps := map[string]*persona.Persona[string]{}
 		for _, sp := range s.personas {
 			name := sp.name
-			work := func(it persona.Item[string]) (any, error) {
+			work := func(ctx context.Context, it persona.Item[string]) (any, error) {
 				if s.pipelined() {
 					mu.Lock()
 					trace = append(trace, startRec(name, it, time.Since(start)))
 					mu.Unlock()
 				}
 				a := s.attempt(name, it.ID, it.Attempt)
-				time.Sleep(a.took) // the scripted work, in the bubble's virtual time
+				if err := sleep(ctx, a.took); err != nil { // the scripted work, in the bubble's virtual time
+					return nil, err
+				}
 				return nil, a.out.err(true)
 			}
-			var h persona.Handler[string] = persona.HandlerFunc[string](func(ctx context.Context, it persona.Item[string]) (any, error) {
-				return work(it)
-			})
+			var h persona.Handler[string] = persona.HandlerFunc[string](work)
 			opts := sp.opts
 			if sp.coord {
 				h = &scriptEvaluator{s: s, name: name, respond: work}
@@ -224,6 +224,18 @@ func runReal(t *testing.T, s *script) []rec {
 	return trace
 }
 
+// sleep is scripted work that a preemption (or shutdown) cuts short.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // startRec is the start of work on an item of a pipeline, with how
 // complete its inputs are.
 func startRec(name string, it persona.Item[string], at time.Duration) rec {
@@ -260,7 +272,7 @@ func (o outcome) err(real bool) error {
 type scriptEvaluator struct {
 	s       *script
 	name    string
-	respond func(persona.Item[string]) (any, error)
+	respond func(context.Context, persona.Item[string]) (any, error)
 }
 
 func (e *scriptEvaluator) Handle(ctx context.Context, it persona.Item[string]) (any, error) {
@@ -269,12 +281,14 @@ func (e *scriptEvaluator) Handle(ctx context.Context, it persona.Item[string]) (
 
 func (e *scriptEvaluator) Evaluate(ctx context.Context, it persona.Item[string]) (persona.Thought, error) {
 	th := e.s.thought(e.name, it.ID)
-	time.Sleep(th.took)
+	if err := sleep(ctx, th.took); err != nil {
+		return persona.Thought{}, err
+	}
 	return th.th, th.out.err(true)
 }
 
 func (e *scriptEvaluator) Respond(ctx context.Context, it persona.Item[string], d coord.Decision) (any, error) {
-	return e.respond(it)
+	return e.respond(ctx, it)
 }
 
 // world is a minimal discrete-event loop for the simulator's driver.
@@ -330,8 +344,22 @@ type scriptHost struct {
 	trace *[]rec
 	st    *virtualStream
 	await string // the item whose decision the persona awaits
-	gen   int    // its await's generation, for the timeout
+	gen   int    // the work in progress's generation: a preempted one's events are ignored
+	doing persona.Do
 	pipe  *virtualPipeline
+}
+
+func (h *scriptHost) Preempt() {
+	now := h.w.now
+	h.gen++
+	switch h.doing {
+	case persona.DoEvaluate:
+		h.doing = 0
+		h.d.Evaluated(now, persona.Thought{}, persona.Result{Err: context.Canceled, Preempted: true})
+	case persona.DoHandle, persona.DoRespond, persona.DoThink:
+		h.doing, h.await = 0, ""
+		h.d.Done(now, persona.Result{Err: context.Canceled, Preempted: true})
+	}
 }
 
 // virtualPipeline runs deps.Barriers in the world's virtual time as the
@@ -420,7 +448,8 @@ func (v *virtualStream) publish(ds []coord.Decision) {
 	for _, d := range ds {
 		for _, h := range v.hosts {
 			if h.await == d.Item {
-				h.await = ""
+				h.await, h.doing = "", 0
+				h.gen++
 				h.d.Decided(v.w.now, d, true)
 			}
 		}
@@ -467,11 +496,27 @@ func (h *scriptHost) Work(a persona.Action[string]) {
 		}
 		at := h.s.attempt(h.name, a.Item.ID, a.Item.Attempt)
 		end := h.w.now + int64(at.took)
-		h.w.at(end, func() { h.d.Done(end, result(at.out)) })
+		h.gen++
+		gen := h.gen
+		h.doing = a.Do
+		h.w.at(end, func() {
+			if h.gen == gen {
+				h.doing = 0
+				h.d.Done(end, result(at.out))
+			}
+		})
 	case persona.DoEvaluate:
 		th := h.s.thought(h.name, a.Item.ID)
 		end := h.w.now + int64(th.took)
-		h.w.at(end, func() { h.d.Evaluated(end, th.th, result(th.out)) })
+		h.gen++
+		gen := h.gen
+		h.doing = a.Do
+		h.w.at(end, func() {
+			if h.gen == gen {
+				h.doing = 0
+				h.d.Evaluated(end, th.th, result(th.out))
+			}
+		})
 	case persona.DoThink:
 		v := h.st
 		now := h.w.now
@@ -480,9 +525,15 @@ func (h *scriptHost) Work(a persona.Action[string]) {
 			h.d.Abandon(now, persona.Result{Err: err})
 			return
 		}
+		if a.NoWait {
+			h.d.Spoke(now)
+			v.publish(ds)
+			return
+		}
 		if d, ok := v.core.Decision(a.Item.ID); ok {
 			// Decided already (a late thought), or by this thought: Await
 			// returns at once.
+			h.doing = 0
 			h.d.Decided(now, d, true)
 			v.publish(ds)
 			return
@@ -490,10 +541,11 @@ func (h *scriptHost) Work(a persona.Action[string]) {
 		id := a.Item.ID // the action's item is the cycle's, valid until its next input
 		h.await = id
 		h.gen++
+		h.doing = a.Do
 		gen, until := h.gen, h.d.V(a.Until)
 		h.w.at(until, func() {
 			if h.await == id && h.gen == gen {
-				h.await = ""
+				h.await, h.doing = "", 0
 				h.d.Decided(until, coord.Decision{}, false)
 			}
 		})
@@ -523,6 +575,8 @@ func (h *scriptHost) Note(n persona.Note[string]) {
 	case persona.NoteObserve:
 		ds, _ := v.core.Think(v.t(now), coord.Thought{Persona: h.name, Item: n.Item.ID, Key: n.Item.Key, Intent: coord.IntentObserve})
 		v.publish(ds)
+	case persona.NotePreempted:
+		*h.trace = append(*h.trace, rec{persona: h.name, item: n.Item.ID, what: "preempted", at: time.Duration(h.d.V(n.At))})
 	case persona.NoteGranted, persona.NoteNotGranted:
 		what := "granted"
 		if n.Kind == persona.NoteNotGranted {
@@ -625,10 +679,16 @@ func runSim(t *testing.T, s *script) []rec {
 	return append(trace, decisionTrace(v.core.Recent(1<<20), epoch)...)
 }
 
-// checkParity runs s on both drivers and compares their traces.
-func checkParity(t *testing.T, s *script) {
+// checkParity runs s on both drivers and compares their traces. It
+// returns how many works the simulated personas had preempted.
+func checkParity(t *testing.T, s *script) (preempted int) {
 	t.Helper()
 	real, simulated := runReal(t, s), runSim(t, s)
+	for _, r := range simulated {
+		if r.what == "preempted" {
+			preempted++
+		}
+	}
 	sortTrace(real)
 	sortTrace(simulated)
 	for i := range max(len(real), len(simulated)) {
@@ -646,6 +706,7 @@ func checkParity(t *testing.T, s *script) {
 	if len(real) == 0 {
 		t.Fatal("empty trace: the script did nothing")
 	}
+	return preempted
 }
 
 func TestParityScripts(t *testing.T) {
@@ -697,6 +758,18 @@ func TestParityScripts(t *testing.T) {
 				{at: 400 * ms, persona: "cat", id: "c5", key: "r2", priority: 0.3},
 			},
 			work:    map[string][]attempt{"cat/c1": {{took: 4 * time.Second}}},
+			horizon: time.Minute,
+		},
+	}, {
+		name: "an urgent arrival preempts non-urgent work, which goes back and is done after",
+		s: script{
+			personas: []scriptPersona{{name: "eve", opts: persona.Options{Capacity: 8, Preempt: true}}},
+			arrivals: []arrival{
+				{at: 0, persona: "eve", id: "e1", priority: 0.5},
+				{at: 1500 * ms, persona: "eve", id: "e2", priority: 0.9},
+				{at: 1600 * ms, persona: "eve", id: "e3", priority: 0.95},
+			},
+			work:    map[string][]attempt{"eve/e1": {{took: 4 * time.Second}}, "eve/e2": {{took: 2 * time.Second}}},
 			horizon: time.Minute,
 		},
 	}, {
@@ -790,7 +863,7 @@ func randomScript(seed uint64) *script {
 	s := &script{work: map[string][]attempt{}, horizon: 20 * time.Minute}
 	n := 1 + rng.IntN(3)
 	for i := range n {
-		o := persona.Options{Capacity: 4 + rng.IntN(12), Coalesce: rng.IntN(2) == 0}
+		o := persona.Options{Capacity: 4 + rng.IntN(12), Coalesce: rng.IntN(2) == 0, Preempt: rng.IntN(2) == 0}
 		if rng.IntN(3) == 0 {
 			o.State.CadenceActive = time.Duration(1+rng.IntN(4)) * time.Second
 		}
@@ -922,8 +995,12 @@ func TestParityRandomPipelines(t *testing.T) {
 }
 
 func TestParityRandomScripts(t *testing.T) {
+	preempted := 0
 	for seed := range uint64(40) {
-		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) { checkParity(t, randomScript(seed)) })
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) { preempted += checkParity(t, randomScript(seed)) })
+	}
+	if preempted == 0 {
+		t.Error("no random script preempted anything: the scripts do not exercise Options.Preempt")
 	}
 }
 
@@ -937,7 +1014,7 @@ func randomCoordinated(seed uint64) *script {
 	n := 2 + rng.IntN(3)
 	var names []string
 	for i := range n {
-		o := persona.Options{Capacity: 8 + rng.IntN(8), Coalesce: rng.IntN(2) == 0}
+		o := persona.Options{Capacity: 8 + rng.IntN(8), Coalesce: rng.IntN(2) == 0, Preempt: rng.IntN(2) == 0}
 		name := fmt.Sprintf("p%d", i)
 		names = append(names, name)
 		s.personas = append(s.personas, scriptPersona{name: name, opts: o, coord: true})
@@ -972,7 +1049,11 @@ func randomCoordinated(seed uint64) *script {
 }
 
 func TestParityRandomCoordination(t *testing.T) {
+	preempted := 0
 	for seed := range uint64(30) {
-		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) { checkParity(t, randomCoordinated(seed)) })
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) { preempted += checkParity(t, randomCoordinated(seed)) })
+	}
+	if preempted == 0 {
+		t.Error("no random script preempted anything: the scripts do not exercise Options.Preempt")
 	}
 }

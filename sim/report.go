@@ -45,6 +45,9 @@ type Report struct {
 	ResponsesPerMessage   float64 `json:"responses_per_message"`
 	ModelCalls            int     `json:"model_calls"`
 	ModelCallsCompleted   int     `json:"model_calls_completed"`
+	// ModelCallsCancelled were preempted for urgent work of the same
+	// persona before they completed.
+	ModelCallsCancelled int `json:"model_calls_cancelled"`
 
 	FairnessJain              float64 `json:"fairness_jain"`
 	DutyCycle                 Duty    `json:"duty_cycle"`
@@ -72,15 +75,19 @@ type Report struct {
 	Ceiling           float64            `json:"duty_ceiling,omitempty"`   // the governor's (persona only)
 	ComputeBudget     *BudgetStats       `json:"compute_budget,omitempty"` // persona only; null when unlimited
 	SuppressedReplies int                `json:"suppressed_replies"`
-	SuppressedBudget  int                `json:"suppressed_budget"`
-	SuppressedQuiet   int                `json:"suppressed_quiet"`
-	SuppressedDepth   int                `json:"suppressed_depth"`
-	Coordination      CoordStats         `json:"coordination"`
-	Deferrals         int                `json:"deferrals"`
-	Dropped           int                `json:"dropped"`
-	PoppedUnprocessed int                `json:"popped_unprocessed"`
-	DuplicateEvals    int                `json:"duplicate_evaluations"`
-	Dependencies      *DepStats          `json:"dependencies,omitempty"`
+	// Preemptions counts non-urgent work (an evaluation, a wait for a
+	// decision, a reply's model call) cut short for an urgent item of the
+	// same persona; the preempted item went back to its inbox.
+	Preemptions       int        `json:"preemptions"`
+	SuppressedBudget  int        `json:"suppressed_budget"`
+	SuppressedQuiet   int        `json:"suppressed_quiet"`
+	SuppressedDepth   int        `json:"suppressed_depth"`
+	Coordination      CoordStats `json:"coordination"`
+	Deferrals         int        `json:"deferrals"`
+	Dropped           int        `json:"dropped"`
+	PoppedUnprocessed int        `json:"popped_unprocessed"`
+	DuplicateEvals    int        `json:"duplicate_evaluations"`
+	Dependencies      *DepStats  `json:"dependencies,omitempty"`
 
 	WallSeconds         float64 `json:"wall_seconds"`
 	DeliveriesPerSecond float64 `json:"deliveries_per_wall_second"`
@@ -259,9 +266,10 @@ func (r *run) report() (*Report, error) {
 		Messages: r.m.messages, HumanMessages: r.m.humanMessages, Delivered: len(r.dels),
 		UrgentSLASeconds: sc.SLA.Urgent.Seconds(),
 		Evaluations:      r.m.evaluations, Replies: r.m.replies,
-		ModelCalls: r.m.modelCalls, ModelCallsCompleted: r.m.modelCallsDone,
+		ModelCalls: r.m.modelCalls, ModelCallsCompleted: r.m.modelCallsDone, ModelCallsCancelled: r.m.modelCallsCancelled,
 		SuppressedBudget: r.m.suppressedBudget, SuppressedQuiet: r.m.suppressedQuiet, SuppressedDepth: r.m.suppressedDepth,
 		SuppressedReplies: r.m.suppressedBudget + r.m.suppressedQuiet + r.m.suppressedDepth,
+		Preemptions:       r.m.preemptions,
 		Coordination: CoordStats{Decisions: r.m.decisions, TimedOut: r.m.timedOut, Granted: r.m.granted,
 			NotGranted: r.m.notGranted, LateThoughts: r.m.lateThoughts, LateGrants: r.m.lateGrants,
 			AwaitTimeouts: r.m.awaitTimeouts},
