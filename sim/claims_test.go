@@ -130,8 +130,12 @@ func TestClaimsOverSeeds(t *testing.T) {
 				// serves one urgent item at a time: on seed 1 two mentions
 				// of one persona 0.4s apart met a first reply that took
 				// 10.7s (the handle time's tail), and the second waited
-				// 10.7s (README, "Simulator").
-				urgent.share = 0.95
+				// 10.7s (README, "Simulator"). Since the simulator applies
+				// the daemon's intake guard and opens decisions at the
+				// first evaluation, seed 12 fails the same way: a
+				// persona's @mention of helper-3 at 33m54s waited 11.9s
+				// behind helper-3's urgent reply, whose call took 16.7s.
+				urgent.share = 0.9
 			}
 			claims = append(claims, urgent)
 			if name == "steady.yaml" {

@@ -37,6 +37,8 @@ const (
 	acDeferred
 	acExpired
 	acLost
+	acSkipped // not taken in: the intake guard kept it out of the inbox (persona)
+	numAccts
 )
 
 // class is a delivery's priority class under the reference scorer.
@@ -93,6 +95,10 @@ type message struct {
 	answered, mentionAnswered int64 // first reply covering it; -1: none
 
 	id string // its item ID in the coordination stream (itemID)
+	// src is its index in Traffic.Script (-1: not scripted); replyTo is
+	// the message a persona's reply answers (-1: not a reply). They name
+	// it in Options.OnReply (label).
+	src, replyTo int32
 	// granted records who the published decisions on it granted, late
 	// grants included: the stream forgets old decisions, the report does not.
 	granted []int32
@@ -119,6 +125,7 @@ type actor struct {
 	name      string
 	expertise []string
 	mu, sigma float64 // lognormal model call time, in log-seconds
+	median    int64   // the handle's median, ns: the call time when sigma is 0
 	rng       *rand.Rand
 	capacity  int
 	expert    map[uint64]bool
@@ -198,6 +205,12 @@ type run struct {
 
 	rngArr, rngMsg *rand.Rand
 
+	// script is Traffic.Script in order of time with its rooms, authors,
+	// mentions and topics resolved (script.go); posting and replying are
+	// the src and replyTo of the message post is creating.
+	script            []scripted
+	posting, replying int32
+
 	co       *coord.Core // the coordination stream (stream.go)
 	expireAt int64       // the earliest evDecision pending; MaxInt64 none
 	actorIdx map[string]int32
@@ -243,6 +256,8 @@ func newRun(ctx context.Context, in *Scenario, pol Policy, opts Options) (*run, 
 		expireAt: math.MaxInt64,
 		actorIdx: map[string]int32{},
 		ref:      chat.DefaultWeights(),
+		posting:  -1,
+		replying: -1,
 		stateCfg: state.Config{}.Defaults(),
 		adj:      govern.Nominal.Adjust(),
 	}
@@ -279,6 +294,7 @@ func newRun(ctx context.Context, in *Scenario, pol Policy, opts Options) (*run, 
 				name:      name,
 				expertise: ps.Expertise,
 				mu:        math.Log(ps.Handle.Median.Seconds()),
+				median:    int64(ps.Handle.Median),
 				sigma:     sigma,
 				rng:       rand.New(rand.NewPCG(sc.Seed, h.Sum64())),
 				capacity:  ps.Capacity,
@@ -316,6 +332,7 @@ func newRun(ctx context.Context, in *Scenario, pol Policy, opts Options) (*run, 
 	for i := range sc.Traffic.Rooms {
 		r.roomKeys = append(r.roomKeys, "room"+strconv.Itoa(i))
 	}
+	r.initScript() // after the actors and rooms: it names them
 	r.roomFlight = make([]int, sc.Traffic.Rooms)
 	minutes := int(sc.Duration/time.Minute) + 1
 	r.roomMinute = make([][]int32, sc.Traffic.Rooms)
@@ -365,7 +382,13 @@ func (r *run) at(d int64, kind evKind, a, b int32) {
 func (r *run) simulate() (*Report, error) {
 	r.wall = time.Now()
 	r.lastProg = r.wall
-	r.scheduleArrival(0)
+	if len(r.script) > 0 {
+		for i, m := range r.script {
+			r.at(int64(m.At), evArrival, int32(i), 1)
+		}
+	} else {
+		r.scheduleArrival(0)
+	}
 	if r.gov != nil {
 		r.feed.Observe(r.t(0), r.governorSample()) // the window's start, as the Sampler's at Run
 	}
@@ -385,6 +408,10 @@ func (r *run) runUntil(end int64) error {
 		r.advance(e.at)
 		switch e.kind {
 		case evArrival:
+			if e.b == 1 {
+				r.arriveScripted(e.a)
+				break
+			}
 			r.arrive()
 		case evTick:
 			if err := r.tick(); err != nil {
@@ -599,7 +626,8 @@ func (r *run) arrive() {
 func (r *run) post(room, author, mention, depth int32, topics uint64) int32 {
 	mi := int32(len(r.msgs))
 	r.msgs = append(r.msgs, message{at: r.now, room: room, author: author, mention: mention, depth: depth,
-		topics: topics, lastHuman: r.roomHuman[room], first: int32(len(r.dels)), answered: -1, mentionAnswered: -1, id: itemID(mi)})
+		topics: topics, lastHuman: r.roomHuman[room], first: int32(len(r.dels)), answered: -1, mentionAnswered: -1, id: itemID(mi),
+		src: r.posting, replyTo: r.replying})
 	r.m.messages++
 	if author < 0 {
 		r.m.humanMessages++
@@ -655,8 +683,13 @@ func (r *run) delOf(mi, p int32) int32 {
 
 // --- model server ---
 
-// lognormal draws a model call's duration for a.
+// lognormal draws a model call's duration for a. A handle whose p95 is
+// its median takes exactly the median, to the nanosecond (exp(log(x))
+// need not give x back), so that a script's call times are known.
 func (r *run) lognormal(a *actor) int64 {
+	if a.sigma == 0 {
+		return max(a.median, 1)
+	}
 	s := math.Exp(a.mu + a.sigma*a.rng.NormFloat64())
 	return max(int64(s*float64(second)), 1)
 }

@@ -25,6 +25,7 @@ var rows = []row{
 	{"deferred (at end)", func(r *Report) string { return n(r.Deferred) }},
 	{"expired", func(r *Report) string { return n(r.Expired) }},
 	{"lost", func(r *Report) string { return n(r.Lost) }},
+	{"skipped at intake", func(r *Report) string { return n(r.Skipped) }},
 	{"pending at end", func(r *Report) string { return n(r.PendingAtEnd) }},
 	{"urgent wait p50 / p99 / max (s)", func(r *Report) string {
 		q := r.WaitSeconds.Urgent

@@ -33,7 +33,11 @@ type Report struct {
 	Deferred      int `json:"deferred"`
 	Expired       int `json:"expired"`
 	Lost          int `json:"lost"`
-	PendingAtEnd  int `json:"pending_at_end"`
+	// Skipped were not taken in (persona policy): the daemon's intake
+	// guard (chat.Settings.Guard: not relevant, too deep, quiet room)
+	// kept them out of the inbox, so they cost no evaluation.
+	Skipped      int `json:"skipped"`
+	PendingAtEnd int `json:"pending_at_end"`
 
 	WaitSeconds         Waits   `json:"wait_seconds"`
 	UrgentSLASeconds    float64 `json:"urgent_sla_seconds"`
@@ -78,8 +82,11 @@ type Report struct {
 	// Preemptions counts non-urgent work (an evaluation, a wait for a
 	// decision, a reply's model call) cut short for an urgent item of the
 	// same persona; the preempted item went back to its inbox.
-	Preemptions       int        `json:"preemptions"`
-	SuppressedBudget  int        `json:"suppressed_budget"`
+	Preemptions      int `json:"preemptions"`
+	SuppressedBudget int `json:"suppressed_budget"`
+	// SuppressedQuiet and SuppressedDepth count deliveries of persona
+	// messages the intake guard did not take in (quiet room, chain too
+	// deep): under the persona policy they are among Skipped.
 	SuppressedQuiet   int        `json:"suppressed_quiet"`
 	SuppressedDepth   int        `json:"suppressed_depth"`
 	Coordination      CoordStats `json:"coordination"`
@@ -190,7 +197,7 @@ func (r *run) settle() error {
 				}
 			}
 		}
-		var per = make([][6]int, len(r.actors))
+		var per = make([][numAccts]int, len(r.actors))
 		for i := range r.dels {
 			d := &r.dels[i]
 			if d.flags&fInInbox != 0 && d.acct == acPending && d.flags&fEnd == 0 {
@@ -299,6 +306,8 @@ func (r *run) report() (*Report, error) {
 			rep.Expired++
 		case acLost:
 			rep.Lost++
+		case acSkipped:
+			rep.Skipped++
 		case acPending:
 			rep.PendingAtEnd++
 			if d.start >= 0 {
@@ -314,7 +323,7 @@ func (r *run) report() (*Report, error) {
 			rep.UrgentSLAViolations++
 		}
 	}
-	if sum := rep.Handled + rep.Declined + rep.Deferred + rep.Expired + rep.Lost + rep.PendingAtEnd; sum != rep.Delivered {
+	if sum := rep.Handled + rep.Declined + rep.Deferred + rep.Expired + rep.Lost + rep.Skipped + rep.PendingAtEnd; sum != rep.Delivered {
 		return nil, fmt.Errorf("%w: %d delivered, %d accounted", ErrUnbalanced, rep.Delivered, sum)
 	}
 	for c := range waits {

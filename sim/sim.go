@@ -60,6 +60,11 @@ type Options struct {
 	// Prometheus collectors (package metrics) can be fed by a simulation.
 	// Called from the run's goroutine.
 	Observer persona.Observer
+	// OnReply, if set, is called with every reply a persona posts, in
+	// order of time: who answered which message,
+	// which older ones it covered, and when (a transcript of the run).
+	// Called from the run's goroutine.
+	OnReply func(Reply)
 }
 
 // Progress is a run's progress, for a progress bar.
