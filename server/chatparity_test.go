@@ -1,0 +1,414 @@
+package server
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/personaos/persona"
+	"github.com/personaos/persona/chat"
+	"github.com/personaos/persona/llm"
+	"github.com/personaos/persona/sim"
+)
+
+// The chat-level parity test feeds one persona file and one message script
+// to the daemon and to the simulator (sim.Run with Traffic.Script), and
+// requires the same answers: the same personas answering the same messages
+// (covering the same merged ones) at the same virtual times.
+//
+// The daemon's side is its own chat path without NATS (chatBench): the
+// intake (decode, guard, the item it delivers), the runtime's personas
+// with the daemon's options, its coordination stream and decision opening
+// (Daemon.open), the responders (Evaluate, Respond: slot claim, reply
+// budget, model call, cover and address), the rooms (quiet room, history,
+// budget) and the scorer, all in a synctest bubble. The bench stands in
+// for what goes through the bus, as plainly as it can:
+//   - A message is applied to the rooms (as the room follower would) and
+//     then handed to every source persona's intake, at the instant it is
+//     posted. On the bus the follower and each consumer read the stream
+//     independently, milliseconds later, in no set order: the bench fixes
+//     the order the simulator has (the room knows a message before any
+//     persona sees it) and takes the bus's latency as zero, as the
+//     simulator does. A reply is fed back the same way the moment it is
+//     sent (RepliesFeedBack).
+//   - The replies bucket is a map with the bucket's semantics (one reply
+//     per persona and message, K responder slots per message); the
+//     ledger, acknowledgements and redeliveries are not there: they decide
+//     nothing about who answers when, only that it happens once across
+//     restarts, which the daemon's own tests check.
+//   - A persona message of the script by a persona of the file is counted
+//     by the reply budget as another daemon's (rooms.budget.Saw), as the
+//     simulator counts its outside persona traffic: this daemon did not
+//     write it.
+//
+// Where the two sides are made equal by the scenario rather than by code,
+// and why:
+//   - The model is scripted: a call takes the persona's handle time, which
+//     the scenario gives as median == p95 (exact in the simulator), and
+//     replies with the trigger's words without '@' (so that a reply fed
+//     back has the trigger's topics, as the simulator's has).
+//   - The daemon has no model-slot scheduler: the scenario has more slots
+//     (cores) than personas, so no simulated call waits for one. The
+//     compute budget is unlimited on both sides.
+//   - The governor has no sampler here (its inputs include the process's
+//     CPU time, which the bubble does not virtualise): it stays nominal,
+//     and the test requires the simulated governor to have stayed nominal.
+//   - An evaluation takes the simulator's evalCost, 50 ms, before the
+//     responder's Evaluate (which takes no time in the bubble); a
+//     preemption during it cuts it short on both sides.
+//   - The daemon's personas run with Options.Preempt, which the
+//     simulator's personas use ("as the daemon's will", sim/ours.go) and
+//     Config.Persona does not set by default yet.
+//
+// Script times carry odd nanoseconds, and each persona's handle time
+// others, so that no two events coincide by accident: at one instant the
+// bubble runs goroutines in any order.
+
+// evalCost is the simulator's evalCost (sim/engine.go): a local
+// evaluation's cost in virtual time.
+const evalCost = 50 * time.Millisecond
+
+// parityAnswer is one reply: who answered which message (and which merged
+// ones), in which room, when. Messages are named as sim.Reply names them.
+type parityAnswer struct {
+	at      time.Duration
+	persona string
+	room    string
+	to      string
+	covers  []string
+}
+
+func (a parityAnswer) String() string {
+	return fmt.Sprintf("%v %s in %s answers %s covering %v", a.at, a.persona, a.room, a.to, a.covers)
+}
+
+func sortAnswers(as []parityAnswer) {
+	slices.SortStableFunc(as, func(a, b parityAnswer) int {
+		return cmp.Or(cmp.Compare(a.at, b.at), strings.Compare(a.persona, b.persona), strings.Compare(a.to, b.to))
+	})
+}
+
+// chatScript is a persona file, a message script and each persona's model
+// call time, run for horizon.
+type chatScript struct {
+	specs   []PersonaSpec
+	msgs    []sim.ScriptMessage
+	handle  map[string]time.Duration
+	horizon time.Duration
+}
+
+// chatBench is the daemon's chat path without the bus (see above). It is
+// the responders' replyStore and accounts.
+type chatBench struct {
+	t     *testing.T
+	d     *Daemon
+	start time.Time
+
+	mu       sync.Mutex
+	seq      uint64
+	labels   map[string]string   // message id -> its name (sim.Reply)
+	answered map[string]bool     // lower-case persona/message: the replies bucket's claims
+	slots    map[string][]string // message -> personas holding its responder slots
+	answers  []parityAnswer
+}
+
+var (
+	_ replyStore = (*chatBench)(nil)
+	_ accounts   = (*chatBench)(nil)
+)
+
+// scriptedModel answers after the persona's handle time with the words of
+// the newest message of its history (the trigger), '@' removed.
+type scriptedModel struct{ handle map[string]time.Duration }
+
+func (m scriptedModel) Complete(ctx context.Context, req llm.Request) (llm.Reply, error) {
+	t := time.NewTimer(m.handle[req.Persona])
+	defer t.Stop()
+	select {
+	case <-ctx.Done(): // preempted: the call is cancelled
+		return llm.Reply{}, ctx.Err()
+	case <-t.C:
+	}
+	last := ""
+	if n := len(req.History); n > 0 {
+		last = req.History[n-1].Content
+	}
+	return llm.Reply{Content: strings.ReplaceAll(last, "@", "")}, nil
+}
+
+// costlyEvaluator is a responder whose evaluation takes evalCost first.
+type costlyEvaluator struct{ *responder }
+
+func (e costlyEvaluator) Evaluate(ctx context.Context, it persona.Item[chat.Message]) (persona.Thought, error) {
+	t := time.NewTimer(evalCost)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return persona.Thought{}, ctx.Err()
+	case <-t.C:
+	}
+	return e.responder.Evaluate(ctx, it)
+}
+
+// newChatBench assembles the daemon's chat path for s, as Start and
+// buildRuntime do but for the bus, and starts its personas. Call it inside
+// a synctest bubble; close stops it.
+func newChatBench(t *testing.T, s *chatScript) *chatBench {
+	t.Helper()
+	cfg := Config{
+		Specs: s.specs, Logger: slog.New(slog.DiscardHandler),
+		Model: scriptedModel{s.handle}, BudgetPerSec: -1,
+	}
+	cfg.Persona.Preempt = true
+	d, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &chatBench{t: t, d: d, start: time.Now(), labels: map[string]string{}, answered: map[string]bool{}, slots: map[string][]string{}}
+	// As Start: the rooms with the daemon's reply budget and its personas.
+	d.rooms = newRooms(d.log)
+	d.rooms.budget = chat.NewBudget[string](d.chat.ReplyBudget, d.chat.ReplyWindow)
+	d.rooms.local = map[string]bool{}
+	for _, sp := range d.specs {
+		d.rooms.local[strings.ToLower(sp.Name)] = true
+	}
+	if err := d.buildModels(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.buildCore(nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, sp := range d.specs {
+		m, opts := d.newMember(sp, b, b)
+		if m.p, err = persona.Spawn(d.rt, sp.Name, persona.Coordinated[chat.Message](costlyEvaluator{m.r}), opts); err != nil {
+			t.Fatal(err)
+		}
+		d.addMember(m)
+	}
+	if err := d.rt.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (b *chatBench) close(t *testing.T) {
+	t.Helper()
+	if _, err := b.d.rt.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b.d.stream.Close()
+}
+
+// post puts msg in its room, named name, and hands it to every source
+// persona's intake: the guard, then the delivery (Daemon.deliver without
+// the ledger and the acknowledgements).
+func (b *chatBench) post(name string, msg chat.Message) {
+	d := b.d
+	b.mu.Lock()
+	b.seq++
+	seq := b.seq
+	b.labels[msg.ID] = name
+	b.mu.Unlock()
+	d.rooms.apply(seq, msg)
+	now := time.Now()
+	for _, m := range d.members {
+		if m.spec.Dependent() {
+			continue // released by its prerequisites, not by a consumer
+		}
+		in := d.decode(msg)
+		if reason, score := d.guard(m.spec.Name, in, now); reason != "" {
+			d.count(m.spec.Name, reason)
+		} else if err := m.p.Deliver(in.item(score)); err != nil {
+			b.t.Errorf("deliver %s to %s: %v", name, m.spec.Name, err)
+		}
+	}
+}
+
+// postScripted posts script message i.
+func (b *chatBench) postScripted(i int, sm sim.ScriptMessage) {
+	msg := chat.Message{ID: "s" + strconv.Itoa(i), Room: sm.Room, Author: sm.Author, Kind: chat.Human, Content: sm.Text, At: time.Now().UTC()}
+	for _, sp := range b.d.specs {
+		if strings.EqualFold(sp.Name, sm.Author) {
+			msg.Author, msg.Kind = sp.Name, chat.Persona
+			b.d.rooms.mu.Lock()
+			b.d.rooms.budget.Saw(msg.Room, msg.At) // another daemon's persona wrote it
+			b.d.rooms.mu.Unlock()
+		}
+	}
+	b.post("#"+strconv.Itoa(i), msg)
+}
+
+func key(persona, id string) string { return strings.ToLower(persona) + "/" + id }
+
+func (b *chatBench) answeredBefore(_ context.Context, persona, id string) (bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.answered[key(persona, id)], nil
+}
+
+func (b *chatBench) claimSlot(_ context.Context, persona, id string) (bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	held := b.slots[id]
+	if slices.ContainsFunc(held, func(p string) bool { return strings.EqualFold(p, persona) }) {
+		return true, nil
+	}
+	if len(held) >= max(1, b.d.chat.Stream.K) {
+		return false, nil
+	}
+	b.slots[id] = append(held, persona)
+	return true, nil
+}
+
+// sendReply records the answer, as the replies bucket claims it, and
+// publishes the reply: the rooms learn it (rooms.posted) and it is fed
+// back to the personas.
+func (b *chatBench) sendReply(_ context.Context, persona, trigger string, covered []string, out chat.Message) error {
+	b.mu.Lock()
+	if b.answered[key(persona, trigger)] {
+		b.mu.Unlock()
+		return errAnswered
+	}
+	b.answered[key(persona, trigger)] = true
+	a := parityAnswer{at: time.Since(b.start), persona: persona, room: out.Room, to: b.labels[trigger]}
+	for _, id := range covered {
+		b.answered[key(persona, id)] = true
+		a.covers = append(a.covers, b.labels[id])
+	}
+	b.answers = append(b.answers, a)
+	name := persona + ">" + b.labels[trigger]
+	b.mu.Unlock()
+	b.d.rooms.posted(0, out)
+	b.post(name, out)
+	return nil
+}
+
+func (b *chatBench) note(persona, id, note string) {}
+func (b *chatBench) count(persona, reason string)  { b.d.count(persona, reason) }
+
+// daemonAnswers plays s on the daemon's chat path.
+func daemonAnswers(t *testing.T, s *chatScript) []parityAnswer {
+	var out []parityAnswer
+	synctest.Test(t, func(t *testing.T) {
+		b := newChatBench(t, s)
+		order := make([]int, len(s.msgs))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortStableFunc(order, func(i, j int) int { return cmp.Compare(s.msgs[i].At, s.msgs[j].At) })
+		for _, i := range order {
+			time.Sleep(s.msgs[i].At - time.Since(b.start))
+			b.postScripted(i, s.msgs[i])
+		}
+		time.Sleep(s.horizon - time.Since(b.start))
+		b.close(t)
+		b.mu.Lock()
+		out = slices.Clone(b.answers)
+		b.mu.Unlock()
+	})
+	return out
+}
+
+// simAnswers plays s on the simulator.
+func simAnswers(t *testing.T, s *chatScript) ([]parityAnswer, *sim.Report) {
+	traffic := &sim.Scenario{
+		Name: "chat parity", Seed: 1, Duration: s.horizon,
+		Cores:   2 * len(s.specs),       // more model slots than personas: no call waits for one
+		Budget:  sim.Budget{PerSec: -1}, // unlimited, as the bench's daemon
+		Traffic: sim.Traffic{Script: s.msgs, RepliesFeedBack: true},
+	}
+	sc := sim.FromPersonas("chat parity", s.specs, traffic)
+	for i := range sc.Personas {
+		h := s.handle[sc.Personas[i].Name]
+		sc.Personas[i].Handle = sim.Handle{Median: h, P95: h}
+	}
+	var out []parityAnswer
+	rep, err := sim.Run(context.Background(), sc, sim.Persona, sim.Options{OnReply: func(r sim.Reply) {
+		out = append(out, parityAnswer{at: r.At, persona: r.Persona, room: r.Room, to: r.To, covers: r.Covers})
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out, rep
+}
+
+// checkChatParity runs s on both sides and compares their answers; it
+// prints the first difference.
+func checkChatParity(t *testing.T, s *chatScript) []parityAnswer {
+	t.Helper()
+	real := daemonAnswers(t, s)
+	simulated, rep := simAnswers(t, s)
+	if n := rep.ThermalTime["nominal"]; n < rep.DurationSeconds-1 {
+		t.Fatalf("the simulated governor left nominal (%v): the bench's governor cannot follow", rep.ThermalTime)
+	}
+	sortAnswers(real)
+	sortAnswers(simulated)
+	for i := range max(len(real), len(simulated)) {
+		var a, b string
+		if i < len(real) {
+			a = real[i].String()
+		}
+		if i < len(simulated) {
+			b = simulated[i].String()
+		}
+		if a != b {
+			t.Fatalf("answers differ at %d of %d (daemon) / %d (simulator):\n  daemon:    %s\n  simulator: %s", i, len(real), len(simulated), a, b)
+		}
+	}
+	if len(real) == 0 {
+		t.Fatal("nobody answered: the script tests nothing")
+	}
+	return real
+}
+
+func TestChatParityPersonaFile(t *testing.T) {
+	specs, err := LoadPersonas("personas.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := time.Millisecond
+	at := func(d time.Duration, ns int) time.Duration { return d + time.Duration(ns) }
+	s := &chatScript{
+		specs: specs,
+		handle: map[string]time.Duration{
+			"Helper": 2*time.Second + 101, "CodeReview": 3*time.Second + 211,
+			"Teacher": 2500*ms + 307, "Planner": 1500*ms + 401,
+		},
+		horizon: 15 * time.Minute,
+		msgs: []sim.ScriptMessage{
+			// A fresh human question is relevant to everyone: the
+			// experts (install, go) are the most confident.
+			{At: at(500*ms, 7), Room: "general", Author: "alice", Text: "how do I install go on linux?"},
+			// An @mention: urgent for its addressee, who answers.
+			{At: at(2*time.Second, 13), Room: "dev", Author: "bob", Text: "@CodeReview please review this func"},
+			{At: at(5*time.Second, 17), Room: "general", Author: "carol", Text: "can you explain goroutines with an example"},
+			// A persona's message: taken in only by a persona it is
+			// relevant enough to (expertise), skipped by the others.
+			{At: at(9*time.Second, 19), Room: "general", Author: "Planner", Text: "plan: step one is a test of the setup"},
+			{At: at(20*time.Second, 23), Room: "dev", Author: "dave", Text: "@Helper I am stuck with an error"},
+			// Three questions in one room in a breath: merged into one
+			// reply that addresses each asker.
+			{At: at(40*time.Second, 29), Room: "general", Author: "erin", Text: "what is a good roadmap for learning rust"},
+			{At: at(40200*ms, 31), Room: "general", Author: "frank", Text: "and which tutorial for a beginner"},
+			{At: at(40400*ms, 37), Room: "general", Author: "grace", Text: "any example project with tests"},
+			// Quiet room: no human in "general" for more than 10 minutes
+			// before this persona's message: nobody takes it in.
+			{At: at(12*time.Minute, 41), Room: "general", Author: "Helper", Text: "@Teacher a question about code review"},
+			// A persona's mention in a room a human keeps alive.
+			{At: at(13*time.Minute, 43), Room: "dev", Author: "gina", Text: "deadline for the project milestone?"},
+			{At: at(13*time.Minute+2*time.Second, 47), Room: "dev", Author: "Teacher", Text: "@Planner what is the schedule"},
+		},
+	}
+	answers := checkChatParity(t, s)
+	for _, a := range answers {
+		t.Log(a)
+	}
+}
