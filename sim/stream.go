@@ -103,13 +103,13 @@ func (r *run) think(mi, di int32, conf float64, intent coord.Intent, addressed b
 	return true
 }
 
-// withdraw tells the decision that persona's delivery di will not think
-// (coord.Stream.Leave: a decided or forgotten item is left alone).
+// withdraw tells the decision that persona's delivery di will not think,
+// or no longer stands by its thought (coord.Stream.Leave: a decided or
+// forgotten item is left alone). As the runtime, it leaves every time the
+// cycle says so, after a thought too: a persona preempted while it awaits
+// the decision leaves it, and the decision does not grant it.
 func (r *run) withdraw(di int32) {
 	d := &r.dels[di]
-	if d.flags&fSpoke != 0 {
-		return
-	}
 	d.flags |= fSpoke
 	r.publish(r.co.Leave(r.t(r.now), r.msgs[d.msg].id, r.actors[d.persona].name))
 }
