@@ -70,9 +70,14 @@ import (
 //     simulator's personas use ("as the daemon's will", sim/ours.go) and
 //     Config.Persona does not set by default yet.
 //
-// Script times carry odd nanoseconds, and each persona's handle time
-// others, so that no two events coincide by accident: at one instant the
-// bubble runs goroutines in any order.
+// At one instant the bubble runs goroutines in any order, where the
+// simulator has one order of events. So script times carry odd
+// nanoseconds, and each persona's handle time others, the stream's
+// windows are off whole seconds by a few nanoseconds (a window never ends
+// at the very instant a thought arrives), and where the structure itself
+// makes two decisions close at one instant (the personas a decision lets
+// go step at once), the answers are compared up to the first decision
+// that order may have chosen (tiedInstant); the test logs when it cuts.
 
 // evalCost is the simulator's evalCost (sim/engine.go): a local
 // evaluation's cost in virtual time.
