@@ -353,12 +353,14 @@ func (c *Cycle[T]) Stop() {
 }
 
 // Arrived is an accepted push into the inbox (one that queued its entry,
-// not one deferred on arrival). A dependent wakes on every arrival; an
-// urgent item wakes a resting or idle persona at once (the demand trigger);
-// other items wait for the next tick of its rhythm, so they are batched.
-// A running persona looks at its inbox again before it rests, so it needs
-// no wake.
-func (c *Cycle[T]) Arrived(now time.Time, urgent bool) Wake {
+// not one deferred on arrival), urgent or not, with its deadline (zero:
+// none). A dependent wakes on every arrival; an urgent item wakes a
+// resting or idle persona at once (the demand trigger), and so does an
+// item whose deadline falls before the next tick of the persona's rhythm
+// (it cannot wait to be batched); other items wait for that tick, so they
+// are batched. A running persona looks at its inbox again before it rests,
+// so it needs no wake.
+func (c *Cycle[T]) Arrived(now time.Time, urgent bool, deadline time.Time) Wake {
 	if c.dormant || c.phase == PhaseStopped {
 		return Wake{}
 	}
@@ -375,18 +377,21 @@ func (c *Cycle[T]) Arrived(now time.Time, urgent bool) Wake {
 		}
 		return Wake{}
 	case PhaseResting:
-		if !urgent {
+		if !urgent && (deadline.IsZero() || !deadline.Before(c.wakeAt)) {
 			return Wake{} // the scan timer will pick it up: batching
 		}
 	}
 	if urgent {
 		return c.wakeNow(TriggerDemand)
 	}
-	// Idle: look at the next tick of the rhythm after the last rest; a
-	// persona that never rested, or rested long ago, looks at once.
+	// Look at the next tick of the rhythm after the last rest; a persona
+	// that never rested, or rested long ago, looks at once.
 	at := now
 	if !c.lastRest.IsZero() {
 		at = maxTime(now, c.lastRest.Add(c.cadence))
+	}
+	if !deadline.IsZero() && deadline.Before(at) {
+		return c.wakeNow(TriggerDemand) // it would expire waiting for the tick
 	}
 	return c.arm(now, at)
 }

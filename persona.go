@@ -251,7 +251,7 @@ func (p *Persona[T]) deliver(it Item[T], released bool) error {
 	var notes []Note[T]
 	p.mu.Lock()
 	if out != inbox.DeferredOnArrival {
-		p.wakeLocked(p.c.Arrived(now, urgent))
+		p.wakeLocked(p.c.Arrived(now, urgent, it.Deadline))
 	}
 	if out != inbox.Accepted {
 		p.c.DrainDeferred(now) // the lowest entry, not always the newcomer

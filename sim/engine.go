@@ -109,8 +109,9 @@ type call struct {
 }
 
 const (
-	callEval uint8 = iota
-	callReply
+	callEval  uint8 = iota
+	callReply       // a chat persona's reply
+	callWork        // a pipeline stage's work on an item: a core, not a model call
 )
 
 // actor is one persona instance under any policy.
@@ -125,6 +126,10 @@ type actor struct {
 	recent    []int64 // per room: last activity; -1 never
 	busy      int64   // time spent working, ns (fairness)
 	wakes     [numTriggers]int64
+	// stage: a pipeline stage (reply: false), not a chat persona.
+	stage      bool
+	complexity float64
+	stateCfg   state.Config // the runtime's state config with its persona's overrides
 
 	ours *oursState
 	seed *seedActor
@@ -151,6 +156,8 @@ type metrics struct {
 	granted, notGranted, lateThoughts int
 	lateGrants, awaitTimeouts         int
 	preemptions, modelCallsCancelled  int
+	stageWork, stageExpired           int
+	stageExpiredCool                  int
 	releases, incomplete, skipped     int
 	depViolations                     int
 	respLatency, humanAnswer          []float64
@@ -263,7 +270,6 @@ func newRun(ctx context.Context, in *Scenario, pol Policy, opts Options) (*run, 
 		r.w = chat.SeedWeights()
 	}
 	idx := map[string]int32{}
-	var stateOf []state.Config // per actor: the runtime's state config with its persona's overrides
 	for _, ps := range sc.Personas {
 		spec := chat.PersonaSpec{Cadence: ps.Cadence, Thresholds: ps.Thresholds}
 		sigma := 0.0
@@ -275,20 +281,22 @@ func newRun(ctx context.Context, in *Scenario, pol Policy, opts Options) (*run, 
 			h := fnv.New64a()
 			h.Write([]byte(name))
 			a := &actor{
-				idx:       int32(len(r.actors)),
-				name:      name,
-				expertise: ps.Expertise,
-				mu:        math.Log(ps.Handle.Median.Seconds()),
-				sigma:     sigma,
-				rng:       rand.New(rand.NewPCG(sc.Seed, h.Sum64())),
-				capacity:  ps.Capacity,
-				expert:    map[uint64]bool{},
-				recent:    filled(sc.Traffic.Rooms, -1),
+				idx:        int32(len(r.actors)),
+				name:       name,
+				expertise:  ps.Expertise,
+				mu:         math.Log(ps.Handle.Median.Seconds()),
+				sigma:      sigma,
+				rng:        rand.New(rand.NewPCG(sc.Seed, h.Sum64())),
+				capacity:   ps.Capacity,
+				expert:     map[uint64]bool{},
+				recent:     filled(sc.Traffic.Rooms, -1),
+				stage:      ps.NoReply,
+				complexity: ps.Complexity,
+				stateCfg:   spec.StateConfig(r.stateCfg),
 			}
 			idx[name] = a.idx
 			r.actorIdx[name] = a.idx
 			r.actors = append(r.actors, a)
-			stateOf = append(stateOf, spec.StateConfig(r.stateCfg))
 		}
 	}
 	g, err := sc.graph()
@@ -329,17 +337,7 @@ func newRun(ctx context.Context, in *Scenario, pol Policy, opts Options) (*run, 
 	}
 	switch pol {
 	case Persona:
-		// Each persona's cycle gets its persona file's cadence and
-		// threshold overrides, as the daemon's personaOptions gives them:
-		// initOurs builds every actor's cycle from r.stateCfg, so it runs
-		// once per actor with that actor's config. (ours.go is another
-		// helper's; reading a per-actor config there would be simpler.)
-		all, base := r.actors, r.stateCfg
-		for i := range all {
-			r.actors, r.stateCfg = all[i:i+1], stateOf[i]
-			r.initOurs()
-		}
-		r.actors, r.stateCfg = all, base
+		r.initOurs()
 	case Seed:
 		r.initSeed()
 	}
@@ -672,10 +670,15 @@ func (r *run) callModel(p int32, kind uint8, ref int32) { r.callModelFor(p, kind
 func (r *run) callModelFor(p int32, kind uint8, ref int32, urgent bool) {
 	id := int32(len(r.calls))
 	r.calls = append(r.calls, call{persona: p, kind: kind, ref: ref, issued: r.now, start: -1, urgent: urgent})
-	r.m.modelCalls++
 	if r.gov != nil {
 		r.meter.Begin(r.t(r.now))
 	}
+	if kind == callWork {
+		r.m.stageWork++
+		r.admit(id) // the compute budget is for model calls
+		return
+	}
+	r.m.modelCalls++
 	if d := r.budgetWait(); d > 0 {
 		r.at(r.now+d, evBudget, id, 0)
 		return
@@ -747,7 +750,9 @@ func (r *run) callDone(id int32) {
 		return // its slot was freed when it was cancelled
 	}
 	r.busyN--
-	r.m.modelCallsDone++
+	if c.kind != callWork {
+		r.m.modelCallsDone++
+	}
 	if r.gov != nil {
 		r.meter.End(r.t(r.now))
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/personaos/persona/deps"
 	"github.com/personaos/persona/govern"
 	pmetrics "github.com/personaos/persona/metrics"
 )
@@ -55,9 +56,15 @@ type Report struct {
 	ResponseLatencyP95Seconds float64 `json:"response_latency_p95_seconds"`
 	HumanAnswerP95Seconds     float64 `json:"human_answer_p95_seconds"`
 	HumanAnswered             int     `json:"human_answered"`
-	Mentions                  int     `json:"mentions"` // human messages that @mention a persona
-	MentionsAnswered          int     `json:"mentions_answered"`
-	MentionAnswerP95Seconds   float64 `json:"mention_answer_p95_seconds"`
+	// QuestionsUnanswered counts human messages that no reply answered,
+	// directly or as merged context addressed to its author, among those
+	// older than a minute at the end of the run (younger ones may still be
+	// answered). The chat personas' own messages are not questions, nor
+	// are items of pipeline stages.
+	QuestionsUnanswered     int     `json:"questions_unanswered"`
+	Mentions                int     `json:"mentions"` // human messages that @mention a persona
+	MentionsAnswered        int     `json:"mentions_answered"`
+	MentionAnswerP95Seconds float64 `json:"mention_answer_p95_seconds"`
 	// MentionsMissed says why the mentioned persona did not answer a
 	// human's @mention: "pending" (not reached by the end),
 	// "reply_pending" (granted, reply not written by the end),
@@ -78,16 +85,19 @@ type Report struct {
 	// Preemptions counts non-urgent work (an evaluation, a wait for a
 	// decision, a reply's model call) cut short for an urgent item of the
 	// same persona; the preempted item went back to its inbox.
-	Preemptions       int        `json:"preemptions"`
-	SuppressedBudget  int        `json:"suppressed_budget"`
-	SuppressedQuiet   int        `json:"suppressed_quiet"`
-	SuppressedDepth   int        `json:"suppressed_depth"`
-	Coordination      CoordStats `json:"coordination"`
-	Deferrals         int        `json:"deferrals"`
-	Dropped           int        `json:"dropped"`
-	PoppedUnprocessed int        `json:"popped_unprocessed"`
-	DuplicateEvals    int        `json:"duplicate_evaluations"`
-	Dependencies      *DepStats  `json:"dependencies,omitempty"`
+	Preemptions      int        `json:"preemptions"`
+	SuppressedBudget int        `json:"suppressed_budget"`
+	SuppressedQuiet  int        `json:"suppressed_quiet"`
+	SuppressedDepth  int        `json:"suppressed_depth"`
+	Coordination     CoordStats `json:"coordination"`
+	// Pipeline is what became of the pipeline stages' items (nil without
+	// stages).
+	Pipeline          *PipelineStats `json:"pipeline,omitempty"`
+	Deferrals         int            `json:"deferrals"`
+	Dropped           int            `json:"dropped"`
+	PoppedUnprocessed int            `json:"popped_unprocessed"`
+	DuplicateEvals    int            `json:"duplicate_evaluations"`
+	Dependencies      *DepStats      `json:"dependencies,omitempty"`
 
 	WallSeconds         float64 `json:"wall_seconds"`
 	DeliveriesPerSecond float64 `json:"deliveries_per_wall_second"`
@@ -149,6 +159,20 @@ type CoordStats struct {
 }
 
 // DepStats counts dependency barrier releases (persona policy only).
+// PipelineStats is what became of the items of a scenario's pipeline
+// stages (personas with reply: false).
+type PipelineStats struct {
+	// Items entered the pipeline; Complete passed every stage, each stage
+	// handling it with complete inputs.
+	Items    int `json:"items"`
+	Complete int `json:"complete"`
+	// Expired counts stage deliveries that expired (past their deadline,
+	// or deferred past their time-to-live); ExpiredCool those that expired
+	// while the machine's duty over the last 10 s was under the ceiling.
+	Expired     int `json:"expired"`
+	ExpiredCool int `json:"expired_below_ceiling"`
+}
+
 type DepStats struct {
 	Releases   int `json:"releases"`
 	Incomplete int `json:"incomplete"`
@@ -378,6 +402,10 @@ func (r *run) report() (*Report, error) {
 			rep.ThermalTime[t.String()] = r.m.thermal[t]
 		}
 	}
+	rep.QuestionsUnanswered = r.questionsUnanswered()
+	if ps := r.pipelineStats(); ps != nil {
+		rep.Pipeline = ps
+	}
 	if r.pol == Persona && r.hasDeps() {
 		rep.Dependencies = &DepStats{Releases: r.m.releases, Incomplete: r.m.incomplete, Skipped: r.m.skipped,
 			Violations: r.m.depViolations}
@@ -413,6 +441,67 @@ func (r *run) report() (*Report, error) {
 		rep.Series = r.series
 	}
 	return rep, nil
+}
+
+// questionsUnanswered counts human messages older than a minute at the
+// end that no reply answered.
+func (r *run) questionsUnanswered() int {
+	n := 0
+	horizon := r.end - int64(time.Minute)
+	for mi := range r.msgs {
+		m := &r.msgs[mi]
+		if m.author >= 0 || m.answered >= 0 || m.at > horizon || !r.toChat(int32(mi)) {
+			continue
+		}
+		n++
+	}
+	return n
+}
+
+// toChat reports whether message mi reached a chat persona (not only
+// pipeline stages).
+func (r *run) toChat(mi int32) bool {
+	m := &r.msgs[mi]
+	for i := m.first; i < m.first+m.n; i++ {
+		if !r.actors[r.dels[i].persona].stage {
+			return true
+		}
+	}
+	return false
+}
+
+// pipelineStats is nil without pipeline stages.
+func (r *run) pipelineStats() *PipelineStats {
+	var ps PipelineStats
+	stages := false
+	for _, a := range r.actors {
+		stages = stages || a.stage
+	}
+	if !stages {
+		return nil
+	}
+	ps.Expired, ps.ExpiredCool = r.m.stageExpired, r.m.stageExpiredCool
+	for mi := range r.msgs {
+		m := &r.msgs[mi]
+		complete, any := true, false
+		for i := m.first; i < m.first+m.n; i++ {
+			d := &r.dels[i]
+			if !r.actors[d.persona].stage {
+				continue
+			}
+			any = true
+			if d.acct != acHandled || d.depStatus() != deps.Done {
+				complete = false
+			}
+		}
+		if any {
+			ps.Items++
+			if complete {
+				ps.Complete++
+			}
+		}
+	}
+	return &ps
 }
 
 func (r *run) hasDeps() bool {

@@ -54,8 +54,8 @@ func (r *run) open(mi int32) {
 	expected, addr := r.expBuf[:0], r.addrBuf[:0]
 	for i := m.first; i < m.first+m.n; i++ {
 		d := &r.dels[i]
-		if r.pol == Persona && len(r.prereqs[d.persona]) > 0 {
-			continue
+		if r.pol == Persona && (len(r.prereqs[d.persona]) > 0 || r.actors[d.persona].stage) {
+			continue // dependents are not handed it yet; stages do not coordinate
 		}
 		expected = append(expected, r.actors[d.persona].name)
 		if d.persona == m.mention {
