@@ -357,8 +357,8 @@ func (c *Cycle[T]) Stop() {
 // none). A dependent wakes on every arrival; an urgent item wakes a
 // resting or idle persona at once (the demand trigger), and so does an
 // item whose deadline falls before the next tick of the persona's rhythm
-// (it cannot wait to be batched); other items wait for that tick, so they
-// are batched. A running persona looks at its inbox again before it rests,
+// (it cannot wait to be batched), unless the persona merges its items
+// (Options.Coalesce); other items wait for that tick, so they are batched. A running persona looks at its inbox again before it rests,
 // so it needs no wake.
 func (c *Cycle[T]) Arrived(now time.Time, urgent bool, deadline time.Time) Wake {
 	if c.dormant || c.phase == PhaseStopped {
@@ -377,7 +377,7 @@ func (c *Cycle[T]) Arrived(now time.Time, urgent bool, deadline time.Time) Wake 
 		}
 		return Wake{}
 	case PhaseResting:
-		if !urgent && (deadline.IsZero() || !deadline.Before(c.wakeAt)) {
+		if !urgent && (!c.dueBefore(deadline, c.wakeAt)) {
 			return Wake{} // the scan timer will pick it up: batching
 		}
 	}
@@ -390,10 +390,18 @@ func (c *Cycle[T]) Arrived(now time.Time, urgent bool, deadline time.Time) Wake 
 	if !c.lastRest.IsZero() {
 		at = maxTime(now, c.lastRest.Add(c.cadence))
 	}
-	if !deadline.IsZero() && deadline.Before(at) {
+	if c.dueBefore(deadline, at) {
 		return c.wakeNow(TriggerDemand) // it would expire waiting for the tick
 	}
 	return c.arm(now, at)
+}
+
+// dueBefore reports whether an item with deadline must be looked at before
+// the persona's next tick at: it would expire waiting. A persona that
+// merges a key's items (Options.Coalesce) takes the newest of them anyway,
+// so an older one's deadline does not call it.
+func (c *Cycle[T]) dueBefore(deadline, at time.Time) bool {
+	return !c.opts.Coalesce && !deadline.IsZero() && deadline.Before(at)
 }
 
 // Poke wakes the persona at once with trigger t, as a dependency release

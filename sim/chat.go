@@ -163,7 +163,17 @@ func (r *run) respond(a *actor, mi int32) bool {
 	}
 	r.roomFlight[room]++
 	// A reply to urgent work goes ahead of other calls for a model slot.
-	r.callModelFor(a.idx, callReply, target, r.dels[a.ours.item].class == classUrgent)
+	var covers []int32
+	urgent := false
+	for _, x := range a.ours.batch {
+		// A reply is urgent work when it answers anything urgent, merged
+		// context included.
+		urgent = urgent || r.dels[x].class == classUrgent
+		if mi := r.dels[x].msg; mi != target {
+			covers = append(covers, mi)
+		}
+	}
+	r.callModelFor(a.idx, callReply, target, urgent, covers)
 	return true
 }
 

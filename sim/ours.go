@@ -163,7 +163,7 @@ func (r *run) oursWork(a *actor, act persona.Action[int32]) {
 		// A pipeline stage's work: its handle time on one of the cores.
 		r.oursBegin(a, act.Item)
 		o.phase = phReply
-		r.callModelFor(a.idx, callWork, act.Item.Payload, r.dels[act.Item.Payload].class == classUrgent)
+		r.callModelFor(a.idx, callWork, act.Item.Payload, r.dels[act.Item.Payload].class == classUrgent, nil)
 		o.call = int32(len(r.calls) - 1)
 	}
 }

@@ -39,6 +39,13 @@ type Report struct {
 	WaitSeconds         Waits   `json:"wait_seconds"`
 	UrgentSLASeconds    float64 `json:"urgent_sla_seconds"`
 	UrgentSLAViolations int     `json:"urgent_sla_violations"`
+	// MentionSlotWaitSeconds is, for every @mention a person is owed, the
+	// time from its arrival to the start of the mentioned persona's reply
+	// on a model slot (to the end of the run if none started), and
+	// MentionSlotViolations how many of those exceeded the urgent SLA: the
+	// measure the lower bound (policy bound) is the best possible for.
+	MentionSlotWaitSeconds Quantiles `json:"mention_slot_wait_seconds"`
+	MentionSlotViolations  int       `json:"mention_slot_violations"`
 
 	Evaluations           int     `json:"evaluations"`
 	Replies               int     `json:"replies"`
@@ -50,8 +57,11 @@ type Report struct {
 	// persona before they completed.
 	ModelCallsCancelled int `json:"model_calls_cancelled"`
 
-	FairnessJain              float64 `json:"fairness_jain"`
-	DutyCycle                 Duty    `json:"duty_cycle"`
+	FairnessJain float64 `json:"fairness_jain"`
+	DutyCycle    Duty    `json:"duty_cycle"`
+	// DutyOrdinary is the duty cycle of ordinary (non-urgent) work: the
+	// ceiling binds it, while urgent work is served at once, beyond it.
+	DutyOrdinary              Duty    `json:"duty_cycle_ordinary"`
 	Energy                    *Energy `json:"energy"` // null for direct, which has no state
 	ResponseLatencyP95Seconds float64 `json:"response_latency_p95_seconds"`
 	HumanAnswerP95Seconds     float64 `json:"human_answer_p95_seconds"`
@@ -198,6 +208,8 @@ var classNames = [numClasses]string{"urgent", "normal", "low"}
 // the policy's own books against it.
 func (r *run) settle() error {
 	switch r.pol {
+	case Bound:
+		return nil // every delivery's account was set as it went
 	case Persona:
 		for _, a := range r.actors {
 			o := a.ours
@@ -364,6 +376,10 @@ func (r *run) report() (*Report, error) {
 		rep.DutyCycle.Mean = float64(r.busyI) / float64(r.end) / float64(sc.Cores)
 	}
 	rep.DutyCycle.Max = maxWindowMean(r.m.dutySec, dutyWindow)
+	rep.DutyOrdinary = Duty{MaxWindowSeconds: dutyWindow, Max: maxWindowMean(r.m.dutyOrdinarySec, dutyWindow)}
+	if r.end > 0 {
+		rep.DutyOrdinary.Mean = float64(r.busyI-r.busyUI) / float64(r.end) / float64(sc.Cores)
+	}
 	if r.pol != Direct && r.m.energyN > 0 {
 		rep.Energy = &Energy{Min: r.m.energyMin, Mean: r.m.energySum / float64(r.m.energyN)}
 	}
@@ -403,6 +419,7 @@ func (r *run) report() (*Report, error) {
 		}
 	}
 	rep.QuestionsUnanswered = r.questionsUnanswered()
+	rep.MentionSlotWaitSeconds, rep.MentionSlotViolations = r.mentionSlotWaits()
 	if ps := r.pipelineStats(); ps != nil {
 		rep.Pipeline = ps
 	}
@@ -441,6 +458,29 @@ func (r *run) report() (*Report, error) {
 		rep.Series = r.series
 	}
 	return rep, nil
+}
+
+// mentionSlotWaits is every owed @mention's wait for its reply's slot.
+func (r *run) mentionSlotWaits() (Quantiles, int) {
+	var ws []float64
+	bad := 0
+	sla := int64(r.sc.SLA.Urgent)
+	for mi := range r.msgs {
+		m := &r.msgs[mi]
+		if m.author >= 0 || m.mention < 0 {
+			continue
+		}
+		w := r.end - m.at
+		if m.slotAt >= 0 {
+			w = m.slotAt - m.at
+		}
+		if w > sla {
+			bad++
+		}
+		ws = append(ws, float64(w)/float64(second))
+	}
+	slices.Sort(ws)
+	return quantiles(ws), bad
 }
 
 // questionsUnanswered counts human messages older than a minute at the
