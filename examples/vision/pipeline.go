@@ -219,32 +219,30 @@ type runResult struct {
 	lineQ, labelQ []float64
 }
 
-// stageCapacity is each stage's inbox: two seconds of frames. A frame a
-// stage does not engage leaves its inbox only when the persona next sweeps
-// it, which the runtime does at most once a second, so up to a second of
-// expired frames may wait there. The inbox must hold them and the frames
-// that keep coming: when full it would defer the newest frame (the aging
-// of the stale ones ranks them higher), and the runtime does not report a
+// stageCapacity is each stage's inbox: two seconds of frames. Every frame
+// is urgent and engaged at once (see framePriority), so an inbox holds only
+// the frames a stage has not reached yet; it must hold them should a stage
+// fall behind for a moment (a garbage collection, another process on the
+// core), because a full inbox defers, and the runtime does not report a
 // deferred frame that expires on readmission to the pipeline, which would
 // then wait for its dependency timeout.
 const stageCapacity = 64
 
 // personaState is the policy of every stage persona: cadences on the
 // camera's clock. The seed's 3 s to 10 s are the rhythm of a chat; a
-// camera's is its frame. A stage scans every frame time while idle or
-// active, every two when tired and every three when overwhelmed (three is
-// the deadline: beyond it whatever waits has expired). Dependents are woken
-// by each release anyway, so the cadence only paces a persona that keeps
-// frames it does not engage. Cadences are not negative ("scan again at
-// once") because a persona with a zero cadence and a frame it will not
-// engage spins until the frame expires.
+// camera's is its frame. Frames are urgent (framePriority), so a stage
+// never rests while one waits and neither its cadence nor its mood,
+// energy or thresholds decide whether it takes a frame: the cadence only
+// paces its sweep of the inbox. A stage scans every frame time while idle
+// or active, every two when tired and every three when overwhelmed.
+// Cadences are not negative ("scan again at once") because a persona with
+// a zero cadence and nothing it takes would spin.
 func personaState(frame time.Duration) state.Config {
 	return state.Config{
 		CadenceIdle: frame, CadenceActive: frame, CadenceTired: 2 * frame, CadenceOverwhelmed: 3 * frame,
 		// Three quarters of the inbox (48 frames, 1.6 s) queued is
-		// overwhelmed: more than the second of expired frames a stage
-		// that does not engage some may hold until its sweep. The
-		// default 5% would be three frames, reached in 100 ms.
+		// overwhelmed, rather than the default 5%, three frames, which a
+		// stage that falls behind by 100 ms would reach.
 		OverwhelmedLoad: 0.75,
 	}
 }
@@ -275,13 +273,14 @@ func (p *Pipeline) personas(ctx context.Context, frames []*Frame) (*runResult, e
 	opts := func(waits ...string) persona.Options {
 		return persona.Options{Capacity: stageCapacity, State: personaState(frame), WaitsFor: waits}
 	}
-	lines := &linesStage{tr: tr, gateAt: o.NoveltyGate}
-	light := &lightingStage{tr: tr, gateAt: o.NoveltyGate}
-	linesOpts, lightOpts := opts(StageNovelty), opts(StageNovelty)
-	linesOpts.Scorer, lightOpts.Scorer = persona.Scorer[Frame](lines), persona.Scorer[Frame](light)
+	// No Scorer: every stage keeps the frame's urgent priority, so the
+	// runtime engages every frame at once, and the stages that shed under
+	// heat read the governor's state themselves (see framePriority).
+	lines := &linesStage{tr: tr, gateAt: o.NoveltyGate, heat: gov.State}
+	light := &lightingStage{tr: tr, gateAt: o.NoveltyGate, heat: gov.State}
 	src, err := persona.Spawn[Frame](rt, StageNovelty, &noveltyStage{tr: tr}, opts())
 	if err == nil {
-		_, err = persona.Spawn[Frame](rt, StageLines, lines, linesOpts)
+		_, err = persona.Spawn[Frame](rt, StageLines, lines, opts(StageNovelty))
 	}
 	if err == nil {
 		_, err = persona.Spawn[Frame](rt, StagePlanes, &planesStage{tr: tr, cam: o.Camera}, opts(StageLines))
@@ -290,7 +289,7 @@ func (p *Pipeline) personas(ctx context.Context, frames []*Frame) (*runResult, e
 		_, err = persona.Spawn[Frame](rt, StageSemantic, &semanticStage{tr: tr}, opts(StagePlanes))
 	}
 	if err == nil {
-		_, err = persona.Spawn[Frame](rt, StageLighting, light, lightOpts)
+		_, err = persona.Spawn[Frame](rt, StageLighting, light, opts(StageNovelty))
 	}
 	if err == nil {
 		err = rt.Start()
