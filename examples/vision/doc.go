@@ -41,7 +41,7 @@
 //     as other what does not fit its plane's brightness (doors, windows,
 //     pictures). It needs the planes: it waits for the plane segmenter.
 //   - EstimateLighting fits a brightness gradient to the thumbnail: cheap, for
-//     a low-priority persona.
+//     the persona shed first when the governor runs hot.
 //   - Draw and WritePNG make the overlay frames written by `--out DIR`.
 //
 // # Quality
@@ -126,9 +126,12 @@
 // the pure stage function elsewhere), the process's CPU, the duty cycle
 // against the target, the latency from capture to the semantic
 // segmenter's finishing a frame, the time spent in each thermal state, the
-// CPU ratio against the baseline, and line and label quality: on the frames
-// both runs processed, and on every frame as shown, a skipped frame showing
-// the last results computed before it.
+// frames that passed every stage (handled or declined at each) and those
+// some stage let expire while the duty the governor had last measured was
+// under the target (RunReport.ExpiredUnderTarget, which the guarantee above
+// keeps at zero), the CPU ratio against the baseline, and line and label
+// quality: on the frames both runs processed, and on every frame as shown,
+// a skipped frame showing the last results computed before it.
 //
 // # Testing code that uses it
 //

@@ -193,4 +193,32 @@ func TestNoFrameExpiresUnderTheDutyTarget(t *testing.T) {
 	if passed != len(frames) {
 		t.Errorf("%d of %d frames passed every stage, want all", passed, len(frames))
 	}
+	// The report, which `persona vision` prints, counts the same.
+	if r := res.report; r.PassedEveryStage != passed || r.ExpiredUnderTarget != 0 {
+		t.Errorf("report: %d frames passed every stage, %d expired under the target; counted %d and 0",
+			r.PassedEveryStage, r.ExpiredUnderTarget, passed)
+	}
+}
+
+func TestMeterJudgesByTheDutyInForce(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	sec := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	m := &cpuMeter{windows: []meterWindow{{sec(1), 0.02}, {sec(2), 0.08}, {sec(3), 0.01}}}
+	for _, c := range []struct {
+		name  string
+		times []time.Time
+		want  bool
+	}{
+		{"nothing measured yet is under", []time.Time{sec(0.5)}, true},
+		{"under after a cool window", []time.Time{sec(1.5)}, true},
+		{"over after a hot window", []time.Time{sec(2.5)}, false},
+		{"under once a cool window follows", []time.Time{sec(3.5)}, true},
+		{"at a window's end either window may be in force", []time.Time{sec(3)}, false},
+		{"at a window's end both cool is under", []time.Time{sec(1)}, true},
+		{"every time must be under", []time.Time{sec(1.5), sec(2.5)}, false},
+	} {
+		if got := m.under(0.05, c.times...); got != c.want {
+			t.Errorf("%s: under = %v, want %v", c.name, got, c.want)
+		}
+	}
 }

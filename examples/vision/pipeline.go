@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -395,9 +396,36 @@ func (p *Pipeline) personas(ctx context.Context, frames []*Frame) (*runResult, e
 		r.StageCPU += tr.cpu[s]
 	}
 	r.finish(wall, tr.frames)
+	r.PassedEveryStage, r.ExpiredUnderTarget = passed(tr, meter, o.DutyTarget)
 	res.lineQ, res.labelQ = servedQuality(frames, tr.frames)
 	r.LineQuality, r.LabelQuality = mean(res.lineQ), mean(res.labelQ)
 	return res, runErr
+}
+
+// passed counts the frames every stage handled or declined, and those some
+// stage let expire while the duty meter read under target, at the frame's
+// capture and at its expiry. The caller holds tr.mu.
+func passed(tr *trace, meter *cpuMeter, target float64) (all, expiredUnder int) {
+	for i := range tr.frames {
+		ok, under := true, false
+		for s := range numStages {
+			ev := tr.events[s][i]
+			switch ev.Account {
+			case persona.EventHandled, persona.EventDeclined:
+				continue
+			case persona.EventExpired:
+				under = under || meter.under(target, tr.captured[i], ev.At)
+			}
+			ok = false
+		}
+		if ok {
+			all++
+		}
+		if under {
+			expiredUnder++
+		}
+	}
+	return all, expiredUnder
 }
 
 // camera delivers frame i at start + i/FPS, each with its deadline, and
@@ -485,6 +513,7 @@ func (p *Pipeline) baseline(ctx context.Context, frames []*Frame) *runResult {
 	// Duty is measured against the time the frames span at the camera's
 	// rate, the wall time it would have run for in real time.
 	r.finish(time.Duration(r.Delivered)*o.frameTime(), tr.frames)
+	r.PassedEveryStage = r.Delivered
 	res.lineQ, res.labelQ = servedQuality(frames, tr.frames)
 	r.LineQuality, r.LabelQuality = mean(res.lineQ), mean(res.labelQ)
 	// Drop the per-frame lines and labels: the qualities are kept, and
@@ -515,13 +544,21 @@ func servedQuality(frames []*Frame, res []frameResult) (lineQ, labelQ []float64)
 }
 
 // cpuMeter wraps the governor's CPU clock to remember its readings, for the
-// busiest window in the report.
+// busiest window in the report and for what the governor had measured when
+// a frame expired.
 type cpuMeter struct {
 	read    func() (time.Duration, error)
 	mu      sync.Mutex
 	last    time.Duration
 	lastAt  time.Time
 	maxDuty float64
+	windows []meterWindow // one per sample after the first, in order
+}
+
+// meterWindow is the duty measured over the sample window that ended at end.
+type meterWindow struct {
+	end  time.Time
+	duty float64
 }
 
 func (m *cpuMeter) sample() (time.Duration, error) {
@@ -534,11 +571,33 @@ func (m *cpuMeter) sample() (time.Duration, error) {
 	defer m.mu.Unlock()
 	if !m.lastAt.IsZero() {
 		if dt := now.Sub(m.lastAt); dt > 0 {
-			m.maxDuty = max(m.maxDuty, float64(c-m.last)/float64(dt))
+			d := float64(c-m.last) / float64(dt)
+			m.maxDuty = max(m.maxDuty, d)
+			m.windows = append(m.windows, meterWindow{end: now, duty: d})
 		}
 	}
 	m.last, m.lastAt = c, now
 	return c, nil
+}
+
+// under reports whether, at each of times, the duty the governor had last
+// measured was under target (nothing measured yet counts as under). A
+// window that ended at the very instant t may have been measured before or
+// after what happened at t, so then the window before it must be under too.
+func (m *cpuMeter) under(target float64, times ...time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, t := range times {
+		// i is the last window that ended at or before t: the one in force.
+		i := sort.Search(len(m.windows), func(i int) bool { return m.windows[i].end.After(t) }) - 1
+		if i >= 0 && m.windows[i].duty >= target {
+			return false
+		}
+		if i >= 1 && m.windows[i].end.Equal(t) && m.windows[i-1].duty >= target {
+			return false
+		}
+	}
+	return true
 }
 
 func (m *cpuMeter) peak() float64 {
