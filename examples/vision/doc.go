@@ -88,15 +88,16 @@
 //
 // A governor (package govern) samples the process's CPU every second and
 // holds it under Options.DutyTarget, a fraction of one core ("don't burn the
-// user's hand"). It sheds work through the stages' own judgement, and only
-// once the duty it measured reached the target (serious and critical; fair,
-// entered at three quarters of the target, sheds nothing): lighting is shed
-// first (it declines every frame from serious), then the line finder waits
-// for more drift (a novelty of 0.10 at serious, 0.25 at critical, against
-// the last frame it processed; new territory, novelty 0.45 and more after a
-// turn, is worked on in every state). Planes and semantic follow through on
-// every frame with fresh lines: work is shed at the head of the expensive
-// chain, never after lines were found.
+// user's hand"). It sheds work through the stages' own judgement, in the
+// states it enters once the duty it measured reached the target (serious
+// and critical, left one state per sample; fair, entered at three quarters
+// of the target, sheds nothing): lighting is shed first (it declines every
+// frame from serious), then the line finder waits for more drift (a novelty
+// of 0.10 at serious, 0.25 at critical, against the last frame it
+// processed; new territory, novelty 0.45 and more after a turn, is worked
+// on in every state). Planes and semantic follow through on every frame
+// with fresh lines: work is shed at the head of the expensive chain, never
+// after lines were found.
 //
 // Guarantee: no stage lets a frame expire while the duty is under its
 // target, nor, by its policy, while it is over: heat is answered by

@@ -46,9 +46,11 @@ func (s stage) String() string { return stageNames[s] }
 // skipped: the last results stand), at once, never by letting it wait.
 //
 // The governor sheds work through those judgements, at the head of the
-// expensive chain and only once it measures the duty at its target
-// (serious and critical; fair, entered at three quarters of the target,
-// sheds nothing): the line finder then waits for more drift (linesHotGate)
+// expensive chain, in the states it enters once it measures the duty at its
+// target (serious and critical; fair, entered at three quarters of the
+// target, sheds nothing; it leaves them one state per sample, so shedding
+// may go on, by declining, for a second after the duty fell back): the
+// line finder then waits for more drift (linesHotGate)
 // and the lighting estimator declines every frame. Planes and semantic
 // always follow through on fresh lines rather than waste them. Relying on
 // the runtime's thresholds instead (a frame priority below the urgent
