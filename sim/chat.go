@@ -87,6 +87,9 @@ func (m *message) kind() chat.Kind {
 // to its author, so "own message" never applies here.
 func (r *run) intake(di int32) bool {
 	d := &r.dels[di]
+	if r.actors[d.persona].stage {
+		return true // a pipeline stage is no chat persona: it engages every item
+	}
 	m := &r.msgs[d.msg]
 	lastHuman := time.Time{}
 	if m.lastHuman >= 0 {
@@ -189,7 +192,13 @@ func (r *run) respond(a *actor, mi int32) bool {
 	}
 	r.roomFlight[room]++
 	// A reply to urgent work goes ahead of other calls for a model slot.
-	r.callModelFor(a.idx, callReply, mi, r.dels[a.ours.item].class == classUrgent)
+	urgent := false
+	for _, x := range a.ours.batch {
+		// A reply is urgent work when it answers anything urgent, merged
+		// context included.
+		urgent = urgent || r.dels[x].class == classUrgent
+	}
+	r.callModelFor(a.idx, callReply, mi, urgent, a.ours.covers)
 	return true
 }
 
@@ -239,8 +248,8 @@ func (r *run) openMsg(mi int32, addressed []int32) {
 
 // expected is who message mi's decision waits for under the chat rules
 // (chat.Settings.Expected), as the daemon opens it at the first
-// evaluation: the coordinated recipients (not pipeline dependents) to
-// which the message is relevant now, and the mentioned one among them as
+// evaluation: the coordinated recipients (not pipeline dependents or
+// stages) to which the message is relevant now, and the mentioned one among them as
 // addressee (-1 if none).
 func (r *run) expected(mi int32) (expected []int32, addressee int32) {
 	names, addr := r.expectedNames(mi, nil)
@@ -261,8 +270,8 @@ func (r *run) expectedNames(mi int32, addressed []int32) (expected, addressees [
 	cands := make([]chat.Candidate, 0, m.n)
 	for i := m.first; i < m.first+m.n; i++ {
 		d := &r.dels[i]
-		if len(r.prereqs[d.persona]) > 0 {
-			continue
+		if len(r.prereqs[d.persona]) > 0 || r.actors[d.persona].stage {
+			continue // dependents are not handed it yet; stages do not coordinate
 		}
 		ad := m.mention == d.persona || slices.Contains(addressed, d.persona)
 		cands = append(cands, chat.Candidate{Name: r.actors[d.persona].name, Addressed: ad, Score: r.priorityFor(d, ad)})

@@ -116,6 +116,16 @@ type PersonaSpec struct {
 	Display    string
 	System     string
 	Model      string
+	// NoReply (reply: false) makes the persona a pipeline stage, not a
+	// chat persona: every item it engages costs its Handle time of work on
+	// one of the scenario's cores and releases its dependents; the chat
+	// guards and coordination do not apply to it, and its accounts are
+	// reported like any persona's.
+	NoReply bool
+	// Complexity is the energy cost weight of each item it handles (default
+	// 1: the seed's drain of d/10s). A stage whose items are light for the
+	// persona's energy (a camera frame) sets it below 1.
+	Complexity float64
 }
 
 // Handle is a lognormal duration given by its median and 95th percentile.
@@ -138,6 +148,10 @@ type Traffic struct {
 	Human           float64
 	RepliesFeedBack bool // persona replies are delivered like any message
 	Bursts          []Burst
+	// Deadline, if positive, is how long after its arrival an item is
+	// worth handling: a persona that reaches it later accounts it expired
+	// (a camera frame).
+	Deadline time.Duration
 	// Script, when set, replaces the random arrivals: these messages, and
 	// only these, arrive from outside (replay a conversation). Rate,
 	// Bursts, Mention, Human and the topics' chances then draw nothing;
@@ -469,7 +483,7 @@ func (p *parser) personas(n *yaml.Node, path string) ([]PersonaSpec, error) {
 		field := fmt.Sprintf("%s[%d]", path, i)
 		ps := PersonaSpec{Count: 1}
 		known := []string{"name", "count", "expertise", "handle", "capacity", "waits_for",
-			"cadence", "thresholds", "display_name", "system_prompt", "model"}
+			"cadence", "thresholds", "display_name", "system_prompt", "model", "reply", "complexity"}
 		seen, err := p.fields(e, field, known, func(key string, v *yaml.Node, field string) (err error) {
 			switch key {
 			case "name":
@@ -507,6 +521,15 @@ func (p *parser) personas(n *yaml.Node, path string) ([]PersonaSpec, error) {
 				ps.System, err = p.str(v, field)
 			case "model":
 				ps.Model, err = p.str(v, field)
+			case "reply":
+				var reply bool
+				reply, err = p.bool(v, field)
+				ps.NoReply = !reply
+			case "complexity":
+				ps.Complexity, err = p.float(v, field)
+				if err == nil && !(ps.Complexity > 0) {
+					err = p.errf(v, field, "want a positive weight, got %q", v.Value)
+				}
 			}
 			return err
 		})
@@ -583,7 +606,7 @@ func (p *parser) handle(n *yaml.Node, path string) (Handle, error) {
 
 func (p *parser) traffic(n *yaml.Node, path string, t *Traffic) error {
 	t.Rooms, t.Human = 1, 1
-	known := []string{"rate", "rooms", "mention", "topics", "human", "replies_feed_back", "bursts", "script"}
+	known := []string{"rate", "rooms", "mention", "topics", "human", "replies_feed_back", "bursts", "deadline", "script"}
 	seen, err := p.fields(n, path, known, func(key string, v *yaml.Node, field string) (err error) {
 		switch key {
 		case "rate":
@@ -625,6 +648,8 @@ func (p *parser) traffic(n *yaml.Node, path string, t *Traffic) error {
 			t.Bursts, err = p.bursts(v, field)
 		case "script":
 			t.Script, err = p.script(v, field)
+		case "deadline":
+			t.Deadline, err = p.duration(v, field, false)
 		}
 		return err
 	})
