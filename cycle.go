@@ -671,6 +671,16 @@ func (c *Cycle[T]) coordinate(now time.Time) (Action[T], bool) {
 	for _, x := range it.Context {
 		c.notes = append(c.notes, Note[T]{Kind: NoteLeave, Item: x, At: now})
 	}
+	for i := range it.Context {
+		// Granted an older message now merged into this one (it was
+		// preempted, or failed, after its grant): it answers them all
+		// through the grant it holds, and leaves the newer one's decision.
+		if d, ok := c.stream.Decision(it.Context[i].ID); ok && d.IsGranted(c.name) {
+			c.notes = append(c.notes, Note[T]{Kind: NoteLeave, Item: *it, At: now})
+			c.w.coordSt = csAwait
+			return c.decided(now, d, true)
+		}
+	}
 	d, decided := c.stream.Decision(it.ID)
 	addressed := c.addressedBy(it)
 	switch {

@@ -187,7 +187,13 @@ func (r *responder) Respond(ctx context.Context, it persona.Item[chat.Message], 
 		// answer. An addressee always answers and claims nothing, and so
 		// does a persona that answers after its prerequisites (waits_for),
 		// which no stream coordinates.
-		if ok, err := r.replies.claimSlot(ctx, r.name, m.ID); err != nil {
+		// The slot is the granted message's: a persona granted an older
+		// message, now merged into a newer one, answers through that grant.
+		slot := m.ID
+		if dec.Item != "" {
+			slot = dec.Item
+		}
+		if ok, err := r.replies.claimSlot(ctx, r.name, slot); err != nil {
 			return nil, err
 		} else if !ok {
 			r.accounts.note(r.name, it.ID, noteTaken)
