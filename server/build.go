@@ -112,6 +112,11 @@ func (d *Daemon) buildRuntime() error {
 func (d *Daemon) personaOptions(s PersonaSpec) persona.Options {
 	o := d.cfg.Persona
 	o.Coalesce = !d.chat.NoMerge
+	// An urgent item (an @mention) never waits behind its own persona's
+	// non-urgent model call: the call's context is cancelled and the item
+	// goes back to the inbox. The responder's every step honours its
+	// context, so the cancelled call costs no reply.
+	o.Preempt = true
 	if s.Dependent() {
 		// A source persona's items carry the score the intake guard read
 		// (deliver); a dependent's are released by the pipeline and scored
