@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -43,6 +44,7 @@ func (d *Daemon) buildRuntime() error {
 	); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
+	d.transientAt = map[string]time.Time{}
 	d.gov = govern.New(govern.Policy{})
 	d.meter = &govern.Meter{}
 	so := d.chat.Stream
@@ -66,7 +68,7 @@ func (d *Daemon) buildRuntime() error {
 	d.scorer = chat.NewScorer(w)
 	d.byName = make(map[string]*member)
 	groups := make(map[string][]string)
-	rp := &replies{bus: d.bus, rooms: d.rooms, log: d.log, k: d.chat.Stream.K}
+	rp := &replies{bus: d.bus, rooms: d.rooms, log: d.log, k: d.chat.Stream.K, failPublish: d.cfg.hooks.failReplyPublish}
 	for _, s := range d.specs {
 		d.scorer.AddProfile(chat.Profile{Name: s.Name, Expertise: slices.Clone(s.Expertise)})
 		m := &member{spec: s}
@@ -154,10 +156,30 @@ func downstream(specs []PersonaSpec, name string) []string {
 func (d *Daemon) observe(e persona.Event) {
 	d.metrics.Observe(e)
 	switch e.Kind {
+	case persona.EventError:
+		d.transientMu.Lock()
+		if isTransient(e.Err) {
+			d.transientAt[e.Persona] = e.At
+		} else {
+			delete(d.transientAt, e.Persona)
+		}
+		d.transientMu.Unlock()
 	case persona.EventFailed:
 		if d.state.Load() == 2 {
 			// Shutdown cancelled the handler: not the message's fault. It
 			// stays unacknowledged and is handled after the next start.
+			return
+		}
+		// The last attempt failed on a bus or KV error (the error event
+		// of the same attempt, with its time, comes just before; the items
+		// merged into it share that time): infrastructure is never a final
+		// account. The message goes back to JetStream and comes again,
+		// until retryDeadline; the replies bucket keeps it answered once.
+		d.transientMu.Lock()
+		at, ok := d.transientAt[e.Persona]
+		d.transientMu.Unlock()
+		if t, known := idTime(e.ItemID); ok && at.Equal(e.At) && (!known || time.Now().Before(t.Add(transientRetryFor))) {
+			d.ledger.retry(e.Persona, e.ItemID)
 			return
 		}
 		d.ledger.final(e.Persona, e.ItemID, e.Kind.String(), e.At)

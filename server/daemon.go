@@ -76,6 +76,10 @@ type Daemon struct {
 	members    []*member
 	byName     map[string]*member // lower-case name
 	thinkers   []string           // coordinated personas, declaration order
+	// transientAt is, per persona, the time of its last handler error when
+	// that was a bus or KV error (observe).
+	transientMu sync.Mutex
+	transientAt map[string]time.Time
 
 	stopFollow func()
 	consumes   []jetstream.ConsumeContext

@@ -308,6 +308,37 @@ func (l *ledger) giveBack(f final, err error) {
 	}
 }
 
+// retry gives back to JetStream, without any final account, the held
+// deliveries of message id whose group includes persona: its handling
+// failed on a transient error (Daemon.observe). JetStream delivers it again
+// after nakDelay, and since no handle is held any more, the redelivery goes
+// through the ledger check in deliver and is handled again.
+func (l *ledger) retry(persona, id string) {
+	persona = strings.ToLower(persona)
+	var naks []jetstream.Msg
+	l.mu.Lock()
+	delete(l.notes, ledgerKey(persona, id))
+	if p := l.pending[id]; p != nil {
+		for src, m := range p.handles {
+			if slices.Contains(l.group(src), persona) {
+				if m != nil {
+					naks = append(naks, m)
+				}
+				delete(p.handles, src)
+			}
+		}
+		if len(p.handles) == 0 {
+			delete(l.pending, id)
+		}
+	}
+	l.mu.Unlock()
+	l.log.Info("ledger: handling failed on a bus error; the message goes back to JetStream and will be delivered again",
+		"persona", persona, "message", id, "after", l.nakDelay)
+	for _, m := range naks {
+		nak(l.log, m, l.nakDelay)
+	}
+}
+
 // nak asks JetStream to deliver m again after delay. If even that fails, m
 // comes back after the ack wait: it is no longer held, so nothing keeps it
 // alive.

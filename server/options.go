@@ -145,6 +145,9 @@ type hooks struct {
 	accounts func(jetstream.KeyValue) jetstream.KeyValue
 	// beforePublish, if set, runs in Post just before the publish.
 	beforePublish func()
+	// failReplyPublish, if set, runs before each reply's publish; an error
+	// fails the publish as a bus error would.
+	failReplyPublish func(chat.Message) error
 }
 
 func (c Config) withDefaults() Config {

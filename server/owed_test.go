@@ -1,9 +1,15 @@
 package server
 
 import (
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/personaos/persona/chat"
 )
 
 // Nothing owed is dropped (issue 10, item 4): the daemon's side.
@@ -43,5 +49,57 @@ func TestMentionPreemptsItsPersonasOrdinaryModelCall(t *testing.T) {
 	waitSettled(t, d)
 	if rec, _ := account(t, d, "Solo", slow.ID); rec.Account != "handled" || rec.Note != noteReplied {
 		t.Errorf("the preempted message's account = %+v, want handled, replied", rec)
+	}
+}
+
+func TestMentionWhoseReplyPublishFailsIsAnsweredAfterTheBusRecovers(t *testing.T) {
+	var mu sync.Mutex
+	down, failures := true, 0
+	cfg := testConfig(t)
+	cfg.Specs = solo()
+	cfg.hooks.failReplyPublish = func(chat.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if !down {
+			return nil
+		}
+		failures++
+		return fmt.Errorf("publish: %w", nats.ErrTimeout)
+	}
+	d := startDaemon(t, cfg)
+	failed := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return failures
+	}
+
+	m := post(t, d, "r", "ann", "@Solo are you there?")
+	// More failed publishes than the runtime's three attempts, spread
+	// over a second and a half by the backoff.
+	eventually(t, 20*time.Second, "five failed publishes", func() bool { return failed() >= 5 })
+	if rec, ok := account(t, d, "Solo", m.ID); ok {
+		t.Fatalf("during the outage the mention was accounted %+v; want it held, unacknowledged", rec)
+	}
+	if d.ledger.held() == 0 {
+		t.Fatal("during the outage the mention is not held")
+	}
+	mu.Lock()
+	down = false
+	n := failures
+	mu.Unlock()
+	start := time.Now()
+	eventually(t, 20*time.Second, "the mention answered after the bus recovered", func() bool {
+		return len(repliesTo(messages(t, d, "r"), m.ID)) > 0
+	})
+	t.Logf("%d failed publishes; answered %v after the bus recovered", n, time.Since(start).Round(time.Millisecond))
+	waitSettled(t, d)
+	if rs := repliesTo(messages(t, d, "r"), m.ID); len(rs) != 1 {
+		t.Errorf("%d replies, want exactly one", len(rs))
+	}
+	if rec, _ := account(t, d, "Solo", m.ID); rec.Account != "handled" || rec.Note != noteReplied {
+		t.Errorf("account = %+v, want handled, replied", rec)
+	}
+	if pi, _ := d.Persona("Solo"); pi.Snapshot.Counts.Failed != 0 {
+		t.Errorf("failed = %d, want 0: a bus error is not the persona's failure", pi.Snapshot.Counts.Failed)
 	}
 }

@@ -81,7 +81,7 @@ type roomView interface {
 
 // replyStore claims and publishes replies exactly once (*replies).
 type replyStore interface {
-	answeredBefore(ctx context.Context, persona, id string) (bool, error)
+	answeredBefore(ctx context.Context, persona, id string) (answered, republished bool, _ error)
 	claimSlot(ctx context.Context, persona, id string) (bool, error)
 	sendReply(ctx context.Context, persona, trigger string, covered []string, out chat.Message) error
 }
@@ -166,16 +166,71 @@ func (r *responder) thought() *coord.Thought {
 	return &t
 }
 
-// Respond writes and publishes the persona's reply to the item's newest
+// Retries of a reply that fails on a bus or KV error (transientError): a
+// leader election or a reconnect, not the persona's failure. The reply is
+// tried again with backoff until the item's deadline (its Deadline, else
+// transientRetryFor after the message was written); meanwhile the message
+// stays held, unacknowledged. Past the deadline the error goes to the
+// runtime, and Daemon.observe still makes no final account of it.
+const (
+	transientBackoff    = 100 * time.Millisecond // doubled after each failed try
+	transientMaxBackoff = 5 * time.Second
+	transientRetryFor   = 10 * time.Minute
+)
+
+// retryDeadline is until when a transient failure of it is retried.
+func retryDeadline(it persona.Item[chat.Message]) time.Time {
+	if !it.Deadline.IsZero() {
+		return it.Deadline
+	}
+	at := it.Payload.At
+	if at.IsZero() {
+		at = it.Created
+	}
+	return at.Add(transientRetryFor)
+}
+
+// Respond writes and publishes the persona's reply (respondOnce), and
+// tries again with backoff while it fails on a transient bus or KV error,
+// until the item's deadline or ctx ends (shutdown, or an urgent arrival
+// preempting non-urgent work): the runtime's own retries are immediate, and
+// an outage outlasts them.
+func (r *responder) Respond(ctx context.Context, it persona.Item[chat.Message], dec coord.Decision) (any, error) {
+	wait := transientBackoff
+	until := retryDeadline(it)
+	for try := 1; ; try++ {
+		out, err := r.respondOnce(ctx, it, dec)
+		if err == nil || !isTransient(err) || ctx.Err() != nil || !time.Now().Add(wait).Before(until) {
+			return out, err
+		}
+		r.log.Warn("reply failed on a bus error; retrying", "persona", r.name, "message", it.ID, "try", try, "retry_in", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+		wait = min(2*wait, transientMaxBackoff)
+	}
+}
+
+// respondOnce writes and publishes the persona's reply to the item's newest
 // message, merged older ones riding along as context. In order: a message
 // answered before (a redelivery after a crash) is not answered again; the
 // room's reply budget must have room; then one model call; then the reply
 // is claimed in the replies bucket (create-only: exactly one claim per
 // persona and message ever succeeds) and published.
-func (r *responder) Respond(ctx context.Context, it persona.Item[chat.Message], dec coord.Decision) (any, error) {
+func (r *responder) respondOnce(ctx context.Context, it persona.Item[chat.Message], dec coord.Decision) (any, error) {
 	m := it.Payload
-	if ok, err := r.replies.answeredBefore(ctx, r.name, m.ID); err != nil {
+	if ok, again, err := r.replies.answeredBefore(ctx, r.name, m.ID); err != nil {
 		return nil, err
+	} else if again {
+		// An earlier attempt claimed the reply and failed to publish it
+		// (a bus error): this attempt published it.
+		r.accounts.note(r.name, it.ID, noteReplied)
+		r.metrics.Response(r.name, m.Room)
+		return nil, nil
 	} else if ok {
 		r.accounts.note(r.name, it.ID, noteAnswered)
 		r.accounts.count(r.name, noteAnswered)
