@@ -74,7 +74,7 @@ func (d *Daemon) buildRuntime() error {
 		m := &member{spec: s}
 		m.r = &responder{
 			name: s.Name, system: s.SystemPrompt(), model: s.Model, dependent: s.Dependent(),
-			rules: d.chat, log: d.log,
+			rules: d.chat, log: d.log, stopping: d.stopping,
 			decisions: d, accounts: d, rooms: d.rooms, replies: rp, models: d,
 			metrics: d.metrics, activity: d.scorer,
 		}

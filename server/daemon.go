@@ -80,6 +80,9 @@ type Daemon struct {
 	// that was a bus or KV error (observe).
 	transientMu sync.Mutex
 	transientAt map[string]time.Time
+	// stopping is closed when teardown begins (responder.stopping).
+	stopping  chan struct{}
+	closeStop sync.Once
 
 	stopFollow func()
 	consumes   []jetstream.ConsumeContext
@@ -150,7 +153,8 @@ func New(cfg Config) (*Daemon, error) {
 	if specs, err = selectPersonas(specs, cfg.Personas); err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, chat: cfg.settings(), log: cfg.Logger, specs: specs, remote: map[string]bool{}, names: map[string]string{}}
+	d := &Daemon{cfg: cfg, chat: cfg.settings(), log: cfg.Logger, specs: specs, remote: map[string]bool{}, names: map[string]string{},
+		stopping: make(chan struct{})}
 	for _, s := range all {
 		d.names[strings.ToLower(s.Name)] = s.Name
 		d.names[strings.ToLower(s.DisplayName())] = s.Name
@@ -331,6 +335,7 @@ func (d *Daemon) teardown(ctx context.Context) error {
 	if d.bgCancel != nil {
 		d.bgCancel()
 	}
+	d.closeStop.Do(func() { close(d.stopping) })
 	if d.rt != nil {
 		rep, err := d.rt.Shutdown(ctx)
 		if err != nil {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -101,5 +102,111 @@ func TestMentionWhoseReplyPublishFailsIsAnsweredAfterTheBusRecovers(t *testing.T
 	}
 	if pi, _ := d.Persona("Solo"); pi.Snapshot.Counts.Failed != 0 {
 		t.Errorf("failed = %d, want 0: a bus error is not the persona's failure", pi.Snapshot.Counts.Failed)
+	}
+}
+
+// TestTenPeopleMentioningOnePersonAreAllAnsweredWithinTheBudget drives the
+// issue's load, ten people each @mentioning one persona once a second for
+// a minute against six replies a minute, ten times faster: each person
+// every 100ms for 6s against six replies per 6s window. Same mentions per
+// budgeted reply (100), a tenth of the wall time.
+func TestTenPeopleMentioningOnePersonAreAllAnsweredWithinTheBudget(t *testing.T) {
+	const (
+		people = 10
+		every  = 100 * time.Millisecond
+		span   = 6 * time.Second
+		budget = 6
+		window = 6 * time.Second
+	)
+	cfg := testConfig(t)
+	cfg.Specs = solo()
+	cfg.ReplyBudget, cfg.ReplyWindow = budget, window
+	d := startDaemon(t, cfg)
+
+	var mu sync.Mutex
+	var mentions []chat.Message
+	var wg sync.WaitGroup
+	start := time.Now()
+	for p := range people {
+		wg.Go(func() {
+			tick := time.NewTicker(every)
+			defer tick.Stop()
+			for i := 0; time.Since(start) < span; i++ {
+				m := post(t, d, "r", fmt.Sprintf("p%d", p), fmt.Sprintf("@Solo question %d from p%d?", i, p))
+				mu.Lock()
+				mentions = append(mentions, m)
+				mu.Unlock()
+				<-tick.C
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d mentions posted in %v", len(mentions), time.Since(start).Round(time.Millisecond))
+
+	// Every mention is answered: a reply to it, or a merged reply that
+	// covers it (its replies-bucket entry) and addresses its author.
+	var latest time.Duration // the longest a mention waited for its answer
+	answered := func(m chat.Message) bool {
+		e, err := d.bus.replies.Get(context.Background(), ledgerKey("Solo", m.ID))
+		if err != nil {
+			return false
+		}
+		r, err := decodeWire(e.Value())
+		ok := err == nil && (r.ReplyTo == m.ID || chat.Mentioned(r.Content, m.Author))
+		if ok {
+			latest = max(latest, r.At.Sub(m.At))
+		}
+		return ok
+	}
+	eventually(t, 2*window+20*time.Second, "every mention answered", func() bool {
+		for _, m := range mentions {
+			if !answered(m) {
+				return false
+			}
+		}
+		return true
+	})
+	waitSettled(t, d)
+	var replies []chat.Message
+	for _, m := range allMessages(t, d, "r") {
+		if m.Kind == chat.Persona {
+			replies = append(replies, m)
+		}
+	}
+	// Within the budget: no budget+1 replies within one window. A reply's
+	// time is when its model call ended, a few milliseconds after its
+	// reservation, hence the slack.
+	const slack = 250 * time.Millisecond
+	for i := 0; i+budget < len(replies); i++ {
+		if gap := replies[i+budget].At.Sub(replies[i].At); gap < window-slack {
+			t.Errorf("replies %d and %d are %v apart: %d replies within a %v window, budget %d", i, i+budget, gap, budget+1, window, budget)
+		}
+	}
+	elapsed := replies[len(replies)-1].At.Sub(start)
+	t.Logf("%d mentions answered by %d replies in %v; the longest wait for an answer %v", len(mentions), len(replies),
+		elapsed.Round(time.Millisecond), latest.Round(time.Millisecond))
+	if max := budget * (int(elapsed/window) + 1); len(replies) > max {
+		t.Errorf("%d replies in %v, more than %d", len(replies), elapsed, max)
+	}
+	if n := d.counted("Solo", noteBudget); n != 0 {
+		t.Errorf("%d mentions refused by the budget, want 0", n)
+	}
+}
+
+// allMessages pages through every message of room, oldest first.
+func allMessages(t *testing.T, d *Daemon, room string) []chat.Message {
+	t.Helper()
+	var out []chat.Message
+	after := ""
+	for {
+		ms, err := d.Messages(context.Background(), room, after, 500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ms...)
+		if len(ms) < 500 {
+			return out
+		}
+		after = ms[len(ms)-1].ID
 	}
 }

@@ -47,6 +47,10 @@ type responder struct {
 	dependent bool
 	rules     chat.Settings
 	log       *slog.Logger
+	// stopping is closed when the daemon starts shutting down: a reply
+	// waiting for the budget or for a retry gives up at once, and the
+	// message stays unacknowledged for the next start.
+	stopping <-chan struct{}
 
 	decisions decisions
 	accounts  accounts
@@ -76,7 +80,7 @@ type accounts interface {
 type roomView interface {
 	emit(ev Event)
 	history(trigger chat.Message, context []chat.Message) []llm.ChatLine
-	reserveReply(room string, now time.Time, owed bool) (release func(), ok bool)
+	reserveReply(room string, now time.Time, owed, force bool) (release func(), ok bool, next time.Time)
 }
 
 // replyStore claims and publishes replies exactly once (*replies).
@@ -204,12 +208,8 @@ func (r *responder) Respond(ctx context.Context, it persona.Item[chat.Message], 
 			return out, err
 		}
 		r.log.Warn("reply failed on a bus error; retrying", "persona", r.name, "message", it.ID, "try", try, "retry_in", wait, "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if werr := r.sleep(ctx, wait); werr != nil {
 			return nil, err
-		case <-t.C:
 		}
 		wait = min(2*wait, transientMaxBackoff)
 	}
@@ -250,8 +250,10 @@ func (r *responder) respondOnce(ctx context.Context, it persona.Item[chat.Messag
 			return nil, nil
 		}
 	}
-	now := time.Now()
-	release, ok := r.rooms.reserveReply(m.Room, now, r.owed(it))
+	release, ok, err := r.reserve(ctx, m.Room, r.owed(it))
+	if err != nil {
+		return nil, err
+	}
 	if !ok {
 		r.accounts.note(r.name, it.ID, noteBudget)
 		r.accounts.count(r.name, noteBudget)
@@ -293,6 +295,54 @@ func (r *responder) respondOnce(ctx context.Context, it persona.Item[chat.Messag
 	r.metrics.Response(r.name, m.Room)
 	r.activity.Touch(r.name, m.Room, end)
 	return out, nil
+}
+
+// reserve takes one reply of room's budget. A reply that is not owed is
+// refused when the budget is spent. An owed one is never refused: it waits
+// until it is due (chat.Budget.Due: the budget has room, paced to one per
+// ReplyWindow/ReplyBudget), at most one ReplyWindow, then is taken
+// regardless. The messages of the room that arrive while it
+// waits queue in the inbox and merge into the persona's next reply, which
+// addresses each of their askers: the budget is kept by merging, not by
+// silence. The wait holds the persona (its other rooms wait too), and ends
+// early with ctx (shutdown; an urgent arrival never preempts an owed
+// reply, which is urgent itself).
+func (r *responder) reserve(ctx context.Context, room string, owed bool) (release func(), ok bool, _ error) {
+	start := time.Now()
+	window := r.rules.ReplyWindow
+	for {
+		now := time.Now()
+		waited := now.Sub(start)
+		release, ok, next := r.rooms.reserveReply(room, now, owed, waited >= window)
+		if ok || !owed {
+			return release, ok, nil
+		}
+		wait := window - waited
+		if !next.IsZero() {
+			wait = min(wait, next.Sub(now))
+		}
+		// A floor against spinning on a clock that reads the same twice.
+		if err := r.sleep(ctx, max(wait, time.Millisecond)); err != nil {
+			return nil, false, fmt.Errorf("persona %s: waiting for the reply budget: %w", r.name, err)
+		}
+	}
+}
+
+// errStopping ends a wait of the responder when the daemon shuts down.
+var errStopping = errors.New("daemon shutting down")
+
+// sleep waits d, or until ctx ends or the daemon starts shutting down.
+func (r *responder) sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.stopping:
+		return errStopping
+	case <-t.C:
+		return nil
+	}
 }
 
 // owed reports whether a person addressed this persona in it or in an item

@@ -296,20 +296,27 @@ func (rs *rooms) history(trigger chat.Message, context []chat.Message) []llm.Cha
 	return out
 }
 
-// reserveReply takes one reply of room's budget at now (chat.Budget: an
-// owed reply is counted and never refused). It returns a func that gives
-// the reply back (it was not sent after all) and whether it may be written.
-func (rs *rooms) reserveReply(room string, now time.Time, owed bool) (release func(), ok bool) {
+// reserveReply takes one reply of room's budget at now. A reply that is not
+// owed is refused once the budget is spent (chat.Budget.Reserve). An owed
+// reply is reserved once it is due (chat.Budget.Due), or at once with
+// force; before that ok is false and next is when it is due. It returns a
+// func that gives the reply back (it was not sent after all).
+func (rs *rooms) reserveReply(room string, now time.Time, owed, force bool) (release func(), ok bool, next time.Time) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	if owed && !force {
+		if due := rs.budget.Due(room, now); due.IsZero() || due.After(now) {
+			return func() {}, false, due
+		}
+	}
 	if !rs.budget.Reserve(room, now, owed) {
-		return func() {}, false
+		return func() {}, false, rs.budget.Next(room, now)
 	}
 	return func() {
 		rs.mu.Lock()
 		defer rs.mu.Unlock()
 		rs.budget.Release(room, now)
-	}, true
+	}, true, time.Time{}
 }
 
 // subscribe registers a live subscriber of a room. cancel unregisters it and
