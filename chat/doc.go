@@ -40,8 +40,8 @@
 //     room shared by several daemons, or a simulated room with outside
 //     persona traffic, is budgeted as one. A reply owed to a person is
 //     never refused: it waits until the budget has room, paced to one per
-//     Window/ReplyBudget (Due, at most one window, after which it is taken
-//     regardless and counted), and the
+//     Window/ReplyBudget once half the budget is spent (Due, at most one
+//     window, after which it is taken regardless and counted), and the
 //     messages that arrive meanwhile merge into the next reply, which
 //     addresses each of their askers (Covers). The budget is kept by
 //     refusing chatter and merging owed answers, not by leaving a person

@@ -265,20 +265,21 @@ func (b *Budget[K]) Next(room K, now time.Time) time.Time {
 }
 
 // Due is when a reply owed to a person should be written in room, as seen
-// at now: when it fits the budget (Next) and, paced, at least Window/Max
-// after the room's latest reply, so that owed replies under a sustained
-// stream of mentions are spread over the window (one every 10 s with the
-// defaults) instead of spent at once and then a whole window of silence.
-// The mentions that arrive meanwhile merge into the reply: the budget is
-// kept by merging, not by silence. The zero time means never (a Max of 0);
-// a caller waits for Due at most one Window and then reserves regardless,
-// since an owed reply is never refused.
+// at now: when it fits the budget (Next), and, once the window holds half
+// the budget or more, paced at least Window/Max after the room's latest
+// reply. A calm room's mention is answered at once; under a sustained
+// stream of mentions the owed replies are spread over the window (one
+// every 10 s with the defaults) instead of spent at once and followed by a
+// whole window of silence. The mentions that arrive meanwhile merge into
+// the reply: the budget is kept by merging, not by silence. The zero time
+// means never (a Max of 0); a caller waits for Due at most one Window and
+// then reserves regardless, since an owed reply is never refused.
 func (b *Budget[K]) Due(room K, now time.Time) time.Time {
 	next := b.Next(room, now)
 	if next.IsZero() {
 		return next
 	}
-	if ts := b.rooms[room]; len(ts) > 0 {
+	if ts := b.rooms[room]; 2*len(ts) >= b.Max && len(ts) > 0 {
 		if paced := ts[len(ts)-1].Add(b.Window / time.Duration(b.Max)); paced.After(next) {
 			return paced
 		}

@@ -129,17 +129,18 @@ func TestBudgetDuePacesOwedReplies(t *testing.T) {
 	if got := b.Due("r", at(0)); !got.Equal(at(0)) {
 		t.Errorf("a room without replies: due = %v, want now", got.Sub(t0))
 	}
-	// Owed replies written as soon as due come one every 10s (a minute
-	// over 6), never 7 within a minute.
+	// Owed replies written as soon as due: half the budget at once, then
+	// one every 10s (a minute over 6) until the window is full, then as
+	// the oldest leave it, still paced; never 7 within a minute.
 	now := at(0)
 	var times []time.Duration
-	for range 9 {
+	for range 10 {
 		now = b.Due("r", now)
 		b.Reserve("r", now, true)
 		times = append(times, now.Sub(t0))
 	}
-	want := []time.Duration{0, 10 * time.Second, 20 * time.Second, 30 * time.Second, 40 * time.Second,
-		50 * time.Second, 60 * time.Second, 70 * time.Second, 80 * time.Second}
+	s := time.Second
+	want := []time.Duration{0, 0, 0, 10 * s, 20 * s, 30 * s, 60 * s, 70 * s, 80 * s, 90 * s}
 	if !slices.Equal(times, want) {
 		t.Errorf("owed replies at %v, want %v", times, want)
 	}
@@ -149,6 +150,12 @@ func TestBudgetDuePacesOwedReplies(t *testing.T) {
 	c.Reserve("r", at(1), false)
 	if got := c.Due("r", at(2)); !got.Equal(at(60)) {
 		t.Errorf("a full window: due = %v, want 60s", got.Sub(t0))
+	}
+	// One reply in a budget of 6: a calm room's mention is due at once.
+	q := chat.NewBudget[string](6, time.Minute)
+	q.Reserve("r", at(0), false)
+	if got := q.Due("r", at(1)); !got.Equal(at(1)) {
+		t.Errorf("a calm room: due = %v, want now (1s)", got.Sub(t0))
 	}
 	if got := chat.NewBudget[string](0, time.Minute).Due("r", t0); !got.IsZero() {
 		t.Errorf("a budget of 0: due = %v, want never", got)

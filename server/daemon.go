@@ -235,6 +235,11 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		d.consumes = append(d.consumes, cc)
 	}
 
+	// The express lane opens once every persona consumes: a mention is
+	// never held behind its persona's durable backlog.
+	express := d.express
+	d.rooms.express.Store(&express)
+
 	bgCtx, bgCancel := context.WithCancel(context.Background())
 	d.bgCancel = bgCancel
 	sampler := govern.NewSampler(d.gov, govern.SamplerOptions{

@@ -398,7 +398,9 @@ func TestClaimedReplyIsPublishedAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	inject(t, d, human)
-	if rec := waitAccount(t, d, "Solo", human.ID); rec.Note != noteAnswered {
+	// This attempt published the reply: the message is replied, not
+	// "answered before" (which counts a message another reply answered).
+	if rec := waitAccount(t, d, "Solo", human.ID); rec.Note != noteReplied {
 		t.Errorf("accounted %+v", rec)
 	}
 	rs := repliesTo(messages(t, d, "r"), human.ID)

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/personaos/persona/chat"
+	"github.com/personaos/persona/llm"
 )
 
 // Nothing owed is dropped (issue 10, item 4): the daemon's side.
@@ -209,4 +210,88 @@ func allMessages(t *testing.T, d *Daemon, room string) []chat.Message {
 		}
 		after = ms[len(ms)-1].ID
 	}
+}
+
+// holdModel answers at once, but holds a call whose newest line contains
+// BLOCK until release, or until its context ends. It records nothing, so
+// it takes any number of calls.
+type holdModel struct {
+	gate    chan struct{}
+	release func()
+}
+
+func newHoldModel() *holdModel {
+	h := &holdModel{gate: make(chan struct{})}
+	var once sync.Once
+	h.release = func() { once.Do(func() { close(h.gate) }) }
+	return h
+}
+
+func (h *holdModel) Complete(ctx context.Context, req llm.Request) (llm.Reply, error) {
+	last := req.History[len(req.History)-1].Content
+	if strings.Contains(last, "BLOCK") {
+		select {
+		case <-h.gate:
+		case <-ctx.Done():
+			return llm.Reply{}, ctx.Err()
+		}
+	}
+	return llm.Reply{Content: "noted"}, nil
+}
+
+func TestMentionIsNotHeldBehindADurableBacklog(t *testing.T) {
+	const backlog = 4000
+	g := newHoldModel()
+	defer g.release()
+	cfg := testConfig(t)
+	cfg.Specs = solo()
+	cfg.Model = g
+	// The backlog is about delivery, not the budget: its rooms would
+	// otherwise refuse most of it at once, which acknowledges it.
+	cfg.ReplyBudget = backlog
+	d := startDaemon(t, cfg)
+
+	// Ordinary messages Solo engages with and whose model calls block:
+	// they stay unacknowledged, up to the consumer's MaxAckPending.
+	for i := range backlog {
+		m := chat.Message{ID: newMessageID(time.Now()), Room: fmt.Sprintf("b%d", i%40), Author: "ann", Kind: chat.Human,
+			Content: fmt.Sprintf("BLOCK go question %d", i), At: time.Now().UTC()}
+		if _, err := d.bus.publish(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var bl Backlog
+	eventually(t, 60*time.Second, "the consumer saturated by the backlog", func() bool {
+		pi, _ := d.Persona("Solo")
+		if pi.Backlog != nil {
+			bl = *pi.Backlog
+		}
+		return bl.Unacked >= 2*inboxCapacity(d, "Solo") && bl.Pending > 0
+	})
+	t.Logf("backlog: %d unacknowledged, %d not yet delivered", bl.Unacked, bl.Pending)
+
+	start := time.Now()
+	m := post(t, d, "q", "bob", "@Solo are you there?")
+	eventually(t, 10*time.Second, "the mention answered within 10s", func() bool {
+		return len(repliesTo(messages(t, d, "q"), m.ID)) == 1
+	})
+	t.Logf("mention answered %v after it was posted, behind %d queued messages", time.Since(start).Round(time.Millisecond), backlog)
+	if pi, _ := d.Persona("Solo"); pi.Backlog == nil || pi.Backlog.Pending == 0 {
+		t.Errorf("backlog %+v: want messages still waiting for the durable consumer", pi.Backlog)
+	}
+
+	// Once the model answers, the backlog drains and every message has
+	// one account; the mention's durable delivery found it accounted.
+	g.release()
+	eventually(t, 120*time.Second, "the backlog accounted", func() bool { return settled(d) })
+	if rec, _ := account(t, d, "Solo", m.ID); rec.Account != "handled" || rec.Note != noteReplied {
+		t.Errorf("the mention's account = %+v, want handled, replied", rec)
+	}
+	if n := len(repliesTo(messages(t, d, "q"), m.ID)); n != 1 {
+		t.Errorf("%d replies to the mention, want 1", n)
+	}
+}
+
+func inboxCapacity(d *Daemon, name string) int {
+	return d.byName[strings.ToLower(name)].p.Inbox().Options().Capacity
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -62,6 +63,9 @@ type rooms struct {
 	// local holds the lower-case names of this daemon's personas, whose
 	// replies the budget counts when they are reserved, not when seen.
 	local map[string]bool
+	// express, once set, sees every message the follower reads from then
+	// on, outside the lock, on the follower's goroutine (Daemon.express).
+	express atomic.Pointer[func(chat.Message)]
 }
 
 type room struct {
@@ -131,6 +135,9 @@ func (rs *rooms) follow(ctx context.Context, js jetstream.JetStream, stream jets
 			return
 		}
 		rs.apply(md.Sequence.Stream, msg)
+		if f := rs.express.Load(); f != nil {
+			(*f)(msg)
+		}
 	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		rs.log.Debug("room follower", "err", err)
 	}))
