@@ -37,8 +37,13 @@ func (d *Daemon) buildRuntime() error {
 		Namespace: "persona", Name: "chat_not_answered_total",
 		Help: "Messages a persona did not answer by a conversation guard: reason own message|quiet room|reply chain too deep|reply budget|answered before.",
 	}, []string{"persona", "reason"})
+	unanswered := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "persona", Name: "questions_unanswered",
+		Help: "Human messages that no reply answered within 5 minutes of being written: no persona message replied to it, nor covered it as merged context addressed to its author. Counted over the room stream as this daemon read it, history included.",
+	}, func() float64 { return float64(d.rooms.unanswered(time.Now())) })
 	if err := errors.Join(
 		d.reg.Register(d.suppressed),
+		d.reg.Register(unanswered),
 		d.reg.Register(collectors.NewGoCollector()),
 		d.reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})),
 	); err != nil {

@@ -194,6 +194,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.rooms = newRooms(d.log)
 	d.rooms.budget = chat.NewBudget[string](d.chat.ReplyBudget, d.chat.ReplyWindow)
 	d.rooms.local = map[string]bool{}
+	d.rooms.questions.horizon = d.cfg.hooks.questionHorizon
 	for _, s := range d.specs {
 		d.rooms.local[strings.ToLower(s.Name)] = true
 	}

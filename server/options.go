@@ -148,6 +148,8 @@ type hooks struct {
 	// failReplyPublish, if set, runs before each reply's publish; an error
 	// fails the publish as a bus error would.
 	failReplyPublish func(chat.Message) error
+	// questionHorizon, if set, replaces questionHorizon.
+	questionHorizon time.Duration
 }
 
 func (c Config) withDefaults() Config {

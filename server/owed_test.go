@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -294,4 +296,145 @@ func TestMentionIsNotHeldBehindADurableBacklog(t *testing.T) {
 
 func inboxCapacity(d *Daemon, name string) int {
 	return d.byName[strings.ToLower(name)].p.Inbox().Options().Capacity
+}
+
+func TestQuestionsUnansweredCountsWhatNoReplyAnswered(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	human := func(id, author string, s float64) chat.Message {
+		return chat.Message{ID: id, Room: "r", Author: author, Kind: chat.Human, Content: "a question", At: at(s)}
+	}
+	reply := func(id, to, content string, s float64) chat.Message {
+		return chat.Message{ID: id, Room: "r", Author: "Solo", Kind: chat.Persona, Content: content, ReplyTo: to, Depth: 1, At: at(s)}
+	}
+	h := questionHorizon.Seconds()
+	var q questions
+	q.apply(human("q1", "ann", 0), nil)
+	q.apply(reply("r1", "q1", "answered", 1), nil) // a direct reply
+	q.apply(human("q2", "carol", 2), nil)
+	q.apply(human("q3", "bob", 2.3), nil)
+	q.apply(reply("r3", "q3", "@carol both of you", 3), []string{"q2"}) // merged, addressed to carol
+	q.apply(human("q4", "dan", 4), nil)
+	q.apply(human("q5", "eve", 4.5), nil)
+	q.apply(reply("r5", "q5", "only eve", 5), []string{"q4"}) // merged, dan not addressed
+	q.apply(human("q6", "fay", 6), nil)                       // nobody answers
+	q.apply(human("q7", "ann", 7), nil)
+	q.apply(human("q8", "ann", 7.5), nil)
+	q.apply(reply("r8", "q8", "to ann", 8), []string{"q7"}) // merged, the trigger's own author
+	q.apply(human("q9", "gus", 9), nil)
+	q.apply(reply("r9", "q9", "too late", 9+h+1), nil) // after the horizon
+	q.age(at(9 + h + 2))
+	if q.aged != 3 {
+		t.Errorf("unanswered = %d, want 3 (dan's merged without address, fay's, gus's answered too late)", q.aged)
+	}
+	if len(q.recent) != 0 || len(q.order) != 0 {
+		t.Errorf("%d questions still tracked past the horizon", len(q.recent))
+	}
+}
+
+// A code-review request posted 0.3s before someone's docker question: both
+// are answered (directly, or by a merged reply that addresses the asker),
+// and the unanswered-questions count stays 0.
+func TestCodeReviewAndDockerQuestionsBothAnswered(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Specs = testSpecs()
+	d := startDaemon(t, cfg)
+
+	review := post(t, d, "dev", "carol", "can someone review my code in PR 12?")
+	gap := time.NewTimer(300 * time.Millisecond) // the scenario's spacing, not a wait for the daemon
+	<-gap.C
+	docker := post(t, d, "dev", "bob", "why does my docker build fail on alpine?")
+
+	answeredBy := func(m chat.Message) (chat.Message, bool) {
+		for _, p := range cfg.Specs {
+			e, err := d.bus.replies.Get(context.Background(), ledgerKey(p.Name, m.ID))
+			if err != nil {
+				continue
+			}
+			r, err := decodeWire(e.Value())
+			if err == nil && (r.ReplyTo == m.ID || chat.Mentioned(r.Content, m.Author)) {
+				return r, true
+			}
+		}
+		return chat.Message{}, false
+	}
+	eventually(t, 20*time.Second, "both questions answered", func() bool {
+		_, a := answeredBy(review)
+		_, b := answeredBy(docker)
+		return a && b
+	})
+	waitSettled(t, d)
+	for _, m := range []chat.Message{review, docker} {
+		r, _ := answeredBy(m)
+		t.Logf("%s's question answered by %s (reply to %s): %.60q", m.Author, r.Author, r.ReplyTo, r.Content)
+	}
+	if n := d.rooms.unanswered(time.Now().Add(questionHorizon + time.Second)); n != 0 {
+		t.Errorf("questions unanswered = %d, want 0", n)
+	}
+}
+
+// The same two questions merged: Solo is busy when they come, so its next
+// reply covers both; it replies to the newest (bob's) and addresses carol,
+// and the count reads the reply's covers from the stream.
+func TestMergedCodeReviewAndDockerQuestionsBothAnswered(t *testing.T) {
+	g := newGateModel()
+	defer g.release()
+	cfg := testConfig(t)
+	cfg.Specs = solo()
+	cfg.Model = g
+	d := startDaemon(t, cfg)
+
+	post(t, d, "busy", "ann", "BLOCK go")
+	g.next(t)
+	review := post(t, d, "dev", "carol", "can someone review my go code in PR 12?")
+	gap := time.NewTimer(300 * time.Millisecond) // the scenario's spacing, not a wait for the daemon
+	<-gap.C
+	docker := post(t, d, "dev", "bob", "why does my go docker build fail on alpine?")
+	eventually(t, 10*time.Second, "both queued", func() bool { return queued(d, "Solo") == 2 })
+	g.release()
+	waitSettled(t, d)
+	rs := repliesTo(messages(t, d, "dev"), docker.ID)
+	if len(rs) != 1 {
+		t.Fatalf("replies to the docker question = %d, want one merged reply", len(rs))
+	}
+	if !chat.Mentioned(rs[0].Content, "carol") {
+		t.Errorf("merged reply %q does not address carol", rs[0].Content)
+	}
+	if rec, _ := account(t, d, "Solo", review.ID); rec.Note != noteMerged {
+		t.Errorf("carol's message accounted %+v, want merged", rec)
+	}
+	if n := d.rooms.unanswered(time.Now().Add(questionHorizon + time.Second)); n != 0 {
+		t.Errorf("questions unanswered = %d, want 0: the merged reply answers carol", n)
+	}
+}
+
+func TestQuestionsUnansweredMetric(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Specs = solo()
+	cfg.ReplyBudget = 1
+	cfg.hooks.questionHorizon = 2 * time.Second
+	d := startDaemon(t, cfg)
+
+	m := post(t, d, "r", "ann", "@Solo a go question?")
+	waitAccount(t, d, "Solo", m.ID)
+	// The budget (1) is spent: chatter nobody is named in is not answered.
+	c := post(t, d, "r", "bob", "and a go question for anyone")
+	if rec := waitAccount(t, d, "Solo", c.ID); rec.Note != noteBudget {
+		t.Fatalf("chatter accounted %+v, want %s", rec, noteBudget)
+	}
+	scrape := func() string {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+d.Addr()+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+d.Token())
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return string(b)
+	}
+	// Once both are older than the horizon, the unanswered one counts.
+	eventually(t, 10*time.Second, "persona_questions_unanswered 1 at /metrics", func() bool {
+		return strings.Contains(scrape(), "\npersona_questions_unanswered 1\n")
+	})
 }

@@ -64,7 +64,7 @@ func (rp *replies) answeredBefore(ctx context.Context, name, id string) (answere
 	if err != nil {
 		return false, false, transient(fmt.Errorf("persona %s: replies: %w", name, err))
 	}
-	prev, err := decodeWire(e.Value())
+	prev, covers, err := decodeWireCovers(e.Value())
 	if err != nil {
 		return true, false, nil // claimed; nothing we can republish
 	}
@@ -76,7 +76,7 @@ func (rp *replies) answeredBefore(ctx context.Context, name, id string) (answere
 	} else if ok {
 		return true, false, nil
 	}
-	seq, err := rp.publish(ctx, prev)
+	seq, err := rp.publish(ctx, prev, covers...)
 	if err != nil {
 		return false, false, transient(fmt.Errorf("persona %s: republish %s: %w", name, prev.ID, err))
 	}
@@ -114,7 +114,7 @@ var errAnswered = errors.New("already answered")
 // messages it covers, and publishes the reply. The claim holds the reply
 // itself, so a crash before the publish is repaired on redelivery.
 func (rp *replies) sendReply(ctx context.Context, name, trigger string, covered []string, out chat.Message) error {
-	data, err := encodeWire(out)
+	data, err := encodeWire(out, covered...)
 	if err != nil {
 		return fmt.Errorf("encode reply: %w", err)
 	}
@@ -129,7 +129,7 @@ func (rp *replies) sendReply(ctx context.Context, name, trigger string, covered 
 		// then known to be answered by this reply.
 		_, _ = rp.bus.replies.Create(ctx, ledgerKey(name, id), data)
 	}
-	seq, err := rp.publish(ctx, out)
+	seq, err := rp.publish(ctx, out, covered...)
 	if err != nil {
 		// The claim stays and holds the reply: the retry (or a redelivery
 		// after a restart) publishes it through answeredBefore.
@@ -140,11 +140,11 @@ func (rp *replies) sendReply(ctx context.Context, name, trigger string, covered 
 }
 
 // publish stores a reply in its room (bus.publish), through the test seam.
-func (rp *replies) publish(ctx context.Context, m chat.Message) (uint64, error) {
+func (rp *replies) publish(ctx context.Context, m chat.Message, covers ...string) (uint64, error) {
 	if rp.failPublish != nil {
 		if err := rp.failPublish(m); err != nil {
 			return 0, err
 		}
 	}
-	return rp.bus.publish(ctx, m)
+	return rp.bus.publish(ctx, m, covers...)
 }
