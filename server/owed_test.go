@@ -438,3 +438,50 @@ func TestQuestionsUnansweredMetric(t *testing.T) {
 		return strings.Contains(scrape(), "\npersona_questions_unanswered 1\n")
 	})
 }
+
+// Past its retry deadline the responder gives the error to the runtime,
+// whose attempts fail too: the message still gets no failed account. It
+// goes back to JetStream, comes again, and is answered once the bus is
+// back.
+func TestTransientFailureIsGivenBackNotFailed(t *testing.T) {
+	var mu sync.Mutex
+	down := true
+	cfg := testConfig(t)
+	cfg.Specs = solo()
+	cfg.AckWait = 2 * time.Second // a message given back comes again after a quarter of it
+	cfg.hooks.failReplyPublish = func(chat.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if down {
+			return fmt.Errorf("publish: %w", nats.ErrTimeout)
+		}
+		return nil
+	}
+	d := startDaemon(t, cfg)
+
+	// Written almost transientRetryFor ago: the responder's retries end
+	// within a second, the runtime's three attempts right after.
+	now := time.Now()
+	m := inject(t, d, chat.Message{ID: newMessageID(now), Room: "r", Author: "ann", Kind: chat.Human,
+		Content: "@Solo still there?", At: now.Add(-transientRetryFor + time.Second).UTC()})
+	eventually(t, 20*time.Second, "the message given back and delivered again", func() bool {
+		pi, _ := d.Persona("Solo")
+		return pi.Snapshot.Counts.Delivered >= 2
+	})
+	if rec, ok := account(t, d, "Solo", m.ID); ok {
+		t.Fatalf("accounted %+v during the outage; want no final account", rec)
+	}
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	eventually(t, 20*time.Second, "answered after the bus recovered", func() bool {
+		return len(repliesTo(messages(t, d, "r"), m.ID)) == 1
+	})
+	waitSettled(t, d)
+	if rec, _ := account(t, d, "Solo", m.ID); rec.Account != "handled" || rec.Note != noteReplied {
+		t.Errorf("account = %+v, want handled, replied", rec)
+	}
+	pi, _ := d.Persona("Solo")
+	t.Logf("delivered %d times; the runtime failed it %d times on bus errors, none became an account",
+		pi.Snapshot.Counts.Delivered, pi.Snapshot.Counts.Failed)
+}
