@@ -2,8 +2,10 @@ package persona
 
 import (
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/personaos/persona/coord"
@@ -61,10 +63,13 @@ type Cycle[T any] struct {
 	share   float64
 	limited bool
 
-	// w is the state of a step: allocated at the persona's first step, so
-	// that a persona that never worked costs only its inbox and this
-	// struct.
-	w *work[T]
+	// w is the state of a step: allocated when the persona steps and
+	// dropped when it falls idle, so that an idle persona costs only its
+	// inbox and this struct. engageFn (c.engage with the budget) is made
+	// once.
+	w        *work[T]
+	engageFn func(inbox.Entry[Item[T]]) bool
+	pool     *sync.Pool // of *work[T], shared by the cycles of one payload type
 
 	notes   []Note[T]
 	retired []inbox.Retired[Item[T]]
@@ -82,7 +87,6 @@ type work[T any] struct {
 	halting    bool
 	batch      []inbox.Entry[Item[T]] // taken, not yet started
 	now        time.Time              // for the engage test
-	engageFn   func(inbox.Entry[Item[T]]) bool
 
 	// The item in progress.
 	cur      Item[T]
@@ -266,7 +270,7 @@ const batchBudget = 100 * time.Microsecond
 // use opts' urgent line.
 func NewCycle[T any](name string, opts Options, q *inbox.Inbox[Item[T]], stream Decisions) *Cycle[T] {
 	opts = opts.withDefaults()
-	c := &Cycle[T]{name: name, opts: opts, q: q, stream: stream, st: state.New(opts.State), dormant: true}
+	c := &Cycle[T]{name: name, opts: opts, q: q, stream: stream, st: state.New(opts.State), dormant: true, pool: workPool[T]()}
 	c.cadence = c.st.Cadence(1)
 	return c
 }
@@ -353,12 +357,14 @@ func (c *Cycle[T]) Stop() {
 }
 
 // Arrived is an accepted push into the inbox (one that queued its entry,
-// not one deferred on arrival). A dependent wakes on every arrival; an
-// urgent item wakes a resting or idle persona at once (the demand trigger);
-// other items wait for the next tick of its rhythm, so they are batched.
-// A running persona looks at its inbox again before it rests, so it needs
-// no wake.
-func (c *Cycle[T]) Arrived(now time.Time, urgent bool) Wake {
+// not one deferred on arrival), urgent or not, with its deadline (zero:
+// none). A dependent wakes on every arrival; an urgent item wakes a
+// resting or idle persona at once (the demand trigger), and so does an
+// item whose deadline falls before the next tick of the persona's rhythm
+// (it cannot wait to be batched), unless the persona merges its items
+// (Options.Coalesce); other items wait for that tick, so they are batched. A running persona looks at its inbox again before it rests,
+// so it needs no wake.
+func (c *Cycle[T]) Arrived(now time.Time, urgent bool, deadline time.Time) Wake {
 	if c.dormant || c.phase == PhaseStopped {
 		return Wake{}
 	}
@@ -375,20 +381,31 @@ func (c *Cycle[T]) Arrived(now time.Time, urgent bool) Wake {
 		}
 		return Wake{}
 	case PhaseResting:
-		if !urgent {
+		if !urgent && (!c.dueBefore(deadline, c.wakeAt)) {
 			return Wake{} // the scan timer will pick it up: batching
 		}
 	}
 	if urgent {
 		return c.wakeNow(TriggerDemand)
 	}
-	// Idle: look at the next tick of the rhythm after the last rest; a
-	// persona that never rested, or rested long ago, looks at once.
+	// Look at the next tick of the rhythm after the last rest; a persona
+	// that never rested, or rested long ago, looks at once.
 	at := now
 	if !c.lastRest.IsZero() {
 		at = maxTime(now, c.lastRest.Add(c.cadence))
 	}
+	if c.dueBefore(deadline, at) {
+		return c.wakeNow(TriggerDemand) // it would expire waiting for the tick
+	}
 	return c.arm(now, at)
+}
+
+// dueBefore reports whether an item with deadline must be looked at before
+// the persona's next tick at: it would expire waiting. A persona that
+// merges a key's items (Options.Coalesce) takes the newest of them anyway,
+// so an older one's deadline does not call it.
+func (c *Cycle[T]) dueBefore(deadline, at time.Time) bool {
+	return !c.opts.Coalesce && !deadline.IsZero() && deadline.Before(at)
 }
 
 // Poke wakes the persona at once with trigger t, as a dependency release
@@ -440,9 +457,10 @@ func (c *Cycle[T]) arm(now, at time.Time) Wake {
 // the slice.
 func (c *Cycle[T]) Step(now time.Time, adj Adjustment, budget float64) Action[T] {
 	if c.w == nil {
-		w := &work[T]{}
-		w.engageFn = func(e inbox.Entry[Item[T]]) bool { return c.engage(e, true) }
-		c.w = w
+		c.w = c.pool.Get().(*work[T])
+		if c.engageFn == nil {
+			c.engageFn = func(e inbox.Entry[Item[T]]) bool { return c.engage(e, true) }
+		}
 	}
 	c.refill(now, adj.Share)
 	c.w.cool = adj.Cool()
@@ -555,7 +573,7 @@ func (c *Cycle[T]) next(now time.Time) Action[T] {
 			}
 			c.refill(now, c.share)
 			c.w.now = now
-			c.w.batch = c.q.TakeTopN(min(c.batchSize(), c.opts.SliceItems-c.w.sliceN), c.w.engageFn, c.w.batch[:0])
+			c.w.batch = c.q.TakeTopN(min(c.batchSize(), c.opts.SliceItems-c.w.sliceN), c.engageFn, c.w.batch[:0])
 			if len(c.w.batch) == 0 {
 				return c.rest(now)
 			}
@@ -928,6 +946,12 @@ func (c *Cycle[T]) rest(now time.Time) Action[T] {
 		return a
 	}
 	c.phase, c.wakeAt = PhaseIdle, time.Time{}
+	// Nothing waits: give the step's state back, to be reused by the next
+	// persona of this payload type that wakes.
+	batch := c.w.batch[:0]
+	*c.w = work[T]{batch: batch}
+	c.pool.Put(c.w)
+	c.w = nil
 	return a
 }
 
@@ -946,4 +970,18 @@ func maxTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// workPools holds one pool of step states per payload type: a cycle takes
+// one when its persona steps and gives it back when it falls idle, so that
+// ten thousand idle personas hold none and a waking one allocates nothing.
+var workPools sync.Map // reflect.Type -> *sync.Pool
+
+func workPool[T any]() *sync.Pool {
+	t := reflect.TypeFor[T]()
+	if p, ok := workPools.Load(t); ok {
+		return p.(*sync.Pool)
+	}
+	p, _ := workPools.LoadOrStore(t, &sync.Pool{New: func() any { return new(work[T]) }})
+	return p.(*sync.Pool)
 }

@@ -4,19 +4,50 @@
 // Work is delivered to a persona's inbox (Persona.Deliver), never invoked on
 // it. Each persona runs its own life cycle: it looks at its inbox when it
 // has capacity, decides for itself what to engage with (priority against its
-// energy, attention, mood and load; see package state), works a time slice
-// of at most Options.SliceItems items or Options.SliceDuration, rests, picks
+// energy, attention, mood and load; see package state), works, rests, picks
 // its next cadence, and yields. It wakes for one of three triggers:
 //
-//   - demand: an item at or above the urgent line (0.8) arrives; a resting
-//     persona starts on it at once, not after its cadence;
+//   - demand: an item at or above the urgent line (0.8) arrives, or one whose
+//     deadline falls before the persona's next scan; a resting persona starts
+//     on it at once, not after its cadence;
 //   - dependency: Persona.Wake, or a prerequisite persona finishing the item
 //     this one waits for;
-//   - scan: its own cadence elapsed. Non-urgent items wait for it, so they
-//     are batched into one slice: the persona's rhythm.
+//   - scan: its own cadence elapsed. Other items wait for it, so they are
+//     batched into one step: the persona's rhythm.
 //
 // An idle persona with an empty inbox holds neither a goroutine nor a timer,
 // so ten thousand of them cost memory and nothing else.
+//
+// # One policy, two clocks
+//
+// The life cycle is one deterministic state machine, Cycle (cycle.go): it
+// takes a persona's events with an explicit now and says what to do next,
+// and holds no clock, goroutine or lock. Persona is its real-time driver;
+// the simulator (package sim) drives the same Cycle in virtual time, so what
+// the simulator measures is what the runtime does, and parity tests hold the
+// two drivers to the same trace.
+//
+// # Rhythm as a bandwidth
+//
+// The cadence is how often a persona looks when nothing calls it, not a cap
+// on what it does once it looks: a step ends after Options.SliceItems items
+// or SliceDuration, and engageable work then goes on at once. What bounds a
+// persona is a constant-bandwidth server, the real-time scheduling idea of
+// giving each task a budget of execution per period, replenished, so that
+// its share of the processor is bounded whatever it is asked to do, while
+// an idle share can go to others. Here the governor sets the share
+// (Adjustment.Share): while the machine is cool (nominal, fair) there is no
+// limit and a persona with engageable work keeps working (work-conserving);
+// once the duty reaches the ceiling each persona may spend Share of its time
+// on ordinary work, replenished continuously, with at most Share x
+// Options.BandwidthPeriod of credit; past it, ordinary work waits for the
+// budget (not a whole cadence). Guarantee: a persona's ordinary work over
+// any interval of length d is at most Share x (d + BandwidthPeriod) plus the
+// one item in progress; urgent work is served at once, inside or beyond the
+// share, and charged to it. With Options.Preempt an urgent arrival also cuts
+// short the ordinary work in progress (its context is cancelled and the item
+// goes back to the inbox), so urgent work never waits behind its own
+// persona.
 //
 // # Guarantees
 //

@@ -251,7 +251,7 @@ func (p *Persona[T]) deliver(it Item[T], released bool) error {
 	var notes []Note[T]
 	p.mu.Lock()
 	if out != inbox.DeferredOnArrival {
-		p.wakeLocked(p.c.Arrived(now, urgent))
+		p.wakeLocked(p.c.Arrived(now, urgent, it.Deadline))
 	}
 	if out != inbox.Accepted {
 		p.c.DrainDeferred(now) // the lowest entry, not always the newcomer
@@ -507,8 +507,10 @@ func (p *Persona[T]) think(ctx context.Context, a *Action[T]) Action[T] {
 	cancel()
 	preempted := finish()
 	p.mu.Lock()
-	if err != nil && preempted {
-		return p.c.Done(time.Now(), Result{Err: err, Preempted: true})
+	if preempted {
+		// An urgent arrival came before the wait ended, whatever ended it:
+		// as in the simulator, the preemption wins.
+		return p.c.Done(time.Now(), Result{Err: context.Canceled, Preempted: true})
 	}
 	if err != nil {
 		if ctx.Err() != nil || p.rt.stopping.Load() {
@@ -526,8 +528,11 @@ func (p *Persona[T]) think(ctx context.Context, a *Action[T]) Action[T] {
 func (p *Persona[T]) call(a *Action[T]) (th Thought, r Result) {
 	ctx, finish := p.workCtx(p.rt.ctx)
 	defer func() {
-		if finish() && r.Err != nil {
-			r = Result{Err: r.Err, Preempted: true}
+		// An urgent arrival before the work's end preempts it, even if the
+		// handler finished meanwhile: the item goes back, as in the
+		// simulator, so that the outcome does not hang on a race.
+		if finish() {
+			r = Result{Err: context.Canceled, Preempted: true}
 		}
 	}()
 	defer func() {

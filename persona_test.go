@@ -343,20 +343,48 @@ func TestDeferredPastTTLExpireAndAreReported(t *testing.T) {
 func TestDeadlinePassedItemExpires(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rt := persona.NewRuntime(persona.RuntimeOptions{})
-		rec := newRecorder(0)
+		rec := newRecorder(5 * time.Second)
 		p := mustSpawn(t, rt, "p", rec, persona.Options{})
 		it := item("stale", 0.5)
 		it.Deadline = time.Now().Add(time.Second)
 		p.Deliver(item("first", 0.5))
 		rt.Start()
 		synctest.Wait()
-		p.Deliver(it) // waits for the next scan, seconds away: past its deadline
+		p.Deliver(it) // waits behind five seconds of work: past its deadline
 		time.Sleep(time.Minute)
 		synctest.Wait()
 		if _, ok := rec.start("stale"); ok {
 			t.Fatal("an item past its deadline was handled")
 		}
 		if c := p.Snapshot().Counts; c.Expired != 1 || c.Handled != 1 || !c.Balanced() {
+			t.Fatalf("counts %+v", c)
+		}
+		shutdown(t, rt)
+	})
+}
+
+func TestItemDueBeforeTheNextScanWakesARestingPersona(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rt := persona.NewRuntime(persona.RuntimeOptions{})
+		rec := newRecorder(0)
+		p := mustSpawn(t, rt, "p", rec, persona.Options{})
+		p.Deliver(item("first", 0.5))
+		p.Deliver(item("second", 0.4))
+		rt.Start()
+		synctest.Wait()
+		// Resting now, its next scan seconds away (idle cadence 3s). An
+		// ordinary item waits for that tick; one due sooner cannot.
+		start := time.Now()
+		p.Deliver(item("batched", 0.5))
+		due := item("due", 0.5)
+		due.Deadline = start.Add(500 * time.Millisecond)
+		p.Deliver(due)
+		synctest.Wait()
+		at, ok := rec.start("due")
+		if !ok || at.Sub(start) != 0 {
+			t.Fatalf("an item due in 500ms started at %v (ok %v), want at once", at.Sub(start), ok)
+		}
+		if c := p.Snapshot().Counts; c.Expired != 0 {
 			t.Fatalf("counts %+v", c)
 		}
 		shutdown(t, rt)

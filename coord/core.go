@@ -238,9 +238,14 @@ func (c *Core) Withdraw(now time.Time, item, persona string) []Decision {
 
 // Leave withdraws persona from item only if the item is open; see
 // Stream.Leave. It returns the decision it closed, if any.
+//
+// A persona that has already thought on the item stays in the decision:
+// leaving only means it will not speak again (it merged the item into a
+// newer one, say, and answers it there). So Leave and another persona's
+// last word at the same instant close the same decision in either order.
 func (c *Core) Leave(now time.Time, item, persona string) []Decision {
 	e := c.open[item]
-	if e == nil || persona == "" {
+	if e == nil || persona == "" || e.thought(persona) {
 		return nil
 	}
 	return c.withdraw(now, e, persona)
@@ -494,6 +499,12 @@ func (e *entry) member(p string) *member {
 
 // add returns p's member record, adding it if new. The pointer is valid
 // until the next add.
+// thought reports whether p has thought on the item (and not withdrawn).
+func (e *entry) thought(p string) bool {
+	m := e.member(p)
+	return m != nil && m.thought >= 0 && !m.withdrawn
+}
+
 func (e *entry) add(p string) *member {
 	if m := e.member(p); m != nil {
 		return m

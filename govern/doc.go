@@ -39,15 +39,16 @@
 // it tells a persona what to shed, not how hot the machine is. States
 // are entered at pressure 0.75 (fair), 1.0 (serious: the duty cycle is at
 // its ceiling, default 0.7 of the machine) and 1.3 (critical). The state
-// rises at once, as many steps as needed; it falls one step per
-// observation, and only once the pressure is Hysteresis (default 0.05)
-// below the current state's entry line, so a pressure hovering at a line
-// does not flap. An empty budget alone reaches serious at most; only heat
+// rises at once, as many steps as needed; it falls once the pressure is
+// Hysteresis (default 0.05) below the current state's entry line, to the
+// state the pressure plus Hysteresis calls for, so a pressure hovering at
+// a line does not flap and a cooled machine is cool at once. An empty budget alone reaches serious at most; only heat
 // reaches critical.
 //
 // Each state multiplies every persona's cadence, shifts the engagement
 // threshold of non-urgent work and sets each persona's bandwidth share:
-// nominal 1x/+0/no limit, fair 1.5x/+0.05/0.5, serious 2x/+0.15/0.25,
+// nominal 1x/+0/no limit, fair 1.5x/+0/no limit (fair is below the
+// ceiling, where nothing engageable may be shed), serious 2x/+0.15/0.25,
 // critical 4x/+0.3/0.1. Urgent work is never slowed: an urgent
 // arrival wakes its persona at once whatever the cadence, and
 // state.State.ShouldEngage, which applies the shift in every driver,

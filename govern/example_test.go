@@ -13,8 +13,8 @@ func ExampleGovernor() {
 		{Duty: 0.2, Load: 0.1},             // quiet
 		{Duty: 0.75, Load: 0.4},            // past the ceiling
 		{Duty: 0.68, Load: 0.4},            // just under it: hysteresis holds
-		{Duty: 0.1},                        // calm: one step down
-		{Duty: 0.1},                        // and another
+		{Duty: 0.5},                        // easing: fair
+		{Duty: 0.1},                        // calm: nominal at once
 		{Duty: 0.7, InFlight: 6, Cores: 2}, // oversubscribed: straight up
 	} {
 		s := g.Observe(in)
@@ -25,7 +25,7 @@ func ExampleGovernor() {
 	// nominal  cadence x1.0 threshold +0.00 catch-up true
 	// serious  cadence x2.0 threshold +0.15 catch-up false
 	// serious  cadence x2.0 threshold +0.15 catch-up false
-	// fair     cadence x1.5 threshold +0.05 catch-up false
+	// fair     cadence x1.5 threshold +0.00 catch-up false
 	// nominal  cadence x1.0 threshold +0.00 catch-up true
 	// critical cadence x4.0 threshold +0.30 catch-up false
 }

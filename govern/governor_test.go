@@ -39,8 +39,8 @@ func TestGovernorObserve(t *testing.T) {
 		{"full inboxes on a cool machine still catch up", Inputs{Load: 0.9}, Nominal, true},
 		{"busy cores stop catch-up", Inputs{Duty: 0.4}, Nominal, false},
 		{"duty at the ceiling is serious", Inputs{Duty: 0.7}, Serious, false},
-		{"pressure gone steps down to fair only", Inputs{}, Fair, false},
-		{"then to nominal and catches up", Inputs{}, Nominal, true},
+		{"pressure gone returns to nominal at once and catches up", Inputs{}, Nominal, true},
+		{"and stays there", Inputs{}, Nominal, true},
 		{"heat jumps to critical at once", Inputs{Duty: 0.7, InFlight: 6, Cores: 2}, Critical, false},
 	}
 	for _, st := range steps {

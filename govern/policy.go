@@ -149,9 +149,12 @@ func nonNeg(x float64) float64 {
 
 // Next returns the state after observing in while in state cur. It rises
 // at once, as many steps as the pressure calls for, because heat must be
-// answered before it builds; it falls one step per observation, and only
-// when the pressure is Hysteresis below the current state's entry line, so
-// a pressure hovering around a line does not flap and recovery is gradual.
+// answered before it builds; it falls as soon as the pressure is
+// Hysteresis below the current state's entry line, to the state that the
+// pressure plus Hysteresis calls for, so a pressure hovering around a line
+// does not flap, and a machine that has cooled is treated as cool at once
+// (stepping down one state per sample kept a persona shedding work for
+// seconds after the heat was gone).
 func (p Policy) Next(cur Thermal, in Inputs) Thermal {
 	return p.next(cur, p.Pressure(in))
 }
@@ -164,7 +167,7 @@ func (p Policy) next(cur Thermal, pressure float64) Thermal {
 	case lvl > cur:
 		return lvl
 	case lvl < cur && pressure < entryLines[cur]-p.Hysteresis:
-		return cur - 1
+		return min(cur-1, level(pressure+p.Hysteresis))
 	}
 	return cur
 }

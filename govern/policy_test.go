@@ -74,12 +74,15 @@ func TestNext(t *testing.T) {
 		{"serious holds inside the hysteresis band", Serious, 0.951, Serious},
 		{"serious falls below the band", Serious, 0.949, Fair},
 		{"critical holds inside the band", Critical, 1.26, Critical},
-		{"critical falls one step even at zero pressure", Critical, 0, Serious},
-		{"serious falls one step even at zero pressure", Serious, 0, Fair},
+		{"critical falls to nominal at zero pressure", Critical, 0, Nominal},
+		{"serious falls to nominal at zero pressure", Serious, 0, Nominal},
+		{"critical falls to serious when the pressure is just under its band", Critical, 1.2, Serious},
+		{"critical falls to fair when the pressure is fair's, band included", Critical, 0.8, Fair},
+		{"serious falls only to fair inside fair's band", Serious, 0.71, Fair},
 		{"fair holds inside the band", Fair, 0.71, Fair},
 		{"fair falls to nominal below the band", Fair, 0.69, Nominal},
 		{"critical stays critical", Critical, 5, Critical},
-		{"state above critical is treated as critical", Thermal(9), 0, Serious},
+		{"state above critical is treated as critical", Thermal(9), 1.26, Critical},
 		{"state below nominal is treated as nominal", Thermal(-3), 0, Nominal},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -131,9 +134,12 @@ func TestHysteresisStopsFlappingAroundALine(t *testing.T) {
 	}
 }
 
-func TestStatesFallOneStepPerObservation(t *testing.T) {
-	got := run(t, Policy{}, []float64{2, 0, 0, 0, 0})
-	want := []Thermal{Nominal, Critical, Serious, Fair, Nominal, Nominal}
+// Stepping down one state per sample kept personas shedding work for
+// seconds after the heat was gone: a cooled machine is cool at once, and
+// the band still holds a state whose pressure hovers at its line.
+func TestStatesFallToWhatThePressureCallsFor(t *testing.T) {
+	got := run(t, Policy{}, []float64{2, 1.28, 1.2, 0.72, 0.2, 0})
+	want := []Thermal{Nominal, Critical, Critical, Serious, Fair, Nominal, Nominal}
 	for i := range want {
 		if got[i] != want[i] {
 			t.Fatalf("states = %v, want %v", got, want)

@@ -85,13 +85,16 @@ func (a Adjustment) Cool() bool { return a.Share <= 0 || a.Share >= 1 }
 // low end of the priority range first (a tired persona's 0.5 threshold
 // becomes 0.8 at critical: only near-urgent work passes).
 //
-// The shares halve as the state rises, so that the system's duty falls
-// back under the ceiling within a few seconds of feedback: nominal is
-// work-conserving (no limit), fair lets each persona work half the time,
-// serious a quarter, critical a tenth, with urgent work exempt.
+// Fair is entered below the ceiling, where no engageable work may be left
+// to wait or expire: it only slows how often personas look on their own.
+// From serious on (the duty at the ceiling) the shares shrink, so that the
+// system's duty falls back under it within a few seconds of feedback:
+// serious lets each persona work a quarter of the time on ordinary work,
+// critical a tenth, with urgent work exempt; nominal and fair are
+// work-conserving (no limit).
 var adjustments = [...]Adjustment{
 	Nominal:  {CadenceMultiplier: 1, ThresholdShift: 0, Share: 1},
-	Fair:     {CadenceMultiplier: 1.5, ThresholdShift: 0.05, Share: 0.5},
+	Fair:     {CadenceMultiplier: 1.5, ThresholdShift: 0, Share: 1},
 	Serious:  {CadenceMultiplier: 2, ThresholdShift: 0.15, Share: 0.25},
 	Critical: {CadenceMultiplier: 4, ThresholdShift: 0.3, Share: 0.1},
 }

@@ -60,7 +60,7 @@ func TestAdjustPerState(t *testing.T) {
 		shift float64
 	}{
 		{"nominal leaves personas alone", Nominal, 1, 0},
-		{"fair eases off", Fair, 1.5, 0.05},
+		{"fair only slows the rhythm: it is below the ceiling", Fair, 1.5, 0},
 		{"serious halves the rhythm", Serious, 2, 0.15},
 		{"critical quarters the rhythm", Critical, 4, 0.3},
 		{"unknown hot state counts as critical", Thermal(9), 4, 0.3},

@@ -28,6 +28,43 @@ func (d *Daemon) note(persona, id, note string) { d.ledger.note(persona, id, not
 // buildRuntime creates the metrics, governor, coordination stream, runtime
 // and one persona per spec.
 func (d *Daemon) buildRuntime() error {
+	if err := d.buildCore(persona.ObserverFunc(d.observe)); err != nil {
+		return err
+	}
+	rp := &replies{bus: d.bus, rooms: d.rooms, log: d.log, k: d.chat.Stream.K, failPublish: d.cfg.hooks.failReplyPublish}
+	for _, s := range d.specs {
+		m, opts := d.newMember(s, rp, d)
+		// Coordinated keeps the Evaluator: with a stream the persona
+		// coordinates; without one (a pipeline stage) it evaluates, then
+		// responds on its own judgement.
+		var err error
+		if m.p, err = persona.Spawn(d.rt, s.Name, persona.Coordinated[chat.Message](m.r), opts); err != nil {
+			return err
+		}
+		d.addMember(m)
+	}
+	groups := make(map[string][]string)
+	for _, s := range d.specs {
+		if !s.Dependent() {
+			groups[strings.ToLower(s.Name)] = downstream(d.specs, s.Name)
+		}
+	}
+	accounts := d.bus.accounts
+	if d.cfg.hooks.accounts != nil {
+		accounts = d.cfg.hooks.accounts(accounts)
+	}
+	d.ledger = newLedger(d.log, accounts, groups)
+	// A message given back comes again well within the ack wait.
+	d.ledger.nakDelay = min(d.ledger.nakDelay, d.cfg.AckWait/4)
+	d.ledger.skipWrites = d.cfg.hooks.dropFinals
+	return nil
+}
+
+// buildCore creates what the personas share, none of which touches the
+// bus: the metrics, governor, coordination stream, runtime (reporting to
+// obs) and scorer. The chat parity test builds a daemon's personas on it
+// without NATS.
+func (d *Daemon) buildCore(obs persona.Observer) error {
 	d.reg = prometheus.NewRegistry()
 	var err error
 	if d.metrics, err = metrics.New(d.reg, metrics.Options{}); err != nil {
@@ -49,7 +86,6 @@ func (d *Daemon) buildRuntime() error {
 	); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	d.transientAt = map[string]time.Time{}
 	d.gov = govern.New(govern.Policy{})
 	d.meter = &govern.Meter{}
 	so := d.chat.Stream
@@ -61,7 +97,7 @@ func (d *Daemon) buildRuntime() error {
 	d.stream = coord.New(so)
 	d.rt = persona.NewRuntime(persona.RuntimeOptions{
 		Logger:   d.log,
-		Observer: persona.ObserverFunc(d.observe),
+		Observer: obs,
 		Governor: persona.GovernorFunc(func() persona.Adjustment { return persona.Adjustment(d.gov.Adjust()) }),
 		Budget:   d.budgetLevel,
 	})
@@ -72,46 +108,36 @@ func (d *Daemon) buildRuntime() error {
 	w.Urgent = d.cfg.Persona.State.Defaults().Urgent
 	d.scorer = chat.NewScorer(w)
 	d.byName = make(map[string]*member)
-	groups := make(map[string][]string)
-	rp := &replies{bus: d.bus, rooms: d.rooms, log: d.log, k: d.chat.Stream.K, failPublish: d.cfg.hooks.failReplyPublish}
-	for _, s := range d.specs {
-		d.scorer.AddProfile(chat.Profile{Name: s.Name, Expertise: slices.Clone(s.Expertise)})
-		m := &member{spec: s}
-		m.r = &responder{
-			name: s.Name, system: s.SystemPrompt(), model: s.Model, dependent: s.Dependent(),
-			rules: d.chat, log: d.log, stopping: d.stopping,
-			decisions: d, accounts: d, rooms: d.rooms, replies: rp, models: d,
-			metrics: d.metrics, activity: d.scorer,
-		}
-		opts := d.personaOptions(s)
-		// Coordinated keeps the Evaluator: with a stream the persona
-		// coordinates; without one (a pipeline stage) it evaluates, then
-		// responds on its own judgement.
-		h := persona.Coordinated[chat.Message](m.r)
-		if !s.Dependent() {
-			opts.Coordination = d.stream
-			d.thinkers = append(d.thinkers, s.Name)
-		}
-		if m.p, err = persona.Spawn(d.rt, s.Name, h, opts); err != nil {
-			return err
-		}
-		d.members = append(d.members, m)
-		d.byName[strings.ToLower(s.Name)] = m
-	}
-	for _, s := range d.specs {
-		if !s.Dependent() {
-			groups[strings.ToLower(s.Name)] = downstream(d.specs, s.Name)
-		}
-	}
-	accounts := d.bus.accounts
-	if d.cfg.hooks.accounts != nil {
-		accounts = d.cfg.hooks.accounts(accounts)
-	}
-	d.ledger = newLedger(d.log, accounts, groups)
-	// A message given back comes again well within the ack wait.
-	d.ledger.nakDelay = min(d.ledger.nakDelay, d.cfg.AckWait/4)
-	d.ledger.skipWrites = d.cfg.hooks.dropFinals
 	return nil
+}
+
+// newMember is spec s's member with its responder, which answers through
+// rp and accounts to acc, and its persona's options (coordinated on the
+// daemon's stream unless it waits for others). The caller spawns its
+// persona, then adds it (addMember).
+func (d *Daemon) newMember(s PersonaSpec, rp replyStore, acc accounts) (*member, persona.Options) {
+	d.scorer.AddProfile(chat.Profile{Name: s.Name, Expertise: slices.Clone(s.Expertise)})
+	m := &member{spec: s}
+	m.r = &responder{
+		name: s.Name, system: s.SystemPrompt(), model: s.Model, dependent: s.Dependent(),
+		rules: d.chat, log: d.log, stopping: d.stopping,
+		decisions: d, accounts: acc, rooms: d.rooms, replies: rp, models: d,
+		metrics: d.metrics, activity: d.scorer,
+	}
+	opts := d.personaOptions(s)
+	if !s.Dependent() {
+		opts.Coordination = d.stream
+	}
+	return m, opts
+}
+
+// addMember adds a member whose persona is spawned.
+func (d *Daemon) addMember(m *member) {
+	if !m.spec.Dependent() {
+		d.thinkers = append(d.thinkers, m.spec.Name)
+	}
+	d.members = append(d.members, m)
+	d.byName[strings.ToLower(m.spec.Name)] = m
 }
 
 // personaOptions are the runtime options of one persona: the daemon's base

@@ -154,7 +154,7 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, chat: cfg.settings(), log: cfg.Logger, specs: specs, remote: map[string]bool{}, names: map[string]string{},
-		stopping: make(chan struct{})}
+		stopping: make(chan struct{}), transientAt: map[string]time.Time{}}
 	for _, s := range all {
 		d.names[strings.ToLower(s.Name)] = s.Name
 		d.names[strings.ToLower(s.DisplayName())] = s.Name

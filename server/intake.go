@@ -67,7 +67,7 @@ func (d *Daemon) deliver(m *member, jm jetstream.Msg) {
 			return
 		}
 	}
-	err = m.p.Deliver(persona.Item[chat.Message]{ID: msg.ID, Key: msg.Room, Created: msg.At, Priority: score, Addressees: in.addressees, Payload: msg})
+	err = m.p.Deliver(in.item(score))
 	switch {
 	case err == nil:
 	case errors.Is(err, inbox.ErrDuplicate):
@@ -132,6 +132,12 @@ type inbound struct {
 	addressees []string
 	// remote counts the personas it @mentions that other daemons run.
 	remote int
+}
+
+// item is the persona item of a message taken in with score as its
+// priority.
+func (in inbound) item(score float64) persona.Item[chat.Message] {
+	return persona.Item[chat.Message]{ID: in.ID, Key: in.Room, Created: in.At, Priority: score, Addressees: in.addressees, Payload: in.Message}
 }
 
 // decode decodes msg once.

@@ -310,6 +310,10 @@ func (r *responder) respondOnce(ctx context.Context, it persona.Item[chat.Messag
 func (r *responder) reserve(ctx context.Context, room string, owed bool) (release func(), ok bool, _ error) {
 	start := time.Now()
 	window := r.rules.ReplyWindow
+	if r.rules.OwedOverBudget {
+		release, ok, _ := r.rooms.reserveReply(room, start, owed, true)
+		return release, ok, nil
+	}
 	for {
 		now := time.Now()
 		waited := now.Sub(start)

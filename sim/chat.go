@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"slices"
 	"strings"
 	"time"
 
@@ -48,21 +49,66 @@ func (r *run) expert(a *actor, topics uint64) bool {
 
 // priority is the policy's static priority of delivery d at now.
 func (r *run) priority(d *delivery) float64 {
+	return r.priorityFor(d, r.msgs[d.msg].mention == d.persona)
+}
+
+// priorityFor is d's priority at now with addressed as whether the item
+// addresses its persona (a merged item addresses whom any of its messages
+// does): the daemon's d.score(name, msg, addressed, now).
+func (r *run) priorityFor(d *delivery, addressed bool) float64 {
 	m := &r.msgs[d.msg]
 	a := r.actors[d.persona]
-	kind := chat.Human
-	if m.author >= 0 {
-		kind = chat.Persona
-	}
 	last := a.recent[m.room]
 	return r.w.Score(chat.Facts{
-		Mentioned:  m.mention == d.persona,
+		Mentioned:  addressed,
 		RecentRoom: last >= 0 && r.now-last <= int64(r.w.RecentFor),
 		Expertise:  r.expert(a, m.topics),
 		Age:        time.Duration(r.now - m.at),
-		Kind:       kind,
+		Kind:       m.kind(),
 		Depth:      int(m.depth),
 	})
+}
+
+// kind is who wrote m.
+func (m *message) kind() chat.Kind {
+	if m.author >= 0 {
+		return chat.Persona
+	}
+	return chat.Human
+}
+
+// intake is the daemon's intake guard (chat.Settings.Guard, as the
+// daemon's guard applies it when a room message is delivered to a
+// persona) on delivery di, when its message is posted: it reports whether
+// the persona takes the message in. One it does not take in never reaches
+// its inbox and costs no evaluation: it is accounted skipped, as the
+// daemon's ledger accounts it, and a pipeline's dependents are not held
+// for it (oursPost finishes its part of the barrier as skipped). The message is never delivered
+// to its author, so "own message" never applies here.
+func (r *run) intake(di int32) bool {
+	d := &r.dels[di]
+	if r.actors[d.persona].stage {
+		return true // a pipeline stage is no chat persona: it engages every item
+	}
+	m := &r.msgs[d.msg]
+	lastHuman := time.Time{}
+	if m.lastHuman >= 0 {
+		lastHuman = r.t(m.lastHuman)
+	}
+	reason := r.chat.Guard(chat.GuardFacts{
+		Kind: m.kind(), Addressed: m.mention == d.persona, Depth: int(m.depth),
+		At: r.t(m.at), LastHuman: lastHuman, Score: r.priority(d),
+	})
+	switch reason {
+	case chat.Pass:
+		return true
+	case chat.ReasonTooDeep:
+		r.m.suppressedDepth++
+	case chat.ReasonQuiet:
+		r.m.suppressedQuiet++
+	}
+	d.acct = acSkipped
+	return false
 }
 
 // intent is what a baseline's evaluation (direct, seed: a model call)
@@ -105,17 +151,24 @@ func (r *run) postReply(p, mi int32, covers []int32) {
 	}
 	room := m.room
 	r.roomMinute[room][min(int(r.now/int64(time.Minute)), len(r.roomMinute[room])-1)]++
+	r.reportReply(p, mi, covers)
 	if r.sc.Traffic.RepliesFeedBack {
+		r.replying = mi
 		r.post(room, p, -1, m.depth+1, m.topics)
+		r.replying = -1
 	}
 }
 
 // oursIntent is the local evaluation (the daemon's responder.Evaluate):
+// it opens the decision on the item's message (openOn), then
 // chat.Settings.Think on the batch's best priority at delivery (the score
 // the daemon's intake gives the item), addressed if the batch addresses
 // the persona: confidence 1 when addressed, else that score; intent
 // respond when addressed or the score reaches RespondAbove.
 func (r *run) oursIntent(a *actor) (float64, coord.Intent) {
+	if len(r.prereqs[a.idx]) == 0 {
+		r.openOn(a)
+	}
 	best := 0.0
 	for i, x := range a.ours.batch {
 		if p := r.dels[x].prio; i == 0 || p > best {
@@ -126,67 +179,27 @@ func (r *run) oursIntent(a *actor) (float64, coord.Intent) {
 }
 
 // respond is the chat responder's Respond for a granted persona: the
-// room's guards first, then one model call to write the reply. It
-// reports whether the call was made. The loop guards judge each message
-// of the batch as the daemon's intake does (loopGuard); the daemon would
-// never have taken in a message they stop, so the reply answers the
-// newest message of the batch that passes them (the daemon's trigger),
-// and none passing means no reply. The reply budget (chat.Budget) counts
-// the reply from now and never refuses one owed to a person (owed).
-// Relevance was the evaluation's (oursIntent).
+// room's reply budget (chat.Budget: counted from now, never refusing a
+// reply owed to a person, owed), then one model call to write the reply
+// to mi, the item's trigger. It reports whether the call was made. The
+// loop guards and relevance were the intake's (intake): every message of
+// the item passed them.
 func (r *run) respond(a *actor, mi int32) bool {
-	target, why := int32(-1), chat.Pass
-	for _, x := range a.ours.batch {
-		bi := r.dels[x].msg
-		reason := r.loopGuard(bi)
-		switch {
-		case reason != chat.Pass:
-			if bi == mi {
-				why = reason
-			}
-		case target < 0 || r.msgs[bi].at > r.msgs[target].at:
-			target = bi
-		}
-	}
-	if target < 0 {
-		if why == chat.ReasonTooDeep {
-			r.m.suppressedDepth++
-		} else {
-			r.m.suppressedQuiet++
-		}
-		return false
-	}
-	room := r.msgs[target].room
+	room := r.msgs[mi].room
 	if !r.budget.Reserve(room, r.t(r.now), r.owed(a)) {
 		r.m.suppressedBudget++
 		return false
 	}
 	r.roomFlight[room]++
 	// A reply to urgent work goes ahead of other calls for a model slot.
-	r.callModelFor(a.idx, callReply, target, r.dels[a.ours.item].class == classUrgent)
+	urgent := false
+	for _, x := range a.ours.batch {
+		// A reply is urgent work when it answers anything urgent, merged
+		// context included.
+		urgent = urgent || r.dels[x].class == classUrgent
+	}
+	r.callModelFor(a.idx, callReply, mi, urgent, a.ours.covers)
 	return true
-}
-
-// loopGuard is the intake's loop guards (chat.Settings.Guard's first
-// half) on message mi: a persona's message at the depth limit, or written
-// QuietAfter after the room's last human message as known when it was
-// posted, is not answered. A human's message always passes.
-func (r *run) loopGuard(mi int32) chat.Reason {
-	m := &r.msgs[mi]
-	if m.author < 0 {
-		return chat.Pass
-	}
-	lastHuman := time.Time{}
-	if m.lastHuman >= 0 {
-		lastHuman = r.t(m.lastHuman)
-	}
-	switch {
-	case chat.TooDeep(int(m.depth), r.chat.MaxDepth):
-		return chat.ReasonTooDeep
-	case chat.Quiet(lastHuman, r.t(m.at), r.chat.QuietAfter):
-		return chat.ReasonQuiet
-	}
-	return chat.Pass
 }
 
 // owed reports whether the batch holds a human's @mention of a
@@ -206,37 +219,66 @@ func (r *run) owed(a *actor) bool {
 	return false
 }
 
+// openOn opens the decision on the message of a's item in progress, as
+// the daemon's responder does when it evaluates (Daemon.open): with
+// whom chat.Settings.Expected names now, the personas the item addresses
+// (any of its merged messages' mention) as addressed. An open decision
+// merges them; a decided one is left alone (coord.Core.Open).
+func (r *run) openOn(a *actor) {
+	mi := r.dels[a.ours.item].msg
+	var addressed []int32
+	for _, x := range a.ours.batch {
+		if p := r.msgs[r.dels[x].msg].mention; p >= 0 && !slices.Contains(addressed, p) {
+			addressed = append(addressed, p)
+		}
+	}
+	r.openMsg(mi, addressed)
+}
+
+// openMsg opens message mi's decision now, with addressed (beside the
+// persona mi mentions) counted as addressed.
+func (r *run) openMsg(mi int32, addressed []int32) {
+	m := &r.msgs[mi]
+	if r.co.State(m.id) == coord.ItemUnknown {
+		r.m.decisions++
+	}
+	exp, addr := r.expectedNames(mi, addressed)
+	r.publish(r.co.Open(r.t(r.now), coord.Opening{Item: m.id, Key: r.roomKeys[m.room], Expected: exp, Addressees: addr}))
+}
+
 // expected is who message mi's decision waits for under the chat rules
 // (chat.Settings.Expected), as the daemon opens it at the first
-// evaluation: the coordinated recipients (not pipeline dependents) to
-// which the message is relevant now, and the mentioned one among them as
-// addressee (-1 if none). The persona policy's stream (stream.go, open)
-// still opens at delivery with every recipient; this is the rule for it
-// to call when it opens at the first evaluation.
+// evaluation: the coordinated recipients (not pipeline dependents or
+// stages) to which the message is relevant now, and the mentioned one among them as
+// addressee (-1 if none).
 func (r *run) expected(mi int32) (expected []int32, addressee int32) {
-	m := &r.msgs[mi]
-	cands := make([]chat.Candidate, 0, m.n)
-	who := make(map[string]int32, m.n)
-	for i := m.first; i < m.first+m.n; i++ {
-		d := &r.dels[i]
-		if len(r.prereqs[d.persona]) > 0 {
-			continue
-		}
-		a := r.actors[d.persona]
-		who[a.name] = d.persona
-		cands = append(cands, chat.Candidate{Name: a.name, Addressed: m.mention == d.persona, Score: r.priority(d)})
-	}
-	kind, author := chat.Human, ""
-	if m.author >= 0 {
-		kind, author = chat.Persona, r.actors[m.author].name
-	}
-	names, addr := r.chat.Expected(author, kind, cands)
+	names, addr := r.expectedNames(mi, nil)
 	addressee = -1
 	for _, n := range names {
-		expected = append(expected, who[n])
+		expected = append(expected, r.actorIdx[n])
 	}
 	if len(addr) > 0 {
-		addressee = who[addr[0]]
+		addressee = r.actorIdx[addr[0]]
 	}
 	return expected, addressee
+}
+
+// expectedNames is chat.Settings.Expected on message mi now, the persona
+// it mentions and those in addressed counted as addressed.
+func (r *run) expectedNames(mi int32, addressed []int32) (expected, addressees []string) {
+	m := &r.msgs[mi]
+	cands := make([]chat.Candidate, 0, m.n)
+	for i := m.first; i < m.first+m.n; i++ {
+		d := &r.dels[i]
+		if len(r.prereqs[d.persona]) > 0 || r.actors[d.persona].stage {
+			continue // dependents are not handed it yet; stages do not coordinate
+		}
+		ad := m.mention == d.persona || slices.Contains(addressed, d.persona)
+		cands = append(cands, chat.Candidate{Name: r.actors[d.persona].name, Addressed: ad, Score: r.priorityFor(d, ad)})
+	}
+	author := ""
+	if m.author >= 0 {
+		author = r.actors[m.author].name
+	}
+	return r.chat.Expected(author, m.kind(), cands)
 }

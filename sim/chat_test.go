@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"reflect"
 	"testing"
 	"time"
 
@@ -96,5 +97,49 @@ func TestExpectedThinkersFollowTheChatRule(t *testing.T) {
 	mi = r.post(0, -1, px, 0, 0)
 	if exp, addr := r.expected(mi); len(exp) != 2 || addr != px {
 		t.Errorf("human mention of x: expected %v, addressee %d; want both, x", exp, addr)
+	}
+}
+
+func TestScriptReplaysAConversation(t *testing.T) {
+	sc, err := ParseScenario("script.yaml", []byte(`
+name: replay
+duration: 2m
+cores: 4
+budget: {per_sec: -1}
+personas:
+  - {name: ava, expertise: [go], handle: {median: 2s, p95: 2s}}
+  - {name: ben, expertise: [plan], handle: {median: 3s, p95: 3s}}
+traffic:
+  replies_feed_back: true
+  script:
+    - {at: 1s, room: dev, author: kim, text: "@ben can you plan the release"}
+    - {at: 30s, room: dev, author: ava, text: "a plan for go, anyone"}
+    - {at: 31s, room: ops, author: ben, text: "quiet in here"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var replies []Reply
+	rep, err := Run(context.Background(), sc, Persona, Options{OnReply: func(r Reply) { replies = append(replies, r) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Messages < 3 || rep.HumanMessages != 1 || rep.Mentions != 1 {
+		t.Fatalf("messages %d, human %d, mentions %d; want the script's 3 (1 human, 1 mention) and replies", rep.Messages, rep.HumanMessages, rep.Mentions)
+	}
+	// ben is named by a person: it answers at once (an urgent item), after
+	// its evaluation and its 3 s call.
+	if len(replies) == 0 || !reflect.DeepEqual(replies[0], Reply{At: time.Second + evalCost + 3*time.Second, Persona: "ben", Room: "dev", To: "#0"}) {
+		t.Fatalf("replies %+v; want ben answering #0 in dev at 4.05s first", replies)
+	}
+	// ben's message in ops, a room no person ever spoke in, is quiet: ava
+	// does not take it in.
+	for _, r := range replies {
+		if r.To == "#2" {
+			t.Errorf("a persona's message in a quiet room was answered: %+v", r)
+		}
+	}
+	if rep.Skipped == 0 || rep.SuppressedQuiet == 0 {
+		t.Errorf("skipped %d, quiet %d: the quiet room's message was taken in", rep.Skipped, rep.SuppressedQuiet)
 	}
 }

@@ -44,6 +44,15 @@ func (r *run) runTo(t *testing.T, at time.Duration) {
 	r.advance(int64(at))
 }
 
+// postOpen posts a message and opens its decision as its first
+// evaluation would (openMsg): the persona policy opens a decision when a
+// persona first evaluates the message, not at the post.
+func (r *run) postOpen(room, author, mention, depth int32, topics uint64) int32 {
+	mi := r.post(room, author, mention, depth, topics)
+	r.openMsg(mi, nil)
+	return mi
+}
+
 // closeByWindow ends message mi's window now, as its timer would.
 func (r *run) closeByWindow(t *testing.T, mi int32) {
 	t.Helper()
@@ -72,7 +81,7 @@ func TestLateAndAddressedThoughtsAreGrantedAsCoordDoes(t *testing.T) {
 	fixed := Coordination{Fixed: true}
 	t.Run("a late addressee is granted, a late peer is not", func(t *testing.T) {
 		r := newDuo(t, fixed, Handle{Median: time.Second, P95: 2 * time.Second})
-		mi := r.post(0, -1, px, 0, 0) // a human names x
+		mi := r.postOpen(0, -1, px, 0, 0) // a human names x
 		r.closeByWindow(t, mi)
 		if r.think(mi, r.delOf(mi, py), 0.8, coord.IntentRespond, false) || r.isGranted(mi, py) {
 			t.Errorf("a peer thinking after the decision closed was granted")
@@ -86,7 +95,7 @@ func TestLateAndAddressedThoughtsAreGrantedAsCoordDoes(t *testing.T) {
 	})
 	t.Run("a late thinker addressed through a merged message is granted", func(t *testing.T) {
 		r := newDuo(t, fixed, Handle{Median: time.Second, P95: 2 * time.Second})
-		mi := r.post(0, -1, -1, 0, 0) // names nobody
+		mi := r.postOpen(0, -1, -1, 0, 0) // names nobody
 		r.closeByWindow(t, mi)
 		if r.think(mi, r.delOf(mi, px), 1, coord.IntentRespond, true) || !r.isGranted(mi, px) {
 			t.Errorf("an addressed late thinker was not granted: %v", r.msgs[mi].granted)
@@ -94,7 +103,7 @@ func TestLateAndAddressedThoughtsAreGrantedAsCoordDoes(t *testing.T) {
 	})
 	t.Run("an addressed thought takes the only slot from a keener peer", func(t *testing.T) {
 		r := newDuo(t, fixed, Handle{Median: time.Second, P95: 2 * time.Second})
-		mi := r.post(0, -1, -1, 0, goTopic)
+		mi := r.postOpen(0, -1, -1, 0, goTopic)
 		if !r.think(mi, r.delOf(mi, py), 0.9, coord.IntentRespond, false) {
 			t.Fatal("an on-time thought did not count")
 		}
@@ -109,7 +118,7 @@ func TestWindowFromFirstThought(t *testing.T) {
 	c := Coordination{Fixed: true, Window: 2 * time.Second, FromFirstThought: true, Patience: 30 * time.Second}
 	t.Run("the window starts at the first thought", func(t *testing.T) {
 		r := newDuo(t, c, Handle{Median: time.Second, P95: 2 * time.Second})
-		mi := r.post(0, -1, -1, 0, 0)
+		mi := r.postOpen(0, -1, -1, 0, 0)
 		if got := r.deadline(t); got != c.Patience {
 			t.Fatalf("before any thought the item waits %v, want the patience %v", got, c.Patience)
 		}
@@ -133,7 +142,7 @@ func TestWindowFromFirstThought(t *testing.T) {
 	t.Run("an item nobody thinks about closes after the patience", func(t *testing.T) {
 		r := newDuo(t, c, Handle{Median: time.Second, P95: 2 * time.Second})
 		r.advance(int64(time.Minute))
-		mi := r.post(1, -1, -1, 0, 0)
+		mi := r.postOpen(1, -1, -1, 0, 0)
 		end := r.deadline(t)
 		if end != time.Minute+c.Patience {
 			t.Fatalf("the item waits until %v, want the patience after opening at 1m", end)
@@ -174,7 +183,7 @@ func TestAwaitOutlastsAShrunkenWindow(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newDuo(t, c, slow)
-			m0 := r.post(0, -1, -1, 0, goTopic) // y, the expert, is granted
+			m0 := r.postOpen(0, -1, -1, 0, goTopic) // y, the expert, is granted
 			r.runTo(t, 500*time.Millisecond)
 			if !r.isGranted(m0, py) {
 				t.Fatalf("setup: y not granted on the first message: %v", r.msgs[m0].granted)
@@ -182,7 +191,7 @@ func TestAwaitOutlastsAShrunkenWindow(t *testing.T) {
 			if w := r.co.Window(); w != 3*time.Second {
 				t.Fatalf("setup: the next item opens with window %v", w)
 			}
-			m1 := r.post(1, -1, px, 0, 0)
+			m1 := r.postOpen(1, -1, px, 0, 0)
 			if tc.shrink {
 				// Thoughts at once on items of the stream's own: samples
 				// of 0 s that shrink the window to its minimum.
@@ -217,7 +226,7 @@ func TestDirectDecisionsHaveNoWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mi := r.post(0, -1, -1, 0, goTopic)
+	mi := r.postOpen(0, -1, -1, 0, goTopic)
 	if next, ok := r.co.NextDeadline(); ok {
 		t.Fatalf("a direct decision has a deadline at %v", next.Sub(r.epoch))
 	}
@@ -238,10 +247,10 @@ func TestDirectDecisionsHaveNoWindow(t *testing.T) {
 // does (Stream.Decision, then Think).
 func TestForgottenDecisionIsOpenedAnew(t *testing.T) {
 	r := newDuo(t, Coordination{Fixed: true}, Handle{Median: time.Second, P95: 2 * time.Second})
-	first := r.post(0, -1, -1, 0, 0)
+	first := r.postOpen(0, -1, -1, 0, 0)
 	r.closeByWindow(t, first)
 	for range coord.DefaultMaxClosed {
-		r.closeByWindow(t, r.post(0, -1, -1, 0, 0))
+		r.closeByWindow(t, r.postOpen(0, -1, -1, 0, 0))
 	}
 	if r.decided(first) {
 		t.Fatal("the oldest decision is still remembered")

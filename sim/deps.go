@@ -70,6 +70,7 @@ func (r *run) initDeps(g *deps.Graph) error {
 func (r *run) oursPost(mi int32) {
 	m := &r.msgs[mi]
 	var freed []deps.Release
+	var skipped []int32
 	if len(r.pipes) > 0 {
 		// The message's item ID is its key, as the runtime keys an item.
 		key, author := m.id, ""
@@ -98,13 +99,23 @@ func (r *run) oursPost(mi int32) {
 	}
 	for i := m.first; i < m.first+m.n; i++ {
 		if r.dels[i].flags&fHeld == 0 {
-			r.oursPush(i)
+			if r.intake(i) { // the daemon's intake guard
+				r.oursPush(i)
+			} else if len(r.pipes) > 0 {
+				skipped = append(skipped, i)
+			}
 			continue
 		}
 		name := r.actors[r.dels[i].persona].name
 		if j := slices.IndexFunc(freed, func(x deps.Release) bool { return x.Persona == name }); j >= 0 {
 			r.depRelease(freed[j : j+1])
 		}
+	}
+	// A source that did not take the message in does not hold its
+	// dependents: its part of the barrier is finished as skipped, after
+	// the loop, so that a delivery it releases is not pushed twice.
+	for _, i := range skipped {
+		r.depFinish(i, acDeclined)
 	}
 	for pi := range r.pipes {
 		r.depArm(int32(pi))

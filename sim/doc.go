@@ -40,6 +40,16 @@
 // replies_feed_back, a persona's reply is a new message in the room, one
 // level deeper in the reply chain, on the same topics, with no mention.
 //
+// A script (traffic.script: at, room, author, text; Traffic.Script)
+// replaces the random arrivals: its messages arrive at their times,
+// decoded as the daemon decodes a room message (an @mention of a persona
+// addresses it; an expertise word of the text is a topic), by a human or,
+// when the author is a persona of the scenario, by that persona as another
+// runtime's. Options.OnReply reports every reply (who answered which
+// message, covering which, when): a conversation replayed. The chat
+// parity test of package server feeds one script to the daemon and to the
+// simulator and requires the same replies at the same times.
+//
 // A model call costs lognormal time (the persona's handle median and p95)
 // and occupies one of cores model slots; calls wait first in, first out
 // for a slot, without bound. Under the persona policy a call first takes a
@@ -92,10 +102,12 @@
 // the runtime. What opens a decision differs by policy, as each producer
 // does:
 //
-//   - persona: persona.Broadcast opens it at delivery with the recipients
-//     handed the item as expected thinkers and the mentioned persona, if
-//     expected, as addressee; it closes when all have thought or withdrawn,
-//     or when the window ends.
+//   - persona: as the daemon's responder, the first evaluation of a
+//     message opens its decision, with the coordinated personas to which
+//     the message is relevant now as expected thinkers (chat.Settings.
+//     Expected) and those it (or a message merged with it) mentions as
+//     addressees; each later evaluation merges its own. It closes when all
+//     have thought or left, or when the window ends.
 //   - seed: the seed only enqueues; its first thought opens the item (as
 //     coord.Stream.Think does for an unknown item), with no expected
 //     thinkers and no addressees, so it closes when the window ends; its
@@ -124,18 +136,18 @@
 // The persona policy applies package chat's rules with the daemon's
 // numbers (chat.Settings: a scenario's rules section over
 // chat.DefaultSettings; chat's doc.go gives each rule's meaning). The
-// evaluation is chat.Settings.Think on the batch's best priority; a
-// granted persona's reply passes the loop guards (a persona's message at
-// depth MaxDepth, or written QuietAfter after the room's last human
-// message, is not answered: suppressed_depth, suppressed_quiet) and the
-// reply budget (chat.Budget: this runtime's replies, counted from the
-// model call's start, and the persona-written arrivals, which stand for
-// other runtimes' personas; a reply owed to a person, chat.Owed, is
-// counted but never refused: suppressed_budget). The daemon judges the
-// loop guards and relevance at intake, so an item they stop never enters
-// its inbox; the simulator judges them on the same facts (the message's
-// time and the room's last human message when it was posted) but later,
-// so the verdict is the same and only the evaluation it costs differs.
+// evaluation is chat.Settings.Think on the batch's best priority. The
+// intake guard (chat.Settings.Guard) judges every delivery when its
+// message is posted, as the daemon's intake does: a message that is not
+// relevant enough to the persona, or a persona's message at depth
+// MaxDepth or written QuietAfter after the room's last human message,
+// never enters the inbox and costs no evaluation (skipped;
+// suppressed_depth, suppressed_quiet count the loop guards' share). A
+// granted persona's reply passes the reply budget (chat.Budget: this
+// runtime's replies, counted from the model call's start, and the
+// persona-written arrivals, which stand for other runtimes' personas; a
+// reply owed to a person, chat.Owed, is counted but never refused:
+// suppressed_budget).
 // The baselines keep their own evaluation (a model call's judgement in
 // the designs they stand for, which have no chat rules).
 //

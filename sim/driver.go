@@ -83,7 +83,7 @@ func (d *Driver[T]) Deliver(now int64, it persona.Item[T]) error {
 		return err
 	}
 	if out != inbox.DeferredOnArrival {
-		d.wake(now, d.c.Arrived(d.T(now), d.c.Inbox().Urgent(it.Priority)))
+		d.wake(now, d.c.Arrived(d.T(now), d.c.Inbox().Urgent(it.Priority), it.Deadline))
 	}
 	if out != inbox.Accepted {
 		d.c.DrainDeferred(d.T(now))

@@ -37,6 +37,8 @@ const (
 	acDeferred
 	acExpired
 	acLost
+	acSkipped // not taken in: the intake guard kept it out of the inbox (persona)
+	numAccts
 )
 
 // class is a delivery's priority class under the reference scorer.
@@ -91,8 +93,15 @@ type message struct {
 	lastHuman                 int64 // the room's last human message when it was posted; -1 never
 	first, n                  int32 // its deliveries: dels[first : first+n]
 	answered, mentionAnswered int64 // first reply covering it; -1: none
+	// slotAt is when the mentioned persona's reply covering it started on a
+	// model slot; -1: not yet.
+	slotAt int64
 
 	id string // its item ID in the coordination stream (itemID)
+	// src is its index in Traffic.Script (-1: not scripted); replyTo is
+	// the message a persona's reply answers (-1: not a reply). They name
+	// it in Options.OnReply (label).
+	src, replyTo int32
 	// granted records who the published decisions on it granted, late
 	// grants included: the stream forgets old decisions, the report does not.
 	granted []int32
@@ -104,13 +113,15 @@ type call struct {
 	kind          uint8
 	ref           int32 // eval: the delivery; reply: the message answered
 	issued, start int64
-	urgent        bool // for urgent work: ahead of every other call for a slot
-	cancelled     bool // preempted: its slot (or its place in line) is given up
+	urgent        bool    // for urgent work: ahead of every other call for a slot
+	cancelled     bool    // preempted: its slot (or its place in line) is given up
+	covers        []int32 // a reply's messages besides ref (merged context)
 }
 
 const (
-	callEval uint8 = iota
-	callReply
+	callEval  uint8 = iota
+	callReply       // a chat persona's reply
+	callWork        // a pipeline stage's work on an item: a core, not a model call
 )
 
 // actor is one persona instance under any policy.
@@ -119,12 +130,17 @@ type actor struct {
 	name      string
 	expertise []string
 	mu, sigma float64 // lognormal model call time, in log-seconds
+	median    int64   // the handle's median, ns: the call time when sigma is 0
 	rng       *rand.Rand
 	capacity  int
 	expert    map[uint64]bool
 	recent    []int64 // per room: last activity; -1 never
 	busy      int64   // time spent working, ns (fairness)
 	wakes     [numTriggers]int64
+	// stage: a pipeline stage (reply: false), not a chat persona.
+	stage      bool
+	complexity float64
+	stateCfg   state.Config // the runtime's state config with its persona's overrides
 
 	ours *oursState
 	seed *seedActor
@@ -151,6 +167,10 @@ type metrics struct {
 	granted, notGranted, lateThoughts int
 	lateGrants, awaitTimeouts         int
 	preemptions, modelCallsCancelled  int
+	stageWork, stageExpired           int
+	slotPreemptions                   int
+	dutyOrdinarySec                   []float64
+	stageExpiredCool                  int
 	releases, incomplete, skipped     int
 	depViolations                     int
 	respLatency, humanAnswer          []float64
@@ -195,8 +215,18 @@ type run struct {
 	busyI       int64 // integral of busy slots over time, slot-ns
 	busyT       int64 // time busyI was last brought up to date
 	tickI       int64 // busyI at the last tick
+	// The same for the slots busy with urgent work, which the duty ceiling
+	// exempts: the report shows the duty without it too.
+	busyUN         int
+	busyUI, tickUI int64
 
 	rngArr, rngMsg *rand.Rand
+
+	// script is Traffic.Script in order of time with its rooms, authors,
+	// mentions and topics resolved (script.go); posting and replying are
+	// the src and replyTo of the message post is creating.
+	script            []scripted
+	posting, replying int32
 
 	co       *coord.Core // the coordination stream (stream.go)
 	expireAt int64       // the earliest evDecision pending; MaxInt64 none
@@ -243,6 +273,8 @@ func newRun(ctx context.Context, in *Scenario, pol Policy, opts Options) (*run, 
 		expireAt: math.MaxInt64,
 		actorIdx: map[string]int32{},
 		ref:      chat.DefaultWeights(),
+		posting:  -1,
+		replying: -1,
 		stateCfg: state.Config{}.Defaults(),
 		adj:      govern.Nominal.Adjust(),
 	}
@@ -263,7 +295,6 @@ func newRun(ctx context.Context, in *Scenario, pol Policy, opts Options) (*run, 
 		r.w = chat.SeedWeights()
 	}
 	idx := map[string]int32{}
-	var stateOf []state.Config // per actor: the runtime's state config with its persona's overrides
 	for _, ps := range sc.Personas {
 		spec := chat.PersonaSpec{Cadence: ps.Cadence, Thresholds: ps.Thresholds}
 		sigma := 0.0
@@ -275,20 +306,23 @@ func newRun(ctx context.Context, in *Scenario, pol Policy, opts Options) (*run, 
 			h := fnv.New64a()
 			h.Write([]byte(name))
 			a := &actor{
-				idx:       int32(len(r.actors)),
-				name:      name,
-				expertise: ps.Expertise,
-				mu:        math.Log(ps.Handle.Median.Seconds()),
-				sigma:     sigma,
-				rng:       rand.New(rand.NewPCG(sc.Seed, h.Sum64())),
-				capacity:  ps.Capacity,
-				expert:    map[uint64]bool{},
-				recent:    filled(sc.Traffic.Rooms, -1),
+				idx:        int32(len(r.actors)),
+				name:       name,
+				expertise:  ps.Expertise,
+				mu:         math.Log(ps.Handle.Median.Seconds()),
+				median:     int64(ps.Handle.Median),
+				sigma:      sigma,
+				rng:        rand.New(rand.NewPCG(sc.Seed, h.Sum64())),
+				capacity:   ps.Capacity,
+				expert:     map[uint64]bool{},
+				recent:     filled(sc.Traffic.Rooms, -1),
+				stage:      ps.NoReply,
+				complexity: ps.Complexity,
+				stateCfg:   spec.StateConfig(r.stateCfg),
 			}
 			idx[name] = a.idx
 			r.actorIdx[name] = a.idx
 			r.actors = append(r.actors, a)
-			stateOf = append(stateOf, spec.StateConfig(r.stateCfg))
 		}
 	}
 	g, err := sc.graph()
@@ -316,6 +350,7 @@ func newRun(ctx context.Context, in *Scenario, pol Policy, opts Options) (*run, 
 	for i := range sc.Traffic.Rooms {
 		r.roomKeys = append(r.roomKeys, "room"+strconv.Itoa(i))
 	}
+	r.initScript() // after the actors and rooms: it names them
 	r.roomFlight = make([]int, sc.Traffic.Rooms)
 	minutes := int(sc.Duration/time.Minute) + 1
 	r.roomMinute = make([][]int32, sc.Traffic.Rooms)
@@ -329,17 +364,7 @@ func newRun(ctx context.Context, in *Scenario, pol Policy, opts Options) (*run, 
 	}
 	switch pol {
 	case Persona:
-		// Each persona's cycle gets its persona file's cadence and
-		// threshold overrides, as the daemon's personaOptions gives them:
-		// initOurs builds every actor's cycle from r.stateCfg, so it runs
-		// once per actor with that actor's config. (ours.go is another
-		// helper's; reading a per-actor config there would be simpler.)
-		all, base := r.actors, r.stateCfg
-		for i := range all {
-			r.actors, r.stateCfg = all[i:i+1], stateOf[i]
-			r.initOurs()
-		}
-		r.actors, r.stateCfg = all, base
+		r.initOurs()
 	case Seed:
 		r.initSeed()
 	}
@@ -365,7 +390,13 @@ func (r *run) at(d int64, kind evKind, a, b int32) {
 func (r *run) simulate() (*Report, error) {
 	r.wall = time.Now()
 	r.lastProg = r.wall
-	r.scheduleArrival(0)
+	if len(r.script) > 0 {
+		for i, m := range r.script {
+			r.at(int64(m.At), evArrival, int32(i), 1)
+		}
+	} else {
+		r.scheduleArrival(0)
+	}
 	if r.gov != nil {
 		r.feed.Observe(r.t(0), r.governorSample()) // the window's start, as the Sampler's at Run
 	}
@@ -385,6 +416,10 @@ func (r *run) runUntil(end int64) error {
 		r.advance(e.at)
 		switch e.kind {
 		case evArrival:
+			if e.b == 1 {
+				r.arriveScripted(e.a)
+				break
+			}
 			r.arrive()
 		case evTick:
 			if err := r.tick(); err != nil {
@@ -416,6 +451,7 @@ func (r *run) runUntil(end int64) error {
 // advance moves virtual time, keeping the busy-slot integral current.
 func (r *run) advance(to int64) {
 	r.busyI += int64(r.busyN) * (to - r.busyT)
+	r.busyUI += int64(r.busyUN) * (to - r.busyT)
 	r.busyT = to
 	r.now = to
 }
@@ -427,6 +463,8 @@ func (r *run) tick() error {
 	}
 	duty := float64(r.busyI-r.tickI) / float64(second) / float64(r.sc.Cores)
 	r.tickI = r.busyI
+	r.m.dutyOrdinarySec = append(r.m.dutyOrdinarySec, duty-float64(r.busyUI-r.tickUI)/float64(second)/float64(r.sc.Cores))
+	r.tickUI = r.busyUI
 	r.m.dutySec = append(r.m.dutySec, duty)
 
 	depth, _ := r.depth()
@@ -488,7 +526,7 @@ func (r *run) depth() (depth, capacity int) {
 			depth += len(a.seed.q)
 		}
 	}
-	if r.pol == Direct {
+	if r.pol == Direct || r.pol == Bound {
 		depth = r.queue.len() + r.urgentQueue.len() // evaluations and replies waiting for a model slot
 	}
 	return depth, capacity
@@ -497,7 +535,7 @@ func (r *run) depth() (depth, capacity int) {
 // energy returns the minimum and the sum of the personas' energy and how
 // many are in each mood; NaN sum for direct, which has no state.
 func (r *run) energy() (emin, esum float64, moods [4]int) {
-	if r.pol == Direct {
+	if r.pol == Direct || r.pol == Bound {
 		return 1, math.NaN(), moods
 	}
 	emin = 1
@@ -599,7 +637,8 @@ func (r *run) arrive() {
 func (r *run) post(room, author, mention, depth int32, topics uint64) int32 {
 	mi := int32(len(r.msgs))
 	r.msgs = append(r.msgs, message{at: r.now, room: room, author: author, mention: mention, depth: depth,
-		topics: topics, lastHuman: r.roomHuman[room], first: int32(len(r.dels)), answered: -1, mentionAnswered: -1, id: itemID(mi)})
+		topics: topics, lastHuman: r.roomHuman[room], first: int32(len(r.dels)), answered: -1, mentionAnswered: -1, slotAt: -1, id: itemID(mi),
+		src: r.posting, replyTo: r.replying})
 	r.m.messages++
 	if author < 0 {
 		r.m.humanMessages++
@@ -636,6 +675,8 @@ func (r *run) post(room, author, mention, depth int32, topics uint64) int32 {
 		for i := m.first; i < m.first+m.n; i++ {
 			r.directDeliver(i)
 		}
+	case Bound:
+		r.boundPost(mi)
 	}
 	return mi
 }
@@ -655,8 +696,13 @@ func (r *run) delOf(mi, p int32) int32 {
 
 // --- model server ---
 
-// lognormal draws a model call's duration for a.
+// lognormal draws a model call's duration for a. A handle whose p95 is
+// its median takes exactly the median, to the nanosecond (exp(log(x))
+// need not give x back), so that a script's call times are known.
 func (r *run) lognormal(a *actor) int64 {
+	if a.sigma == 0 {
+		return max(a.median, 1)
+	}
 	s := math.Exp(a.mu + a.sigma*a.rng.NormFloat64())
 	return max(int64(s*float64(second)), 1)
 }
@@ -665,17 +711,22 @@ func (r *run) lognormal(a *actor) int64 {
 // compute-budget token, waiting for one when the bucket is empty, as the
 // daemon's model wrapper does; then it waits first in, first out for one
 // of the Cores slots.
-func (r *run) callModel(p int32, kind uint8, ref int32) { r.callModelFor(p, kind, ref, false) }
+func (r *run) callModel(p int32, kind uint8, ref int32) { r.callModelFor(p, kind, ref, false, nil) }
 
 // callModelFor issues a model call; an urgent one goes ahead of every
 // other call waiting for a slot.
-func (r *run) callModelFor(p int32, kind uint8, ref int32, urgent bool) {
+func (r *run) callModelFor(p int32, kind uint8, ref int32, urgent bool, covers []int32) {
 	id := int32(len(r.calls))
-	r.calls = append(r.calls, call{persona: p, kind: kind, ref: ref, issued: r.now, start: -1, urgent: urgent})
-	r.m.modelCalls++
+	r.calls = append(r.calls, call{persona: p, kind: kind, ref: ref, issued: r.now, start: -1, urgent: urgent, covers: covers})
 	if r.gov != nil {
 		r.meter.Begin(r.t(r.now))
 	}
+	if kind == callWork {
+		r.m.stageWork++
+		r.admit(id) // the compute budget is for model calls
+		return
+	}
+	r.m.modelCalls++
 	if d := r.budgetWait(); d > 0 {
 		r.at(r.now+d, evBudget, id, 0)
 		return
@@ -694,9 +745,36 @@ func (r *run) admit(id int32) {
 	}
 	if r.calls[id].urgent {
 		r.urgentQueue.push(id)
+		if r.pol == Persona {
+			r.preemptSlot()
+		}
 		return
 	}
 	r.queue.push(id)
+}
+
+// preemptSlot frees a slot for urgent work waiting for one: the ordinary
+// reply that started last (the least work lost) is cut short, and its
+// persona puts the item back, as it does for its own urgent work.
+func (r *run) preemptSlot() {
+	victim := int32(-1)
+	for _, a := range r.actors {
+		o := a.ours
+		if o == nil || o.phase != phReply || o.call < 0 {
+			continue
+		}
+		c := &r.calls[o.call]
+		if c.urgent || c.cancelled || c.start < 0 || c.kind != callReply {
+			continue
+		}
+		if victim < 0 || c.start > r.calls[r.actors[victim].ours.call].start {
+			victim = a.idx
+		}
+	}
+	if victim >= 0 {
+		r.m.slotPreemptions++
+		r.oursPreempt(r.actors[victim])
+	}
 }
 
 // nextCall starts the next call waiting for a slot: urgent ones first,
@@ -705,10 +783,31 @@ func (r *run) nextCall() {
 	for _, q := range [...]*fifo{&r.urgentQueue, &r.queue} {
 		for q.len() > 0 {
 			if id := q.pop(); !r.calls[id].cancelled {
+				if r.pol == Bound {
+					r.boundMerge(id, q)
+				}
 				r.startCall(id)
 				return
 			}
 		}
+	}
+}
+
+// boundMerge gives the lower bound what merging gives a persona: the
+// mentions of the same persona in the same room waiting behind call id
+// are answered by it, and give up their own calls.
+func (r *run) boundMerge(id int32, q *fifo) {
+	c := &r.calls[id]
+	room := r.msgs[c.ref].room
+	for _, o := range q.buf[q.head:] {
+		oc := &r.calls[o]
+		if o == id || oc.cancelled || oc.persona != c.persona || r.msgs[oc.ref].room != room {
+			continue
+		}
+		oc.cancelled = true
+		c.covers = append(c.covers, oc.ref)
+		d := &r.dels[r.delOf(oc.ref, oc.persona)]
+		d.acct, d.start = acHandled, r.now
 	}
 }
 
@@ -726,6 +825,9 @@ func (r *run) cancelCall(id int32) {
 	}
 	if c.start >= 0 {
 		r.busyN--
+		if c.urgent {
+			r.busyUN--
+		}
 		r.nextCall()
 	}
 }
@@ -734,10 +836,51 @@ func (r *run) startCall(id int32) {
 	c := &r.calls[id]
 	c.start = r.now
 	r.busyN++
+	if c.urgent {
+		r.busyUN++
+	}
+	if c.kind == callReply {
+		if r.pol == Bound {
+			d := &r.dels[r.delOf(c.ref, c.persona)]
+			d.acct, d.start = acHandled, r.now
+		}
+		// The @mentions this reply answers got their slot.
+		r.slotted(c.persona, c.ref)
+		for _, mi := range c.covers {
+			r.slotted(c.persona, mi)
+		}
+	}
 	a := r.actors[c.persona]
 	r.at(r.now+r.lognormal(a), evCallDone, id, 0)
 	if r.pol == Direct && c.kind == callEval {
 		r.directStart(c.ref)
+	}
+}
+
+// boundPost is the lower bound's whole policy: a person's @mention of a
+// persona is one reply call for that persona, urgent, first come first
+// served for a slot (earliest deadline first, since every mention has the
+// same SLA); every other delivery is handled at once and costs nothing.
+func (r *run) boundPost(mi int32) {
+	m := &r.msgs[mi]
+	for i := m.first; i < m.first+m.n; i++ {
+		d := &r.dels[i]
+		d.acct = acHandled
+		d.start = r.now
+		if m.author < 0 && m.mention == d.persona {
+			d.acct, d.start = acPending, -1
+			r.callModelFor(d.persona, callReply, mi, true, nil)
+		}
+	}
+}
+
+// slotted records that persona p's reply to message mi started on a slot.
+func (r *run) slotted(p, mi int32) {
+	if int(mi) >= len(r.msgs) {
+		return // a call made outside any message (tests)
+	}
+	if m := &r.msgs[mi]; m.author < 0 && m.mention == p && m.slotAt < 0 {
+		m.slotAt = r.now
 	}
 }
 
@@ -747,7 +890,12 @@ func (r *run) callDone(id int32) {
 		return // its slot was freed when it was cancelled
 	}
 	r.busyN--
-	r.m.modelCallsDone++
+	if c.urgent {
+		r.busyUN--
+	}
+	if c.kind != callWork {
+		r.m.modelCallsDone++
+	}
 	if r.gov != nil {
 		r.meter.End(r.t(r.now))
 	}
@@ -759,6 +907,14 @@ func (r *run) callDone(id int32) {
 		r.seedCallDone(c)
 	case Direct:
 		r.directCallDone(c)
+	case Bound:
+		// The bound answers the mentions the moment its call is done.
+		for _, mi := range append([]int32{c.ref}, c.covers...) {
+			if m := &r.msgs[mi]; m.mentionAnswered < 0 {
+				m.mentionAnswered = r.now
+				r.m.mentionAnswer = append(r.m.mentionAnswer, float64(r.now-m.at)/float64(second))
+			}
+		}
 	}
 }
 

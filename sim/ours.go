@@ -65,7 +65,7 @@ func (r *run) initOurs() {
 	for _, a := range r.actors {
 		opts := persona.Options{
 			Capacity: a.capacity,
-			State:    r.stateCfg,
+			State:    a.stateCfg,
 			// A chat persona merges a room's pending messages: the newest is
 			// the trigger, the older ride along as context.
 			Coalesce: true,
@@ -73,8 +73,14 @@ func (r *run) initOurs() {
 			// wait for a decision (as the daemon's personas).
 			Preempt: true,
 		}
+		var dec persona.Decisions = r.co
+		if a.stage {
+			// A pipeline stage works every item it engages: no merging, no
+			// coordination, no preemption (its work is short).
+			opts.Coalesce, opts.Preempt, dec = false, false, nil
+		}
 		q := persona.NewInbox[int32](opts)
-		c := persona.NewCycle(a.name, opts, q, r.co)
+		c := persona.NewCycle(a.name, opts, q, dec)
 		c.SetDependent(len(r.prereqs[a.idx]) > 0)
 		a.ours = &oursState{Driver: NewDriver(c, Host[int32](chatHost{r, a}), r.epoch), c: c, item: -1, call: -1}
 		a.ours.Start(0)
@@ -95,6 +101,10 @@ func (r *run) oursPush(di int32) {
 		it.Addressees = []string{a.name}
 	}
 	it.Status = d.depStatus() // how complete a pipeline release is
+	it.Complexity = a.complexity
+	if dl := r.sc.Traffic.Deadline; dl > 0 {
+		it.Deadline = it.Created.Add(dl)
+	}
 	if err := a.ours.Deliver(r.now, it); err != nil {
 		panic("sim: inbox push: " + err.Error()) // IDs are unique by construction
 	}
@@ -150,8 +160,11 @@ func (r *run) oursWork(a *actor, act persona.Action[int32]) {
 		r.markBatch(a, fSuppressed)
 		o.Done(r.now, persona.Result{})
 	case persona.DoHandle:
-		// Every persona of a chat scenario coordinates.
-		panic("sim: a persona without coordination")
+		// A pipeline stage's work: its handle time on one of the cores.
+		r.oursBegin(a, act.Item)
+		o.phase = phReply
+		r.callModelFor(a.idx, callWork, act.Item.Payload, r.dels[act.Item.Payload].class == classUrgent, nil)
+		o.call = int32(len(r.calls) - 1)
 	}
 }
 
@@ -179,6 +192,12 @@ func (r *run) oursNote(a *actor, n persona.Note[int32]) {
 	switch n.Kind {
 	case persona.NoteFinal:
 		ac := inboxAcct[n.Account]
+		if a.stage && ac == acExpired {
+			r.m.stageExpired++
+			if r.recentDuty() < r.sc.Ceiling {
+				r.m.stageExpiredCool++
+			}
+		}
 		a.busy += int64(n.Took)
 		if di == o.item {
 			o.item = -1
@@ -273,6 +292,11 @@ func (r *run) oursCallDone(c call) {
 	a := r.actors[c.persona]
 	o := a.ours
 	o.call = -1
+	if c.kind == callWork {
+		o.phase = phNone
+		o.Done(r.now, persona.Result{})
+		return
+	}
 	r.roomFlight[r.msgs[c.ref].room]--
 	r.postReply(a.idx, c.ref, o.covers)
 	o.phase = phNone
@@ -336,3 +360,18 @@ func (r *run) observeFinal(obs persona.Observer, di int32, ac acct) {
 // decision is the decision on message mi, if it is closed, as the stream
 // reports it to a persona's cycle.
 func (r *run) decision(mi int32) (coord.Decision, bool) { return r.co.Decision(r.msgs[mi].id) }
+
+// recentDuty is the machine's duty over the last 10 seconds of virtual
+// time, as the governor's feed smooths it.
+func (r *run) recentDuty() float64 {
+	d := r.m.dutySec
+	n := min(len(d), 10)
+	if n == 0 {
+		return 0
+	}
+	sum := 0.0
+	for _, x := range d[len(d)-n:] {
+		sum += x
+	}
+	return sum / float64(n)
+}

@@ -25,6 +25,7 @@ var rows = []row{
 	{"deferred (at end)", func(r *Report) string { return n(r.Deferred) }},
 	{"expired", func(r *Report) string { return n(r.Expired) }},
 	{"lost", func(r *Report) string { return n(r.Lost) }},
+	{"skipped at intake", func(r *Report) string { return n(r.Skipped) }},
 	{"pending at end", func(r *Report) string { return n(r.PendingAtEnd) }},
 	{"urgent wait p50 / p99 / max (s)", func(r *Report) string {
 		q := r.WaitSeconds.Urgent
@@ -41,10 +42,14 @@ var rows = []row{
 	{"urgent SLA violations", func(r *Report) string {
 		return fmt.Sprintf("%d (SLA %gs)", r.UrgentSLAViolations, r.UrgentSLASeconds)
 	}},
+	{"@mention wait for a slot p99 (s) / over SLA", func(r *Report) string {
+		return secs(r.MentionSlotWaitSeconds.P99) + " / " + n(r.MentionSlotViolations)
+	}},
 	{"@mentions answered", func(r *Report) string { return fmt.Sprintf("%d of %d", r.MentionsAnswered, r.Mentions) }},
 	{"human messages answered", func(r *Report) string {
 		return fmt.Sprintf("%d of %d", r.HumanAnswered, r.HumanMessages)
 	}},
+	{"questions unanswered", func(r *Report) string { return n(r.QuestionsUnanswered) }},
 	{"human answer p95 (s)", func(r *Report) string { return secs(r.HumanAnswerP95Seconds) }},
 	{"response latency p95 (s)", func(r *Report) string { return secs(r.ResponseLatencyP95Seconds) }},
 	{"model calls", func(r *Report) string { return n(r.ModelCalls) }},
@@ -54,6 +59,9 @@ var rows = []row{
 		return f(r.PersonaMessagesPerRoomMinute.Mean) + " / " + strconv.FormatFloat(r.PersonaMessagesPerRoomMinute.Max, 'f', 0, 64)
 	}},
 	{"duty cycle mean / max 1-min", func(r *Report) string { return f(r.DutyCycle.Mean) + " / " + f(r.DutyCycle.Max) }},
+	{"ordinary work's duty mean / max 1-min", func(r *Report) string {
+		return f(r.DutyOrdinary.Mean) + " / " + f(r.DutyOrdinary.Max)
+	}},
 	{"energy min / mean", func(r *Report) string {
 		if r.Energy == nil {
 			return "n/a"
@@ -63,6 +71,7 @@ var rows = []row{
 	{"fairness (Jain)", func(r *Report) string { return f(r.FairnessJain) }},
 	{"wake-ups", func(r *Report) string { return n(int(r.Wakeups)) }},
 	{"suppressed replies", func(r *Report) string { return n(r.SuppressedReplies) }},
+	{"preemptions", func(r *Report) string { return n(r.Preemptions) }},
 	{"wall time (s)", func(r *Report) string { return strconv.FormatFloat(r.WallSeconds, 'f', 2, 64) }},
 }
 

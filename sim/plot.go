@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -39,6 +40,9 @@ var policyColor = map[Policy]color.Color{
 //   - energy-mood.png: for the persona and seed policies, mean and minimum
 //     energy, personas per mood, and (persona) the thermal state.
 func WritePlots(dir string, reps []*Report) ([]string, error) {
+	// The lower bound is a yardstick for urgent waits, not a design with
+	// queues, energy or a governor: it has no panels of its own.
+	reps = slices.DeleteFunc(slices.Clone(reps), func(r *Report) bool { return r.Policy == Bound })
 	for _, r := range reps {
 		if r.Series == nil {
 			return nil, fmt.Errorf("%w: %s", ErrNoSeries, r.Policy)

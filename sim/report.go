@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/personaos/persona/deps"
 	"github.com/personaos/persona/govern"
 	pmetrics "github.com/personaos/persona/metrics"
 )
@@ -33,11 +34,22 @@ type Report struct {
 	Deferred      int `json:"deferred"`
 	Expired       int `json:"expired"`
 	Lost          int `json:"lost"`
-	PendingAtEnd  int `json:"pending_at_end"`
+	// Skipped were not taken in (persona policy): the daemon's intake
+	// guard (chat.Settings.Guard: not relevant, too deep, quiet room)
+	// kept them out of the inbox, so they cost no evaluation.
+	Skipped      int `json:"skipped"`
+	PendingAtEnd int `json:"pending_at_end"`
 
 	WaitSeconds         Waits   `json:"wait_seconds"`
 	UrgentSLASeconds    float64 `json:"urgent_sla_seconds"`
 	UrgentSLAViolations int     `json:"urgent_sla_violations"`
+	// MentionSlotWaitSeconds is, for every @mention a person is owed, the
+	// time from its arrival to the start of the mentioned persona's reply
+	// on a model slot (to the end of the run if none started), and
+	// MentionSlotViolations how many of those exceeded the urgent SLA: the
+	// measure the lower bound (policy bound) is the best possible for.
+	MentionSlotWaitSeconds Quantiles `json:"mention_slot_wait_seconds"`
+	MentionSlotViolations  int       `json:"mention_slot_violations"`
 
 	Evaluations           int     `json:"evaluations"`
 	Replies               int     `json:"replies"`
@@ -49,15 +61,24 @@ type Report struct {
 	// persona before they completed.
 	ModelCallsCancelled int `json:"model_calls_cancelled"`
 
-	FairnessJain              float64 `json:"fairness_jain"`
-	DutyCycle                 Duty    `json:"duty_cycle"`
+	FairnessJain float64 `json:"fairness_jain"`
+	DutyCycle    Duty    `json:"duty_cycle"`
+	// DutyOrdinary is the duty cycle of ordinary (non-urgent) work: the
+	// ceiling binds it, while urgent work is served at once, beyond it.
+	DutyOrdinary              Duty    `json:"duty_cycle_ordinary"`
 	Energy                    *Energy `json:"energy"` // null for direct, which has no state
 	ResponseLatencyP95Seconds float64 `json:"response_latency_p95_seconds"`
 	HumanAnswerP95Seconds     float64 `json:"human_answer_p95_seconds"`
 	HumanAnswered             int     `json:"human_answered"`
-	Mentions                  int     `json:"mentions"` // human messages that @mention a persona
-	MentionsAnswered          int     `json:"mentions_answered"`
-	MentionAnswerP95Seconds   float64 `json:"mention_answer_p95_seconds"`
+	// QuestionsUnanswered counts human messages that no reply answered,
+	// directly or as merged context addressed to its author, among those
+	// older than a minute at the end of the run (younger ones may still be
+	// answered). The chat personas' own messages are not questions, nor
+	// are items of pipeline stages.
+	QuestionsUnanswered     int     `json:"questions_unanswered"`
+	Mentions                int     `json:"mentions"` // human messages that @mention a persona
+	MentionsAnswered        int     `json:"mentions_answered"`
+	MentionAnswerP95Seconds float64 `json:"mention_answer_p95_seconds"`
 	// MentionsMissed says why the mentioned persona did not answer a
 	// human's @mention: "pending" (not reached by the end),
 	// "reply_pending" (granted, reply not written by the end),
@@ -78,16 +99,22 @@ type Report struct {
 	// Preemptions counts non-urgent work (an evaluation, a wait for a
 	// decision, a reply's model call) cut short for an urgent item of the
 	// same persona; the preempted item went back to its inbox.
-	Preemptions       int        `json:"preemptions"`
-	SuppressedBudget  int        `json:"suppressed_budget"`
-	SuppressedQuiet   int        `json:"suppressed_quiet"`
-	SuppressedDepth   int        `json:"suppressed_depth"`
-	Coordination      CoordStats `json:"coordination"`
-	Deferrals         int        `json:"deferrals"`
-	Dropped           int        `json:"dropped"`
-	PoppedUnprocessed int        `json:"popped_unprocessed"`
-	DuplicateEvals    int        `json:"duplicate_evaluations"`
-	Dependencies      *DepStats  `json:"dependencies,omitempty"`
+	Preemptions      int `json:"preemptions"`
+	SuppressedBudget int `json:"suppressed_budget"`
+	// SuppressedQuiet and SuppressedDepth count deliveries of persona
+	// messages the intake guard did not take in (quiet room, chain too
+	// deep): under the persona policy they are among Skipped.
+	SuppressedQuiet int        `json:"suppressed_quiet"`
+	SuppressedDepth int        `json:"suppressed_depth"`
+	Coordination    CoordStats `json:"coordination"`
+	// Pipeline is what became of the pipeline stages' items (nil without
+	// stages).
+	Pipeline          *PipelineStats `json:"pipeline,omitempty"`
+	Deferrals         int            `json:"deferrals"`
+	Dropped           int            `json:"dropped"`
+	PoppedUnprocessed int            `json:"popped_unprocessed"`
+	DuplicateEvals    int            `json:"duplicate_evaluations"`
+	Dependencies      *DepStats      `json:"dependencies,omitempty"`
 
 	WallSeconds         float64 `json:"wall_seconds"`
 	DeliveriesPerSecond float64 `json:"deliveries_per_wall_second"`
@@ -149,6 +176,20 @@ type CoordStats struct {
 }
 
 // DepStats counts dependency barrier releases (persona policy only).
+// PipelineStats is what became of the items of a scenario's pipeline
+// stages (personas with reply: false).
+type PipelineStats struct {
+	// Items entered the pipeline; Complete passed every stage, each stage
+	// handling it with complete inputs.
+	Items    int `json:"items"`
+	Complete int `json:"complete"`
+	// Expired counts stage deliveries that expired (past their deadline,
+	// or deferred past their time-to-live); ExpiredCool those that expired
+	// while the machine's duty over the last 10 s was under the ceiling.
+	Expired     int `json:"expired"`
+	ExpiredCool int `json:"expired_below_ceiling"`
+}
+
 type DepStats struct {
 	Releases   int `json:"releases"`
 	Incomplete int `json:"incomplete"`
@@ -174,6 +215,8 @@ var classNames = [numClasses]string{"urgent", "normal", "low"}
 // the policy's own books against it.
 func (r *run) settle() error {
 	switch r.pol {
+	case Bound:
+		return nil // every delivery's account was set as it went
 	case Persona:
 		for _, a := range r.actors {
 			o := a.ours
@@ -190,7 +233,7 @@ func (r *run) settle() error {
 				}
 			}
 		}
-		var per = make([][6]int, len(r.actors))
+		var per = make([][numAccts]int, len(r.actors))
 		for i := range r.dels {
 			d := &r.dels[i]
 			if d.flags&fInInbox != 0 && d.acct == acPending && d.flags&fEnd == 0 {
@@ -299,6 +342,8 @@ func (r *run) report() (*Report, error) {
 			rep.Expired++
 		case acLost:
 			rep.Lost++
+		case acSkipped:
+			rep.Skipped++
 		case acPending:
 			rep.PendingAtEnd++
 			if d.start >= 0 {
@@ -314,7 +359,7 @@ func (r *run) report() (*Report, error) {
 			rep.UrgentSLAViolations++
 		}
 	}
-	if sum := rep.Handled + rep.Declined + rep.Deferred + rep.Expired + rep.Lost + rep.PendingAtEnd; sum != rep.Delivered {
+	if sum := rep.Handled + rep.Declined + rep.Deferred + rep.Expired + rep.Lost + rep.Skipped + rep.PendingAtEnd; sum != rep.Delivered {
 		return nil, fmt.Errorf("%w: %d delivered, %d accounted", ErrUnbalanced, rep.Delivered, sum)
 	}
 	for c := range waits {
@@ -340,6 +385,10 @@ func (r *run) report() (*Report, error) {
 		rep.DutyCycle.Mean = float64(r.busyI) / float64(r.end) / float64(sc.Cores)
 	}
 	rep.DutyCycle.Max = maxWindowMean(r.m.dutySec, dutyWindow)
+	rep.DutyOrdinary = Duty{MaxWindowSeconds: dutyWindow, Max: maxWindowMean(r.m.dutyOrdinarySec, dutyWindow)}
+	if r.end > 0 {
+		rep.DutyOrdinary.Mean = float64(r.busyI-r.busyUI) / float64(r.end) / float64(sc.Cores)
+	}
 	if r.pol != Direct && r.m.energyN > 0 {
 		rep.Energy = &Energy{Min: r.m.energyMin, Mean: r.m.energySum / float64(r.m.energyN)}
 	}
@@ -378,6 +427,11 @@ func (r *run) report() (*Report, error) {
 			rep.ThermalTime[t.String()] = r.m.thermal[t]
 		}
 	}
+	rep.QuestionsUnanswered = r.questionsUnanswered()
+	rep.MentionSlotWaitSeconds, rep.MentionSlotViolations = r.mentionSlotWaits()
+	if ps := r.pipelineStats(); ps != nil {
+		rep.Pipeline = ps
+	}
 	if r.pol == Persona && r.hasDeps() {
 		rep.Dependencies = &DepStats{Releases: r.m.releases, Incomplete: r.m.incomplete, Skipped: r.m.skipped,
 			Violations: r.m.depViolations}
@@ -413,6 +467,90 @@ func (r *run) report() (*Report, error) {
 		rep.Series = r.series
 	}
 	return rep, nil
+}
+
+// mentionSlotWaits is every owed @mention's wait for its reply's slot.
+func (r *run) mentionSlotWaits() (Quantiles, int) {
+	var ws []float64
+	bad := 0
+	sla := int64(r.sc.SLA.Urgent)
+	for mi := range r.msgs {
+		m := &r.msgs[mi]
+		if m.author >= 0 || m.mention < 0 {
+			continue
+		}
+		w := r.end - m.at
+		if m.slotAt >= 0 {
+			w = m.slotAt - m.at
+		}
+		if w > sla {
+			bad++
+		}
+		ws = append(ws, float64(w)/float64(second))
+	}
+	slices.Sort(ws)
+	return quantiles(ws), bad
+}
+
+// questionsUnanswered counts human messages older than a minute at the
+// end that no reply answered.
+func (r *run) questionsUnanswered() int {
+	n := 0
+	horizon := r.end - int64(time.Minute)
+	for mi := range r.msgs {
+		m := &r.msgs[mi]
+		if m.author >= 0 || m.answered >= 0 || m.at > horizon || !r.toChat(int32(mi)) {
+			continue
+		}
+		n++
+	}
+	return n
+}
+
+// toChat reports whether message mi reached a chat persona (not only
+// pipeline stages).
+func (r *run) toChat(mi int32) bool {
+	m := &r.msgs[mi]
+	for i := m.first; i < m.first+m.n; i++ {
+		if !r.actors[r.dels[i].persona].stage {
+			return true
+		}
+	}
+	return false
+}
+
+// pipelineStats is nil without pipeline stages.
+func (r *run) pipelineStats() *PipelineStats {
+	var ps PipelineStats
+	stages := false
+	for _, a := range r.actors {
+		stages = stages || a.stage
+	}
+	if !stages {
+		return nil
+	}
+	ps.Expired, ps.ExpiredCool = r.m.stageExpired, r.m.stageExpiredCool
+	for mi := range r.msgs {
+		m := &r.msgs[mi]
+		complete, any := true, false
+		for i := m.first; i < m.first+m.n; i++ {
+			d := &r.dels[i]
+			if !r.actors[d.persona].stage {
+				continue
+			}
+			any = true
+			if d.acct != acHandled || d.depStatus() != deps.Done {
+				complete = false
+			}
+		}
+		if any {
+			ps.Items++
+			if complete {
+				ps.Complete++
+			}
+		}
+	}
+	return &ps
 }
 
 func (r *run) hasDeps() bool {

@@ -116,6 +116,16 @@ type PersonaSpec struct {
 	Display    string
 	System     string
 	Model      string
+	// NoReply (reply: false) makes the persona a pipeline stage, not a
+	// chat persona: every item it engages costs its Handle time of work on
+	// one of the scenario's cores and releases its dependents; the chat
+	// guards and coordination do not apply to it, and its accounts are
+	// reported like any persona's.
+	NoReply bool
+	// Complexity is the energy cost weight of each item it handles (default
+	// 1: the seed's drain of d/10s). A stage whose items are light for the
+	// persona's energy (a camera frame) sets it below 1.
+	Complexity float64
 }
 
 // Handle is a lognormal duration given by its median and 95th percentile.
@@ -138,6 +148,35 @@ type Traffic struct {
 	Human           float64
 	RepliesFeedBack bool // persona replies are delivered like any message
 	Bursts          []Burst
+	// Deadline, if positive, is how long after its arrival an item is
+	// worth handling: a persona that reaches it later accounts it expired
+	// (a camera frame).
+	Deadline time.Duration
+	// Script, when set, replaces the random arrivals: these messages, and
+	// only these, arrive from outside (replay a conversation). Rate,
+	// Bursts, Mention, Human and the topics' chances then draw nothing;
+	// RepliesFeedBack still delivers the personas' replies.
+	Script []ScriptMessage
+}
+
+// ScriptMessage is one message of a script (Traffic.Script). It is decoded
+// as the daemon decodes a room message: an @mention of a persona addresses
+// it, and the words of Text are matched against the personas' expertise
+// (chat.MatchesExpertise), so one script can be posted to the daemon and
+// simulated alike.
+type ScriptMessage struct {
+	At time.Duration // since the start of the run
+	// Room names the room; rooms are numbered in order of first
+	// appearance (Traffic.Rooms is raised to their number).
+	Room string
+	// Author is a persona of the scenario (its message, posted by another
+	// runtime as a random persona message is: the reply budget counts it,
+	// it is not delivered to its author, and its reply depth is 0) or
+	// anyone else (a human).
+	Author string
+	// Text is the content. It may @mention one persona of the scenario
+	// (the simulator's messages address at most one).
+	Text string
 }
 
 // Topic is a topic word and the chance a message contains it.
@@ -444,7 +483,7 @@ func (p *parser) personas(n *yaml.Node, path string) ([]PersonaSpec, error) {
 		field := fmt.Sprintf("%s[%d]", path, i)
 		ps := PersonaSpec{Count: 1}
 		known := []string{"name", "count", "expertise", "handle", "capacity", "waits_for",
-			"cadence", "thresholds", "display_name", "system_prompt", "model"}
+			"cadence", "thresholds", "display_name", "system_prompt", "model", "reply", "complexity"}
 		seen, err := p.fields(e, field, known, func(key string, v *yaml.Node, field string) (err error) {
 			switch key {
 			case "name":
@@ -482,6 +521,15 @@ func (p *parser) personas(n *yaml.Node, path string) ([]PersonaSpec, error) {
 				ps.System, err = p.str(v, field)
 			case "model":
 				ps.Model, err = p.str(v, field)
+			case "reply":
+				var reply bool
+				reply, err = p.bool(v, field)
+				ps.NoReply = !reply
+			case "complexity":
+				ps.Complexity, err = p.float(v, field)
+				if err == nil && !(ps.Complexity > 0) {
+					err = p.errf(v, field, "want a positive weight, got %q", v.Value)
+				}
 			}
 			return err
 		})
@@ -558,7 +606,7 @@ func (p *parser) handle(n *yaml.Node, path string) (Handle, error) {
 
 func (p *parser) traffic(n *yaml.Node, path string, t *Traffic) error {
 	t.Rooms, t.Human = 1, 1
-	known := []string{"rate", "rooms", "mention", "topics", "human", "replies_feed_back", "bursts"}
+	known := []string{"rate", "rooms", "mention", "topics", "human", "replies_feed_back", "bursts", "deadline", "script"}
 	seen, err := p.fields(n, path, known, func(key string, v *yaml.Node, field string) (err error) {
 		switch key {
 		case "rate":
@@ -598,13 +646,56 @@ func (p *parser) traffic(n *yaml.Node, path string, t *Traffic) error {
 			}
 		case "bursts":
 			t.Bursts, err = p.bursts(v, field)
+		case "script":
+			t.Script, err = p.script(v, field)
+		case "deadline":
+			t.Deadline, err = p.duration(v, field, false)
 		}
 		return err
 	})
 	if err != nil {
 		return err
 	}
+	if seen["script"] {
+		return nil // the script is the traffic: no rate needed
+	}
 	return p.require(n, path, seen, "rate")
+}
+
+// script reads a list of {at, room, author, text}; at is required, room
+// defaults to "general" and author to "human".
+func (p *parser) script(n *yaml.Node, path string) ([]ScriptMessage, error) {
+	if n.Kind != yaml.SequenceNode {
+		return nil, p.errf(n, path, "want a list of messages, got %s", kindName(n))
+	}
+	var out []ScriptMessage
+	for i, e := range n.Content {
+		e = deref(e)
+		field := fmt.Sprintf("%s[%d]", path, i)
+		m := ScriptMessage{Room: "general", Author: "human"}
+		seen, err := p.fields(e, field, []string{"at", "room", "author", "text"}, func(key string, v *yaml.Node, field string) (err error) {
+			switch key {
+			case "at":
+				m.At, err = p.duration(v, field, true)
+			case "room":
+				m.Room, err = p.str(v, field)
+			case "author":
+				m.Author, err = p.str(v, field)
+			case "text":
+				err = p.scalar(v, field, "a string")
+				m.Text = v.Value
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := p.require(e, field, seen, "at"); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }
 
 // maxTopics bounds topic words so a message's topics fit in a bit set.
@@ -872,6 +963,16 @@ func (ps PersonaSpec) instances() []string {
 	return out
 }
 
+// instance reports whether name (any case) is a persona instance of sc.
+func (sc *Scenario) instance(name string) bool {
+	for _, ps := range sc.Personas {
+		if slices.ContainsFunc(ps.instances(), func(n string) bool { return strings.EqualFold(n, name) }) {
+			return true
+		}
+	}
+	return false
+}
+
 // resolve expands a waits_for name (a group or one instance) to instances.
 func (sc *Scenario) resolve(name string) ([]string, error) {
 	for _, ps := range sc.Personas {
@@ -949,6 +1050,20 @@ func (sc *Scenario) Validate() error {
 	for i, b := range sc.Traffic.Bursts {
 		if b.At < 0 || b.For <= 0 || b.Rate < 0 {
 			return bad("traffic.bursts[%d]: want at >= 0, for > 0, rate >= 0", i)
+		}
+	}
+	for i, m := range sc.Traffic.Script {
+		if m.At < 0 || m.Room == "" {
+			return bad("traffic.script[%d]: want at >= 0 and a room", i)
+		}
+		named := 0
+		for _, n := range chat.Mentions(m.Text) {
+			if sc.instance(n) && !strings.EqualFold(n, m.Author) {
+				named++
+			}
+		}
+		if named > 1 {
+			return bad("traffic.script[%d]: @mentions %d personas; a simulated message addresses at most one", i, named)
 		}
 	}
 	total := 0
@@ -1031,6 +1146,7 @@ func (sc Scenario) withDefaults() Scenario {
 	if sc.Traffic.Rooms == 0 {
 		sc.Traffic.Rooms = 1
 	}
+	sc.Traffic.Rooms = max(sc.Traffic.Rooms, len(scriptRooms(sc.Traffic.Script)))
 	ps := make([]PersonaSpec, len(sc.Personas))
 	for i, p := range sc.Personas {
 		if p.Count == 0 {

@@ -24,20 +24,29 @@ const (
 	Seed Policy = "seed"
 	// Persona is ours: the runtime's policy code with everything on.
 	Persona Policy = "persona"
+	// Bound is no design but a yardstick: the best any scheduler could do
+	// for urgent work on the scenario's model slots. It serves only the
+	// @mentions a person is owed, with reply calls of the same durations'
+	// distribution, earliest deadline first (with one SLA for all, first
+	// come first served), merging a persona's mentions that wait in the
+	// same room into one call as the persona policy does, and nothing else
+	// ever takes a slot.
+	Bound Policy = "bound"
 )
 
-// Policies returns the three policies in report order.
-func Policies() []Policy { return []Policy{Direct, Seed, Persona} }
+// Policies returns the policies in report order: the three designs, then
+// the lower bound.
+func Policies() []Policy { return []Policy{Direct, Seed, Persona, Bound} }
 
 // ParsePolicies parses "all" or one policy name.
 func ParsePolicies(s string) ([]Policy, error) {
 	switch p := Policy(strings.ToLower(strings.TrimSpace(s))); p {
 	case "all", "":
 		return Policies(), nil
-	case Direct, Seed, Persona:
+	case Direct, Seed, Persona, Bound:
 		return []Policy{p}, nil
 	}
-	return nil, fmt.Errorf("sim: unknown policy %q (want all, direct, seed or persona)", s)
+	return nil, fmt.Errorf("sim: unknown policy %q (want all, direct, seed, persona or bound)", s)
 }
 
 // Options configures a run. The zero value is valid: the scenario's own
@@ -60,6 +69,11 @@ type Options struct {
 	// Prometheus collectors (package metrics) can be fed by a simulation.
 	// Called from the run's goroutine.
 	Observer persona.Observer
+	// OnReply, if set, is called with every reply a persona posts, in
+	// order of time: who answered which message,
+	// which older ones it covered, and when (a transcript of the run).
+	// Called from the run's goroutine.
+	OnReply func(Reply)
 }
 
 // Progress is a run's progress, for a progress bar.
@@ -84,7 +98,7 @@ func Run(ctx context.Context, sc *Scenario, p Policy, opts Options) (*Report, er
 		return nil, fmt.Errorf("sim: %w", err)
 	}
 	switch p {
-	case Direct, Seed, Persona:
+	case Direct, Seed, Persona, Bound:
 	default:
 		return nil, fmt.Errorf("sim: unknown policy %q", p)
 	}

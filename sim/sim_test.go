@@ -47,7 +47,7 @@ func TestShippedScenariosKeepTheInvariants(t *testing.T) {
 			}
 			reps := runAll(t, sc, Options{Duration: short})
 			for _, r := range reps {
-				sum := r.Handled + r.Declined + r.Deferred + r.Expired + r.Lost + r.PendingAtEnd
+				sum := r.Handled + r.Declined + r.Deferred + r.Expired + r.Lost + r.Skipped + r.PendingAtEnd
 				if sum != r.Delivered || r.Delivered == 0 {
 					t.Errorf("%s: accounts add up to %d, delivered %d", r.Policy, sum, r.Delivered)
 				}
@@ -59,9 +59,11 @@ func TestShippedScenariosKeepTheInvariants(t *testing.T) {
 			if ours.Lost != 0 {
 				t.Errorf("persona lost %d deliveries", ours.Lost)
 			}
-			// Every shipped scenario is feasible for the urgent SLA (see
-			// doc.go): a persona's turn fits in it.
-			if ours.UrgentSLAViolations != 0 {
+			// Every shipped scenario but urgent-overload (infeasible by
+			// design: more mentions than the model slot can answer) is
+			// feasible for the urgent SLA (see doc.go): a persona's turn
+			// fits in it.
+			if ours.UrgentSLAViolations != 0 && name != "urgent-overload.yaml" {
 				t.Errorf("persona: %d urgent SLA violations (urgent waits %+v)", ours.UrgentSLAViolations, ours.WaitSeconds.Urgent)
 			}
 			if d := ours.Dependencies; d != nil && d.Violations != 0 {
@@ -265,14 +267,14 @@ func TestMarkdownAndSummaryTables(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(md.String()), "\n")
-	if want := "| | direct | seed | persona |"; lines[2] != want {
+	if want := "| | direct | seed | persona | bound |"; lines[2] != want {
 		t.Errorf("markdown header %q, want %q", lines[2], want)
 	}
 	if len(lines) != 4+len(rows) {
 		t.Errorf("markdown has %d lines, want %d", len(lines), 4+len(rows))
 	}
 	for _, l := range lines[2:] {
-		if strings.Count(l, "|") != 5 {
+		if strings.Count(l, "|") != 6 {
 			t.Errorf("markdown row %q has the wrong number of cells", l)
 		}
 	}

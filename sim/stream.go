@@ -39,24 +39,21 @@ func msgOf(item string) int32 {
 	return int32(mi)
 }
 
-// open opens message mi's decision as each policy's producer does. The
-// persona policy broadcasts (persona.Broadcast): expected thinkers are the
-// recipients handed the item now (not the pipeline's dependents), and the
-// mentioned one is the addressee if it is expected. The old flow (direct)
+// open opens message mi's decision at delivery as the baselines' producers
+// do. The persona policy opens nothing here: as the daemon, it opens a
+// decision when the first persona evaluates the message, with the thinkers
+// chat.Settings.Expected names (openOn, chat.go). The old flow (direct)
 // coordinates on every recipient's evaluation, with no window
 // (coord.Opening.Unbounded). The seed only enqueues: its first thought
 // opens the item (coord.Core.Think opens unknown items).
 func (r *run) open(mi int32) {
-	if r.pol == Seed {
+	if r.pol != Direct {
 		return
 	}
 	m := &r.msgs[mi]
 	expected, addr := r.expBuf[:0], r.addrBuf[:0]
 	for i := m.first; i < m.first+m.n; i++ {
 		d := &r.dels[i]
-		if r.pol == Persona && len(r.prereqs[d.persona]) > 0 {
-			continue
-		}
 		expected = append(expected, r.actors[d.persona].name)
 		if d.persona == m.mention {
 			addr = append(addr, r.actors[d.persona].name)
@@ -65,7 +62,7 @@ func (r *run) open(mi int32) {
 	r.expBuf, r.addrBuf = expected, addr // the core copies what it keeps
 	r.m.decisions++
 	r.publish(r.co.Open(r.t(r.now), coord.Opening{Item: m.id, Key: r.roomKeys[m.room],
-		Expected: expected, Addressees: addr, Unbounded: r.pol == Direct}))
+		Expected: expected, Addressees: addr, Unbounded: true}))
 }
 
 // think broadcasts persona p's thought on message mi (delivery di), as
@@ -106,13 +103,13 @@ func (r *run) think(mi, di int32, conf float64, intent coord.Intent, addressed b
 	return true
 }
 
-// withdraw tells the decision that persona's delivery di will not think
-// (coord.Stream.Leave: a decided or forgotten item is left alone).
+// withdraw tells the decision that persona's delivery di will not think,
+// or no longer stands by its thought (coord.Stream.Leave: a decided or
+// forgotten item is left alone). As the runtime, it leaves every time the
+// cycle says so, after a thought too: a persona preempted while it awaits
+// the decision leaves it, and the decision does not grant it.
 func (r *run) withdraw(di int32) {
 	d := &r.dels[di]
-	if d.flags&fSpoke != 0 {
-		return
-	}
 	d.flags |= fSpoke
 	r.publish(r.co.Leave(r.t(r.now), r.msgs[d.msg].id, r.actors[d.persona].name))
 }

@@ -35,10 +35,11 @@ func newSimCmd() *cobra.Command {
 		configF  string
 		trafficF string
 		rules    ruleFlags
+		seedsF   string
 	)
 	cmd := &cobra.Command{
 		Use:   "sim [FILE]",
-		Short: "Simulate personas in virtual time and compare the direct, seed and persona policies",
+		Short: "Simulate personas in virtual time and compare the direct, seed and persona policies with the lower bound",
 		Long: `Simulate a scenario (a YAML file; without one, the embedded overload-burst
 scenario) in virtual time under the direct, seed and persona policies, which
 run the same policy code as the real runtime, and compare them.
@@ -97,6 +98,27 @@ defaults; given, they override the scenario's or the persona file's setting.`,
 				opts.Observer = m
 			}
 			stderr := cmd.ErrOrStderr()
+			if seedsF != "" {
+				// One run per seed, summarized: a figure that holds on one
+				// seed is not a claim.
+				seeds, err := sim.ParseSeeds(seedsF)
+				if err != nil {
+					return err
+				}
+				if plotDir != "" || metricsF != "" {
+					return errors.New("sim: --seeds prints a table over seeds; --plot and --metrics take one seed")
+				}
+				runs, err := sim.RunSeeds(cmd.Context(), sc, ps, seeds, opts)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					enc := json.NewEncoder(cmd.OutOrStdout())
+					enc.SetIndent("", "  ")
+					return enc.Encode(runs)
+				}
+				return sim.WriteSeedsMarkdown(cmd.OutOrStdout(), seeds, runs)
+			}
 			var bar *progressBar
 			if progress || isTerminal(stderr) {
 				bar = newProgressBar(stderr, len(ps))
@@ -137,7 +159,8 @@ defaults; given, they override the scenario's or the persona file's setting.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&policy, "policy", "all", "policy to run: all, direct, seed or persona")
+	f.StringVar(&policy, "policy", "all", "policy to run: all, direct, seed, persona or bound (the lower bound for urgent work)")
+	f.StringVar(&seedsF, "seeds", "", "run every seed of a range (e.g. 1-20) and print a Markdown table over them (median and range, or totals)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON report per policy")
 	f.BoolVar(&markdown, "markdown", false, "print the comparison as a Markdown table")
 	f.StringVar(&plotDir, "plot", "", "write PNG plots into this directory")

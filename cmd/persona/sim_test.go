@@ -34,10 +34,10 @@ func TestSimJSONHasOneReportPerPolicy(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &reps); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out)
 	}
-	if len(reps) != 3 {
-		t.Fatalf("%d reports, want 3", len(reps))
+	if len(reps) != 4 {
+		t.Fatalf("%d reports, want 4", len(reps))
 	}
-	for i, want := range []string{"direct", "seed", "persona"} {
+	for i, want := range []string{"direct", "seed", "persona", "bound"} {
 		if reps[i]["policy"] != want || reps[i]["scenario"] != "overload-burst" {
 			t.Errorf("report %d: policy %v scenario %v", i, reps[i]["policy"], reps[i]["scenario"])
 		}

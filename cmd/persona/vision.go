@@ -29,7 +29,10 @@ with a deadline, under a governor that holds the CPU under a target; and as a
 baseline that runs every stage on every frame. The personas are a novelty detector
 on every frame, a line finder (edges and Hough transform) that engages only on new
 territory, a plane segmenter that waits for lines, a semantic segmenter (floor /
-wall / other) that waits for planes, and a lighting estimator at low priority.
+wall / other) that waits for planes, and a lighting estimator. Every stage takes
+every frame at once and declines what it need not work on; when the governor
+measures the duty at its target, lighting is shed and the line finder waits for
+more drift, by declining: no frame is left to expire.
 
 Prints per-stage processed / skipped / expired, CPU time against the baseline,
 latency, duty and quality. --out DIR writes overlay PNGs (lines red, floor green,

@@ -41,7 +41,7 @@
 //     as other what does not fit its plane's brightness (doors, windows,
 //     pictures). It needs the planes: it waits for the plane segmenter.
 //   - EstimateLighting fits a brightness gradient to the thumbnail: cheap, for
-//     a low-priority persona.
+//     the persona shed first when the governor runs hot.
 //   - Draw and WritePNG make the overlay frames written by `--out DIR`.
 //
 // # Quality
@@ -67,32 +67,50 @@
 //		novelty  -> lines -> planes -> semantic
 //		         -> lighting
 //
-//	  - novelty runs on every frame: frames come at priority 0.85, above the
-//	    urgent line, and it costs ~50 µs. Its output is the frame's thumbnail.
-//	  - lines engages only on new territory: novelty against the last frame
-//	    it processed at or above Options.NoveltyGate. Otherwise it declines
-//	    (persona.ErrDecline), and planes and semantic are released with the
-//	    frame Skipped and decline too: the last lines, planes and labels stand.
-//	    It never goes back to a frame older than one it processed.
+//	  - every stage wants every frame: frames come at priority 0.85, above
+//	    the urgent line, and every stage keeps it, so the runtime engages
+//	    every frame at once at every stage, whatever the stage's mood,
+//	    energy, thresholds, bandwidth share or cadence. A stage that does not
+//	    work on a frame declines it (persona.ErrDecline, counted as skipped),
+//	    at once: it never lets a frame wait in its inbox until it expires.
+//	  - novelty runs on every frame (~50 µs). Its output is the frame's
+//	    thumbnail.
+//	  - lines works only on new territory: novelty against the last frame
+//	    it processed at or above Options.NoveltyGate. Otherwise it declines,
+//	    and planes and semantic are released with the frame Skipped and
+//	    decline too: the last lines, planes and labels stand. It never goes
+//	    back to a frame older than one it processed.
 //	  - planes waits for lines and semantic for planes (Options.WaitsFor):
 //	    the runtime hands them a frame only when the stage before is done
 //	    with it, with its output.
-//	  - lighting waits for novelty and runs at low priority (0.4),
-//	    refreshing its estimate when the view changed or once a second.
+//	  - lighting waits for novelty, refreshing its estimate when the view
+//	    changed or once a second.
 //
 // A governor (package govern) samples the process's CPU every second and
 // holds it under Options.DutyTarget, a fraction of one core ("don't burn the
-// user's hand"). When it runs hot it raises every persona's engagement
-// threshold for non-urgent frames: lighting is shed first (from serious),
-// then the line finder waits for more drift (its priority is 0.35 plus the
-// frame's novelty, so new territory, novelty 0.45 and more, is urgent and
-// never shed). Planes and semantic inherit the frame's urgent priority:
-// work is shed at the head of the expensive chain, never after lines were
-// found. A frame a stage does not engage is not worked on late: it expires
-// at its deadline, and the runtime's dependency timeout (the same deadline)
-// releases the stages after it, which expire it too. Stale frames never
-// pile up; every frame ends, at every stage, processed, skipped (declined),
-// expired or failed, and the Report's accounts add up.
+// user's hand"). It sheds work through the stages' own judgement, in the
+// states it enters once the duty it measured reached the target (serious
+// and critical, left one state per sample; fair, entered at three quarters
+// of the target, sheds nothing): lighting is shed first (it declines every
+// frame from serious), then the line finder waits for more drift (a novelty
+// of 0.10 at serious, 0.25 at critical, against the last frame it
+// processed; new territory, novelty 0.45 and more after a turn, is worked
+// on in every state). Planes and semantic follow through on every frame
+// with fresh lines: work is shed at the head of the expensive chain, never
+// after lines were found.
+//
+// Guarantee: no stage lets a frame expire while the duty is under its
+// target, nor, by its policy, while it is over: heat is answered by
+// declining. A frame expires only if a stage could not reach it within its
+// deadline at all (its core taken away that long); the runtime's
+// dependency timeout (the same deadline) then releases the stages after it,
+// which expire it too. Stale frames never pile up; every frame ends, at
+// every stage, processed, skipped (declined), expired or failed, and the
+// Report's accounts add up. Shedding by the runtime's thresholds instead (a
+// line finder's priority below the urgent line, not engaged when the
+// governor raises the bar) let frames expire on a cool machine: the
+// governor steps down one state per sample, so it stays serious for a
+// second after a hot one.
 //
 // Pipeline's methods are safe for concurrent use; Run owns every goroutine
 // it starts (renderers, the camera, the governor's sampler, the runtime's
@@ -100,17 +118,21 @@
 //
 // Cadences are the camera's: a stage rests one frame time while idle or
 // active (the seed's 3 s to 10 s are a chat's rhythm), two when tired,
-// three when overwhelmed. Dependents are woken by each release, so the
-// cadence only paces a stage holding frames it does not engage.
+// three when overwhelmed. Frames are urgent and dependents are woken by
+// each release, so the cadence never delays a frame: it only paces a
+// stage's sweep of its inbox.
 //
 // The Report gives per stage the frames processed, skipped and expired and
 // the CPU time spent in the stage (thread CPU time on Linux, wall time of
 // the pure stage function elsewhere), the process's CPU, the duty cycle
 // against the target, the latency from capture to the semantic
 // segmenter's finishing a frame, the time spent in each thermal state, the
-// CPU ratio against the baseline, and line and label quality: on the frames
-// both runs processed, and on every frame as shown, a skipped frame showing
-// the last results computed before it.
+// frames that passed every stage (handled or declined at each) and those
+// some stage let expire while the duty the governor had last measured was
+// under the target (RunReport.ExpiredUnderTarget, which the guarantee above
+// keeps at zero), the CPU ratio against the baseline, and line and label
+// quality: on the frames both runs processed, and on every frame as shown,
+// a skipped frame showing the last results computed before it.
 //
 // # Testing code that uses it
 //
@@ -119,7 +141,9 @@
 // governor): the camera's time then passes instantly, each frame goes
 // through the whole pipeline before the next is captured, and which stage
 // ran on which frame is deterministic. Stage CPU times are real even in the
-// bubble; assert on counts, not on times.
+// bubble; assert on counts, not on times. A CPUTime that follows a script
+// of duties on the fake clock drives the governor through its states
+// deterministically (TestNoFrameExpiresUnderTheDutyTarget does).
 //
 // Render frames with a fixed seed and pose (Camera.Render) or path
 // (Camera.Capture) and assert on LineQuality and Quality against

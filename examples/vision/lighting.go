@@ -23,7 +23,7 @@ type Lighting struct {
 // EstimateLighting fits a plane, brightness = a + b·x + c·y, to the 8x8 block
 // means of img by least squares: the mean is a's value at the centre and
 // (b, c) the dominant gradient. Fitting the thumbnail rather than every
-// pixel keeps it cheap enough for a low-priority persona to run often, and
+// pixel keeps it cheap enough for a persona to run often, and
 // the fit's averaging makes it indifferent to edges and texture. It is pure
 // and safe for concurrent use.
 func EstimateLighting(img *image.Gray) Lighting {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -219,32 +220,30 @@ type runResult struct {
 	lineQ, labelQ []float64
 }
 
-// stageCapacity is each stage's inbox: two seconds of frames. A frame a
-// stage does not engage leaves its inbox only when the persona next sweeps
-// it, which the runtime does at most once a second, so up to a second of
-// expired frames may wait there. The inbox must hold them and the frames
-// that keep coming: when full it would defer the newest frame (the aging
-// of the stale ones ranks them higher), and the runtime does not report a
+// stageCapacity is each stage's inbox: two seconds of frames. Every frame
+// is urgent and engaged at once (see framePriority), so an inbox holds only
+// the frames a stage has not reached yet; it must hold them should a stage
+// fall behind for a moment (a garbage collection, another process on the
+// core), because a full inbox defers, and the runtime does not report a
 // deferred frame that expires on readmission to the pipeline, which would
 // then wait for its dependency timeout.
 const stageCapacity = 64
 
 // personaState is the policy of every stage persona: cadences on the
 // camera's clock. The seed's 3 s to 10 s are the rhythm of a chat; a
-// camera's is its frame. A stage scans every frame time while idle or
-// active, every two when tired and every three when overwhelmed (three is
-// the deadline: beyond it whatever waits has expired). Dependents are woken
-// by each release anyway, so the cadence only paces a persona that keeps
-// frames it does not engage. Cadences are not negative ("scan again at
-// once") because a persona with a zero cadence and a frame it will not
-// engage spins until the frame expires.
+// camera's is its frame. Frames are urgent (framePriority), so a stage
+// never rests while one waits and neither its cadence nor its mood,
+// energy or thresholds decide whether it takes a frame: the cadence only
+// paces its sweep of the inbox. A stage scans every frame time while idle
+// or active, every two when tired and every three when overwhelmed.
+// Cadences are not negative ("scan again at once") because a persona with
+// a zero cadence and nothing it takes would spin.
 func personaState(frame time.Duration) state.Config {
 	return state.Config{
 		CadenceIdle: frame, CadenceActive: frame, CadenceTired: 2 * frame, CadenceOverwhelmed: 3 * frame,
 		// Three quarters of the inbox (48 frames, 1.6 s) queued is
-		// overwhelmed: more than the second of expired frames a stage
-		// that does not engage some may hold until its sweep. The
-		// default 5% would be three frames, reached in 100 ms.
+		// overwhelmed, rather than the default 5%, three frames, which a
+		// stage that falls behind by 100 ms would reach.
 		OverwhelmedLoad: 0.75,
 	}
 }
@@ -275,13 +274,14 @@ func (p *Pipeline) personas(ctx context.Context, frames []*Frame) (*runResult, e
 	opts := func(waits ...string) persona.Options {
 		return persona.Options{Capacity: stageCapacity, State: personaState(frame), WaitsFor: waits}
 	}
-	lines := &linesStage{tr: tr, gateAt: o.NoveltyGate}
-	light := &lightingStage{tr: tr, gateAt: o.NoveltyGate}
-	linesOpts, lightOpts := opts(StageNovelty), opts(StageNovelty)
-	linesOpts.Scorer, lightOpts.Scorer = persona.Scorer[Frame](lines), persona.Scorer[Frame](light)
+	// No Scorer: every stage keeps the frame's urgent priority, so the
+	// runtime engages every frame at once, and the stages that shed under
+	// heat read the governor's state themselves (see framePriority).
+	lines := &linesStage{tr: tr, gateAt: o.NoveltyGate, heat: gov.State}
+	light := &lightingStage{tr: tr, gateAt: o.NoveltyGate, heat: gov.State}
 	src, err := persona.Spawn[Frame](rt, StageNovelty, &noveltyStage{tr: tr}, opts())
 	if err == nil {
-		_, err = persona.Spawn[Frame](rt, StageLines, lines, linesOpts)
+		_, err = persona.Spawn[Frame](rt, StageLines, lines, opts(StageNovelty))
 	}
 	if err == nil {
 		_, err = persona.Spawn[Frame](rt, StagePlanes, &planesStage{tr: tr, cam: o.Camera}, opts(StageLines))
@@ -290,7 +290,7 @@ func (p *Pipeline) personas(ctx context.Context, frames []*Frame) (*runResult, e
 		_, err = persona.Spawn[Frame](rt, StageSemantic, &semanticStage{tr: tr}, opts(StagePlanes))
 	}
 	if err == nil {
-		_, err = persona.Spawn[Frame](rt, StageLighting, light, lightOpts)
+		_, err = persona.Spawn[Frame](rt, StageLighting, light, opts(StageNovelty))
 	}
 	if err == nil {
 		err = rt.Start()
@@ -396,9 +396,36 @@ func (p *Pipeline) personas(ctx context.Context, frames []*Frame) (*runResult, e
 		r.StageCPU += tr.cpu[s]
 	}
 	r.finish(wall, tr.frames)
+	r.PassedEveryStage, r.ExpiredUnderTarget = passed(tr, meter, o.DutyTarget)
 	res.lineQ, res.labelQ = servedQuality(frames, tr.frames)
 	r.LineQuality, r.LabelQuality = mean(res.lineQ), mean(res.labelQ)
 	return res, runErr
+}
+
+// passed counts the frames every stage handled or declined, and those some
+// stage let expire while the duty meter read under target, at the frame's
+// capture and at its expiry. The caller holds tr.mu.
+func passed(tr *trace, meter *cpuMeter, target float64) (all, expiredUnder int) {
+	for i := range tr.frames {
+		ok, under := true, false
+		for s := range numStages {
+			ev := tr.events[s][i]
+			switch ev.Account {
+			case persona.EventHandled, persona.EventDeclined:
+				continue
+			case persona.EventExpired:
+				under = under || meter.under(target, tr.captured[i], ev.At)
+			}
+			ok = false
+		}
+		if ok {
+			all++
+		}
+		if under {
+			expiredUnder++
+		}
+	}
+	return all, expiredUnder
 }
 
 // camera delivers frame i at start + i/FPS, each with its deadline, and
@@ -486,6 +513,7 @@ func (p *Pipeline) baseline(ctx context.Context, frames []*Frame) *runResult {
 	// Duty is measured against the time the frames span at the camera's
 	// rate, the wall time it would have run for in real time.
 	r.finish(time.Duration(r.Delivered)*o.frameTime(), tr.frames)
+	r.PassedEveryStage = r.Delivered
 	res.lineQ, res.labelQ = servedQuality(frames, tr.frames)
 	r.LineQuality, r.LabelQuality = mean(res.lineQ), mean(res.labelQ)
 	// Drop the per-frame lines and labels: the qualities are kept, and
@@ -516,13 +544,21 @@ func servedQuality(frames []*Frame, res []frameResult) (lineQ, labelQ []float64)
 }
 
 // cpuMeter wraps the governor's CPU clock to remember its readings, for the
-// busiest window in the report.
+// busiest window in the report and for what the governor had measured when
+// a frame expired.
 type cpuMeter struct {
 	read    func() (time.Duration, error)
 	mu      sync.Mutex
 	last    time.Duration
 	lastAt  time.Time
 	maxDuty float64
+	windows []meterWindow // one per sample after the first, in order
+}
+
+// meterWindow is the duty measured over the sample window that ended at end.
+type meterWindow struct {
+	end  time.Time
+	duty float64
 }
 
 func (m *cpuMeter) sample() (time.Duration, error) {
@@ -535,11 +571,33 @@ func (m *cpuMeter) sample() (time.Duration, error) {
 	defer m.mu.Unlock()
 	if !m.lastAt.IsZero() {
 		if dt := now.Sub(m.lastAt); dt > 0 {
-			m.maxDuty = max(m.maxDuty, float64(c-m.last)/float64(dt))
+			d := float64(c-m.last) / float64(dt)
+			m.maxDuty = max(m.maxDuty, d)
+			m.windows = append(m.windows, meterWindow{end: now, duty: d})
 		}
 	}
 	m.last, m.lastAt = c, now
 	return c, nil
+}
+
+// under reports whether, at each of times, the duty the governor had last
+// measured was under target (nothing measured yet counts as under). A
+// window that ended at the very instant t may have been measured before or
+// after what happened at t, so then the window before it must be under too.
+func (m *cpuMeter) under(target float64, times ...time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, t := range times {
+		// i is the last window that ended at or before t: the one in force.
+		i := sort.Search(len(m.windows), func(i int) bool { return m.windows[i].end.After(t) }) - 1
+		if i >= 0 && m.windows[i].duty >= target {
+			return false
+		}
+		if i >= 1 && m.windows[i].end.Equal(t) && m.windows[i-1].duty >= target {
+			return false
+		}
+	}
+	return true
 }
 
 func (m *cpuMeter) peak() float64 {

@@ -257,37 +257,39 @@ func TestGovernorShedsLowPriorityWorkWhenHot(t *testing.T) {
 	light, _ := hot.report.Stage(StageLighting)
 	lines, _ := hot.report.Stage(StageLines)
 	coolLines, _ := cool.report.Stage(StageLines)
-	// Lighting, at low priority, runs only before the first sample.
-	if light.Processed > 4 || light.Expired == 0 {
-		t.Errorf("lighting while critical: %+v: want (almost) all frames expired", light)
+	// Lighting is shed first: it runs only before the first sample and
+	// declines every frame after. Shed, not left to expire: a vision
+	// stage judges every frame at once.
+	if light.Processed > 4 || light.Skipped < len(frames)-4 || light.Expired != 0 {
+		t.Errorf("lighting while critical: %+v: want (almost) all frames declined, none expired", light)
 	}
 	// The line finder runs only where the view changed a lot, so less
-	// often than when cool; frames it does not take expire, nothing is
-	// lost, and planes and semantics follow through on all it found.
-	if lines.Processed >= coolLines.Processed || lines.Expired == 0 {
-		t.Errorf("lines while critical: %+v; cool it processed %d: want fewer, the rest expired", lines, coolLines.Processed)
+	// often than when cool; the frames it does not work on it declines,
+	// none expires, and planes and semantics follow through on all it
+	// found.
+	if lines.Processed >= coolLines.Processed || lines.Skipped <= len(frames)-coolLines.Processed || lines.Expired != 0 {
+		t.Errorf("lines while critical: %+v; cool it processed %d: want fewer, the rest declined", lines, coolLines.Processed)
 	}
-	// Frames it does not engage wait for the persona's sweep, once a
-	// second, but the inbox holds them: none is deferred.
+	// Every frame is engaged at once, hot or not: none waits, none is
+	// deferred, and the accounts add up.
 	for _, s := range hot.report.Stages {
-		if !s.Balanced || s.Processed+s.Skipped+s.Expired+s.Failed != len(frames) || s.Deferrals != 0 {
-			t.Errorf("%s: %+v: want accounts adding up to %d frames, no deferral", s.Name, s, len(frames))
+		if !s.Balanced || s.Processed+s.Skipped+s.Expired+s.Failed != len(frames) || s.Deferrals != 0 || s.Expired != 0 {
+			t.Errorf("%s: %+v: want accounts adding up to %d frames, none expired or deferred", s.Name, s, len(frames))
 		}
 	}
 	if sem, _ := hot.report.Stage(StageSemantic); sem.Processed != lines.Processed {
 		t.Errorf("semantic processed %d frames of the %d with fresh lines", sem.Processed, lines.Processed)
 	}
-	// Once critical (threshold 0.3 + 0.3 for an active persona), the line
-	// finder engages a frame only if its priority, 0.35 plus its novelty
-	// against the last frame processed, is above 0.6.
+	// Once critical, the line finder works on a frame only if its novelty
+	// against the last frame processed reaches linesHotGate[Critical].
 	var key []float64
 	for i, f := range hot.tr.frames {
 		if !f.LinesFresh {
 			continue
 		}
 		th := thumbnail(frames[i].Img)
-		if n := thumbNovelty(key, th); frames[i].At > 200*time.Millisecond && n <= 0.25 {
-			t.Errorf("frame %d: lines ran while critical on novelty %.3f, want > 0.25", i, n)
+		if n := thumbNovelty(key, th); frames[i].At > 200*time.Millisecond && n < linesHotGate[govern.Critical] {
+			t.Errorf("frame %d: lines ran while critical on novelty %.3f, want >= %.2f", i, n, linesHotGate[govern.Critical])
 		}
 		key = th
 	}

@@ -66,6 +66,13 @@ type RunReport struct {
 	LatencyP50      time.Duration `json:"latency_p50_ns"`
 	LatencyP95      time.Duration `json:"latency_p95_ns"`
 	FreshLatencyP95 time.Duration `json:"fresh_latency_p95_ns"`
+	// PassedEveryStage counts the frames every stage handled or declined,
+	// none letting it expire or failing on it (the baseline's: all).
+	// ExpiredUnderTarget counts the frames some stage let expire while the
+	// duty the governor had last measured, when the frame was captured and
+	// when it expired, was under the target: none, by design.
+	PassedEveryStage   int `json:"passed_every_stage"`
+	ExpiredUnderTarget int `json:"expired_under_target"`
 	// LineQuality and LabelQuality are means over every frame of the
 	// results shown on it: the last ones computed at or before it.
 	LineQuality  float64 `json:"line_quality"`
@@ -250,7 +257,15 @@ func (r Report) WriteText(w io.Writer) error {
 		return err
 	}
 	tt := r.ThermalTime()
-	_, err := fmt.Fprintf(w, "\ngovernor: nominal %.1f s, fair %.1f s, serious %.1f s, critical %.1f s; frames left at shutdown: %d\n",
-		tt[govern.Nominal].Seconds(), tt[govern.Fair].Seconds(), tt[govern.Serious].Seconds(), tt[govern.Critical].Seconds(), r.Leftover)
+	if _, err := fmt.Fprintf(w, "\ngovernor: nominal %.1f s, fair %.1f s, serious %.1f s, critical %.1f s; frames left at shutdown: %d\n",
+		tt[govern.Nominal].Seconds(), tt[govern.Fair].Seconds(), tt[govern.Serious].Seconds(), tt[govern.Critical].Seconds(), r.Leftover); err != nil {
+		return err
+	}
+	var share float64
+	if p.Delivered > 0 {
+		share = float64(p.PassedEveryStage) / float64(p.Delivered)
+	}
+	_, err := fmt.Fprintf(w, "frames passing every stage (none expired or failed): %d of %d (%s); expired while the duty measured was under the target: %d\n",
+		p.PassedEveryStage, p.Delivered, pct(share), p.ExpiredUnderTarget)
 	return err
 }

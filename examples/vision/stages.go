@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/personaos/persona"
+	"github.com/personaos/persona/govern"
 )
 
 // Stage names: the personas of the pipeline, in the order of the graph.
@@ -33,29 +34,58 @@ var stageNames = [numStages]string{StageNovelty, StageLines, StagePlanes, StageS
 
 func (s stage) String() string { return stageNames[s] }
 
-// Priorities. The camera delivers every frame at framePriority, above the
-// urgent line (0.8, the seed's), because the novelty detector must see every
-// frame and costs ~50 µs; planes and semantic inherit it, so they always
-// follow through on fresh lines rather than waste them. The governor sheds
-// work at the head of the expensive chain instead: the line finder's
-// priority grows with the novelty of the frame, and the lighting estimator's
-// is low.
+// Priorities and shedding. A vision stage wants every frame: a frame that
+// waits in a stage's inbox past its deadline is lost work, and a frame left
+// there while the machine has headroom is the failure issue 10 names ("no
+// stage lets a frame expire while the duty is under its target"). So the
+// camera delivers every frame at framePriority, above the urgent line (0.8,
+// the seed's), and every stage keeps it: the runtime engages every frame at
+// once at every stage, whatever the mood, energy, thresholds, bandwidth
+// share or cadence, and each stage judges the frame itself. What a stage
+// chooses not to work on it declines (persona.ErrDecline, accounted as
+// skipped: the last results stand), at once, never by letting it wait.
+//
+// The governor sheds work through those judgements, at the head of the
+// expensive chain, in the states it enters once it measures the duty at its
+// target (serious and critical; fair, entered at three quarters of the
+// target, sheds nothing; it leaves them one state per sample, so shedding
+// may go on, by declining, for a second after the duty fell back): the
+// line finder then waits for more drift (linesHotGate)
+// and the lighting estimator declines every frame. Planes and semantic
+// always follow through on fresh lines rather than waste them. Relying on
+// the runtime's thresholds instead (a frame priority below the urgent
+// line, not engaged when the governor raises the bar) let frames expire
+// while the duty was under the target: the governor steps down one state
+// per sample, so it stays serious for a second after a hot one, and a
+// still frame's priority sat exactly at the fair threshold.
 const (
 	framePriority = 0.85
-	// linesBase + novelty is the line finder's priority for a frame: a
-	// view that drifted by the novelty gate (0.05) scores 0.40, which a
-	// governor at serious (threshold 0.3 + 0.15 for an active persona) no
-	// longer engages, drift of 0.25 scores 0.60, the bar at critical, and
-	// new territory (novelty 0.45 and more) is urgent and always engaged.
-	linesBase = 0.35
-	// lightingPriority is engaged at nominal and fair (thresholds 0.30 and
-	// 0.35 for an active persona) and shed from serious on.
-	lightingPriority = 0.4
 	// lightingMaxAge is how many frames a lighting estimate stands when
 	// the view does not change: light may change without the view (a lamp
 	// switched on), so it is refreshed once a second at 30 fps anyway.
 	lightingMaxAge = 30
 )
+
+// linesHotGate is the novelty against the last frame the line finder
+// processed from which it works on a frame, by thermal state, when above
+// Options.NoveltyGate: at serious a view that drifted by a tenth, at
+// critical by a quarter. New territory (novelty 0.45 and more after a turn)
+// is worked on in every state. These are the bars the runtime's thresholds
+// used to set for a priority of 0.35 plus the novelty (0.3 for an active
+// persona, plus the governor's shift of 0.15 or 0.3).
+var linesHotGate = [...]float64{govern.Nominal: 0, govern.Fair: 0, govern.Serious: 0.10, govern.Critical: 0.25}
+
+// hot reports whether the governor sheds at heat: serious or critical, the
+// duty at or past its target.
+func hot(heat func() govern.Thermal) bool { return heat != nil && heat() >= govern.Serious }
+
+// thermalOf reads heat, nominal when there is none (the baseline).
+func thermalOf(heat func() govern.Thermal) govern.Thermal {
+	if heat == nil {
+		return govern.Nominal
+	}
+	return min(max(heat(), govern.Nominal), govern.Critical)
+}
 
 // noveltyOut is the novelty persona's output: the frame's thumbnail, which
 // the stages downstream compare with the thumbnail of the last frame they
@@ -143,25 +173,16 @@ func (g *gate) set(seq int, th []float64) {
 	g.mu.Unlock()
 }
 
-// linesStage is the line finder: it engages only when there is new
-// territory, novelty against the last frame it processed at or above the
-// gate; otherwise it declines, and its dependents are released Skipped.
+// linesStage is the line finder: it works on a frame only when there is
+// new territory, novelty against the last frame it processed at or above
+// the gate (raised when the governor runs hot: linesHotGate); otherwise it
+// declines, and its dependents are released Skipped.
 type linesStage struct {
 	tr       *trace
 	gateAt   float64
+	heat     func() govern.Thermal // nil: always nominal
 	g        gate
 	lineOpts LineOptions
-}
-
-// Score is the line finder's priority for a frame (see linesBase): the more
-// the view changed since the lines were found, the more it matters.
-func (s *linesStage) Score(_ string, it persona.Item[Frame], _ time.Time) float64 {
-	nv, ok := upstream[noveltyOut](it, StageNovelty)
-	if !ok {
-		return framePriority // nothing to judge by: treat it as new
-	}
-	n, _ := s.g.novelty(it.Payload.Seq, nv.thumb)
-	return min(0.95, linesBase+max(0, n))
 }
 
 func (s *linesStage) Handle(_ context.Context, it persona.Item[Frame]) (any, error) {
@@ -169,7 +190,7 @@ func (s *linesStage) Handle(_ context.Context, it persona.Item[Frame]) (any, err
 	nv, _ := upstream[noveltyOut](it, StageNovelty)
 	var out *linesOut
 	cpu := timeStage(func() {
-		if n, _ := s.g.novelty(seq, nv.thumb); n < s.gateAt {
+		if n, _ := s.g.novelty(seq, nv.thumb); n < max(s.gateAt, linesHotGate[thermalOf(s.heat)]) {
 			return
 		}
 		out = &linesOut{Seq: seq, Lines: FindLines(it.Payload.Img, s.lineOpts)}
@@ -228,18 +249,15 @@ func (s *semanticStage) Handle(_ context.Context, it persona.Item[Frame]) (any, 
 	return lab, nil
 }
 
-// lightingStage is the low-priority lighting estimator: it refreshes its
-// estimate when the view changed or the estimate is a second old.
+// lightingStage is the lighting estimator: it refreshes its estimate when
+// the view changed or the estimate is a second old, and not at all while
+// the governor runs hot: lighting is what a phone running hot can do
+// without first.
 type lightingStage struct {
 	tr     *trace
 	gateAt float64
+	heat   func() govern.Thermal // nil: always nominal
 	g      gate
-}
-
-// Score gives every frame the same low priority: lighting is what a phone
-// running hot can do without first.
-func (s *lightingStage) Score(string, persona.Item[Frame], time.Time) float64 {
-	return lightingPriority
 }
 
 func (s *lightingStage) Handle(_ context.Context, it persona.Item[Frame]) (any, error) {
@@ -247,6 +265,9 @@ func (s *lightingStage) Handle(_ context.Context, it persona.Item[Frame]) (any, 
 	nv, _ := upstream[noveltyOut](it, StageNovelty)
 	var out *Lighting
 	cpu := timeStage(func() {
+		if hot(s.heat) {
+			return
+		}
 		if n, age := s.g.novelty(seq, nv.thumb); n < 0 || (n < s.gateAt && age < lightingMaxAge) {
 			return
 		}
@@ -265,9 +286,7 @@ func (s *lightingStage) Handle(_ context.Context, it persona.Item[Frame]) (any, 
 var (
 	_ persona.Handler[Frame] = (*noveltyStage)(nil)
 	_ persona.Handler[Frame] = (*linesStage)(nil)
-	_ persona.Scorer[Frame]  = (*linesStage)(nil)
 	_ persona.Handler[Frame] = (*planesStage)(nil)
 	_ persona.Handler[Frame] = (*semanticStage)(nil)
 	_ persona.Handler[Frame] = (*lightingStage)(nil)
-	_ persona.Scorer[Frame]  = (*lightingStage)(nil)
 )

@@ -33,6 +33,7 @@ type frameResult struct {
 type stageEvents struct {
 	Delivered, Final int
 	Account          persona.EventKind
+	At               time.Time // of the final account
 }
 
 // trace records one run: per frame and per stage, from the stage handlers
@@ -45,6 +46,7 @@ type trace struct {
 	runs     [numStages]int // stage function executions
 	declines [numStages]int // handler declines
 	events   [numStages][]stageEvents
+	captured []time.Time // per frame: its delivery to the first stage
 	finals   [numStages]int
 	seq      int
 	done     chan struct{} // closed when every stage has accounted every frame
@@ -52,7 +54,7 @@ type trace struct {
 }
 
 func newTrace(n int) *trace {
-	tr := &trace{frames: make([]frameResult, n), done: make(chan struct{})}
+	tr := &trace{frames: make([]frameResult, n), captured: make([]time.Time, n), done: make(chan struct{})}
 	for s := range tr.events {
 		tr.events[s] = make([]stageEvents, n)
 	}
@@ -130,12 +132,15 @@ func (tr *trace) Observe(e persona.Event) {
 	ev := &tr.events[s][seq]
 	if e.Kind == persona.EventDelivered {
 		ev.Delivered = tr.seq
+		if s == stNovelty {
+			tr.captured[seq] = e.At
+		}
 		return
 	}
 	if ev.Final == 0 {
 		tr.finals[s]++
 	}
-	ev.Final, ev.Account = tr.seq, e.Kind
+	ev.Final, ev.Account, ev.At = tr.seq, e.Kind, e.At
 	for _, n := range tr.finals {
 		if n < len(tr.frames) {
 			return
