@@ -39,8 +39,13 @@
 //     and the persona messages of other runtimes it sees in the room, so a
 //     room shared by several daemons, or a simulated room with outside
 //     persona traffic, is budgeted as one. A reply owed to a person is
-//     counted and never refused: the budget is kept by refusing chatter, not
-//     by leaving a person unanswered.
+//     never refused: it waits until the budget has room, paced to one per
+//     Window/ReplyBudget once half the budget is spent (Due, at most one
+//     window, after which it is taken regardless and counted), and the
+//     messages that arrive meanwhile merge into the next reply, which
+//     addresses each of their askers (Covers). The budget is kept by
+//     refusing chatter and merging owed answers, not by leaving a person
+//     unanswered.
 //   - Depth limit (TooDeep): a persona's message at depth MaxDepth (2) or more
 //     is not answered: a persona may answer another's reply to a human, and
 //     nobody answers that.

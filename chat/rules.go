@@ -217,7 +217,8 @@ func isName(s string) bool {
 // being written count), and other runtimes' persona messages when they are
 // seen (Saw), so that a room shared by several daemons is budgeted as one.
 // Reserve refuses a reply once the window holds Max messages, except a
-// reply owed to a person (Owed), which is counted and never refused.
+// reply owed to a person (Owed), which is counted and never refused; a
+// caller that keeps the budget for owed replies too waits for Due first.
 //
 // The zero value allows nothing (Max 0) for a window of 0; use NewBudget.
 // A Budget is not safe for concurrent use: its owner locks.
@@ -247,6 +248,43 @@ func (b *Budget[K]) Reserve(room K, now time.Time, owed bool) bool {
 	}
 	b.add(room, now)
 	return true
+}
+
+// Next is when a reply of room that is not owed next fits the budget, as
+// seen at now: now itself if it fits, else when the oldest reply that
+// keeps the window full leaves it. The zero time means never (a Max of 0).
+func (b *Budget[K]) Next(room K, now time.Time) time.Time {
+	if b.Max <= 0 {
+		return time.Time{}
+	}
+	ts := b.prune(room, now)
+	if len(ts) < b.Max {
+		return now
+	}
+	return ts[len(ts)-b.Max].Add(b.Window)
+}
+
+// Due is when a reply owed to a person should be written in room, as seen
+// at now: when it fits the budget (Next), and, once the window holds half
+// the budget or more, paced at least Window/Max after the room's latest
+// reply. A calm room's mention is answered at once; under a sustained
+// stream of mentions the owed replies are spread over the window (one
+// every 10 s with the defaults) instead of spent at once and followed by a
+// whole window of silence. The mentions that arrive meanwhile merge into
+// the reply: the budget is kept by merging, not by silence. The zero time
+// means never (a Max of 0); a caller waits for Due at most one Window and
+// then reserves regardless, since an owed reply is never refused.
+func (b *Budget[K]) Due(room K, now time.Time) time.Time {
+	next := b.Next(room, now)
+	if next.IsZero() {
+		return next
+	}
+	if ts := b.rooms[room]; 2*len(ts) >= b.Max && len(ts) > 0 {
+		if paced := ts[len(ts)-1].Add(b.Window / time.Duration(b.Max)); paced.After(next) {
+			return paced
+		}
+	}
+	return next
 }
 
 // Saw counts a persona message another runtime posted in room at at: it is

@@ -98,6 +98,70 @@ func TestBudgetOwedIsCountedNeverRefused(t *testing.T) {
 	}
 }
 
+func TestBudgetNext(t *testing.T) {
+	b := chat.NewBudget[string](2, time.Minute)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	if got := b.Next("r", at(0)); !got.Equal(at(0)) {
+		t.Errorf("empty budget: next = %v, want now", got.Sub(t0))
+	}
+	b.Reserve("r", at(0), false)
+	b.Reserve("r", at(10), false)
+	b.Reserve("r", at(20), true) // owed: over the budget
+	// Three in the window, two allowed: a reply fits once the 0s and the
+	// 10s one have left, at 70s.
+	if got := b.Next("r", at(30)); !got.Equal(at(70)) {
+		t.Errorf("next = %v, want 70s", got.Sub(t0))
+	}
+	if !b.Reserve("r", b.Next("r", at(30)), false) {
+		t.Error("a reply at Next was refused")
+	}
+	if got := b.Next("r", at(71)); !got.Equal(at(80)) {
+		t.Errorf("after it, next = %v, want 80s (the 20s one leaves)", got.Sub(t0))
+	}
+	if got := chat.NewBudget[string](0, time.Minute).Next("r", t0); !got.IsZero() {
+		t.Errorf("a budget of 0: next = %v, want never", got)
+	}
+}
+
+func TestBudgetDuePacesOwedReplies(t *testing.T) {
+	b := chat.NewBudget[string](6, time.Minute)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	if got := b.Due("r", at(0)); !got.Equal(at(0)) {
+		t.Errorf("a room without replies: due = %v, want now", got.Sub(t0))
+	}
+	// Owed replies written as soon as due: half the budget at once, then
+	// one every 10s (a minute over 6) until the window is full, then as
+	// the oldest leave it, still paced; never 7 within a minute.
+	now := at(0)
+	var times []time.Duration
+	for range 10 {
+		now = b.Due("r", now)
+		b.Reserve("r", now, true)
+		times = append(times, now.Sub(t0))
+	}
+	s := time.Second
+	want := []time.Duration{0, 0, 0, 10 * s, 20 * s, 30 * s, 60 * s, 70 * s, 80 * s, 90 * s}
+	if !slices.Equal(times, want) {
+		t.Errorf("owed replies at %v, want %v", times, want)
+	}
+	// Chatter filled the window: due when it fits again.
+	c := chat.NewBudget[string](2, time.Minute)
+	c.Reserve("r", at(0), false)
+	c.Reserve("r", at(1), false)
+	if got := c.Due("r", at(2)); !got.Equal(at(60)) {
+		t.Errorf("a full window: due = %v, want 60s", got.Sub(t0))
+	}
+	// One reply in a budget of 6: a calm room's mention is due at once.
+	q := chat.NewBudget[string](6, time.Minute)
+	q.Reserve("r", at(0), false)
+	if got := q.Due("r", at(1)); !got.Equal(at(1)) {
+		t.Errorf("a calm room: due = %v, want now (1s)", got.Sub(t0))
+	}
+	if got := chat.NewBudget[string](0, time.Minute).Due("r", t0); !got.IsZero() {
+		t.Errorf("a budget of 0: due = %v, want never", got)
+	}
+}
+
 func TestBudgetRelease(t *testing.T) {
 	b := chat.NewBudget[string](1, time.Minute)
 	if !b.Reserve("r", t0, false) {

@@ -52,6 +52,12 @@ type Settings struct {
 	// NoMerge turns off merging a persona's pending messages of one room
 	// into one reply (the runtime's Options.Coalesce), on by default.
 	NoMerge bool
+	// OwedOverBudget writes a reply owed to a person at once, counted over
+	// the budget, instead of waiting until it is due (Budget.Due) while the
+	// room's mentions merge into it. Off by default: the budget is kept by
+	// merging. (The simulator does not wait yet: it behaves as if this were
+	// set.)
+	OwedOverBudget bool
 	// Stream configures the coordination stream: window, bounds, K,
 	// window from the first thought, patience. Its callbacks and logger
 	// are the runtime's to set.

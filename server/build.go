@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -30,7 +31,7 @@ func (d *Daemon) buildRuntime() error {
 	if err := d.buildCore(persona.ObserverFunc(d.observe)); err != nil {
 		return err
 	}
-	rp := &replies{bus: d.bus, rooms: d.rooms, log: d.log, k: d.chat.Stream.K}
+	rp := &replies{bus: d.bus, rooms: d.rooms, log: d.log, k: d.chat.Stream.K, failPublish: d.cfg.hooks.failReplyPublish}
 	for _, s := range d.specs {
 		m, opts := d.newMember(s, rp, d)
 		// Coordinated keeps the Evaluator: with a stream the persona
@@ -73,8 +74,13 @@ func (d *Daemon) buildCore(obs persona.Observer) error {
 		Namespace: "persona", Name: "chat_not_answered_total",
 		Help: "Messages a persona did not answer by a conversation guard: reason own message|quiet room|reply chain too deep|reply budget|answered before.",
 	}, []string{"persona", "reason"})
+	unanswered := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "persona", Name: "questions_unanswered",
+		Help: "Human messages that no reply answered within 5 minutes of being written: no persona message replied to it, nor covered it as merged context addressed to its author. Counted over the room stream as this daemon read it, history included.",
+	}, func() float64 { return float64(d.rooms.unanswered(time.Now())) })
 	if err := errors.Join(
 		d.reg.Register(d.suppressed),
+		d.reg.Register(unanswered),
 		d.reg.Register(collectors.NewGoCollector()),
 		d.reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})),
 	); err != nil {
@@ -114,7 +120,7 @@ func (d *Daemon) newMember(s PersonaSpec, rp replyStore, acc accounts) (*member,
 	m := &member{spec: s}
 	m.r = &responder{
 		name: s.Name, system: s.SystemPrompt(), model: s.Model, dependent: s.Dependent(),
-		rules: d.chat, log: d.log,
+		rules: d.chat, log: d.log, stopping: d.stopping,
 		decisions: d, accounts: acc, rooms: d.rooms, replies: rp, models: d,
 		metrics: d.metrics, activity: d.scorer,
 	}
@@ -139,6 +145,11 @@ func (d *Daemon) addMember(m *member) {
 func (d *Daemon) personaOptions(s PersonaSpec) persona.Options {
 	o := d.cfg.Persona
 	o.Coalesce = !d.chat.NoMerge
+	// An urgent item (an @mention) never waits behind its own persona's
+	// non-urgent model call: the call's context is cancelled and the item
+	// goes back to the inbox. The responder's every step honours its
+	// context, so the cancelled call costs no reply.
+	o.Preempt = true
 	if s.Dependent() {
 		// A source persona's items carry the score the intake guard read
 		// (deliver); a dependent's are released by the pipeline and scored
@@ -176,10 +187,30 @@ func downstream(specs []PersonaSpec, name string) []string {
 func (d *Daemon) observe(e persona.Event) {
 	d.metrics.Observe(e)
 	switch e.Kind {
+	case persona.EventError:
+		d.transientMu.Lock()
+		if isTransient(e.Err) {
+			d.transientAt[e.Persona] = e.At
+		} else {
+			delete(d.transientAt, e.Persona)
+		}
+		d.transientMu.Unlock()
 	case persona.EventFailed:
 		if d.state.Load() == 2 {
 			// Shutdown cancelled the handler: not the message's fault. It
 			// stays unacknowledged and is handled after the next start.
+			return
+		}
+		// The last attempt failed on a bus or KV error (the error event
+		// of the same attempt, with its time, comes just before; the items
+		// merged into it share that time): infrastructure is never a final
+		// account. The message goes back to JetStream and comes again,
+		// until retryDeadline; the replies bucket keeps it answered once.
+		d.transientMu.Lock()
+		at, ok := d.transientAt[e.Persona]
+		d.transientMu.Unlock()
+		if t, known := idTime(e.ItemID); ok && at.Equal(e.At) && (!known || time.Now().Before(t.Add(transientRetryFor))) {
+			d.ledger.retry(e.Persona, e.ItemID)
 			return
 		}
 		d.ledger.final(e.Persona, e.ItemID, e.Kind.String(), e.At)

@@ -66,9 +66,8 @@ import (
 //   - An evaluation takes the simulator's evalCost, 50 ms, before the
 //     responder's Evaluate (which takes no time in the bubble); a
 //     preemption during it cuts it short on both sides.
-//   - The daemon's personas run with Options.Preempt, which the
-//     simulator's personas use ("as the daemon's will", sim/ours.go) and
-//     Config.Persona does not set by default yet.
+//   - The daemon's personas run with Options.Preempt (personaOptions sets
+//     it), which the simulator's personas use too (sim/ours.go).
 //
 // At one instant the bubble runs goroutines in any order, where the
 // simulator has one order of events. So script times carry odd
@@ -179,6 +178,11 @@ func newChatBench(t *testing.T, s *chatScript) *chatBench {
 		CoordWindow: s.window, MaxWindow: s.maxWindow,
 	}
 	cfg.Persona.Preempt = true
+	// The simulator writes an owed reply at once, over the budget
+	// (sim/chat.go respond); the daemon waits until it is due
+	// (chat.Budget.Due). Until the simulator waits too, both sides run
+	// the old rule, and the parity covers everything else.
+	cfg.OwedOverBudget = true
 	d, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -259,10 +263,10 @@ func (b *chatBench) postScripted(i int, sm sim.ScriptMessage) {
 
 func key(persona, id string) string { return strings.ToLower(persona) + "/" + id }
 
-func (b *chatBench) answeredBefore(_ context.Context, persona, id string) (bool, error) {
+func (b *chatBench) answeredBefore(_ context.Context, persona, id string) (answered, republished bool, _ error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.answered[key(persona, id)], nil
+	return b.answered[key(persona, id)], false, nil
 }
 
 func (b *chatBench) claimSlot(_ context.Context, persona, id string) (bool, error) {

@@ -76,6 +76,13 @@ type Daemon struct {
 	members    []*member
 	byName     map[string]*member // lower-case name
 	thinkers   []string           // coordinated personas, declaration order
+	// transientAt is, per persona, the time of its last handler error when
+	// that was a bus or KV error (observe).
+	transientMu sync.Mutex
+	transientAt map[string]time.Time
+	// stopping is closed when teardown begins (responder.stopping).
+	stopping  chan struct{}
+	closeStop sync.Once
 
 	stopFollow func()
 	consumes   []jetstream.ConsumeContext
@@ -146,7 +153,8 @@ func New(cfg Config) (*Daemon, error) {
 	if specs, err = selectPersonas(specs, cfg.Personas); err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, chat: cfg.settings(), log: cfg.Logger, specs: specs, remote: map[string]bool{}, names: map[string]string{}}
+	d := &Daemon{cfg: cfg, chat: cfg.settings(), log: cfg.Logger, specs: specs, remote: map[string]bool{}, names: map[string]string{},
+		stopping: make(chan struct{}), transientAt: map[string]time.Time{}}
 	for _, s := range all {
 		d.names[strings.ToLower(s.Name)] = s.Name
 		d.names[strings.ToLower(s.DisplayName())] = s.Name
@@ -186,6 +194,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.rooms = newRooms(d.log)
 	d.rooms.budget = chat.NewBudget[string](d.chat.ReplyBudget, d.chat.ReplyWindow)
 	d.rooms.local = map[string]bool{}
+	d.rooms.questions.horizon = d.cfg.hooks.questionHorizon
 	for _, s := range d.specs {
 		d.rooms.local[strings.ToLower(s.Name)] = true
 	}
@@ -226,6 +235,11 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		}
 		d.consumes = append(d.consumes, cc)
 	}
+
+	// The express lane opens once every persona consumes: a mention is
+	// never held behind its persona's durable backlog.
+	express := d.express
+	d.rooms.express.Store(&express)
 
 	bgCtx, bgCancel := context.WithCancel(context.Background())
 	d.bgCancel = bgCancel
@@ -327,6 +341,7 @@ func (d *Daemon) teardown(ctx context.Context) error {
 	if d.bgCancel != nil {
 		d.bgCancel()
 	}
+	d.closeStop.Do(func() { close(d.stopping) })
 	if d.rt != nil {
 		rep, err := d.rt.Shutdown(ctx)
 		if err != nil {

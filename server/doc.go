@@ -28,13 +28,31 @@
 // the @mentioned personas as addressees. The runtime's life cycle,
 // coordination and governor decide what happens to it.
 //
+// A message addressed to a persona is never held behind that persona's
+// backlog: when max-ack-pending messages wait unacknowledged the durable
+// consumer delivers nothing more, so the room follower (which reads every
+// new message) hands each addressed message to its persona at once, held
+// in the ledger without an ack handle (Daemon.express). The durable
+// delivery still comes: it finds the message held, and its handle is the
+// one acknowledged once the message is accounted, or, for an addressed
+// message, finds its account in the ledger and is acknowledged. Each
+// message keeps exactly one account per persona. The personas preempt
+// (persona.Options.Preempt): an urgent message cancels its persona's
+// ordinary model call in progress, whose message goes back to the inbox.
+//
 // A message is acknowledged only when it has a final account: the runtime
 // reported it handled, declined, expired or failed, or a guard skipped it.
 // The account is first written to the KV bucket persona_accounts (key
 // "<persona>.<message id>"), then the message is acknowledged. A write that
 // still fails after a few retries with backoff is not acknowledged: the
 // delivery is dropped and negatively acknowledged, so JetStream delivers it
-// again within seconds and it is accounted then. Queued and
+// again within seconds and it is accounted then. A bus or KV error while
+// replying (the replies bucket, the reply's publish) is never final: the
+// responder tries again with backoff until the message's deadline (10
+// minutes after it was written) while the message stays unacknowledged,
+// and a message the runtime still fails on such an error is given back to
+// JetStream, not accounted failed. Only the persona's decision or its
+// model's failure (after the runtime's attempts) is final. Queued and
 // deferred messages stay unacknowledged, kept alive with InProgress while
 // their persona holds them; what a full inbox cannot hold waits in
 // JetStream (the consumer's max-ack-pending), not in memory. For a persona
@@ -71,8 +89,12 @@
 //     messages per minute (default 6): this daemon's replies and the other
 //     daemons' persona messages it sees. A reply over it is not sent; the
 //     message is accounted handled, noted "reply budget". A reply to a
-//     person's @mention is counted but never refused: an @mentioned persona
-//     always answers a human.
+//     person's @mention is never refused: once half the budget is spent it
+//     waits until due (chat.Budget.Due: paced to one per window/budget, at
+//     most one window), and the room's messages that arrive meanwhile merge
+//     into the persona's next reply, which addresses each asker. The budget
+//     is kept by merging; an @mentioned persona always answers a human.
+//     While it waits, the persona's other rooms wait too.
 //   - Persona-to-persona exchanges damp out: replies lose priority with
 //     depth, a persona's message at depth Config.MaxDepth (default 2) is not
 //     answered, and neither is one in a room where no human has spoken for
@@ -87,7 +109,10 @@
 //
 // Every message a guard keeps from a persona is accounted ("skipped" with a
 // note, or "handled" with a note) and counted in
-// persona_chat_not_answered_total{persona,reason}.
+// persona_chat_not_answered_total{persona,reason}. The gauge
+// persona_questions_unanswered counts the human messages no persona
+// message answered within 5 minutes: none replied to it, nor covered it as
+// merged context (the reply's covers on the wire) addressed to its author.
 //
 // # Coordination
 //

@@ -223,12 +223,26 @@ func TestReplyBudgetNeverRefusesAMention(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Specs = solo()
 	cfg.ReplyBudget = 2
+	cfg.ReplyWindow = 4 * time.Second
 	d := startDaemon(t, cfg)
 
+	// Owed replies are never refused; over the budget they wait, paced to
+	// one per window/budget (2s), so the room stays within its budget.
+	var ats []time.Time
 	for i := range 4 {
 		m := post(t, d, "chatty", "ann", fmt.Sprintf("@Solo question %d?", i))
 		if rec := waitAccount(t, d, "Solo", m.ID); rec.Note != noteReplied {
 			t.Errorf("mention %d over a budget of 2: %+v, want replied", i, rec)
+		}
+		rs := repliesTo(messages(t, d, "chatty"), m.ID)
+		if len(rs) != 1 {
+			t.Fatalf("mention %d: %d replies", i, len(rs))
+		}
+		ats = append(ats, rs[0].At)
+	}
+	for i := 1; i < len(ats); i++ {
+		if gap := ats[i].Sub(ats[i-1]); gap < 2*time.Second-250*time.Millisecond {
+			t.Errorf("owed replies %d and %d %v apart, want paced 2s", i-1, i, gap)
 		}
 	}
 	// The owed replies counted: chatter now finds the budget spent.
@@ -243,6 +257,7 @@ func TestReplyBudgetCountsOtherDaemonsPersonaMessages(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Specs = solo()
 	cfg.ReplyBudget = 2
+	cfg.ReplyWindow = 3 * time.Second
 	d := startDaemon(t, cfg)
 
 	h := post(t, d, "shared", "ann", "hello")
@@ -258,9 +273,14 @@ func TestReplyBudgetCountsOtherDaemonsPersonaMessages(t *testing.T) {
 	if rec := waitAccount(t, d, "Solo", m.ID); rec.Note != noteBudget {
 		t.Errorf("chatter in a room other daemons' personas filled: %+v, want %s", rec, noteBudget)
 	}
+	// A person's mention is owed: it waits until the other daemons'
+	// messages leave the window, and is answered.
 	m = post(t, d, "shared", "ann", "@Solo and you?")
 	if rec := waitAccount(t, d, "Solo", m.ID); rec.Note != noteReplied {
 		t.Errorf("a person's mention in the same room: %+v, want replied", rec)
+	}
+	if rs := repliesTo(messages(t, d, "shared"), m.ID); len(rs) != 1 || rs[0].At.Sub(last.At) < cfg.ReplyWindow-250*time.Millisecond {
+		t.Errorf("replies to the mention %+v, want one, once the last ghost message (%v) left the %v window", rs, last.At, cfg.ReplyWindow)
 	}
 	waitSettled(t, d)
 }
@@ -378,7 +398,9 @@ func TestClaimedReplyIsPublishedAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	inject(t, d, human)
-	if rec := waitAccount(t, d, "Solo", human.ID); rec.Note != noteAnswered {
+	// This attempt published the reply: the message is replied, not
+	// "answered before" (which counts a message another reply answered).
+	if rec := waitAccount(t, d, "Solo", human.ID); rec.Note != noteReplied {
 		t.Errorf("accounted %+v", rec)
 	}
 	rs := repliesTo(messages(t, d, "r"), human.ID)

@@ -49,7 +49,9 @@ func (d *Daemon) deliver(m *member, jm jetstream.Msg) {
 	if d.ledger.hold(name, msg.ID, jm) {
 		return // still queued or in hand: the newer handle will be acked
 	}
-	if md == nil || md.NumDelivered > 1 || md.Sequence.Stream <= m.recheck {
+	// A message addressed to the persona may have come by the express lane
+	// and been accounted already: the ledger knows.
+	if md == nil || md.NumDelivered > 1 || md.Sequence.Stream <= m.recheck || slices.Contains(in.addressees, name) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		done, err := d.ledger.done(ctx, name, msg.ID)
 		cancel()
@@ -77,6 +79,46 @@ func (d *Daemon) deliver(m *member, jm jetstream.Msg) {
 		d.ledger.unhold(name, msg.ID)
 		d.log.Error("deliver failed; message accounted as skipped", "persona", name, "message", msg.ID, "err", err)
 		d.ledger.skip(name, msg.ID, "not delivered: "+err.Error(), jm, now)
+	}
+}
+
+// express is the express lane of messages addressed to this daemon's
+// personas: the room follower hands it every new message, and a message
+// that addresses a source persona goes into its inbox at once, without
+// waiting for the persona's durable consumer, which may be held behind a
+// backlog of unacknowledged ordinary messages (MaxAckPending). The durable
+// delivery still comes, later: it finds the message held (and its handle
+// is the one acknowledged once the message is accounted) or accounted
+// already in the ledger, so every message keeps exactly one account per
+// persona. The lane holds no ack handle of its own: should the daemon stop
+// before the account is written, the durable consumer delivers the message
+// again. A message the guard would skip is left to the durable path, which
+// accounts the skip.
+func (d *Daemon) express(msg chat.Message) {
+	if msg.Room == "" {
+		return
+	}
+	in := d.decode(msg)
+	now := time.Now()
+	for _, name := range in.addressees {
+		m := d.byName[strings.ToLower(name)]
+		if m == nil || m.cons == nil {
+			continue
+		}
+		reason, score := d.guard(name, in, now)
+		if reason != "" {
+			continue
+		}
+		if !d.ledger.holdExpress(name, msg.ID) {
+			continue // the durable delivery came first
+		}
+		err := m.p.Deliver(persona.Item[chat.Message]{ID: msg.ID, Key: msg.Room, Created: msg.At, Priority: score, Addressees: in.addressees, Payload: msg})
+		if err != nil && !errors.Is(err, inbox.ErrDuplicate) {
+			d.ledger.unholdExpress(name, msg.ID)
+			if !errors.Is(err, persona.ErrClosed) {
+				d.log.Warn("express delivery failed; the durable consumer delivers the message", "persona", name, "message", msg.ID, "err", err)
+			}
+		}
 	}
 }
 

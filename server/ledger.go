@@ -98,6 +98,42 @@ func (l *ledger) hold(source, id string, m jetstream.Msg) (held bool) {
 	return held
 }
 
+// holdExpress records that the express lane (Daemon.express) delivers
+// message id to a source persona, with no ack handle yet: the durable
+// delivery's hold supplies it. It reports false, holding nothing, when
+// the persona holds the message already.
+func (l *ledger) holdExpress(source, id string) bool {
+	source = strings.ToLower(source)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p := l.pending[id]
+	if p == nil {
+		p = &pend{handles: make(map[string]jetstream.Msg, 1), got: make(map[string]bool)}
+		l.pending[id] = p
+	}
+	if _, ok := p.handles[source]; ok {
+		return false
+	}
+	p.handles[source] = nil
+	return true
+}
+
+// unholdExpress forgets an express delivery that never reached the inbox,
+// unless the durable delivery has given it a handle meanwhile.
+func (l *ledger) unholdExpress(source, id string) {
+	source = strings.ToLower(source)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if p := l.pending[id]; p != nil {
+		if m, ok := p.handles[source]; ok && m == nil {
+			delete(p.handles, source)
+		}
+		if len(p.handles) == 0 {
+			delete(l.pending, id)
+		}
+	}
+}
+
 // unhold forgets a delivery that never reached the inbox (the runtime is
 // shutting down): it stays unacknowledged and comes back after a restart.
 func (l *ledger) unhold(source, id string) {
@@ -259,7 +295,9 @@ func (l *ledger) write(f final) {
 	}
 	l.mu.Unlock()
 	for _, m := range acks {
-		ack(l.log, m)
+		if m != nil { // an express delivery's: the durable one is acked when it comes
+			ack(l.log, m)
+		}
 	}
 }
 
@@ -291,7 +329,9 @@ func (l *ledger) giveBack(f final, err error) {
 		if p := l.pending[f.id]; p != nil {
 			for src, m := range p.handles {
 				if slices.Contains(l.group(src), f.persona) {
-					naks = append(naks, m)
+					if m != nil {
+						naks = append(naks, m)
+					}
 					delete(p.handles, src)
 				}
 			}
@@ -303,6 +343,37 @@ func (l *ledger) giveBack(f final, err error) {
 	}
 	l.log.Warn("ledger: account not written; the message goes back to JetStream and will be delivered again",
 		"persona", f.persona, "message", f.id, "attempts", ledgerWriteAttempts, "err", err)
+	for _, m := range naks {
+		nak(l.log, m, l.nakDelay)
+	}
+}
+
+// retry gives back to JetStream, without any final account, the held
+// deliveries of message id whose group includes persona: its handling
+// failed on a transient error (Daemon.observe). JetStream delivers it again
+// after nakDelay, and since no handle is held any more, the redelivery goes
+// through the ledger check in deliver and is handled again.
+func (l *ledger) retry(persona, id string) {
+	persona = strings.ToLower(persona)
+	var naks []jetstream.Msg
+	l.mu.Lock()
+	delete(l.notes, ledgerKey(persona, id))
+	if p := l.pending[id]; p != nil {
+		for src, m := range p.handles {
+			if slices.Contains(l.group(src), persona) {
+				if m != nil {
+					naks = append(naks, m)
+				}
+				delete(p.handles, src)
+			}
+		}
+		if len(p.handles) == 0 {
+			delete(l.pending, id)
+		}
+	}
+	l.mu.Unlock()
+	l.log.Info("ledger: handling failed on a bus error; the message goes back to JetStream and will be delivered again",
+		"persona", persona, "message", id, "after", l.nakDelay)
 	for _, m := range naks {
 		nak(l.log, m, l.nakDelay)
 	}
@@ -331,7 +402,9 @@ func (l *ledger) keepAlive() {
 	var ms []jetstream.Msg
 	for _, p := range l.pending {
 		for _, m := range p.handles {
-			ms = append(ms, m)
+			if m != nil {
+				ms = append(ms, m)
+			}
 		}
 	}
 	l.mu.Unlock()

@@ -245,3 +245,56 @@ func TestAccountNotWrittenIsDeliveredAgainAndSettles(t *testing.T) {
 		})
 	}
 }
+
+// The express lane holds a message without an ack handle; the durable
+// delivery that comes while it is held supplies the handle that is acked,
+// and one that came first is never replaced by the express lane.
+func TestLedgerExpressHold(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		kv := &flakyKV{}
+		l := newLedger(testLogger(t), kv, nil)
+		runLedger(t, l)
+
+		// Express first, then the durable delivery: held, its handle acked.
+		if !l.holdExpress("solo", "m1") {
+			t.Fatal("express hold of a new message refused")
+		}
+		durable := &fakeMsg{}
+		if !l.hold("solo", "m1", durable) {
+			t.Fatal("the durable delivery of an express-held message was not reported held: it would be delivered twice")
+		}
+		l.keepAlive()
+		l.final("solo", "m1", "handled", time.Now())
+		synctest.Wait()
+		if acks, naks, _ := durable.counts(); acks != 1 || len(naks) != 0 {
+			t.Errorf("durable handle: %d acks, naks %v; want acked once", acks, naks)
+		}
+
+		// The durable delivery first: the express lane holds nothing.
+		first := &fakeMsg{}
+		l.hold("solo", "m2", first)
+		if l.holdExpress("solo", "m2") {
+			t.Error("express hold replaced a durable delivery's handle")
+		}
+		l.final("solo", "m2", "handled", time.Now())
+		synctest.Wait()
+		if acks, _, _ := first.counts(); acks != 1 {
+			t.Errorf("durable handle of m2: %d acks, want 1", acks)
+		}
+
+		// Express only, accounted before the durable delivery comes: the
+		// account is written, nothing is left held.
+		l.holdExpress("solo", "m3")
+		l.final("solo", "m3", "handled", time.Now())
+		synctest.Wait()
+		if !kv.stored(ledgerKey("solo", "m3")) || l.held() != 0 {
+			t.Errorf("express-only: stored %v, held %d; want stored and nothing held", kv.stored(ledgerKey("solo", "m3")), l.held())
+		}
+		// An express delivery the inbox refused is forgotten.
+		l.holdExpress("solo", "m4")
+		l.unholdExpress("solo", "m4")
+		if n := l.held(); n != 0 {
+			t.Errorf("%d held after unholdExpress, want 0", n)
+		}
+	})
+}

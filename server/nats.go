@@ -220,10 +220,11 @@ func (b *bus) close() {
 }
 
 // publish stores m in its room and returns its stream sequence once the
-// server has stored it. The message id doubles as Nats-Msg-Id, so a retry
+// server has stored it. covers, for a merged reply, are the older messages
+// it answers besides m.ReplyTo (they travel on the wire: wireMessage). The message id doubles as Nats-Msg-Id, so a retry
 // after a lost acknowledgement does not store it twice.
-func (b *bus) publish(ctx context.Context, m chat.Message) (uint64, error) {
-	data, err := encodeWire(m)
+func (b *bus) publish(ctx context.Context, m chat.Message, covers ...string) (uint64, error) {
+	data, err := encodeWire(m, covers...)
 	if err != nil {
 		return 0, fmt.Errorf("encode message: %w", err)
 	}
@@ -424,17 +425,28 @@ type wireMessage struct {
 	At      time.Time `json:"at"`
 	ReplyTo string    `json:"reply_to,omitempty"`
 	Depth   int       `json:"depth,omitempty"`
+	// Covers lists, for a reply that merged older messages of its room,
+	// their ids: the reply answers them too, as context addressed to their
+	// authors (chat.Covers). Every daemon's question count reads it.
+	Covers []string `json:"covers,omitempty"`
 }
 
-func encodeWire(m chat.Message) ([]byte, error) {
+func encodeWire(m chat.Message, covers ...string) ([]byte, error) {
 	return json.Marshal(wireMessage{ID: m.ID, Room: m.Room, Author: m.Author, Kind: m.Kind.String(),
-		Content: m.Content, At: m.At, ReplyTo: m.ReplyTo, Depth: m.Depth})
+		Content: m.Content, At: m.At, ReplyTo: m.ReplyTo, Depth: m.Depth, Covers: covers})
 }
 
 func decodeWire(data []byte) (chat.Message, error) {
+	m, _, err := decodeWireCovers(data)
+	return m, err
+}
+
+// decodeWireCovers decodes a stored message and the ids it covers
+// (wireMessage.Covers).
+func decodeWireCovers(data []byte) (chat.Message, []string, error) {
 	var w wireMessage
 	if err := json.Unmarshal(data, &w); err != nil {
-		return chat.Message{}, err
+		return chat.Message{}, nil, err
 	}
 	m := chat.Message{ID: w.ID, Room: w.Room, Author: w.Author, Content: w.Content, At: w.At, ReplyTo: w.ReplyTo, Depth: w.Depth}
 	switch w.Kind {
@@ -445,10 +457,10 @@ func decodeWire(data []byte) (chat.Message, error) {
 	case chat.System.String():
 		m.Kind = chat.System
 	default:
-		return chat.Message{}, fmt.Errorf("unknown message kind %q", w.Kind)
+		return chat.Message{}, nil, fmt.Errorf("unknown message kind %q", w.Kind)
 	}
 	if m.ID == "" {
-		return chat.Message{}, errors.New("message without id")
+		return chat.Message{}, nil, errors.New("message without id")
 	}
-	return m, nil
+	return m, w.Covers, nil
 }

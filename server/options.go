@@ -101,6 +101,10 @@ type Config struct {
 	// NoMerge turns off merging a persona's pending messages of one room
 	// into one reply (root Options.Coalesce), which is on by default.
 	NoMerge bool
+	// OwedOverBudget writes a reply to a person's @mention at once, over
+	// the reply budget, instead of waiting until the budget has room
+	// (chat.Settings.OwedOverBudget); off by default.
+	OwedOverBudget bool
 	// CoordWindow is the initial coordination window (default 1.5s): how
 	// long a decision waits, from its first thought, for personas that
 	// have not thought yet. It adapts to the measured time-to-thought
@@ -145,6 +149,11 @@ type hooks struct {
 	accounts func(jetstream.KeyValue) jetstream.KeyValue
 	// beforePublish, if set, runs in Post just before the publish.
 	beforePublish func()
+	// failReplyPublish, if set, runs before each reply's publish; an error
+	// fails the publish as a bus error would.
+	failReplyPublish func(chat.Message) error
+	// questionHorizon, if set, replaces questionHorizon.
+	questionHorizon time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -205,6 +214,7 @@ func (c Config) settings() chat.Settings {
 	s := chat.DefaultSettings()
 	s.QuietAfter, s.ReplyBudget, s.ReplyWindow = c.QuietAfter, c.ReplyBudget, c.ReplyWindow
 	s.MaxDepth, s.RespondAbove, s.NoMerge = c.MaxDepth, c.RespondAbove, c.NoMerge
+	s.OwedOverBudget = c.OwedOverBudget
 	s.Stream.Window, s.Stream.MaxWindow, s.Stream.K = c.CoordWindow, c.MaxWindow, c.K
 	return s
 }

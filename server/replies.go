@@ -22,39 +22,67 @@ type replies struct {
 	rooms *rooms
 	log   *slog.Logger
 	k     int // responders per message that names nobody
+	// failPublish, if set, runs before each reply's publish and fails it
+	// with its error (a test seam: hooks.failReplyPublish).
+	failPublish func(chat.Message) error
+}
+
+// transientError marks a bus or KV error: infrastructure, not the
+// persona's judgement nor its model's failure. The responder retries it
+// with backoff, and the daemon never makes it a message's final account
+// (Daemon.observe).
+type transientError struct{ err error }
+
+func (e transientError) Error() string { return e.err.Error() }
+func (e transientError) Unwrap() error { return e.err }
+
+// transient wraps err as a transientError (nil stays nil).
+func transient(err error) error {
+	if err == nil {
+		return nil
+	}
+	return transientError{err}
+}
+
+// isTransient reports whether err is, or wraps, a transientError.
+func isTransient(err error) bool {
+	var te transientError
+	return errors.As(err, &te)
 }
 
 // answeredBefore looks for this persona's claim on message id. A claim
 // whose reply is in the stream means done; a claim without it is a crash
-// between claiming and publishing, and the stored reply is published now
-// (under its own id, so JetStream drops it if it was stored after all).
-func (rp *replies) answeredBefore(ctx context.Context, name, id string) (bool, error) {
+// or a bus error between claiming and publishing, and the stored reply is
+// published now (under its own id, so JetStream drops it if it was stored
+// after all): then republished is true as well, and the message is answered
+// by this very attempt.
+func (rp *replies) answeredBefore(ctx context.Context, name, id string) (answered, republished bool, _ error) {
 	e, err := rp.bus.replies.Get(ctx, ledgerKey(name, id))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return false, nil
+		return false, false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("persona %s: replies: %w", name, err)
+		return false, false, transient(fmt.Errorf("persona %s: replies: %w", name, err))
 	}
-	prev, err := decodeWire(e.Value())
+	prev, covers, err := decodeWireCovers(e.Value())
 	if err != nil {
-		return true, nil // claimed; nothing we can republish
+		return true, false, nil // claimed; nothing we can republish
 	}
 	// Looked up in the stream too: an old reply may have left the index,
 	// and publishing it again outside the duplicate window would store it
 	// twice.
 	if _, ok, err := seqOf(ctx, rp.rooms, rp.bus, prev.Room, prev.ID); err != nil {
-		return false, fmt.Errorf("persona %s: find reply %s: %w", name, prev.ID, err)
+		return false, false, transient(fmt.Errorf("persona %s: find reply %s: %w", name, prev.ID, err))
 	} else if ok {
-		return true, nil
+		return true, false, nil
 	}
-	seq, err := rp.bus.publish(ctx, prev)
+	seq, err := rp.publish(ctx, prev, covers...)
 	if err != nil {
-		return false, fmt.Errorf("persona %s: republish %s: %w", name, prev.ID, err)
+		return false, false, transient(fmt.Errorf("persona %s: republish %s: %w", name, prev.ID, err))
 	}
 	rp.rooms.posted(seq, prev)
-	rp.log.Info("published a reply claimed before a restart", "persona", name, "message", id, "reply", prev.ID)
-	return true, nil
+	rp.log.Info("published a reply claimed before but not published", "persona", name, "message", id, "reply", prev.ID)
+	return true, true, nil
 }
 
 // claimSlot claims one of the K responder slots of message id in the
@@ -70,7 +98,7 @@ func (rp *replies) claimSlot(ctx context.Context, name, id string) (bool, error)
 			return true, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return false, fmt.Errorf("persona %s: claim a responder slot: %w", name, err)
+			return false, transient(fmt.Errorf("persona %s: claim a responder slot: %w", name, err))
 		}
 		if e, gerr := rp.bus.replies.Get(ctx, key); gerr == nil && strings.EqualFold(string(e.Value()), name) {
 			return true, nil
@@ -86,7 +114,7 @@ var errAnswered = errors.New("already answered")
 // messages it covers, and publishes the reply. The claim holds the reply
 // itself, so a crash before the publish is repaired on redelivery.
 func (rp *replies) sendReply(ctx context.Context, name, trigger string, covered []string, out chat.Message) error {
-	data, err := encodeWire(out)
+	data, err := encodeWire(out, covered...)
 	if err != nil {
 		return fmt.Errorf("encode reply: %w", err)
 	}
@@ -94,19 +122,29 @@ func (rp *replies) sendReply(ctx context.Context, name, trigger string, covered 
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			return errAnswered
 		}
-		return fmt.Errorf("claim reply: %w", err)
+		return transient(fmt.Errorf("claim reply: %w", err))
 	}
 	for _, id := range covered {
 		// Best effort: a merged message redelivered alone after a crash is
 		// then known to be answered by this reply.
 		_, _ = rp.bus.replies.Create(ctx, ledgerKey(name, id), data)
 	}
-	seq, err := rp.bus.publish(ctx, out)
+	seq, err := rp.publish(ctx, out, covered...)
 	if err != nil {
 		// The claim stays and holds the reply: the retry (or a redelivery
 		// after a restart) publishes it through answeredBefore.
-		return fmt.Errorf("publish reply: %w", err)
+		return transient(fmt.Errorf("publish reply: %w", err))
 	}
 	rp.rooms.posted(seq, out)
 	return nil
+}
+
+// publish stores a reply in its room (bus.publish), through the test seam.
+func (rp *replies) publish(ctx context.Context, m chat.Message, covers ...string) (uint64, error) {
+	if rp.failPublish != nil {
+		if err := rp.failPublish(m); err != nil {
+			return 0, err
+		}
+	}
+	return rp.bus.publish(ctx, m, covers...)
 }

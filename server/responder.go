@@ -47,6 +47,10 @@ type responder struct {
 	dependent bool
 	rules     chat.Settings
 	log       *slog.Logger
+	// stopping is closed when the daemon starts shutting down: a reply
+	// waiting for the budget or for a retry gives up at once, and the
+	// message stays unacknowledged for the next start.
+	stopping <-chan struct{}
 
 	decisions decisions
 	accounts  accounts
@@ -76,12 +80,12 @@ type accounts interface {
 type roomView interface {
 	emit(ev Event)
 	history(trigger chat.Message, context []chat.Message) []llm.ChatLine
-	reserveReply(room string, now time.Time, owed bool) (release func(), ok bool)
+	reserveReply(room string, now time.Time, owed, force bool) (release func(), ok bool, next time.Time)
 }
 
 // replyStore claims and publishes replies exactly once (*replies).
 type replyStore interface {
-	answeredBefore(ctx context.Context, persona, id string) (bool, error)
+	answeredBefore(ctx context.Context, persona, id string) (answered, republished bool, _ error)
 	claimSlot(ctx context.Context, persona, id string) (bool, error)
 	sendReply(ctx context.Context, persona, trigger string, covered []string, out chat.Message) error
 }
@@ -166,16 +170,67 @@ func (r *responder) thought() *coord.Thought {
 	return &t
 }
 
-// Respond writes and publishes the persona's reply to the item's newest
+// Retries of a reply that fails on a bus or KV error (transientError): a
+// leader election or a reconnect, not the persona's failure. The reply is
+// tried again with backoff until the item's deadline (its Deadline, else
+// transientRetryFor after the message was written); meanwhile the message
+// stays held, unacknowledged. Past the deadline the error goes to the
+// runtime, and Daemon.observe still makes no final account of it.
+const (
+	transientBackoff    = 100 * time.Millisecond // doubled after each failed try
+	transientMaxBackoff = 5 * time.Second
+	transientRetryFor   = 10 * time.Minute
+)
+
+// retryDeadline is until when a transient failure of it is retried.
+func retryDeadline(it persona.Item[chat.Message]) time.Time {
+	if !it.Deadline.IsZero() {
+		return it.Deadline
+	}
+	at := it.Payload.At
+	if at.IsZero() {
+		at = it.Created
+	}
+	return at.Add(transientRetryFor)
+}
+
+// Respond writes and publishes the persona's reply (respondOnce), and
+// tries again with backoff while it fails on a transient bus or KV error,
+// until the item's deadline or ctx ends (shutdown, or an urgent arrival
+// preempting non-urgent work): the runtime's own retries are immediate, and
+// an outage outlasts them.
+func (r *responder) Respond(ctx context.Context, it persona.Item[chat.Message], dec coord.Decision) (any, error) {
+	wait := transientBackoff
+	until := retryDeadline(it)
+	for try := 1; ; try++ {
+		out, err := r.respondOnce(ctx, it, dec)
+		if err == nil || !isTransient(err) || ctx.Err() != nil || !time.Now().Add(wait).Before(until) {
+			return out, err
+		}
+		r.log.Warn("reply failed on a bus error; retrying", "persona", r.name, "message", it.ID, "try", try, "retry_in", wait, "err", err)
+		if werr := r.sleep(ctx, wait); werr != nil {
+			return nil, err
+		}
+		wait = min(2*wait, transientMaxBackoff)
+	}
+}
+
+// respondOnce writes and publishes the persona's reply to the item's newest
 // message, merged older ones riding along as context. In order: a message
 // answered before (a redelivery after a crash) is not answered again; the
 // room's reply budget must have room; then one model call; then the reply
 // is claimed in the replies bucket (create-only: exactly one claim per
 // persona and message ever succeeds) and published.
-func (r *responder) Respond(ctx context.Context, it persona.Item[chat.Message], dec coord.Decision) (any, error) {
+func (r *responder) respondOnce(ctx context.Context, it persona.Item[chat.Message], dec coord.Decision) (any, error) {
 	m := it.Payload
-	if ok, err := r.replies.answeredBefore(ctx, r.name, m.ID); err != nil {
+	if ok, again, err := r.replies.answeredBefore(ctx, r.name, m.ID); err != nil {
 		return nil, err
+	} else if again {
+		// An earlier attempt claimed the reply and failed to publish it
+		// (a bus error): this attempt published it.
+		r.accounts.note(r.name, it.ID, noteReplied)
+		r.metrics.Response(r.name, m.Room)
+		return nil, nil
 	} else if ok {
 		r.accounts.note(r.name, it.ID, noteAnswered)
 		r.accounts.count(r.name, noteAnswered)
@@ -201,8 +256,10 @@ func (r *responder) Respond(ctx context.Context, it persona.Item[chat.Message], 
 			return nil, nil
 		}
 	}
-	now := time.Now()
-	release, ok := r.rooms.reserveReply(m.Room, now, r.owed(it))
+	release, ok, err := r.reserve(ctx, m.Room, r.owed(it))
+	if err != nil {
+		return nil, err
+	}
 	if !ok {
 		r.accounts.note(r.name, it.ID, noteBudget)
 		r.accounts.count(r.name, noteBudget)
@@ -244,6 +301,58 @@ func (r *responder) Respond(ctx context.Context, it persona.Item[chat.Message], 
 	r.metrics.Response(r.name, m.Room)
 	r.activity.Touch(r.name, m.Room, end)
 	return out, nil
+}
+
+// reserve takes one reply of room's budget. A reply that is not owed is
+// refused when the budget is spent. An owed one is never refused: it waits
+// until it is due (chat.Budget.Due: the budget has room, paced to one per
+// ReplyWindow/ReplyBudget), at most one ReplyWindow, then is taken
+// regardless. The messages of the room that arrive while it
+// waits queue in the inbox and merge into the persona's next reply, which
+// addresses each of their askers: the budget is kept by merging, not by
+// silence. The wait holds the persona (its other rooms wait too), and ends
+// early with ctx (shutdown; an urgent arrival never preempts an owed
+// reply, which is urgent itself).
+func (r *responder) reserve(ctx context.Context, room string, owed bool) (release func(), ok bool, _ error) {
+	start := time.Now()
+	window := r.rules.ReplyWindow
+	if r.rules.OwedOverBudget {
+		release, ok, _ := r.rooms.reserveReply(room, start, owed, true)
+		return release, ok, nil
+	}
+	for {
+		now := time.Now()
+		waited := now.Sub(start)
+		release, ok, next := r.rooms.reserveReply(room, now, owed, waited >= window)
+		if ok || !owed {
+			return release, ok, nil
+		}
+		wait := window - waited
+		if !next.IsZero() {
+			wait = min(wait, next.Sub(now))
+		}
+		// A floor against spinning on a clock that reads the same twice.
+		if err := r.sleep(ctx, max(wait, time.Millisecond)); err != nil {
+			return nil, false, fmt.Errorf("persona %s: waiting for the reply budget: %w", r.name, err)
+		}
+	}
+}
+
+// errStopping ends a wait of the responder when the daemon shuts down.
+var errStopping = errors.New("daemon shutting down")
+
+// sleep waits d, or until ctx ends or the daemon starts shutting down.
+func (r *responder) sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.stopping:
+		return errStopping
+	case <-t.C:
+		return nil
+	}
 }
 
 // owed reports whether a person addressed this persona in it or in an item

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -62,6 +63,12 @@ type rooms struct {
 	// local holds the lower-case names of this daemon's personas, whose
 	// replies the budget counts when they are reserved, not when seen.
 	local map[string]bool
+	// questions tracks the human messages no reply has answered yet, for
+	// persona_questions_unanswered (see unanswered).
+	questions questions
+	// express, once set, sees every message the follower reads from then
+	// on, outside the lock, on the follower's goroutine (Daemon.express).
+	express atomic.Pointer[func(chat.Message)]
 }
 
 type room struct {
@@ -124,13 +131,16 @@ func (rs *rooms) follow(ctx context.Context, js jetstream.JetStream, stream jets
 		if err != nil {
 			return
 		}
-		msg, err := decodeWire(m.Data())
+		msg, covers, err := decodeWireCovers(m.Data())
 		if err != nil {
 			rs.log.Warn("room follower: undecodable message", "seq", md.Sequence.Stream, "err", err)
 			rs.advance(md.Sequence.Stream)
 			return
 		}
-		rs.apply(md.Sequence.Stream, msg)
+		rs.apply(md.Sequence.Stream, msg, covers...)
+		if f := rs.express.Load(); f != nil {
+			(*f)(msg)
+		}
 	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		rs.log.Debug("room follower", "err", err)
 	}))
@@ -169,12 +179,13 @@ func (rs *rooms) advance(seq uint64) {
 
 // apply records a message read from the stream and tells the room's live
 // subscribers.
-func (rs *rooms) apply(seq uint64, m chat.Message) {
+func (rs *rooms) apply(seq uint64, m chat.Message, covers ...string) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	rs.seen = max(rs.seen, seq)
 	rs.checkCaughtLocked()
 	rs.rememberLocked(m.ID, seq)
+	rs.questions.apply(m, covers)
 	r := rs.noteLocked(m)
 	r.recent = append(r.recent, m)
 	if n := len(r.recent); n > historyKeep {
@@ -296,20 +307,27 @@ func (rs *rooms) history(trigger chat.Message, context []chat.Message) []llm.Cha
 	return out
 }
 
-// reserveReply takes one reply of room's budget at now (chat.Budget: an
-// owed reply is counted and never refused). It returns a func that gives
-// the reply back (it was not sent after all) and whether it may be written.
-func (rs *rooms) reserveReply(room string, now time.Time, owed bool) (release func(), ok bool) {
+// reserveReply takes one reply of room's budget at now. A reply that is not
+// owed is refused once the budget is spent (chat.Budget.Reserve). An owed
+// reply is reserved once it is due (chat.Budget.Due), or at once with
+// force; before that ok is false and next is when it is due. It returns a
+// func that gives the reply back (it was not sent after all).
+func (rs *rooms) reserveReply(room string, now time.Time, owed, force bool) (release func(), ok bool, next time.Time) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	if owed && !force {
+		if due := rs.budget.Due(room, now); due.IsZero() || due.After(now) {
+			return func() {}, false, due
+		}
+	}
 	if !rs.budget.Reserve(room, now, owed) {
-		return func() {}, false
+		return func() {}, false, rs.budget.Next(room, now)
 	}
 	return func() {
 		rs.mu.Lock()
 		defer rs.mu.Unlock()
 		rs.budget.Release(room, now)
-	}, true
+	}, true, time.Time{}
 }
 
 // subscribe registers a live subscriber of a room. cancel unregisters it and
@@ -376,4 +394,95 @@ func (rs *rooms) close() {
 		}
 	}
 	clear(rs.subs)
+}
+
+// questionHorizon is how long a human message may wait for an answer
+// before persona_questions_unanswered counts it: the urgent SLA (10 s)
+// many times over, and past the reply budget's longest wait for an owed
+// reply (one window, 1 min by default), so that a question the budget
+// delays is not counted while its answer is still coming.
+const questionHorizon = 5 * time.Minute
+
+// questions counts the human messages that no reply answered within the
+// horizon of being written: answered means a persona message replies to
+// it, or covers it as merged context (wireMessage.Covers) and addresses its
+// author (the reply's trigger is the author's own, or the reply @mentions
+// them). Messages are judged in the stream's order and by their own
+// times, so the count read from history after a restart is the count the
+// daemon had. The zero value is ready; not safe for concurrent use (rooms
+// locks it).
+type questions struct {
+	horizon time.Duration // zero: questionHorizon
+	recent  map[string]*question
+	order   []string // ids of recent, in arrival order
+	aged    uint64   // questions that passed the horizon unanswered
+}
+
+// question is a human message written within the horizon. It is kept once
+// answered too, until it ages, so that a reply to it can be matched with
+// its author.
+type question struct {
+	author   string
+	at       time.Time
+	answered bool
+}
+
+// apply records a message read from the stream.
+func (q *questions) apply(m chat.Message, covers []string) {
+	if q.recent == nil {
+		q.recent = map[string]*question{}
+	}
+	q.age(m.At)
+	switch m.Kind {
+	case chat.Human:
+		if _, ok := q.recent[m.ID]; !ok {
+			q.recent[m.ID] = &question{author: m.Author, at: m.At}
+			q.order = append(q.order, m.ID)
+		}
+	case chat.Persona:
+		trigger := q.recent[m.ReplyTo]
+		if trigger != nil {
+			trigger.answered = true
+		}
+		for _, id := range covers {
+			c := q.recent[id]
+			if c != nil && ((trigger != nil && strings.EqualFold(c.author, trigger.author)) || chat.Mentioned(m.Content, c.author)) {
+				c.answered = true
+			}
+		}
+	}
+}
+
+// age counts the questions written more than the horizon before now that
+// no reply answered, and forgets every question that old.
+func (q *questions) age(now time.Time) {
+	h := q.horizon
+	if h <= 0 {
+		h = questionHorizon
+	}
+	cut := now.Add(-h)
+	n := 0
+	for ; n < len(q.order); n++ {
+		id := q.order[n]
+		c := q.recent[id]
+		if c.at.After(cut) {
+			break
+		}
+		if !c.answered {
+			q.aged++
+		}
+		delete(q.recent, id)
+	}
+	if n > 0 {
+		q.order = slices.Delete(q.order, 0, n)
+	}
+}
+
+// unanswered returns how many human messages no reply answered within the
+// horizon, as seen at now (persona_questions_unanswered).
+func (rs *rooms) unanswered(now time.Time) uint64 {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.questions.age(now)
+	return rs.questions.aged
 }
