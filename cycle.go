@@ -73,6 +73,9 @@ type Cycle[T any] struct {
 
 	notes   []Note[T]
 	retired []inbox.Retired[Item[T]]
+	// later holds items whose work said Result.Later: in flight, until
+	// their time comes.
+	later []held[T]
 	stats   CycleStats
 }
 
@@ -99,6 +102,26 @@ type work[T any] struct {
 	capped   bool // the slice ended at SliceItems or SliceDuration
 	// preempting: an urgent arrival asked the driver to preempt the work.
 	preempting bool
+}
+
+// held is an item put aside until at (Result.Later).
+type held[T any] struct {
+	at time.Time
+	it Item[T]
+}
+
+// releaseLater puts back in the inbox the held items whose time has come.
+func (c *Cycle[T]) releaseLater(now time.Time) {
+	kept := c.later[:0]
+	for _, h := range c.later {
+		if h.at.After(now) {
+			kept = append(kept, h)
+			continue
+		}
+		c.requeue(&h.it, now)
+	}
+	clear(c.later[len(kept):])
+	c.later = kept
 }
 
 // Decisions is what a coordinated persona's cycle reads of its
@@ -190,6 +213,31 @@ type Result struct {
 	// Preempted: the work was cut short for an urgent item (Wake.Preempt);
 	// the item is put back, not failed, and no attempt is counted.
 	Preempted bool
+	// Later, if set, says the work cannot be done before then (a reply
+	// owed to a person, waiting for the room's reply budget): the item is
+	// held and goes back to the inbox at Later, no attempt counted, and the
+	// persona works on meanwhile. Handlers say it by returning Later(at).
+	Later time.Time
+}
+
+// Later is the error a handler returns to say its item cannot be done
+// before at: the persona puts it back in its inbox at at (merged again
+// with whatever of its key arrived meanwhile), counts no attempt, and
+// works on meanwhile. A chat responder waiting for a room's reply budget
+// returns it, so that the persona's other rooms do not wait too.
+func Later(at time.Time) error { return &laterError{at} }
+
+type laterError struct{ at time.Time }
+
+func (e *laterError) Error() string { return "persona: not before " + e.at.Format(time.RFC3339Nano) }
+
+// laterOf is the time a Later error names, if err is one.
+func laterOf(err error) (time.Time, bool) {
+	var le *laterError
+	if errors.As(err, &le) {
+		return le.at, true
+	}
+	return time.Time{}, false
 }
 
 // NoteKind says what a Note asks of the driver.
@@ -349,6 +397,16 @@ func (c *Cycle[T]) Start(now time.Time) Wake {
 	return Wake{}
 }
 
+// PutBack returns the items held for later (Result.Later) to the inbox at
+// now, so that a shutdown reports them as left over.
+func (c *Cycle[T]) PutBack(now time.Time) {
+	for i := range c.later {
+		c.requeue(&c.later[i].it, now)
+	}
+	clear(c.later)
+	c.later = c.later[:0]
+}
+
 // Stop ends the life cycle: nothing wakes the persona again. An item in
 // progress still reports Done.
 func (c *Cycle[T]) Stop() {
@@ -482,6 +540,9 @@ func (c *Cycle[T]) Step(now time.Time, adj Adjustment, budget float64) Action[T]
 	if adj.CatchUp && c.q.DeferredLen() > 0 {
 		c.q.Readmit(now, 0)
 	}
+	if len(c.later) > 0 {
+		c.releaseLater(now)
+	}
 	// Deferred items that expired inside the inbox (past their time-to-live
 	// when readmitted, or pushed out of a full deferred store) are reported
 	// like every other final account.
@@ -572,6 +633,9 @@ func (c *Cycle[T]) next(now time.Time) Action[T] {
 				return c.rest(now)
 			}
 			c.refill(now, c.share)
+			if len(c.later) > 0 {
+				c.releaseLater(now)
+			}
 			c.w.now = now
 			c.w.batch = c.q.TakeTopN(min(c.batchSize(), c.opts.SliceItems-c.w.sliceN), c.engageFn, c.w.batch[:0])
 			if len(c.w.batch) == 0 {
@@ -806,6 +870,17 @@ func (c *Cycle[T]) settle(now time.Time, r Result) {
 	if c.limited {
 		c.tokens -= took.Seconds()
 	}
+	if at, ok := laterOf(r.Err); ok && r.Later.IsZero() {
+		r.Later, r.Err = at, nil
+	}
+	if !r.Later.IsZero() && r.Err == nil && !r.Preempted {
+		// Not before r.Later: held aside, to go back to the inbox then.
+		c.stats.Busy += took
+		c.st.RecordActivity(now, took, it.Complexity)
+		c.mark = now
+		c.later = append(c.later, held[T]{at: r.Later, it: *it})
+		return
+	}
 	if r.Preempted {
 		// Cut short for an urgent item: back to the inbox, as it was.
 		c.stats.Preempted++
@@ -890,6 +965,7 @@ func (c *Cycle[T]) Halt(now time.Time) {
 	clear(c.w.batch)
 	c.w.batch = c.w.batch[:0]
 	c.w.halting = true
+	c.PutBack(now) // left over, not lost
 }
 
 // Abandon is the end at now of a coordinated item that failed before its
@@ -937,7 +1013,7 @@ func (c *Cycle[T]) rest(now time.Time) Action[T] {
 		return Action[T]{Do: DoStep}
 	}
 	a := Action[T]{Do: DoRest, Cadence: cad, Mood: c.st.Mood}
-	if c.q.Len() > 0 || c.q.DeferredLen() > 0 || c.opts.Scan {
+	if c.q.Len() > 0 || c.q.DeferredLen() > 0 || c.opts.Scan || len(c.later) > 0 {
 		if cad <= 0 {
 			if c.w.worked {
 				return Action[T]{Do: DoStep}
@@ -951,6 +1027,11 @@ func (c *Cycle[T]) rest(now time.Time) Action[T] {
 			// Work waits only for the budget: look again when it is
 			// replenished, not a whole cadence later.
 			a.Wake = now.Add(time.Duration(-c.tokens/c.share*float64(time.Second)) + time.Millisecond)
+		}
+		for _, h := range c.later {
+			if h.at.Before(a.Wake) {
+				a.Wake = maxTime(h.at, now.Add(time.Nanosecond)) // a held item's time comes
+			}
 		}
 		c.phase, c.wakeAt = PhaseResting, a.Wake
 		return a

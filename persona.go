@@ -753,6 +753,7 @@ func (p *Persona[T]) stop() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.stopTimerLocked()
+	p.c.PutBack(time.Now())
 	p.c.Stop()
 	if p.wakeCh != nil {
 		p.retireLocked()

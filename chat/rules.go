@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"hash/fnv"
 	"slices"
 	"strings"
 	"time"
@@ -337,4 +338,14 @@ func (b *Budget[K]) prune(room K, now time.Time) []time.Time {
 		b.rooms[room] = ts
 	}
 	return ts
+}
+
+// Stagger is persona name's fixed offset, under a microsecond, for a time
+// several personas may pick at once (a room's reply budget frees one slot
+// for all of them at the same instant): their attempts then come in an
+// order fixed by their names, not by a race.
+func Stagger(name string) time.Duration {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return time.Duration(h.Sum32() % 1000)
 }

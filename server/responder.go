@@ -256,9 +256,20 @@ func (r *responder) respondOnce(ctx context.Context, it persona.Item[chat.Messag
 			return nil, nil
 		}
 	}
-	release, ok, err := r.reserve(ctx, m.Room, r.owed(it))
+	// An owed reply waits at most a window after the oldest message it
+	// answers: merging newer ones into it does not push it further back.
+	written := m.At
+	if written.IsZero() {
+		written = it.Created
+	}
+	for _, c := range it.Context {
+		if at := c.Payload.At; !at.IsZero() && at.Before(written) {
+			written = at
+		}
+	}
+	release, ok, err := r.reserve(m.Room, written, r.owed(it))
 	if err != nil {
-		return nil, err
+		return nil, err // persona.Later: back in the inbox until the reply is due
 	}
 	if !ok {
 		r.accounts.note(r.name, it.ID, noteBudget)
@@ -303,39 +314,40 @@ func (r *responder) respondOnce(ctx context.Context, it persona.Item[chat.Messag
 	return out, nil
 }
 
-// reserve takes one reply of room's budget. A reply that is not owed is
-// refused when the budget is spent. An owed one is never refused: it waits
-// until it is due (chat.Budget.Due: the budget has room, paced to one per
-// ReplyWindow/ReplyBudget), at most one ReplyWindow, then is taken
-// regardless. The messages of the room that arrive while it
-// waits queue in the inbox and merge into the persona's next reply, which
-// addresses each of their askers: the budget is kept by merging, not by
-// silence. The wait holds the persona (its other rooms wait too), and ends
-// early with ctx (shutdown; an urgent arrival never preempts an owed
-// reply, which is urgent itself).
-func (r *responder) reserve(ctx context.Context, room string, owed bool) (release func(), ok bool, _ error) {
-	start := time.Now()
+// reserve takes one reply of room's budget for a message written at
+// written. A reply that is not owed is refused when the budget is spent.
+// An owed one is never refused: until it is due (chat.Budget.Due: the
+// budget has room, paced to one per ReplyWindow/ReplyBudget), and at most
+// one ReplyWindow after its message was written, reserve returns
+// persona.Later(due): the persona puts the item back until then and works
+// on meanwhile (its other rooms do not wait), and the room's messages that
+// arrive meanwhile merge into that reply, which addresses each of their
+// askers: the budget is kept by merging, not by silence. Past the window
+// the reply is taken regardless.
+func (r *responder) reserve(room string, written time.Time, owed bool) (release func(), ok bool, _ error) {
+	return r.reserveAs(r.name, room, written, owed)
+}
+
+func (r *responder) reserveAs(name, room string, written time.Time, owed bool) (release func(), ok bool, _ error) {
+	now := time.Now()
 	window := r.rules.ReplyWindow
-	if r.rules.OwedOverBudget {
-		release, ok, _ := r.rooms.reserveReply(room, start, owed, true)
+	force := r.rules.OwedOverBudget || now.Sub(written) >= window
+	release, ok, next := r.rooms.reserveReply(room, now, owed, force)
+	if ok || !owed {
 		return release, ok, nil
 	}
-	for {
-		now := time.Now()
-		waited := now.Sub(start)
-		release, ok, next := r.rooms.reserveReply(room, now, owed, waited >= window)
-		if ok || !owed {
-			return release, ok, nil
-		}
-		wait := window - waited
-		if !next.IsZero() {
-			wait = min(wait, next.Sub(now))
-		}
-		// A floor against spinning on a clock that reads the same twice.
-		if err := r.sleep(ctx, max(wait, time.Millisecond)); err != nil {
-			return nil, false, fmt.Errorf("persona %s: waiting for the reply budget: %w", r.name, err)
-		}
+	due := written.Add(window)
+	if !next.IsZero() && next.Before(due) {
+		due = next
 	}
+	return nil, false, persona.Later(maxTime(due, now.Add(time.Millisecond)).Add(chat.Stagger(name)))
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // errStopping ends a wait of the responder when the daemon shuts down.

@@ -184,11 +184,26 @@ func (r *run) oursIntent(a *actor) (float64, coord.Intent) {
 // to mi, the item's trigger. It reports whether the call was made. The
 // loop guards and relevance were the intake's (intake): every message of
 // the item passed them.
-func (r *run) respond(a *actor, mi int32) bool {
+func (r *run) respond(a *actor, mi int32, waited int64) replyStart {
 	room := r.msgs[mi].room
-	if !r.budget.Reserve(room, r.t(r.now), r.owed(a)) {
+	now := r.t(r.now)
+	owed := r.owed(a)
+	window := int64(r.chat.ReplyWindow)
+	if owed && !r.chat.OwedOverBudget && waited < window {
+		// The daemon's responder.reserve: an owed reply waits until it is
+		// due, at most one window after its message was written.
+		if due := r.budget.Due(room, now); due.IsZero() || due.After(now) {
+			wait := window - waited
+			if !due.IsZero() {
+				wait = min(wait, int64(due.Sub(now)))
+			}
+			r.replyWait = max(wait, int64(time.Millisecond))
+			return replyWaiting
+		}
+	}
+	if !r.budget.Reserve(room, now, owed) {
 		r.m.suppressedBudget++
-		return false
+		return replyNone
 	}
 	r.roomFlight[room]++
 	// A reply to urgent work goes ahead of other calls for a model slot.
@@ -199,8 +214,17 @@ func (r *run) respond(a *actor, mi int32) bool {
 		urgent = urgent || r.dels[x].class == classUrgent
 	}
 	r.callModelFor(a.idx, callReply, mi, urgent, a.ours.covers)
-	return true
+	return replyStarted
 }
+
+// replyStart is what respond did.
+type replyStart uint8
+
+const (
+	replyNone    replyStart = iota // refused by a guard: no reply
+	replyStarted                   // the model call is made
+	replyWaiting                   // an owed reply waits r.replyWait for the budget
+)
 
 // owed reports whether the batch holds a human's @mention of a
 // (chat.Owed): a person who names a persona is owed an answer, which the

@@ -209,6 +209,8 @@ type run struct {
 	dels  []delivery
 	calls []call
 	queue fifo
+	// replyWait is respond's answer when it returns replyWaiting.
+	replyWait int64
 	// urgentQueue holds urgent calls waiting for a slot: they go first.
 	urgentQueue fifo
 	busyN       int   // model slots busy
@@ -443,6 +445,7 @@ func (r *run) runUntil(end int64) error {
 			r.depTimeout(e.a, e.b)
 		case evAwaitTimeout:
 			r.oursAwaitTimeout(r.actors[e.a], e.b)
+
 		}
 	}
 	return nil

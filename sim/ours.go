@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/personaos/persona"
+	"github.com/personaos/persona/chat"
 	"github.com/personaos/persona/coord"
 )
 
@@ -29,6 +30,7 @@ type oursState struct {
 	// event carries it, so that one left behind by a preemption is ignored.
 	gen  int32
 	call int32 // the reply's model call; -1 none
+
 }
 
 // chatHost is the world of one persona under the persona policy: the
@@ -146,19 +148,12 @@ func (r *run) oursWork(a *actor, act persona.Action[int32]) {
 		o.gen++
 		r.at(o.V(act.Until), evAwaitTimeout, a.idx, o.gen)
 	case persona.DoRespond:
-		if o.item != act.Item.Payload {
-			// A retry, or an item preempted after its grant, goes straight to
-			// its reply.
-			r.oursBegin(a, act.Item)
-		}
+		// The item as the cycle has it now: a retry, an item preempted or
+		// put back after its grant goes straight to its reply, merged with
+		// what arrived meanwhile.
+		r.oursBegin(a, act.Item)
 		r.markBatch(a, fGranted)
-		if r.respond(a, r.dels[o.item].msg) {
-			o.phase = phReply
-			o.call = int32(len(r.calls) - 1)
-			return
-		}
-		r.markBatch(a, fSuppressed)
-		o.Done(r.now, persona.Result{})
+		r.oursReply(a)
 	case persona.DoHandle:
 		// A pipeline stage's work: its handle time on one of the cores.
 		r.oursBegin(a, act.Item)
@@ -180,7 +175,12 @@ func (r *run) oursBegin(a *actor, it *persona.Item[int32]) {
 		o.covers = append(o.covers, r.dels[x.Payload].msg)
 	}
 	for _, x := range o.batch {
-		r.dels[x].start = r.now
+		// A delivery's wait ends when work on it first starts: a later
+		// restart (preempted, put back for the reply budget) does not
+		// move it.
+		if r.dels[x].start < 0 {
+			r.dels[x].start = r.now
+		}
 		r.checkBarrier(x)
 	}
 }
@@ -211,6 +211,36 @@ func (r *run) oursNote(a *actor, n persona.Note[int32]) {
 		// no evaluation, but the stream learns how late it was.
 		r.oursBegin(a, &n.Item)
 		r.think(r.dels[di].msg, di, 0, coord.IntentObserve, false)
+	}
+}
+
+// oursReply writes a's reply if the room's budget lets it: an ordinary
+// reply is refused when the budget is spent; one owed to a person is put
+// back until it is due (chat.Budget.Due), at most one ReplyWindow after
+// its message was written, and then goes regardless, as the daemon's
+// responder does.
+func (r *run) oursReply(a *actor) {
+	o := a.ours
+	mi := r.dels[o.item].msg
+	// An owed reply waits at most a window after the oldest message it
+	// answers: merging newer ones into it does not push it further back.
+	oldest := r.msgs[mi].at
+	for _, x := range o.batch {
+		oldest = min(oldest, r.msgs[r.dels[x].msg].at)
+	}
+	switch r.respond(a, mi, r.now-oldest) {
+	case replyStarted:
+		o.phase = phReply
+		o.call = int32(len(r.calls) - 1)
+	case replyWaiting:
+		// Not yet: the item goes back to the inbox when the reply is due,
+		// and the persona works on meanwhile (persona.Later).
+		o.phase = phNone
+		o.Done(r.now, persona.Result{Later: r.t(r.now + r.replyWait).Add(chat.Stagger(a.name))})
+	default:
+		o.phase = phNone
+		r.markBatch(a, fSuppressed)
+		o.Done(r.now, persona.Result{})
 	}
 }
 

@@ -220,6 +220,7 @@ func (r *run) settle() error {
 	case Persona:
 		for _, a := range r.actors {
 			o := a.ours
+			o.c.PutBack(r.t(r.end)) // items held for later are still queued
 			queued, deferred := o.c.Inbox().Close()
 			for _, e := range queued {
 				r.dels[e.Value.Payload].flags |= fEnd
@@ -227,10 +228,8 @@ func (r *run) settle() error {
 			for _, e := range deferred {
 				r.dels[e.Value.Payload].acct = acDeferred
 			}
-			if o.item >= 0 {
-				for _, x := range o.batch {
-					r.dels[x].flags |= fEnd
-				}
+			for _, x := range o.batch {
+				r.dels[x].flags |= fEnd // the item in progress, if any
 			}
 		}
 		var per = make([][numAccts]int, len(r.actors))
