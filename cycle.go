@@ -76,7 +76,7 @@ type Cycle[T any] struct {
 	// later holds items whose work said Result.Later: in flight, until
 	// their time comes.
 	later []held[T]
-	stats   CycleStats
+	stats CycleStats
 }
 
 // work is a cycle's state between a Step and the rest that ends it.
