@@ -36,7 +36,12 @@ const (
 	fail
 	panics
 	decline
+	later // not before laterBy from now: persona.Later
 )
+
+// laterBy is how long a scripted attempt that says "later" puts its item
+// aside.
+const laterBy = 4*time.Second + 3
 
 // attempt is one scripted handler call: how long it works and how it ends.
 type attempt struct {
@@ -105,6 +110,27 @@ func (s *script) thought(who, id string) scriptThought {
 
 func workKey(persona, id string) string { return persona + "/" + id }
 
+// book remembers, for one run, which items a "later" attempt put aside
+// already: it says so once, then succeeds (a Later counts no attempt).
+type book struct {
+	mu sync.Mutex
+	m  map[string]bool
+}
+
+// putBack reports whether persona's item id was put aside already, and
+// notes that it is now.
+func (b *book) putBack(persona, id string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m == nil {
+		b.m = map[string]bool{}
+	}
+	k := workKey(persona, id)
+	done := b.m[k]
+	b.m[k] = true
+	return done
+}
+
 func (s *script) attempt(persona, id string, n int) attempt {
 	w := s.work[workKey(persona, id)]
 	if n < len(w) {
@@ -163,6 +189,7 @@ func runReal(t *testing.T, s *script) []rec {
 		stream := coord.New(s.stream)
 		defer stream.Close()
 		ps := map[string]*persona.Persona[string]{}
+		aside := &book{}
 		for _, sp := range s.personas {
 			name := sp.name
 			work := func(ctx context.Context, it persona.Item[string]) (any, error) {
@@ -174,6 +201,9 @@ func runReal(t *testing.T, s *script) []rec {
 				a := s.attempt(name, it.ID, it.Attempt)
 				if err := sleep(ctx, a.took); err != nil { // the scripted work, in the bubble's virtual time
 					return nil, err
+				}
+				if a.out == later && !aside.putBack(name, it.ID) {
+					return nil, persona.Later(time.Now().Add(laterBy))
 				}
 				return nil, a.out.err(true)
 			}
@@ -345,6 +375,7 @@ type scriptHost struct {
 	st    *virtualStream
 	await string // the item whose decision the persona awaits
 	gen   int    // the work in progress's generation: a preempted one's events are ignored
+	aside *book
 	doing persona.Do
 	pipe  *virtualPipeline
 }
@@ -499,10 +530,19 @@ func (h *scriptHost) Work(a persona.Action[string]) {
 		h.gen++
 		gen := h.gen
 		h.doing = a.Do
+		itemID := a.Item.ID
 		h.w.at(end, func() {
 			if h.gen == gen {
 				h.doing = 0
-				h.d.Done(end, result(at.out))
+				r := result(at.out)
+				if at.out == later {
+					if !h.aside.putBack(h.name, itemID) {
+						r = persona.Result{Later: h.d.T(end).Add(laterBy)}
+					} else {
+						r = persona.Result{}
+					}
+				}
+				h.d.Done(end, r)
 			}
 		})
 	case persona.DoEvaluate:
@@ -616,8 +656,9 @@ func runSim(t *testing.T, s *script) []rec {
 			pipe.source[n] = true
 		}
 	}
+	aside := &book{}
 	for _, sp := range s.personas {
-		h := &scriptHost{w: w, s: s, name: sp.name, trace: &trace, st: v, pipe: pipe}
+		h := &scriptHost{w: w, s: s, name: sp.name, trace: &trace, st: v, pipe: pipe, aside: aside}
 		var dec persona.Decisions
 		if sp.coord {
 			dec = v.core
@@ -773,6 +814,18 @@ func TestParityScripts(t *testing.T) {
 			horizon: time.Minute,
 		},
 	}, {
+		name: "work that cannot be done yet is put aside and comes back, the persona working on meanwhile",
+		s: script{
+			personas: []scriptPersona{{name: "fay", opts: persona.Options{Capacity: 8, Coalesce: true}}},
+			arrivals: []arrival{
+				{at: 0, persona: "fay", id: "f1", key: "r1", priority: 0.9},
+				{at: 100 * ms, persona: "fay", id: "f2", key: "r2", priority: 0.6},
+				{at: 2 * time.Second, persona: "fay", id: "f3", key: "r1", priority: 0.5},
+			},
+			work:    map[string][]attempt{"fay/f1": {{took: 300 * ms, out: later}}, "fay/f2": {{took: time.Second}}},
+			horizon: time.Minute,
+		},
+	}, {
 		name: "a full inbox defers its lowest items and catches up later",
 		s: script{
 			personas: []scriptPersona{{name: "dan", opts: persona.Options{Capacity: 3}}},
@@ -885,13 +938,15 @@ func randomScript(seed uint64) *script {
 		var w []attempt
 		for range 1 + rng.IntN(3) {
 			x := attempt{took: time.Duration(rng.IntN(3000))*time.Millisecond + time.Duration(1+rng.IntN(1000))}
-			switch r := rng.IntN(10); {
+			switch r := rng.IntN(12); {
 			case r == 0:
 				x.out = fail
 			case r == 1:
 				x.out = panics
 			case r == 2:
 				x.out = decline
+			case r == 3:
+				x.out = later
 			}
 			w = append(w, x)
 		}
