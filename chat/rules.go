@@ -235,6 +235,13 @@ type Budget[K comparable] struct {
 // the loop guards may stop: personas naming one another is how loops run.
 func Owed(kind Kind, addressed bool) bool { return kind == Human && addressed }
 
+// Waits reports whether a reply to a message of kind that the room's
+// budget cannot take now waits for it (Budget.Next) instead of being
+// refused: a person's question is answered late, merged with what follows
+// it, rather than never; only persona chatter is refused. An owed reply
+// (Owed) waits too, and at most a window.
+func Waits(kind Kind) bool { return kind == Human }
+
 // NewBudget returns a budget of max persona messages per room per window.
 func NewBudget[K comparable](max int, window time.Duration) *Budget[K] {
 	return &Budget[K]{Max: max, Window: window}

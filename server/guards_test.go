@@ -200,9 +200,17 @@ func TestReplyBudgetPerRoom(t *testing.T) {
 	cfg.ReplyBudget = 2
 	d := startDaemon(t, cfg)
 
+	// Two people's questions spend the budget; persona chatter after them
+	// is refused (a person's question would wait for the budget instead:
+	// chat.Waits).
 	var notes []string
-	for i := range 4 {
+	for i := range 2 {
 		m := post(t, d, "chatty", "ann", fmt.Sprintf("go question %d?", i))
+		notes = append(notes, waitAccount(t, d, "Solo", m.ID).Note)
+	}
+	for i := range 2 {
+		m := inject(t, d, chat.Message{Room: "chatty", Author: "Ghost", Kind: chat.Persona, Depth: 1,
+			Content: fmt.Sprintf("go chatter %d", i)})
 		notes = append(notes, waitAccount(t, d, "Solo", m.ID).Note)
 	}
 	if want := []string{noteReplied, noteReplied, noteBudget, noteBudget}; !slices.Equal(notes, want) {
@@ -245,8 +253,9 @@ func TestReplyBudgetNeverRefusesAMention(t *testing.T) {
 			t.Errorf("owed replies %d and %d %v apart, want paced 2s", i-1, i, gap)
 		}
 	}
-	// The owed replies counted: chatter now finds the budget spent.
-	m := post(t, d, "chatty", "ann", "a go question nobody is named in")
+	// The owed replies counted: persona chatter now finds the budget spent.
+	m := inject(t, d, chat.Message{Room: "chatty", Author: "Ghost", Kind: chat.Persona, Depth: 1,
+		Content: "a go remark nobody is named in"})
 	if rec := waitAccount(t, d, "Solo", m.ID); rec.Note != noteBudget {
 		t.Errorf("chatter after four owed replies: %+v, want %s", rec, noteBudget)
 	}
@@ -269,13 +278,21 @@ func TestReplyBudgetCountsOtherDaemonsPersonaMessages(t *testing.T) {
 			Content: fmt.Sprintf("ghost chatter %d", i)})
 	}
 	waitAccount(t, d, "Solo", last.ID)
-	m := post(t, d, "shared", "ann", "a go question for anyone")
-	if rec := waitAccount(t, d, "Solo", m.ID); rec.Note != noteBudget {
+	c := inject(t, d, chat.Message{Room: "shared", Author: "Ghost2", Kind: chat.Persona, Depth: 1,
+		Content: "a go remark for anyone"})
+	if rec := waitAccount(t, d, "Solo", c.ID); rec.Note != noteBudget {
 		t.Errorf("chatter in a room other daemons' personas filled: %+v, want %s", rec, noteBudget)
+	}
+	// A person's question nobody is named in waits for the budget
+	// (chat.Waits) and is answered once the others' messages leave the
+	// window.
+	q := post(t, d, "shared", "ann", "a go question for anyone")
+	if rec := waitAccount(t, d, "Solo", q.ID); rec.Note != noteReplied {
+		t.Errorf("a person's question in the filled room: %+v, want replied", rec)
 	}
 	// A person's mention is owed: it waits until the other daemons'
 	// messages leave the window, and is answered.
-	m = post(t, d, "shared", "ann", "@Solo and you?")
+	m := post(t, d, "shared", "ann", "@Solo and you?")
 	if rec := waitAccount(t, d, "Solo", m.ID); rec.Note != noteReplied {
 		t.Errorf("a person's mention in the same room: %+v, want replied", rec)
 	}

@@ -267,7 +267,11 @@ func (r *responder) respondOnce(ctx context.Context, it persona.Item[chat.Messag
 			written = at
 		}
 	}
-	release, ok, err := r.reserve(m.Room, written, r.owed(it))
+	human := chat.Waits(m.Kind)
+	for _, c := range it.Context {
+		human = human || chat.Waits(c.Payload.Kind)
+	}
+	release, ok, err := r.reserve(m.Room, written, r.owed(it), human)
 	if err != nil {
 		return nil, err // persona.Later: back in the inbox until the reply is due
 	}
@@ -324,17 +328,25 @@ func (r *responder) respondOnce(ctx context.Context, it persona.Item[chat.Messag
 // arrive meanwhile merge into that reply, which addresses each of their
 // askers: the budget is kept by merging, not by silence. Past the window
 // the reply is taken regardless.
-func (r *responder) reserve(room string, written time.Time, owed bool) (release func(), ok bool, _ error) {
-	return r.reserveAs(r.name, room, written, owed)
+func (r *responder) reserve(room string, written time.Time, owed, human bool) (release func(), ok bool, _ error) {
+	return r.reserveAs(r.name, room, written, owed, human)
 }
 
-func (r *responder) reserveAs(name, room string, written time.Time, owed bool) (release func(), ok bool, _ error) {
+func (r *responder) reserveAs(name, room string, written time.Time, owed, human bool) (release func(), ok bool, _ error) {
 	now := time.Now()
 	window := r.rules.ReplyWindow
 	force := r.rules.OwedOverBudget || now.Sub(written) >= window
 	release, ok, next := r.rooms.reserveReply(room, now, owed, force)
-	if ok || !owed {
+	if ok {
 		return release, ok, nil
+	}
+	if !owed {
+		// A person's question waits for the budget (chat.Waits), merged
+		// with what follows it; persona chatter is refused.
+		if !human || r.rules.OwedOverBudget || next.IsZero() {
+			return release, false, nil
+		}
+		return nil, false, persona.Later(maxTime(next, now.Add(time.Millisecond)).Add(chat.Stagger(name)))
 	}
 	due := written.Add(window)
 	if !next.IsZero() && next.Before(due) {

@@ -202,6 +202,13 @@ func (r *run) respond(a *actor, mi int32, waited int64) replyStart {
 		}
 	}
 	if !r.budget.Reserve(room, now, owed) {
+		// A person's question waits for the budget (chat.Waits), merged
+		// with what follows it, as the daemon's responder does; persona
+		// chatter is refused.
+		if next := r.budget.Next(room, now); r.asksHuman(a) && !r.chat.OwedOverBudget && !next.IsZero() {
+			r.replyWait = max(int64(next.Sub(now)), int64(time.Millisecond))
+			return replyWaiting
+		}
 		r.m.suppressedBudget++
 		return replyNone
 	}
@@ -213,8 +220,18 @@ func (r *run) respond(a *actor, mi int32, waited int64) replyStart {
 		// context included.
 		urgent = urgent || r.dels[x].class == classUrgent
 	}
-	r.callModelFor(a.idx, callReply, mi, urgent, a.ours.covers)
+	a.ours.call = r.callModelFor(a.idx, callReply, mi, urgent, a.ours.covers)
 	return replyStarted
+}
+
+// asksHuman reports whether a's batch holds a person's message.
+func (r *run) asksHuman(a *actor) bool {
+	for _, x := range a.ours.batch {
+		if r.msgs[r.dels[x].msg].author < 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // replyStart is what respond did.

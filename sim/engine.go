@@ -716,9 +716,12 @@ func (r *run) lognormal(a *actor) int64 {
 // of the Cores slots.
 func (r *run) callModel(p int32, kind uint8, ref int32) { r.callModelFor(p, kind, ref, false, nil) }
 
-// callModelFor issues a model call; an urgent one goes ahead of every
-// other call waiting for a slot.
-func (r *run) callModelFor(p int32, kind uint8, ref int32, urgent bool, covers []int32) {
+// callModelFor issues a model call and returns its id (the last call may
+// be another's by the time it returns: an urgent call can preempt a slot,
+// and the preempted persona issue its next call at once).
+
+// An urgent one goes ahead of every other call waiting for a slot.
+func (r *run) callModelFor(p int32, kind uint8, ref int32, urgent bool, covers []int32) int32 {
 	id := int32(len(r.calls))
 	r.calls = append(r.calls, call{persona: p, kind: kind, ref: ref, issued: r.now, start: -1, urgent: urgent, covers: covers})
 	if r.gov != nil {
@@ -727,14 +730,15 @@ func (r *run) callModelFor(p int32, kind uint8, ref int32, urgent bool, covers [
 	if kind == callWork {
 		r.m.stageWork++
 		r.admit(id) // the compute budget is for model calls
-		return
+		return id
 	}
 	r.m.modelCalls++
 	if d := r.budgetWait(); d > 0 {
 		r.at(r.now+d, evBudget, id, 0)
-		return
+		return id
 	}
 	r.admit(id)
+	return id
 }
 
 // admit puts a call that may proceed on a model slot, or in line for one.

@@ -158,8 +158,7 @@ func (r *run) oursWork(a *actor, act persona.Action[int32]) {
 		// A pipeline stage's work: its handle time on one of the cores.
 		r.oursBegin(a, act.Item)
 		o.phase = phReply
-		r.callModelFor(a.idx, callWork, act.Item.Payload, r.dels[act.Item.Payload].class == classUrgent, nil)
-		o.call = int32(len(r.calls) - 1)
+		o.call = r.callModelFor(a.idx, callWork, act.Item.Payload, r.dels[act.Item.Payload].class == classUrgent, nil)
 	}
 }
 
@@ -230,8 +229,7 @@ func (r *run) oursReply(a *actor) {
 	}
 	switch r.respond(a, mi, r.now-oldest) {
 	case replyStarted:
-		o.phase = phReply
-		o.call = int32(len(r.calls) - 1)
+		o.phase = phReply // respond set o.call
 	case replyWaiting:
 		// Not yet: the item goes back to the inbox when the reply is due,
 		// and the persona works on meanwhile (persona.Later).
