@@ -452,7 +452,7 @@ func checkChatParity(t *testing.T, s *chatScript) []parityAnswer {
 			b = simulated[i].String()
 		}
 		if a != b {
-			if os.Getenv("DUMP") != "" {
+			if os.Getenv("PERSONA_PARITY_DUMP") != "" { // print the answers around the difference and the script
 				for j := max(0, i-3); j < min(len(real), i+4); j++ {
 					t.Logf("daemon %s", real[j])
 				}
