@@ -42,6 +42,7 @@ var (
 // are safe for concurrent use; most callers want Start, URL, Token and
 // Shutdown.
 type Daemon struct {
+	lock  *dataLock // the data directory's, held from Start to teardown
 	cfg   Config
 	chat  chat.Settings // the chat rules' numbers: cfg.settings()
 	log   *slog.Logger
@@ -183,6 +184,10 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.started = time.Now()
 	if err := os.MkdirAll(d.cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
+	}
+	// One daemon per data directory, locked before anything touches it.
+	if d.lock, err = lockData(d.cfg.Data); err != nil {
+		return err
 	}
 	if d.token, err = loadToken(d.cfg.Data, d.cfg.Token); err != nil {
 		return err
@@ -368,6 +373,7 @@ func (d *Daemon) teardown(ctx context.Context) error {
 	if d.bus != nil {
 		d.bus.close()
 	}
+	d.lock.release() // last: nothing of this daemon touches the directory after
 	return errors.Join(errs...)
 }
 
