@@ -264,7 +264,14 @@ func (l *ledger) write(f final) {
 		return
 	}
 	data, _ := json.Marshal(f.rec)
-	if err := l.put(ledgerKey(f.persona, f.id), data); err != nil {
+	put := l.put
+	if f.rec.Note == noteAnswered {
+		// A second delivery of a message this persona already answered
+		// (an express and a durable delivery, or a redelivery) does not
+		// overwrite the account of the answer.
+		put = l.create
+	}
+	if err := put(ledgerKey(f.persona, f.id), data); err != nil {
 		l.giveBack(f, err)
 		return
 	}
@@ -313,6 +320,26 @@ func (l *ledger) put(key string, data []byte) error {
 			return err
 		}
 		time.Sleep(wait) // the writer's own goroutine: finals queue meanwhile
+		wait *= 2
+	}
+}
+
+// create writes one key unless it exists (then it is done), retrying
+// transient errors as put does.
+func (l *ledger) create(key string, data []byte) error {
+	var err error
+	wait := ledgerWriteBackoff
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), ledgerWriteTimeout)
+		_, err = l.accounts.Create(ctx, key, data)
+		cancel()
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return nil
+		}
+		if err == nil || attempt == ledgerWriteAttempts {
+			return err
+		}
+		time.Sleep(wait)
 		wait *= 2
 	}
 }
