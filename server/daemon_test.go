@@ -532,12 +532,14 @@ func TestPostValidatesAndPages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || got[0].ID != ids[2] {
-		t.Errorf("after %s limit 2 = %v", ids[1], got)
-	}
 	page, err := d.Messages(ctx, "paging", ids[1], 100)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// A limit of 2 is the first two of the longer page (a persona's answer
+	// may come between two notes).
+	if len(got) != 2 || len(page) < 2 || got[0].ID != page[0].ID || got[1].ID != page[1].ID {
+		t.Errorf("after %s limit 2 = %v, want the first two of %v", ids[1], got, page)
 	}
 	var humans []string
 	for _, m := range page {
