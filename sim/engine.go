@@ -209,6 +209,8 @@ type run struct {
 	dels  []delivery
 	calls []call
 	queue fifo
+	// govIn is what the governor last observed (its feed's 10 s window).
+	govIn govern.Inputs
 	// replyWait is respond's answer when it returns replyWaiting.
 	replyWait int64
 	// urgentQueue holds urgent calls waiting for a slot: they go first.
@@ -476,7 +478,8 @@ func (r *run) tick() error {
 		r.m.thermal[r.thermal] += 1
 		smp := r.governorSample()
 		r.m.budgetMin = min(r.m.budgetMin, 1-smp.BudgetSpent)
-		r.thermal = r.gov.Observe(r.feed.Observe(r.t(r.now), smp))
+		r.govIn = r.feed.Observe(r.t(r.now), smp)
+		r.thermal = r.gov.Observe(r.govIn)
 		r.adj = r.gov.Adjust()
 	}
 	emin, esum, moods := r.energy()

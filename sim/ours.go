@@ -193,7 +193,7 @@ func (r *run) oursNote(a *actor, n persona.Note[int32]) {
 		ac := inboxAcct[n.Account]
 		if a.stage && ac == acExpired {
 			r.m.stageExpired++
-			if r.recentDuty() < r.sc.Ceiling {
+			if r.govIn.Duty < r.sc.Ceiling { // the duty the governor last measured
 				r.m.stageExpiredCool++
 			}
 		}
@@ -388,18 +388,3 @@ func (r *run) observeFinal(obs persona.Observer, di int32, ac acct) {
 // decision is the decision on message mi, if it is closed, as the stream
 // reports it to a persona's cycle.
 func (r *run) decision(mi int32) (coord.Decision, bool) { return r.co.Decision(r.msgs[mi].id) }
-
-// recentDuty is the machine's duty over the last 10 seconds of virtual
-// time, as the governor's feed smooths it.
-func (r *run) recentDuty() float64 {
-	d := r.m.dutySec
-	n := min(len(d), 10)
-	if n == 0 {
-		return 0
-	}
-	sum := 0.0
-	for _, x := range d[len(d)-n:] {
-		sum += x
-	}
-	return sum / float64(n)
-}

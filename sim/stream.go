@@ -163,11 +163,6 @@ func (r *run) publish(ds []coord.Decision) {
 	}
 }
 
-// maxWindow is coord.Stream.MaxWindow: the longest window an item can get,
-// which bounds a thinker's wait (persona.Options.CoordinationTimeout's
-// default is this plus a second).
-func (r *run) maxWindow() int64 { return int64(r.co.MaxWindow()) }
-
 // isGranted reports whether persona p was granted on message mi, by any
 // decision published for it (late grants included).
 func (r *run) isGranted(mi, p int32) bool {
@@ -183,9 +178,3 @@ func (r *run) isGranted(mi, p int32) bool {
 // still remembers it (coord.Stream.Decision): a forgotten one is opened
 // anew by a thought, as in the runtime.
 func (r *run) decided(mi int32) bool { return r.co.State(r.msgs[mi].id) == coord.ItemDecided }
-
-// thoughtOn reports whether persona p has made a thought on mi.
-func (r *run) thoughtOn(mi, p int32) bool {
-	di := r.delOf(mi, p)
-	return di >= 0 && r.dels[di].flags&fThought != 0
-}

@@ -19,6 +19,7 @@ func newServeCmd() *cobra.Command {
 		personas string
 		logLevel string
 		rateHTTP float64
+		rules    ruleFlags // the policy flags persona sim takes too
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -49,6 +50,7 @@ the personas (--personas); a persona must run in one daemon only.`,
 				cfg.Personas = strings.Split(personas, ",")
 			}
 			cfg.HTTP.RatePerSec = rateHTTP
+			rules.config(&cfg)
 			d, err := server.New(cfg)
 			if err != nil {
 				return err
@@ -77,15 +79,7 @@ the personas (--personas); a persona must run in one daemon only.`,
 	f.StringVar(&cfg.ModelBaseURL, "model-url", "", "base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:11434/v1 (default $OPENAI_BASE_URL; none: scripted responder)")
 	f.StringVar(&cfg.ModelName, "model", "", "model name (default $PERSONA_MODEL, then gpt-4o-mini)")
 	f.StringVar(&cfg.ModelAPIKey, "api-key", "", "API key (default $OPENAI_API_KEY)")
-	f.Float64Var(&cfg.BudgetPerSec, "budget", server.DefaultBudgetPerSec, "compute budget: model calls per second, all personas together (negative: unlimited)")
-	f.IntVar(&cfg.BudgetBurst, "budget-burst", server.DefaultBudgetBurst, "compute budget: model calls in a burst")
-	f.IntVar(&cfg.K, "k", server.DefaultK, "personas that answer a message mentioning nobody")
-	f.IntVar(&cfg.ReplyBudget, "reply-budget", server.DefaultReplyBudget, "persona messages per room per minute")
-	f.DurationVar(&cfg.QuietAfter, "quiet-after", server.DefaultQuietAfter, "a room with no human message for this long stops answering personas")
-	f.IntVar(&cfg.MaxDepth, "max-depth", server.DefaultMaxDepth, "persona replies in a chain after which nobody answers")
-	f.BoolVar(&cfg.NoMerge, "no-merge", false, "answer each pending message of a room separately instead of merging them")
-	f.DurationVar(&cfg.CoordWindow, "coord-window", server.DefaultCoordWindow, "initial coordination window, from the first thought")
-	f.DurationVar(&cfg.MaxWindow, "max-window", server.DefaultMaxWindow, "longest adaptive coordination window")
+	rules.register(f, "answer each pending message of a room separately instead of merging them")
 	f.DurationVar(&cfg.Retention, "retention", server.DefaultRetention, "how long rooms keep a message, and the ledger its entries (negative: forever)")
 	f.Int64Var(&cfg.MaxBytes, "max-bytes", server.DefaultMaxBytes, "size cap of the room stream in bytes; the oldest messages go first (negative: no cap)")
 	f.Float64Var(&rateHTTP, "rate", 0, "HTTP requests per second per client (default 5)")

@@ -169,7 +169,7 @@ defaults; given, they override the scenario's or the persona file's setting.`,
 	f.StringVar(&metricsF, "metrics", "", "write the persona policy's figures in Prometheus text format to this file, from the same collectors as the daemon's /metrics")
 	f.StringVar(&configF, "config", "", "simulate this persona file (persona serve --config) instead of a scenario")
 	f.StringVar(&trafficF, "traffic", "", "with --config: the traffic file (a scenario without personas; default: the traffic shown above)")
-	rules.register(f)
+	rules.register(f, "answer each pending message of a room separately (not modelled by the simulator yet)")
 	return cmd
 }
 
@@ -202,16 +202,27 @@ type ruleFlags struct {
 	noMerge                            bool
 }
 
-func (r *ruleFlags) register(f *pflag.FlagSet) {
+// register defines the flags on f, once for persona serve and persona sim,
+// so that their names, defaults and help cannot drift apart. noMerge is the
+// help of --no-merge, which differs: the simulator does not model it.
+func (r *ruleFlags) register(f *pflag.FlagSet, noMerge string) {
 	f.IntVar(&r.k, "k", server.DefaultK, "personas that answer a message mentioning nobody")
 	f.IntVar(&r.replyBudget, "reply-budget", server.DefaultReplyBudget, "persona messages per room per minute")
 	f.DurationVar(&r.quietAfter, "quiet-after", server.DefaultQuietAfter, "a room with no human message for this long stops answering personas")
 	f.IntVar(&r.maxDepth, "max-depth", server.DefaultMaxDepth, "persona replies in a chain after which nobody answers")
 	f.DurationVar(&r.coordWindow, "coord-window", server.DefaultCoordWindow, "initial coordination window, from the first thought")
 	f.DurationVar(&r.maxWindow, "max-window", server.DefaultMaxWindow, "longest adaptive coordination window")
-	f.BoolVar(&r.noMerge, "no-merge", false, "answer each pending message of a room separately (not modelled by the simulator yet)")
+	f.BoolVar(&r.noMerge, "no-merge", false, noMerge)
 	f.Float64Var(&r.budget, "budget", server.DefaultBudgetPerSec, "compute budget: model calls per second, all personas together (negative: unlimited)")
 	f.IntVar(&r.burst, "budget-burst", server.DefaultBudgetBurst, "compute budget: model calls in a burst")
+}
+
+// config sets the daemon's configuration from the flags (all of them:
+// their defaults are the daemon's).
+func (r *ruleFlags) config(cfg *server.Config) {
+	cfg.K, cfg.ReplyBudget, cfg.QuietAfter, cfg.MaxDepth = r.k, r.replyBudget, r.quietAfter, r.maxDepth
+	cfg.CoordWindow, cfg.MaxWindow, cfg.NoMerge = r.coordWindow, r.maxWindow, r.noMerge
+	cfg.BudgetPerSec, cfg.BudgetBurst = r.budget, r.burst
 }
 
 func (r *ruleFlags) apply(cmd *cobra.Command, sc *sim.Scenario) error {
