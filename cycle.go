@@ -76,7 +76,21 @@ type Cycle[T any] struct {
 	// later holds items whose work said Result.Later: in flight, until
 	// their time comes.
 	later []held[T]
-	stats CycleStats
+	// lane holds the urgent works out in the urgent lane (Options.Lane),
+	// each until its LaneDone; laneSeq numbers them.
+	lane    []*laneWork[T]
+	laneSeq uint64
+	stats   CycleStats
+}
+
+// laneWork is one urgent work out in the lane: its item, when it began,
+// and for a coordinated persona the decision that granted it.
+type laneWork[T any] struct {
+	id      uint64
+	it      Item[T]
+	start   time.Time
+	dec     coord.Decision
+	granted bool // a coordinated Respond: its success is a grant
 }
 
 // work is a cycle's state between a Step and the rest that ends it.
@@ -193,6 +207,12 @@ type Action[T any] struct {
 	// driver broadcasts the thought and calls Spoke, without awaiting the
 	// decision.
 	NoWait bool
+	// Lane (DoHandle, DoRespond), if not zero, sends the work out in the
+	// urgent lane (Options.Lane): the driver starts it on its own, calls
+	// Launched for the slice's next action at once, and reports the work's
+	// end with LaneDone(Lane, result), not Done. Item and Decision stay
+	// valid until that LaneDone.
+	Lane uint64
 	// For DoRest: when to look again on its own, the cadence and the mood
 	// it rests with.
 	Wake    time.Time
@@ -218,6 +238,14 @@ type Result struct {
 	// held and goes back to the inbox at Later, no attempt counted, and the
 	// persona works on meanwhile. Handlers say it by returning Later(at).
 	Later time.Time
+}
+
+// normal is r with a Later error (persona.Later) said as Result.Later.
+func (r Result) normal() Result {
+	if at, ok := laterOf(r.Err); ok && r.Later.IsZero() {
+		r.Later, r.Err = at, nil
+	}
+	return r
 }
 
 // Later is the error a handler returns to say its item cannot be done
@@ -291,6 +319,7 @@ type CycleStats struct {
 	Granted    uint64
 	NotGranted uint64
 	Preempted  uint64 // works cut short for an urgent item
+	Lane       uint64 // urgent works sent out in the urgent lane
 }
 
 type coordStage uint8
@@ -663,6 +692,9 @@ func (c *Cycle[T]) next(now time.Time) Action[T] {
 		c.w.curStart, c.w.busy = now, true
 		c.w.worked = true
 		if c.stream == nil {
+			if c.laneTakes(it) {
+				return c.toLane(DoHandle, false)
+			}
 			return Action[T]{Do: DoHandle, Item: &c.w.cur}
 		}
 		if a, ok := c.coordinate(now); ok {
@@ -837,7 +869,86 @@ func (c *Cycle[T]) decided(now time.Time, d coord.Decision, ok bool) (Action[T],
 		return Action[T]{}, false
 	}
 	c.w.coordSt, c.w.decision = csRespond, d
+	if c.laneTakes(&c.w.cur) {
+		return c.toLane(DoRespond, true), true
+	}
 	return Action[T]{Do: DoRespond, Item: &c.w.cur, Decision: &c.w.decision}, true
+}
+
+// laneTakes reports whether the work on it goes out in the urgent lane:
+// it is urgent, the lane has room, and the driver's LaneOpen agrees.
+func (c *Cycle[T]) laneTakes(it *Item[T]) bool {
+	return c.opts.Lane > 0 && len(c.lane) < c.opts.Lane && c.q.Urgent(it.Priority) &&
+		(c.opts.LaneOpen == nil || c.opts.LaneOpen())
+}
+
+// toLane moves the item in progress out into the urgent lane and returns
+// the action that starts its work there.
+func (c *Cycle[T]) toLane(do Do, granted bool) Action[T] {
+	c.laneSeq++
+	lw := &laneWork[T]{id: c.laneSeq, it: c.w.cur, start: c.w.curStart, granted: granted}
+	if granted {
+		lw.dec = c.w.decision
+	}
+	c.lane = append(c.lane, lw)
+	c.stats.Lane++
+	c.w.cur, c.w.busy, c.w.coordSt, c.w.decision = Item[T]{}, false, csNone, coord.Decision{}
+	a := Action[T]{Do: do, Item: &lw.it, Lane: lw.id}
+	if granted {
+		a.Decision = &lw.dec
+	}
+	return a
+}
+
+// Launched is the driver's word that the lane work of the last action has
+// started on its own: the slice goes on, and Launched returns its next
+// action.
+func (c *Cycle[T]) Launched(now time.Time) Action[T] {
+	if c.w == nil {
+		panic("persona: Launched outside a step")
+	}
+	return c.next(now)
+}
+
+// InLane is how many urgent works are out in the lane.
+func (c *Cycle[T]) InLane() int { return len(c.lane) }
+
+// LaneDone is the end at now of lane work id (Action.Lane) with result r:
+// it settles the item as Done settles the persona's own work, and wakes a
+// resting or idle persona if the item came back (a retry, or a time given
+// by Result.Later).
+func (c *Cycle[T]) LaneDone(now time.Time, id uint64, r Result) Wake {
+	i := slices.IndexFunc(c.lane, func(lw *laneWork[T]) bool { return lw.id == id })
+	if i < 0 {
+		panic("persona: LaneDone of unknown lane work")
+	}
+	lw := c.lane[i]
+	c.lane = slices.Delete(c.lane, i, i+1)
+	r = r.normal()
+	if lw.granted && r.Err == nil && !r.Preempted && r.Later.IsZero() {
+		c.stats.Granted++
+		c.notes = append(c.notes, Note[T]{Kind: NoteGranted, Item: lw.it, At: now})
+	}
+	c.settleItem(now, &lw.it, lw.start, r)
+	if c.dormant || c.phase == PhaseStopped || c.phase == PhaseRunning {
+		return Wake{} // a running step looks at its inbox again before it rests
+	}
+	if c.q.HasUrgent() {
+		return c.wakeNow(TriggerDemand)
+	}
+	at := time.Time{}
+	if c.q.Len() > 0 {
+		at = now // a retry: look now, and the step decides
+	}
+	for _, h := range c.later {
+		if at.IsZero() || h.at.Before(at) {
+			at = h.at
+		}
+	}
+	if at.IsZero() || (!c.wakeAt.IsZero() && !at.Before(c.wakeAt)) {
+		return Wake{}
+	}
+	return c.arm(now, at)
 }
 
 func (c *Cycle[T]) notGranted(now time.Time) {
@@ -851,7 +962,8 @@ func (c *Cycle[T]) Done(now time.Time, r Result) Action[T] {
 	if c.w == nil || !c.w.busy {
 		panic("persona: Done without work")
 	}
-	if c.w.coordSt == csRespond && r.Err == nil && !r.Preempted {
+	r = r.normal()
+	if c.w.coordSt == csRespond && r.Err == nil && !r.Preempted && r.Later.IsZero() {
 		c.stats.Granted++
 		c.notes = append(c.notes, Note[T]{Kind: NoteGranted, Item: c.w.cur, At: now})
 	}
@@ -863,15 +975,17 @@ func (c *Cycle[T]) Done(now time.Time, r Result) Action[T] {
 // settle closes the account of the current item (and of its merged
 // context), or puts it back for a retry after an error.
 func (c *Cycle[T]) settle(now time.Time, r Result) {
-	it, start := &c.w.cur, c.w.curStart
-	defer func() { *it, c.w.busy = Item[T]{}, false }()
-	took := now.Sub(start)
 	c.w.preempting = false
+	c.settleItem(now, &c.w.cur, c.w.curStart, r)
+	c.w.cur, c.w.busy = Item[T]{}, false
+}
+
+// settleItem closes the account of it, begun at start (and of its merged
+// context), or puts it back for a retry, for later or after a preemption.
+func (c *Cycle[T]) settleItem(now time.Time, it *Item[T], start time.Time, r Result) {
+	took := now.Sub(start)
 	if c.limited {
 		c.tokens -= took.Seconds()
-	}
-	if at, ok := laterOf(r.Err); ok && r.Later.IsZero() {
-		r.Later, r.Err = at, nil
 	}
 	if !r.Later.IsZero() && r.Err == nil && !r.Preempted {
 		// Not before r.Later: held aside, to go back to the inbox then.

@@ -49,6 +49,22 @@ type Options struct {
 	// taken at once. For handlers that spend seconds, a model call; a
 	// handler that ignores its context finishes first and keeps its result.
 	Preempt bool
+	// Lane is how many urgent works may run beside the persona's own work,
+	// in its urgent lane (default 0: none). With a lane, the last step of
+	// an urgent item (its Handle, or a coordinated persona's Respond) goes
+	// out on its own while the persona goes on with its slice, so that an
+	// urgent item never waits for its own persona's previous urgent reply.
+	// Preempt covers non-urgent work; the lane covers urgent work, which is
+	// never preempted.
+	Lane int
+	// LaneOpen, if set, is asked before each urgent work takes the lane:
+	// false keeps it on the persona's own path. The daemon and the
+	// simulator open the lane only while no urgent model call waits for a
+	// slot: with the slots full, a second call of one persona only delays
+	// the others' and merges less (persona sim scenarios/urgent-overload.yaml
+	// measures it). It is called with the cycle's driver holding its lock,
+	// so it must not call back into the persona.
+	LaneOpen func() bool
 	// DeclinedTTL retires a non-urgent item that waited this long without
 	// being engaged into the declined account (default 5m).
 	DeclinedTTL time.Duration
@@ -455,6 +471,11 @@ func (p *Persona[T]) live(wake chan Trigger) bool {
 func (p *Persona[T]) work(a *Action[T]) Action[T] {
 	switch a.Do {
 	case DoHandle, DoRespond:
+		if a.Lane != 0 {
+			p.lane(a)
+			p.mu.Lock()
+			return p.c.Launched(time.Now())
+		}
 		_, r := p.call(a)
 		return p.done(r)
 	case DoEvaluate:
@@ -523,6 +544,29 @@ func (p *Persona[T]) think(ctx context.Context, a *Action[T]) Action[T] {
 	return p.c.Decided(time.Now(), d, true)
 }
 
+// lane starts the lane work of a (Action.Lane) on a goroutine of its own,
+// which reports its end with LaneDone. Urgent work is never preempted, so
+// it runs under the runtime's context. If the runtime no longer starts
+// goroutines (shutting down), the work runs here.
+func (p *Persona[T]) lane(a *Action[T]) {
+	act := *a // Item and Decision stay valid until LaneDone
+	run := func() {
+		_, r := p.invoke(p.rt.ctx, &act)
+		p.mu.Lock()
+		if p.rt.stopping.Load() {
+			r.Cancelled = r.Err != nil // not the handler's failure
+		}
+		w := p.c.LaneDone(time.Now(), act.Lane, r)
+		notes := p.c.TakeNotes(nil)
+		p.wakeLocked(w)
+		p.mu.Unlock()
+		p.carryOut(notes)
+	}
+	if !p.rt.goLocked(run) {
+		run()
+	}
+}
+
 // call runs the handler call that a asks for (Handle, Respond or
 // Evaluate), recovering a panic into an error.
 func (p *Persona[T]) call(a *Action[T]) (th Thought, r Result) {
@@ -535,6 +579,12 @@ func (p *Persona[T]) call(a *Action[T]) (th Thought, r Result) {
 			r = Result{Err: context.Canceled, Preempted: true}
 		}
 	}()
+	return p.invoke(ctx, a)
+}
+
+// invoke calls the handler as a asks, under ctx, recovering a panic into
+// an error.
+func (p *Persona[T]) invoke(ctx context.Context, a *Action[T]) (th Thought, r Result) {
 	defer func() {
 		if v := recover(); v != nil {
 			r = Result{Err: fmt.Errorf("persona %s: handler panic on %s: %v", p.name, a.Item.ID, v), Panicked: true}
@@ -692,6 +742,8 @@ type Snapshot struct {
 	// Preempted counts non-urgent work cut short for an urgent item
 	// (Options.Preempt).
 	Preempted uint64 `json:"preempted"`
+	// Lane counts urgent works sent out in the urgent lane (Options.Lane).
+	Lane uint64 `json:"lane"`
 }
 
 // WakeCounts counts wake-ups by trigger.
@@ -711,7 +763,7 @@ func (p *Persona[T]) Snapshot() Snapshot {
 		Budget: st.Budget, Cadence: cad, Awake: awake, Counts: p.q.Counts(),
 		Errors: stats.Errors, Panics: stats.Panics, Slices: stats.Slices,
 		Busy: stats.Busy, LastWork: st.LastActivity,
-		Granted: stats.Granted, NotGranted: stats.NotGranted, Preempted: stats.Preempted,
+		Granted: stats.Granted, NotGranted: stats.NotGranted, Preempted: stats.Preempted, Lane: stats.Lane,
 		Wakes: WakeCounts{Demand: p.wakes[TriggerDemand].Load(), Dependency: p.wakes[TriggerDependency].Load(), Scan: p.wakes[TriggerScan].Load()},
 	}
 }

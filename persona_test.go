@@ -636,3 +636,59 @@ func TestNoLingerGivesTheGoroutineBackAtOnce(t *testing.T) {
 		shutdown(t, rt)
 	})
 }
+
+// An urgent item that arrives while its persona writes an urgent reply
+// starts at once with an urgent lane (Options.Lane), and waits for that
+// reply without one; a shutdown cancels the lane's work at its deadline,
+// and its item is left over, not lost.
+func TestUrgentLaneServesUrgentBesideUrgent(t *testing.T) {
+	for _, lane := range []int{0, 1} {
+		t.Run(fmt.Sprint("lane ", lane), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				rt := persona.NewRuntime(persona.RuntimeOptions{})
+				rec := newRecorder(5 * time.Second)
+				p := mustSpawn(t, rt, "helper", rec, persona.Options{Preempt: true, Lane: lane})
+				rt.Start()
+				p.Deliver(item("u1", 0.9))
+				synctest.Wait()
+				time.Sleep(time.Second)
+				at := time.Now()
+				p.Deliver(persona.Item[string]{ID: "u2", Key: "other", Priority: 0.85, Payload: "u2"})
+				synctest.Wait()
+				_, started := rec.start("u2")
+				if lane > 0 && !started {
+					t.Fatal("u2 waited for its persona's urgent reply to u1 despite the lane")
+				}
+				if lane == 0 && started {
+					t.Fatal("u2 started beside u1 without a lane")
+				}
+				time.Sleep(10 * time.Second)
+				got, _ := rec.start("u2")
+				want := at
+				if lane == 0 {
+					want = at.Add(4 * time.Second) // when u1's reply ends
+				}
+				if !got.Equal(want) {
+					t.Fatalf("u2 started %v after arriving, want %v", got.Sub(at), want.Sub(at))
+				}
+				snap := p.Snapshot()
+				if snap.Counts.Handled != 2 || snap.Lane != uint64(lane) {
+					t.Fatalf("handled %d, lane %d; want 2 and %d", snap.Counts.Handled, snap.Lane, lane)
+				}
+				// A lane work that outlives the shutdown's deadline is
+				// cancelled and left over, not lost or failed.
+				p.Deliver(item("u3", 0.9))
+				synctest.Wait()
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
+				rep, err := rt.Shutdown(ctx)
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("shutdown err = %v, want the deadline", err)
+				}
+				if l := rep.Leftovers[0]; !slices.Contains(l.Queued, "u3") || !l.Counts.Balanced() || l.Counts.Failed != 0 {
+					t.Fatalf("leftovers %+v", l)
+				}
+			})
+		})
+	}
+}

@@ -36,7 +36,9 @@ type Host[T any] interface {
 	// at.
 	TimerAt(at int64, gen int32)
 	// Work begins a DoHandle, DoEvaluate, DoThink or DoRespond action; when
-	// it ends the host calls Done, Evaluated or Decided.
+	// it ends the host calls Done, Evaluated or Decided, or LaneDone for an
+	// action out in the urgent lane (Action.Lane), which may end within
+	// Work.
 	Work(a persona.Action[T])
 	// Preempt cuts the work in progress short for an urgent arrival
 	// (persona.Options.Preempt): the host cancels it and calls Done (or
@@ -164,5 +166,16 @@ func (d *Driver[T]) do(now int64, a persona.Action[T]) {
 		d.host.StepAt(now)
 	default:
 		d.host.Work(a)
+		if a.Lane != 0 {
+			// Out in the urgent lane: the slice goes on at once.
+			d.do(now, d.c.Launched(d.T(now)))
+		}
 	}
+}
+
+// LaneDone is the end at now of the lane work id (Action.Lane).
+func (d *Driver[T]) LaneDone(now int64, id uint64, r persona.Result) {
+	w := d.c.LaneDone(d.T(now), id, r)
+	d.wake(now, w)
+	d.flush()
 }

@@ -116,6 +116,7 @@ type call struct {
 	urgent        bool    // for urgent work: ahead of every other call for a slot
 	cancelled     bool    // preempted: its slot (or its place in line) is given up
 	covers        []int32 // a reply's messages besides ref (merged context)
+	lane          uint64  // a reply out in its persona's urgent lane: the lane work's ID
 }
 
 const (

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"slices"
 	"strconv"
 	"time"
 
@@ -31,6 +32,18 @@ type oursState struct {
 	gen  int32
 	call int32 // the reply's model call; -1 none
 
+	// lane holds the replies out in the urgent lane (persona.Options.Lane),
+	// each with its own batch and call.
+	lane []*laneReply
+}
+
+// laneReply is a reply written in the urgent lane: the lane work's ID,
+// its deliveries, the messages it covers and its model call.
+type laneReply struct {
+	id     uint64
+	batch  []int32 // its trigger delivery and those merged into it
+	covers []int32
+	call   int32
 }
 
 // chatHost is the world of one persona under the persona policy: the
@@ -74,12 +87,16 @@ func (r *run) initOurs() {
 			// An urgent item never waits behind its own persona's reply or
 			// wait for a decision (as the daemon's personas).
 			Preempt: true,
+			// Nor behind its own persona's urgent reply, while a second
+			// call would start at once (as the daemon's personas).
+			Lane:     1,
+			LaneOpen: r.laneOpen,
 		}
 		var dec persona.Decisions = r.co
 		if a.stage {
 			// A pipeline stage works every item it engages: no merging, no
 			// coordination, no preemption (its work is short).
-			opts.Coalesce, opts.Preempt, dec = false, false, nil
+			opts.Coalesce, opts.Preempt, opts.Lane, opts.LaneOpen, dec = false, false, 0, nil, nil
 		}
 		q := persona.NewInbox[int32](opts)
 		c := persona.NewCycle(a.name, opts, q, dec)
@@ -153,7 +170,7 @@ func (r *run) oursWork(a *actor, act persona.Action[int32]) {
 		// what arrived meanwhile.
 		r.oursBegin(a, act.Item)
 		r.markBatch(a, fGranted)
-		r.oursReply(a)
+		r.oursReply(a, act.Lane)
 	case persona.DoHandle:
 		// A pipeline stage's work: its handle time on one of the cores.
 		r.oursBegin(a, act.Item)
@@ -218,7 +235,10 @@ func (r *run) oursNote(a *actor, n persona.Note[int32]) {
 // back until it is due (chat.Budget.Due), at most one ReplyWindow after
 // its message was written, and then goes regardless, as the daemon's
 // responder does.
-func (r *run) oursReply(a *actor) {
+//
+// A reply out in the urgent lane (lane not zero) leaves the persona free at
+// once: its batch moves to a laneReply, and its end is the lane's.
+func (r *run) oursReply(a *actor, lane uint64) {
 	o := a.ours
 	mi := r.dels[o.item].msg
 	// An owed reply waits at most a window after the oldest message it
@@ -227,19 +247,52 @@ func (r *run) oursReply(a *actor) {
 	for _, x := range o.batch {
 		oldest = min(oldest, r.msgs[r.dels[x].msg].at)
 	}
+	var res persona.Result
 	switch r.respond(a, mi, r.now-oldest) {
 	case replyStarted:
-		o.phase = phReply // respond set o.call
+		if lane == 0 {
+			o.phase = phReply // respond set o.call
+			return
+		}
+		r.calls[o.call].lane = lane
+		o.lane = append(o.lane, &laneReply{id: lane, batch: slices.Clone(o.batch), covers: slices.Clone(o.covers), call: o.call})
+		o.item, o.call = -1, -1
+		o.phase = phNone
+		return
 	case replyWaiting:
 		// Not yet: the item goes back to the inbox when the reply is due,
 		// and the persona works on meanwhile (persona.Later).
-		o.phase = phNone
-		o.Done(r.now, persona.Result{Later: r.t(r.now + r.replyWait).Add(chat.Stagger(a.name))})
+		res = persona.Result{Later: r.t(r.now + r.replyWait).Add(chat.Stagger(a.name))}
 	default:
-		o.phase = phNone
 		r.markBatch(a, fSuppressed)
-		o.Done(r.now, persona.Result{})
 	}
+	o.phase = phNone
+	if lane != 0 {
+		o.item = -1
+		o.LaneDone(r.now, lane, res)
+		return
+	}
+	o.Done(r.now, res)
+}
+
+// laneOpen is persona.Options.LaneOpen: a persona's urgent lane is open
+// while a call made now would start now: a model slot is free, no urgent
+// call waits for one, and the compute budget has a token. With the slots
+// full, a second call of one persona would only delay the others' and
+// merge less.
+func (r *run) laneOpen() bool {
+	return r.busyN < r.sc.Cores && !r.urgentWaiting() && (r.limiter == nil || r.limiter.TokensAt(r.t(r.now)) >= 1)
+}
+
+// urgentWaiting reports whether an urgent call waits for a model slot.
+func (r *run) urgentWaiting() bool {
+	q := &r.urgentQueue
+	for _, id := range q.buf[q.head:] {
+		if !r.calls[id].cancelled {
+			return true
+		}
+	}
+	return false
 }
 
 // oursPreempt cuts a's work short for an urgent arrival: an evaluation or
@@ -319,6 +372,15 @@ func (r *run) oursResume(a *actor) {
 func (r *run) oursCallDone(c call) {
 	a := r.actors[c.persona]
 	o := a.ours
+	if c.lane != 0 {
+		r.roomFlight[r.msgs[c.ref].room]--
+		i := slices.IndexFunc(o.lane, func(lr *laneReply) bool { return lr.id == c.lane })
+		lr := o.lane[i]
+		o.lane = slices.Delete(o.lane, i, i+1)
+		r.postReply(a.idx, c.ref, lr.covers)
+		o.LaneDone(r.now, lr.id, persona.Result{})
+		return
+	}
 	o.call = -1
 	if c.kind == callWork {
 		o.phase = phNone

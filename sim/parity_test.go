@@ -527,6 +527,22 @@ func (h *scriptHost) Work(a persona.Action[string]) {
 		}
 		at := h.s.attempt(h.name, a.Item.ID, a.Item.Attempt)
 		end := h.w.now + int64(at.took)
+		if id := a.Lane; id != 0 {
+			// Out in the urgent lane: never preempted, and the persona
+			// goes on meanwhile.
+			itemID := a.Item.ID
+			h.w.at(end, func() {
+				r := result(at.out)
+				if at.out == later {
+					r = persona.Result{}
+					if !h.aside.putBack(h.name, itemID) {
+						r = persona.Result{Later: h.d.T(end).Add(laterBy)}
+					}
+				}
+				h.d.LaneDone(end, id, r)
+			})
+			return
+		}
 		h.gen++
 		gen := h.gen
 		h.doing = a.Do
@@ -814,6 +830,25 @@ func TestParityScripts(t *testing.T) {
 			horizon: time.Minute,
 		},
 	}, {
+		name: "urgent work goes out in the lane: the next urgent item does not wait for it, a failed one comes back",
+		s: script{
+			personas: []scriptPersona{{name: "gil", opts: persona.Options{Capacity: 8, Preempt: true, Lane: 1}}},
+			arrivals: []arrival{
+				{at: 0, persona: "gil", id: "g1", priority: 0.9},
+				{at: time.Second, persona: "gil", id: "g2", priority: 0.85},
+				{at: 1500 * ms, persona: "gil", id: "g3", priority: 0.95},
+				{at: 1600 * ms, persona: "gil", id: "g4", priority: 0.4},
+				{at: 9 * time.Second, persona: "gil", id: "g5", priority: 0.9},
+			},
+			work: map[string][]attempt{
+				"gil/g1": {{took: 5 * time.Second}},
+				"gil/g2": {{took: 2 * time.Second}},
+				"gil/g3": {{took: 3 * time.Second, out: fail}, {took: time.Second}},
+				"gil/g5": {{took: time.Second, out: later}},
+			},
+			horizon: time.Minute,
+		},
+	}, {
 		name: "work that cannot be done yet is put aside and comes back, the persona working on meanwhile",
 		s: script{
 			personas: []scriptPersona{{name: "fay", opts: persona.Options{Capacity: 8, Coalesce: true}}},
@@ -917,6 +952,7 @@ func randomScript(seed uint64) *script {
 	n := 1 + rng.IntN(3)
 	for i := range n {
 		o := persona.Options{Capacity: 4 + rng.IntN(12), Coalesce: rng.IntN(2) == 0, Preempt: rng.IntN(2) == 0}
+		o.Lane = int(seed % 3) // an urgent lane of 0, 1 or 2 (drawn apart, so the scripts stay as they were)
 		if rng.IntN(3) == 0 {
 			o.State.CadenceActive = time.Duration(1+rng.IntN(4)) * time.Second
 		}
@@ -1073,7 +1109,7 @@ func randomCoordinated(seed uint64) *script {
 		// broadcast preempting several coordinated personas at one instant
 		// lets their goroutines race on the same decision (who leaves it
 		// first), an order the real runtime does not fix.
-		o := persona.Options{Capacity: 8 + rng.IntN(8), Coalesce: rng.IntN(2) == 0}
+		o := persona.Options{Capacity: 8 + rng.IntN(8), Coalesce: rng.IntN(2) == 0, Lane: int(seed % 2)}
 		name := fmt.Sprintf("p%d", i)
 		names = append(names, name)
 		s.personas = append(s.personas, scriptPersona{name: name, opts: o, coord: true})

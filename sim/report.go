@@ -231,6 +231,11 @@ func (r *run) settle() error {
 			for _, x := range o.batch {
 				r.dels[x].flags |= fEnd // the item in progress, if any
 			}
+			for _, lr := range o.lane {
+				for _, x := range lr.batch {
+					r.dels[x].flags |= fEnd // replies out in the urgent lane
+				}
+			}
 		}
 		var per = make([][numAccts]int, len(r.actors))
 		for i := range r.dels {
