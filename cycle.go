@@ -929,17 +929,18 @@ func (c *Cycle[T]) LaneDone(now time.Time, id uint64, r Result) Wake {
 		c.stats.Granted++
 		c.notes = append(c.notes, Note[T]{Kind: NoteGranted, Item: lw.it, At: now})
 	}
-	c.settleItem(now, &lw.it, lw.start, r)
+	c.settleItem(now, &lw.it, lw.start, r, true)
 	if c.dormant || c.phase == PhaseStopped || c.phase == PhaseRunning {
 		return Wake{} // a running step looks at its inbox again before it rests
 	}
 	if c.q.HasUrgent() {
-		return c.wakeNow(TriggerDemand)
+		return c.wakeNow(TriggerDemand) // a retry of the urgent item
 	}
+	// A persona rests with its scan timer armed while lane work is out
+	// (rest), so whether the work ended before or after the rest, it wakes
+	// at the same time: its next tick, or sooner for an item held until
+	// sooner.
 	at := time.Time{}
-	if c.q.Len() > 0 {
-		at = now // a retry: look now, and the step decides
-	}
 	for _, h := range c.later {
 		if at.IsZero() || h.at.Before(at) {
 			at = h.at
@@ -976,13 +977,18 @@ func (c *Cycle[T]) Done(now time.Time, r Result) Action[T] {
 // context), or puts it back for a retry after an error.
 func (c *Cycle[T]) settle(now time.Time, r Result) {
 	c.w.preempting = false
-	c.settleItem(now, &c.w.cur, c.w.curStart, r)
+	c.settleItem(now, &c.w.cur, c.w.curStart, r, false)
 	c.w.cur, c.w.busy = Item[T]{}, false
 }
 
 // settleItem closes the account of it, begun at start (and of its merged
 // context), or puts it back for a retry, for later or after a preemption.
-func (c *Cycle[T]) settleItem(now time.Time, it *Item[T], start time.Time, r Result) {
+// Lane work (lane) leaves the run of failures alone: that run backs off the
+// persona's own cadence, and a lane work may end at the very instant the
+// persona rests, before or after, which must not change when it looks
+// next. A failed lane item is urgent: its retry never waits for the
+// cadence anyway.
+func (c *Cycle[T]) settleItem(now time.Time, it *Item[T], start time.Time, r Result, lane bool) {
 	took := now.Sub(start)
 	if c.limited {
 		c.tokens -= took.Seconds()
@@ -1012,13 +1018,19 @@ func (c *Cycle[T]) settleItem(now time.Time, it *Item[T], start time.Time, r Res
 	wait := start.Sub(it.Delivered)
 	switch {
 	case r.Err == nil:
-		c.failRun = 0
+		if !lane {
+			c.failRun = 0
+		}
 		c.finishAll(it, inbox.Handled, r.Out, start, wait, took)
 	case errors.Is(r.Err, ErrDecline):
-		c.failRun = 0
+		if !lane {
+			c.failRun = 0
+		}
 		c.finishAll(it, inbox.Declined, nil, start, wait, took)
 	default:
-		c.failRun++
+		if !lane {
+			c.failRun++
+		}
 		if r.Panicked {
 			c.stats.Panics++
 		} else {
@@ -1127,7 +1139,7 @@ func (c *Cycle[T]) rest(now time.Time) Action[T] {
 		return Action[T]{Do: DoStep}
 	}
 	a := Action[T]{Do: DoRest, Cadence: cad, Mood: c.st.Mood}
-	if c.q.Len() > 0 || c.q.DeferredLen() > 0 || c.opts.Scan || len(c.later) > 0 {
+	if c.q.Len() > 0 || c.q.DeferredLen() > 0 || c.opts.Scan || len(c.later) > 0 || len(c.lane) > 0 {
 		if cad <= 0 {
 			if c.w.worked {
 				return Action[T]{Do: DoStep}

@@ -16,6 +16,7 @@ import (
 	"github.com/personaos/persona/govern"
 	"github.com/personaos/persona/inbox"
 	"github.com/personaos/persona/metrics"
+	"github.com/personaos/persona/slots"
 )
 
 // Assembling the runtime: metrics, governor, coordination stream, one
@@ -150,6 +151,19 @@ func (d *Daemon) personaOptions(s PersonaSpec) persona.Options {
 	// goes back to the inbox. The responder's every step honours its
 	// context, so the cancelled call costs no reply.
 	o.Preempt = true
+	// Nor behind its own persona's urgent reply, while a second call
+	// would start at once: a model slot free with no @mention waiting for
+	// one, and a compute-budget token. With the slots full a second call
+	// of one persona only delays the others' and merges less (persona sim
+	// scenarios/urgent-overload.yaml measures it).
+	// A negative Config.Persona.Lane runs without one.
+	o.Lane = max(o.Lane, 0)
+	if d.cfg.Persona.Lane == 0 {
+		o.Lane = 1
+	}
+	o.LaneOpen = func() bool {
+		return d.slots != nil && d.slots.Open(slots.Addressed) && (d.limiter == nil || d.limiter.Tokens() >= 1)
+	}
 	if s.Dependent() {
 		// A source persona's items carry the score the intake guard read
 		// (deliver); a dependent's are released by the pipeline and scored

@@ -58,9 +58,14 @@ import (
 //     the scenario gives as median == p95 (exact in the simulator), and
 //     replies with the trigger's words without '@' (so that a reply fed
 //     back has the trigger's topics, as the simulator's has).
-//   - The daemon has no model-slot scheduler: the scenario has more slots
-//     (cores) than personas, so no simulated call waits for one. The
-//     compute budget is unlimited on both sides.
+//   - The daemon's model slots are the scenario's cores, twice as many as
+//     personas, so no call waits for one. The compute budget is unlimited
+//     on both sides.
+//   - Both run without the urgent lane (Options.Lane): a persona's lane
+//     reply and its next reply, begun at one instant with the persona's one
+//     handle time, end at one instant, an order the bubble does not fix and
+//     on which its energy, and so what it takes next, depends. The lane's
+//     parity is sim/parity_test.go's, whose times never coincide.
 //   - The governor has no sampler here (its inputs include the process's
 //     CPU time, which the bubble does not virtualise): it stays nominal,
 //     and the test requires the simulated governor to have stayed nominal.
@@ -175,10 +180,11 @@ func newChatBench(t *testing.T, s *chatScript) *chatBench {
 	t.Helper()
 	cfg := Config{
 		Specs: s.specs, Logger: slog.New(slog.DiscardHandler),
-		Model: scriptedModel{s.handle}, BudgetPerSec: -1,
+		Model: scriptedModel{s.handle}, BudgetPerSec: -1, ModelSlots: 2 * len(s.specs), // as the scenario's cores
 		CoordWindow: s.window, MaxWindow: s.maxWindow,
 	}
 	cfg.Persona.Preempt = true
+	cfg.Persona.Lane = -1 // see above: the urgent lane is the runtime parity tests'
 	d, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -413,7 +419,7 @@ func simAnswers(t *testing.T, s *chatScript) ([]parityAnswer, *sim.Report) {
 		sc.Personas[i].Handle = sim.Handle{Median: h, P95: h}
 	}
 	var out []parityAnswer
-	rep, err := sim.Run(context.Background(), sc, sim.Persona, sim.Options{OnReply: func(r sim.Reply) {
+	rep, err := sim.Run(context.Background(), sc, sim.Persona, sim.Options{NoLane: true, OnReply: func(r sim.Reply) {
 		out = append(out, parityAnswer{at: r.At, persona: r.Persona, room: r.Room, to: r.To, covers: r.Covers})
 	}})
 	if err != nil {

@@ -28,6 +28,7 @@ import (
 	"github.com/personaos/persona/govern"
 	"github.com/personaos/persona/llm"
 	"github.com/personaos/persona/metrics"
+	"github.com/personaos/persona/slots"
 )
 
 // Errors of the daemon's life cycle.
@@ -73,6 +74,7 @@ type Daemon struct {
 	gov        *govern.Governor
 	meter      *govern.Meter
 	limiter    *rate.Limiter
+	slots      *slots.Scheduler     // the model backend's slots
 	models     map[string]llm.Model // by model name; "" is the default
 	members    []*member
 	byName     map[string]*member // lower-case name

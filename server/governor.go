@@ -16,8 +16,9 @@ func (d *Daemon) budgetLevel(now time.Time) float64 {
 	return min(1, max(0, d.limiter.TokensAt(now)/float64(d.limiter.Burst())))
 }
 
-// governorInputs is the sampler's source: total inbox load and the compute
-// budget spent at now. The sampler adds handler time, CPU and cores, and
+// governorInputs is the sampler's source: total inbox load, the compute
+// budget spent at now and the model slots as the cores (the meter counts
+// model calls holding a slot). The sampler adds handler time and CPU, and
 // its govern.Feed smooths them as the simulator's does.
 func (d *Daemon) governorInputs(now time.Time) govern.Sample {
 	var depth, capacity int
@@ -27,6 +28,10 @@ func (d *Daemon) governorInputs(now time.Time) govern.Sample {
 		capacity += m.p.Inbox().Options().Capacity
 	}
 	s := govern.Sample{BudgetSpent: 1 - d.budgetLevel(now)}
+	if d.slots != nil {
+		// The meter counts calls on a slot: the heat is slot occupancy.
+		_, s.Cores, _ = d.slots.Load()
+	}
 	if capacity > 0 {
 		s.Load = float64(depth) / float64(capacity)
 	}

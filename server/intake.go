@@ -70,6 +70,7 @@ func (d *Daemon) deliver(m *member, jm jetstream.Msg) {
 	err = m.p.Deliver(in.item(score))
 	switch {
 	case err == nil:
+		d.supersede(name, msg.Room)
 	case errors.Is(err, inbox.ErrDuplicate):
 		// In the inbox under a handle the ledger dropped: keep this one.
 	case errors.Is(err, persona.ErrClosed):
@@ -79,6 +80,16 @@ func (d *Daemon) deliver(m *member, jm jetstream.Msg) {
 		d.ledger.unhold(name, msg.ID)
 		d.log.Error("deliver failed; message accounted as skipped", "persona", name, "message", msg.ID, "err", err)
 		d.ledger.skip(name, msg.ID, "not delivered: "+err.Error(), jm, now)
+	}
+}
+
+// supersede gives up the model calls of persona for room that still wait
+// for a slot: a newer message of the room is in its inbox, and the persona
+// answers it with the older one merged in, instead of spending a slot on
+// the older one alone (slots.Scheduler.Supersede).
+func (d *Daemon) supersede(persona, room string) {
+	if d.slots != nil {
+		d.slots.Supersede(persona, room)
 	}
 }
 
@@ -113,6 +124,9 @@ func (d *Daemon) express(msg chat.Message) {
 			continue // the durable delivery came first
 		}
 		err := m.p.Deliver(persona.Item[chat.Message]{ID: msg.ID, Key: msg.Room, Created: msg.At, Priority: score, Addressees: in.addressees, Payload: msg})
+		if err == nil {
+			d.supersede(name, msg.Room)
+		}
 		if err != nil && !errors.Is(err, inbox.ErrDuplicate) {
 			d.ledger.unholdExpress(name, msg.ID)
 			if !errors.Is(err, persona.ErrClosed) {

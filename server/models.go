@@ -2,24 +2,34 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
 
 	"github.com/personaos/persona/llm"
+	"github.com/personaos/persona/slots"
 )
 
 // The model backends and the compute budget: which model answers for each
 // persona, and one metered, counted call.
 
-// buildModels picks the model backend and the compute budget.
+// buildModels picks the model backend, its slots and the compute budget.
 func (d *Daemon) buildModels() error {
 	if d.cfg.BudgetPerSec > 0 {
 		d.limiter = rate.NewLimiter(rate.Limit(d.cfg.BudgetPerSec), d.cfg.BudgetBurst)
 	}
+	k, why := d.modelSlots()
+	// A waiting @mention takes the slot of the lowest call running: its
+	// persona puts that work back (errPutBack), as for its own urgent work.
+	d.slots = slots.NewScheduler(k, slots.SchedulerOptions{Preempt: true})
+	d.log.Info("model slots", "slots", k, "why", why)
 	d.models = map[string]llm.Model{}
 	useOpenAI := d.cfg.ModelBaseURL != "" || os.Getenv(llm.EnvBaseURL) != "" || os.Getenv(llm.EnvAPIKey) != ""
 	names := []string{""}
@@ -37,6 +47,9 @@ func (d *Daemon) buildModels() error {
 			o.BaseURL, o.APIKey, o.Model = d.cfg.ModelBaseURL, d.cfg.ModelAPIKey, d.cfg.ModelName
 			if name != "" {
 				o.Model = name
+			}
+			if err := localWithoutModel(o); err != nil {
+				return err
 			}
 			o.Limiter = d.limiter
 			if o.Logger == nil {
@@ -93,14 +106,83 @@ func (b budgeted) Complete(ctx context.Context, req llm.Request) (llm.Reply, err
 	return b.Model.Complete(ctx, req)
 }
 
-// complete makes one model call for persona with its model: metered for
-// the governor and counted in the metrics (modelCaller).
-func (d *Daemon) complete(ctx context.Context, persona, model string, req llm.Request) (llm.Reply, error) {
+// modelSlots is Config.ModelSlots, or its default for the backend, and
+// why: 1 for a server on this machine or a private network, 4 otherwise.
+func (d *Daemon) modelSlots() (int, string) {
+	if d.cfg.ModelSlots > 0 {
+		return d.cfg.ModelSlots, "--model-slots"
+	}
+	base := d.cfg.ModelBaseURL
+	if base == "" {
+		base = os.Getenv(llm.EnvBaseURL)
+	}
+	if d.cfg.Model != nil || base == "" {
+		if d.cfg.Model == nil && os.Getenv(llm.EnvAPIKey) != "" {
+			return 4, "hosted model server (set --model-slots to change)"
+		}
+		return 4, "built-in model"
+	}
+	if u, err := url.Parse(base); err == nil && localHost(u.Hostname()) {
+		return 1, "local model server serves one request at a time unless configured otherwise (set --model-slots to its parallelism, e.g. OLLAMA_NUM_PARALLEL)"
+	}
+	return 4, "hosted model server (set --model-slots to change)"
+}
+
+// localWithoutModel refuses a local server with no model named: the
+// default model is OpenAI's, which a local server does not serve.
+func localWithoutModel(o llm.OpenAIOptions) error {
+	base := o.BaseURL
+	if base == "" {
+		base = os.Getenv(llm.EnvBaseURL)
+	}
+	if o.Model != "" || os.Getenv(llm.EnvModel) != "" || base == "" {
+		return nil
+	}
+	if u, err := url.Parse(base); err == nil && localHost(u.Hostname()) {
+		return fmt.Errorf("model: %s is a local server, and no model is named: give --model (or $%s, or model: in the persona file) the name it serves, e.g. --model llama3.2 for Ollama (its names: curl %s/models)",
+			base, llm.EnvModel, strings.TrimSuffix(base, "/"))
+	}
+	return nil
+}
+
+// localHost reports whether host is this machine or a private network.
+func localHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && (ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast())
+}
+
+// errPutBack is complete's error for a call that gave up its place: a
+// newer message of its room superseded it while it waited for a slot, or
+// an @mention took its slot. Its persona puts the item back
+// (persona.Later), merged again with what came meanwhile; no attempt is
+// counted and nothing is lost.
+var errPutBack = errors.New("model call put back")
+
+// complete makes one model call for persona with its model on a slot of
+// the backend: call's class decides when it gets one. The call is metered
+// for the governor from slot to end (slot occupancy is heat; waiting is
+// not) and counted in the metrics (modelCaller).
+func (d *Daemon) complete(ctx context.Context, call slots.Call, model string, req llm.Request) (llm.Reply, error) {
+	g, err := d.slots.Acquire(ctx, call)
+	if errors.Is(err, slots.ErrSuperseded) {
+		return llm.Reply{}, errPutBack
+	}
+	if err != nil {
+		return llm.Reply{}, fmt.Errorf("model slot: %w", err)
+	}
+	defer g.Release()
 	start := time.Now()
 	d.meter.Begin(start)
-	reply, err := d.modelFor(model).Complete(ctx, req)
+	reply, err := d.modelFor(model).Complete(g.Context(), req)
 	end := time.Now()
 	d.meter.End(end)
-	d.metrics.ModelCall(persona, outcome(err), end.Sub(start))
+	if err != nil && errors.Is(context.Cause(g.Context()), slots.ErrPreempted) && ctx.Err() == nil {
+		d.metrics.ModelCall(call.Persona, "preempted", end.Sub(start))
+		return llm.Reply{}, errPutBack
+	}
+	d.metrics.ModelCall(call.Persona, outcome(err), end.Sub(start))
 	return reply, err
 }

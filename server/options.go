@@ -70,6 +70,13 @@ type Config struct {
 	// ModelOptions are passed to llm.NewOpenAI (BaseURL, APIKey, Model and
 	// Limiter are set from the fields above and the budget).
 	ModelOptions llm.OpenAIOptions
+	// ModelSlots is how many model calls run at once on the backend, all
+	// personas together (its slots): every call takes one from the slot
+	// scheduler (package slots), @mentions first. Zero: 1 for a server on
+	// this machine or a private network (a local Ollama, llama.cpp or vLLM
+	// serves one request at a time unless told otherwise, e.g.
+	// OLLAMA_NUM_PARALLEL), 4 for a hosted one and for the scripted model.
+	ModelSlots int
 	// BudgetPerSec and BudgetBurst are the compute budget: a token bucket
 	// shared by all personas, one token per model call attempt (defaults 2
 	// per second, burst 20). Negative BudgetPerSec: unlimited.

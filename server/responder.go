@@ -16,6 +16,7 @@ import (
 	"github.com/personaos/persona/deps"
 	"github.com/personaos/persona/llm"
 	"github.com/personaos/persona/metrics"
+	"github.com/personaos/persona/slots"
 )
 
 // Notes the ledger records with a final account.
@@ -93,7 +94,7 @@ type replyStore interface {
 // modelCaller makes one model call for a persona, metered and counted
 // (Daemon.complete).
 type modelCaller interface {
-	complete(ctx context.Context, persona, model string, req llm.Request) (llm.Reply, error)
+	complete(ctx context.Context, call slots.Call, model string, req llm.Request) (llm.Reply, error)
 }
 
 // chatMetrics counts evaluations, thoughts and responses (*metrics.Metrics).
@@ -290,8 +291,12 @@ func (r *responder) respondOnce(ctx context.Context, it persona.Item[chat.Messag
 		System:  r.system,
 		History: llm.BuildHistory(r.name, r.rooms.history(m, ctxMsgs), 0, 0),
 	}
-	reply, err := r.models.complete(ctx, r.name, r.model, req)
+	reply, err := r.models.complete(ctx, slots.Call{Persona: r.name, Class: r.class(it), Key: m.Room}, r.model, req)
 	end := time.Now()
+	if errors.Is(err, errPutBack) {
+		release()
+		return nil, persona.Later(end) // back in the inbox, merged again with what came meanwhile
+	}
 	if err != nil {
 		release()
 		return nil, fmt.Errorf("persona %s: model: %w", r.name, err)
@@ -316,6 +321,19 @@ func (r *responder) respondOnce(ctx context.Context, it persona.Item[chat.Messag
 	r.metrics.Response(r.name, m.Room)
 	r.activity.Touch(r.name, m.Room, end)
 	return out, nil
+}
+
+// class is the slot class of the reply to it: owed to a person who named
+// the persona (an @mention) first, then a person's conversation, then
+// persona chatter.
+func (r *responder) class(it persona.Item[chat.Message]) slots.Class {
+	switch {
+	case r.owed(it):
+		return slots.Addressed
+	case chat.Waits(it.Payload.Kind) || slices.ContainsFunc(it.Context, func(c persona.Item[chat.Message]) bool { return chat.Waits(c.Payload.Kind) }):
+		return slots.Human
+	}
+	return slots.Persona
 }
 
 // reserve takes one reply of room's budget for a message written at

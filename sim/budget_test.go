@@ -141,10 +141,10 @@ func TestBudgetSpentFeedsTheGovernor(t *testing.T) {
 	}
 }
 
-// The persona policy's governor reads model calls as the daemon's
-// responder meters them: from issue (before the budget token and the slot)
-// to done.
-func TestGovernorMetersCallsFromIssueToDone(t *testing.T) {
+// The persona policy's governor reads model calls as the daemon's meter
+// counts them: from the slot (package slots) to done, so that the heat is
+// slot occupancy; a call waiting for a slot is not heat.
+func TestGovernorMetersCallsOnTheirSlot(t *testing.T) {
 	sc := tiny()
 	sc.Cores = 1
 	r, err := newRun(context.Background(), sc, Persona, Options{})
@@ -153,11 +153,11 @@ func TestGovernorMetersCallsFromIssueToDone(t *testing.T) {
 	}
 	r.callModel(0, callReply, 0)
 	r.callModel(1, callReply, 0) // waits for the one slot
-	if s := r.governorSample(); s.InFlight != 2 {
-		t.Fatalf("in flight %d, want 2: the call waiting for a slot counts, as in the daemon", s.InFlight)
+	if s := r.governorSample(); s.InFlight != 1 {
+		t.Fatalf("in flight %d, want 1: only the call on the slot counts, as in the daemon", s.InFlight)
 	}
 	r.advance(int64(3 * time.Second))
-	if s := r.governorSample(); s.Busy != 6*time.Second {
-		t.Errorf("busy %v after 3s of two calls, want 6s", s.Busy)
+	if s := r.governorSample(); s.Busy != 3*time.Second {
+		t.Errorf("busy %v after 3s of one slot held, want 3s", s.Busy)
 	}
 }

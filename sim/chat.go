@@ -7,6 +7,7 @@ import (
 
 	"github.com/personaos/persona/chat"
 	"github.com/personaos/persona/coord"
+	"github.com/personaos/persona/slots"
 )
 
 // The chat rules as the policies apply them: package chat's rules (the
@@ -220,7 +221,16 @@ func (r *run) respond(a *actor, mi int32, waited int64) replyStart {
 		// context included.
 		urgent = urgent || r.dels[x].class == classUrgent
 	}
-	a.ours.call = r.callModelFor(a.idx, callReply, mi, urgent, a.ours.covers)
+	// Its slot class is the daemon's (responder.class): owed to a person
+	// who named the persona, else a person's conversation, else chatter.
+	class := slots.Persona
+	switch {
+	case owed:
+		class = slots.Addressed
+	case r.asksHuman(a):
+		class = slots.Human
+	}
+	a.ours.call = r.callModelFor(a.idx, callReply, mi, urgent, a.ours.covers, class)
 	return replyStarted
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/personaos/persona/deps"
 	"github.com/personaos/persona/govern"
 	"github.com/personaos/persona/inbox"
+	"github.com/personaos/persona/slots"
 	"github.com/personaos/persona/state"
 	"golang.org/x/time/rate"
 )
@@ -117,6 +118,8 @@ type call struct {
 	cancelled     bool    // preempted: its slot (or its place in line) is given up
 	covers        []int32 // a reply's messages besides ref (merged context)
 	lane          uint64  // a reply out in its persona's urgent lane: the lane work's ID
+	class         slots.Class
+	slot          slots.ID // its place in the persona policy's slot scheduler
 }
 
 const (
@@ -215,7 +218,11 @@ type run struct {
 	// replyWait is respond's answer when it returns replyWaiting.
 	replyWait int64
 	// urgentQueue holds urgent calls waiting for a slot: they go first.
+	// The persona policy uses the daemon's slot scheduler instead
+	// (slotCore, package slots); slotCall maps its IDs to calls.
 	urgentQueue fifo
+	slotCore    *slots.Core
+	slotCall    map[slots.ID]int32
 	busyN       int   // model slots busy
 	busyI       int64 // integral of busy slots over time, slot-ns
 	busyT       int64 // time busyI was last brought up to date
@@ -535,6 +542,11 @@ func (r *run) depth() (depth, capacity int) {
 	}
 	if r.pol == Direct || r.pol == Bound {
 		depth = r.queue.len() + r.urgentQueue.len() // evaluations and replies waiting for a model slot
+		if r.slotCore != nil {
+			for cl := range slots.NumClasses {
+				depth += r.slotCore.Queued(cl)
+			}
+		}
 	}
 	return depth, capacity
 }
@@ -718,19 +730,18 @@ func (r *run) lognormal(a *actor) int64 {
 // compute-budget token, waiting for one when the bucket is empty, as the
 // daemon's model wrapper does; then it waits first in, first out for one
 // of the Cores slots.
-func (r *run) callModel(p int32, kind uint8, ref int32) { r.callModelFor(p, kind, ref, false, nil) }
+func (r *run) callModel(p int32, kind uint8, ref int32) {
+	r.callModelFor(p, kind, ref, false, nil, slots.Background)
+}
 
 // callModelFor issues a model call and returns its id (the last call may
 // be another's by the time it returns: an urgent call can preempt a slot,
 // and the preempted persona issue its next call at once).
 
 // An urgent one goes ahead of every other call waiting for a slot.
-func (r *run) callModelFor(p int32, kind uint8, ref int32, urgent bool, covers []int32) int32 {
+func (r *run) callModelFor(p int32, kind uint8, ref int32, urgent bool, covers []int32, class slots.Class) int32 {
 	id := int32(len(r.calls))
-	r.calls = append(r.calls, call{persona: p, kind: kind, ref: ref, issued: r.now, start: -1, urgent: urgent, covers: covers})
-	if r.gov != nil {
-		r.meter.Begin(r.t(r.now))
-	}
+	r.calls = append(r.calls, call{persona: p, kind: kind, ref: ref, issued: r.now, start: -1, urgent: urgent, covers: covers, class: class})
 	if kind == callWork {
 		r.m.stageWork++
 		r.admit(id) // the compute budget is for model calls
@@ -748,6 +759,27 @@ func (r *run) callModelFor(p int32, kind uint8, ref int32, urgent bool, covers [
 // admit puts a call that may proceed on a model slot, or in line for one.
 func (r *run) admit(id int32) {
 	if r.calls[id].cancelled {
+		return
+	}
+	if r.slotCore != nil {
+		// The daemon's slot scheduler: by class, fair across personas.
+		c := &r.calls[id]
+		mi := c.ref // a reply's message; a work's or an evaluation's delivery
+		if c.kind != callReply && int(c.ref) < len(r.dels) {
+			mi = r.dels[c.ref].msg
+		}
+		key := ""
+		if int(mi) < len(r.msgs) { // a call made outside any message (tests)
+			key = strconv.Itoa(int(r.msgs[mi].room))
+		}
+		sid, started := r.slotCore.Enqueue(r.t(r.now), slots.Call{Persona: r.actors[c.persona].name, Class: c.class, Key: key})
+		c.slot = sid
+		r.slotCall[sid] = id
+		if started {
+			r.startCall(id)
+		} else if c.class == slots.Addressed {
+			r.preemptSlot()
+		}
 		return
 	}
 	if r.busyN < r.sc.Cores {
@@ -768,6 +800,20 @@ func (r *run) admit(id int32) {
 // reply that started last (the least work lost) is cut short, and its
 // persona puts the item back, as it does for its own urgent work.
 func (r *run) preemptSlot() {
+	if r.slotCore != nil {
+		// The scheduler names the victim (slots.Core.Victim): an ordinary
+		// reply on a persona's own path can be put back.
+		sid, ok := r.slotCore.Victim()
+		if !ok {
+			return
+		}
+		c := &r.calls[r.slotCall[sid]]
+		if o := r.actors[c.persona].ours; c.kind == callReply && c.lane == 0 && o.phase == phReply && o.call == r.slotCall[sid] {
+			r.m.slotPreemptions++
+			r.oursPreempt(r.actors[c.persona])
+		}
+		return
+	}
 	victim := int32(-1)
 	for _, a := range r.actors {
 		o := a.ours
@@ -791,6 +837,9 @@ func (r *run) preemptSlot() {
 // nextCall starts the next call waiting for a slot: urgent ones first,
 // then first come, first served; cancelled ones give up their place.
 func (r *run) nextCall() {
+	if r.slotCore != nil {
+		return // slotDone starts what the scheduler says
+	}
 	for _, q := range [...]*fifo{&r.urgentQueue, &r.queue} {
 		for q.len() > 0 {
 			if id := q.pop(); !r.calls[id].cancelled {
@@ -831,21 +880,45 @@ func (r *run) cancelCall(id int32) {
 	}
 	c.cancelled = true
 	r.m.modelCallsCancelled++
-	if r.gov != nil {
-		r.meter.End(r.t(r.now))
-	}
 	if c.start >= 0 {
 		r.busyN--
 		if c.urgent {
 			r.busyUN--
 		}
+		if r.gov != nil {
+			r.meter.End(r.t(r.now))
+		}
+		r.slotDone(c)
 		r.nextCall()
+		return
+	}
+	if r.slotCore != nil {
+		r.slotCore.Cancel(c.slot)
+		delete(r.slotCall, c.slot)
+	}
+}
+
+// slotDone gives the persona policy's slot back to the scheduler, which
+// starts the next calls.
+func (r *run) slotDone(c *call) {
+	if r.slotCore == nil {
+		return
+	}
+	started := r.slotCore.Release(r.t(r.now), c.slot)
+	delete(r.slotCall, c.slot)
+	for _, sid := range started {
+		r.startCall(r.slotCall[sid])
 	}
 }
 
 func (r *run) startCall(id int32) {
 	c := &r.calls[id]
 	c.start = r.now
+	if r.gov != nil {
+		// Heat is slot occupancy: a call counts from its slot, not its
+		// issue (as the daemon's meter).
+		r.meter.Begin(r.t(r.now))
+	}
 	r.busyN++
 	if c.urgent {
 		r.busyUN++
@@ -880,7 +953,7 @@ func (r *run) boundPost(mi int32) {
 		d.start = r.now
 		if m.author < 0 && m.mention == d.persona {
 			d.acct, d.start = acPending, -1
-			r.callModelFor(d.persona, callReply, mi, true, nil)
+			r.callModelFor(d.persona, callReply, mi, true, nil, slots.Addressed)
 		}
 	}
 }
@@ -910,6 +983,7 @@ func (r *run) callDone(id int32) {
 	if r.gov != nil {
 		r.meter.End(r.t(r.now))
 	}
+	r.slotDone(&c)
 	r.nextCall()
 	switch r.pol {
 	case Persona:

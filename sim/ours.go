@@ -8,6 +8,7 @@ import (
 	"github.com/personaos/persona"
 	"github.com/personaos/persona/chat"
 	"github.com/personaos/persona/coord"
+	"github.com/personaos/persona/slots"
 )
 
 // The persona policy: the runtime's own life cycle (persona.Cycle, the pure
@@ -77,6 +78,8 @@ const (
 )
 
 func (r *run) initOurs() {
+	// Model calls take the daemon's slot scheduler's slots.
+	r.slotCore, r.slotCall = slots.New(r.sc.Cores), map[slots.ID]int32{}
 	for _, a := range r.actors {
 		opts := persona.Options{
 			Capacity: a.capacity,
@@ -93,6 +96,9 @@ func (r *run) initOurs() {
 			LaneOpen: r.laneOpen,
 		}
 		var dec persona.Decisions = r.co
+		if r.opts.NoLane {
+			opts.Lane, opts.LaneOpen = 0, nil
+		}
 		if a.stage {
 			// A pipeline stage works every item it engages: no merging, no
 			// coordination, no preemption (its work is short).
@@ -175,7 +181,12 @@ func (r *run) oursWork(a *actor, act persona.Action[int32]) {
 		// A pipeline stage's work: its handle time on one of the cores.
 		r.oursBegin(a, act.Item)
 		o.phase = phReply
-		o.call = r.callModelFor(a.idx, callWork, act.Item.Payload, r.dels[act.Item.Payload].class == classUrgent, nil)
+		urgent := r.dels[act.Item.Payload].class == classUrgent
+		class := slots.Background
+		if urgent {
+			class = slots.Addressed
+		}
+		o.call = r.callModelFor(a.idx, callWork, act.Item.Payload, urgent, nil, class)
 	}
 }
 
@@ -281,18 +292,7 @@ func (r *run) oursReply(a *actor, lane uint64) {
 // full, a second call of one persona would only delay the others' and
 // merge less.
 func (r *run) laneOpen() bool {
-	return r.busyN < r.sc.Cores && !r.urgentWaiting() && (r.limiter == nil || r.limiter.TokensAt(r.t(r.now)) >= 1)
-}
-
-// urgentWaiting reports whether an urgent call waits for a model slot.
-func (r *run) urgentWaiting() bool {
-	q := &r.urgentQueue
-	for _, id := range q.buf[q.head:] {
-		if !r.calls[id].cancelled {
-			return true
-		}
-	}
-	return false
+	return r.slotCore.Open(slots.Addressed) && (r.limiter == nil || r.limiter.TokensAt(r.t(r.now)) >= 1)
 }
 
 // oursPreempt cuts a's work short for an urgent arrival: an evaluation or

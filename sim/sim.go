@@ -74,6 +74,10 @@ type Options struct {
 	// which older ones it covered, and when (a transcript of the run).
 	// Called from the run's goroutine.
 	OnReply func(Reply)
+	// NoLane runs the persona policy's chat personas without an urgent
+	// lane (persona.Options.Lane), as the daemon with Config.Persona.Lane
+	// negative.
+	NoLane bool
 }
 
 // Progress is a run's progress, for a progress bar.

@@ -79,6 +79,7 @@ the personas (--personas); a persona must run in one daemon only.`,
 	f.StringVar(&cfg.ModelBaseURL, "model-url", "", "base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:11434/v1 (default $OPENAI_BASE_URL; none: scripted responder)")
 	f.StringVar(&cfg.ModelName, "model", "", "model name (default $PERSONA_MODEL, then gpt-4o-mini)")
 	f.StringVar(&cfg.ModelAPIKey, "api-key", "", "API key (default $OPENAI_API_KEY)")
+	f.IntVar(&cfg.ModelSlots, "model-slots", 0, "model calls at once on the backend, all personas together; @mentions get a slot first (default 1 for a local server, 4 otherwise)")
 	rules.register(f, "answer each pending message of a room separately instead of merging them")
 	f.DurationVar(&cfg.Retention, "retention", server.DefaultRetention, "how long rooms keep a message, and the ledger its entries (negative: forever)")
 	f.Int64Var(&cfg.MaxBytes, "max-bytes", server.DefaultMaxBytes, "size cap of the room stream in bytes; the oldest messages go first (negative: no cap)")
