@@ -47,7 +47,11 @@
 // share, and charged to it. With Options.Preempt an urgent arrival also cuts
 // short the ordinary work in progress (its context is cancelled and the item
 // goes back to the inbox), so urgent work never waits behind its own
-// persona.
+// persona's ordinary work; with Options.Lane an urgent item's last step
+// (Handle, or Respond) goes out in the persona's urgent lane, beside its
+// own work, so it never waits behind its persona's previous urgent reply
+// either. Options.LaneOpen keeps the lane shut while a second call would
+// only queue (the daemon and the simulator: no model slot free).
 //
 // # Guarantees
 //
