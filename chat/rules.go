@@ -33,6 +33,9 @@ const (
 	// ReasonBudget is the reply budget's refusal (Budget.Reserve); a
 	// reply owed to a person (Owed) never gets it.
 	ReasonBudget Reason = "reply budget"
+	// ReasonSystem: the runtime's own note (a model failure shown in the
+	// room) is for people to read, never for a persona to answer.
+	ReasonSystem Reason = "system note"
 )
 
 // Inbound is a message decoded once, at intake: the message and the names
@@ -71,6 +74,9 @@ type GuardFacts struct {
 // could only be declined). A human's message is never stopped by a loop
 // guard, and an addressed one never by relevance.
 func (s Settings) Guard(f GuardFacts) Reason {
+	if f.Kind == System {
+		return ReasonSystem
+	}
 	if f.Kind == Persona {
 		switch {
 		case f.Own:

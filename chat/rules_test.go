@@ -31,6 +31,7 @@ func TestGuard(t *testing.T) {
 		{"below the cut-off", chat.GuardFacts{Kind: chat.Human, At: fresh, Score: 0.39}, chat.ReasonNotRelevant},
 		{"at the cut-off", chat.GuardFacts{Kind: chat.Human, At: fresh, Score: 0.4}, chat.Pass},
 		{"addressed passes whatever its score", chat.GuardFacts{Kind: chat.Human, Addressed: true, At: fresh, Score: 0}, chat.Pass},
+		{"the runtime's note is never answered, even addressed", chat.GuardFacts{Kind: chat.System, Addressed: true, At: fresh, LastHuman: t0, Score: 1}, chat.ReasonSystem},
 		{"persona chatter below the cut-off", chat.GuardFacts{Kind: chat.Persona, Depth: 1, At: fresh, LastHuman: t0, Score: 0.35}, chat.ReasonNotRelevant},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -247,6 +247,9 @@ func (o OpenAIOptions) withDefaults() OpenAIOptions {
 // Model returns the model name requests are sent with.
 func (c *OpenAI) Model() string { return c.model }
 
+// BaseURL is the server's base URL the client talks to.
+func (c *OpenAI) BaseURL() string { return c.baseURL }
+
 // Stats returns a snapshot of the counters. Each counter is read atomically;
 // the snapshot as a whole is not, which is fine for metrics.
 func (c *OpenAI) Stats() Stats {
@@ -493,4 +496,44 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// Reason is what a person should read of a failed Complete: the model
+// server's own message when it sent one (an OpenAI-compatible error body,
+// e.g. Ollama's "model \"llama3.2\" not found, try pulling it first"), with
+// the HTTP status, else the error's text. The client's error values keep
+// the server's message out of Error() (it may hold secrets in other
+// fields); this keeps only the message.
+func Reason(err error) string {
+	if err == nil {
+		return ""
+	}
+	var apiErr *openai.Error
+	if errors.As(err, &apiErr) {
+		msg := strings.TrimSpace(apiErr.Message)
+		if msg == "" {
+			msg = http.StatusText(apiErr.StatusCode)
+		}
+		return fmt.Sprintf("%s (HTTP %d)", msg, apiErr.StatusCode)
+	}
+	var e *Error
+	if errors.As(err, &e) && e.Status == 0 {
+		return fmt.Sprintf("%v (no answer after %d attempts)", e.Err, e.Attempts)
+	}
+	return err.Error()
+}
+
+// Models lists the models the server says it serves (GET /models), for the
+// daemon's probe at start. A server that lists none (Ollama with nothing
+// pulled answers "data": null) gives an empty list and no error.
+func (c *OpenAI) Models(ctx context.Context) ([]string, error) {
+	page, err := c.client.Models.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list models on %s: %s", c.baseURL, Reason(err))
+	}
+	var names []string
+	for _, m := range page.Data {
+		names = append(names, m.ID)
+	}
+	return names, nil
 }

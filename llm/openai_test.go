@@ -671,3 +671,43 @@ func TestOpenAILimiterWaitPastDeadlineFails(t *testing.T) {
 		}
 	})
 }
+
+func TestReasonKeepsTheServersMessage(t *testing.T) {
+	f := &fakeOpenAI{steps: []step{{status: 404, body: `{"error":{"message":"model \"llama3.2\" not found, try pulling it first","type":"api_error"}}`}}}
+	c := newClient(t, OpenAIOptions{BaseURL: loopbackServer(t, f), Model: "llama3.2", MaxRetries: 1})
+	_, err := c.Complete(t.Context(), Request{System: "s"})
+	if !errors.Is(err, ErrRejected) {
+		t.Fatalf("err = %v, want rejected", err)
+	}
+	if got, want := Reason(err), `model "llama3.2" not found, try pulling it first (HTTP 404)`; got != want {
+		t.Fatalf("Reason = %q, want %q", got, want)
+	}
+	if Reason(nil) != "" || Reason(errors.New("x")) != "x" {
+		t.Fatal("Reason of nil or a plain error")
+	}
+}
+
+func TestModelsListsWhatTheServerServes(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		want []string
+	}{
+		{`{"object":"list","data":[{"id":"llama3.2","object":"model","created":1,"owned_by":"library"},{"id":"qwen3","object":"model","created":1,"owned_by":"library"}]}`, []string{"llama3.2", "qwen3"}},
+		{`{"object":"list","data":null}`, nil}, // Ollama with nothing pulled
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/v1/models" {
+				http.NotFound(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, tc.body)
+		}))
+		c := newClient(t, OpenAIOptions{BaseURL: srv.URL + "/v1", Model: "m"})
+		got, err := c.Models(t.Context())
+		srv.Close()
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Fatalf("Models = %v, %v; want %v", got, err, tc.want)
+		}
+	}
+}

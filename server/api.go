@@ -214,6 +214,9 @@ func (d *Daemon) info(m *member) PersonaInfo {
 	if pi.Expertise == nil {
 		pi.Expertise = []string{}
 	}
+	if f, ok := d.lastFailure(m.spec.Name); ok {
+		pi.LastModelFailure = &f
+	}
 	if m.cons != nil && d.state.Load() == 1 {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		ci, err := m.cons.Info(ctx)

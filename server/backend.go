@@ -31,6 +31,10 @@ type PersonaInfo struct {
 	// has one (a persona that waits for others has none). Zero pending and
 	// unacked means every stored message has a final account.
 	Backlog *Backlog `json:"backlog,omitempty"`
+	// LastModelFailure is the persona's latest failed model call, with the
+	// server's own message; Snapshot.Counts.Failed counts the messages it
+	// could not answer.
+	LastModelFailure *ModelFailure `json:"last_model_failure,omitempty"`
 }
 
 // Backlog counts a persona's messages not yet accounted: stored but not

@@ -79,8 +79,13 @@ func (d *Daemon) buildCore(obs persona.Observer) error {
 		Namespace: "persona", Name: "questions_unanswered",
 		Help: "Human messages that no reply answered within 5 minutes of being written: no persona message replied to it, nor covered it as merged context addressed to its author. Counted over the room stream as this daemon read it, history included.",
 	}, func() float64 { return float64(d.rooms.unanswered(time.Now())) })
+	d.modelFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "persona", Name: "model_failures_total",
+		Help: "Model calls that failed, by persona and class: rejected (a 4xx such as an unknown model)|rate_limited|unavailable (5xx, timeouts, connection errors)|empty_reply|timeout|other. The server's own message is in /api/personas (last_model_failure), in the room's system note and in the log.",
+	}, []string{"persona", "class"})
 	if err := errors.Join(
 		d.reg.Register(d.suppressed),
+		d.reg.Register(d.modelFailures),
 		d.reg.Register(unanswered),
 		d.reg.Register(collectors.NewGoCollector()),
 		d.reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})),
@@ -228,8 +233,10 @@ func (d *Daemon) observe(e persona.Event) {
 			return
 		}
 		d.ledger.final(e.Persona, e.ItemID, e.Kind.String(), e.At)
+		d.settleFailure(e)
 	case persona.EventHandled, persona.EventDeclined, persona.EventExpired:
 		d.ledger.final(e.Persona, e.ItemID, e.Kind.String(), e.At)
+		d.settleFailure(e)
 	case persona.EventNotGranted:
 		d.ledger.note(e.Persona, e.ItemID, noteNotGranted)
 	}

@@ -71,18 +71,23 @@ type Daemon struct {
 	reg        *prometheus.Registry
 	metrics    *metrics.Metrics
 	suppressed *prometheus.CounterVec
-	gov        *govern.Governor
-	meter      *govern.Meter
-	limiter    *rate.Limiter
-	slots      *slots.Scheduler     // the model backend's slots
-	models     map[string]llm.Model // by model name; "" is the default
-	members    []*member
-	byName     map[string]*member // lower-case name
-	thinkers   []string           // coordinated personas, declaration order
+	// modelFailures counts failed model calls by persona and class.
+	modelFailures *prometheus.CounterVec
+	gov           *govern.Governor
+	meter         *govern.Meter
+	limiter       *rate.Limiter
+	slots         *slots.Scheduler     // the model backend's slots
+	slotsWhy      string               // why that many slots (logged)
+	models        map[string]llm.Model // by model name; "" is the default
+	members       []*member
+	byName        map[string]*member // lower-case name
+	thinkers      []string           // coordinated personas, declaration order
 	// transientAt is, per persona, the time of its last handler error when
 	// that was a bus or KV error (observe).
 	transientMu sync.Mutex
 	transientAt map[string]time.Time
+	// failures are the model failures users see (failures.go).
+	failures failureBook
 	// stopping is closed when teardown begins (responder.stopping).
 	stopping  chan struct{}
 	closeStop sync.Once
@@ -211,6 +216,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	if err := d.buildModels(); err != nil {
 		return err
 	}
+	d.probeModels(ctx)
 	if err := d.buildRuntime(); err != nil {
 		return err
 	}

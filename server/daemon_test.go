@@ -187,6 +187,12 @@ type wireReq struct {
 }
 
 func (f *fakeOpenAI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && r.URL.Path == "/v1/models" {
+		// The daemon's probe at start.
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"object":"list","data":[{"id":"fake-model","object":"model","created":1,"owned_by":"test"}]}`)
+		return
+	}
 	raw, _ := io.ReadAll(r.Body)
 	var req wireReq
 	if r.Method != http.MethodPost || r.URL.Path != "/v1/chat/completions" {

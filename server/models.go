@@ -29,7 +29,7 @@ func (d *Daemon) buildModels() error {
 	// A waiting @mention takes the slot of the lowest call running: its
 	// persona puts that work back (errPutBack), as for its own urgent work.
 	d.slots = slots.NewScheduler(k, slots.SchedulerOptions{Preempt: true})
-	d.log.Info("model slots", "slots", k, "why", why)
+	d.slotsWhy = why
 	d.models = map[string]llm.Model{}
 	useOpenAI := d.cfg.ModelBaseURL != "" || os.Getenv(llm.EnvBaseURL) != "" || os.Getenv(llm.EnvAPIKey) != ""
 	names := []string{""}
@@ -126,6 +126,40 @@ func (d *Daemon) modelSlots() (int, string) {
 		return 1, "local model server serves one request at a time unless configured otherwise (set --model-slots to its parallelism, e.g. OLLAMA_NUM_PARALLEL)"
 	}
 	return 4, "hosted model server (set --model-slots to change)"
+}
+
+// probeModels asks each model server which models it serves and logs one
+// line per backend: its URL, model and slots, and a warning, not a refusal
+// to start, when the server is unreachable or does not have the model (the
+// personas' calls will fail, visibly, until it does).
+func (d *Daemon) probeModels(ctx context.Context) {
+	_, k, _ := d.slots.Load()
+	seen := map[*llm.OpenAI]bool{}
+	for _, m := range d.models {
+		o, ok := m.(*llm.OpenAI)
+		if !ok {
+			continue
+		}
+		if seen[o] {
+			continue
+		}
+		seen[o] = true
+		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		served, err := o.Models(pctx)
+		cancel()
+		attrs := []any{"url", o.BaseURL(), "model", o.Model(), "slots", k, "slots_why", d.slotsWhy}
+		switch {
+		case err != nil:
+			d.log.Warn("model server not reachable; replies will fail until it is", append(attrs, "err", err)...)
+		case !slices.Contains(served, o.Model()):
+			d.log.Warn("model not found on the server; replies will fail until it is there", append(attrs, "served", served)...)
+		default:
+			d.log.Info("model backend", attrs...)
+		}
+	}
+	if len(seen) == 0 {
+		d.log.Info("model backend", "model", d.modelName(PersonaSpec{}), "slots", k, "slots_why", d.slotsWhy)
+	}
 }
 
 // localWithoutModel refuses a local server with no model named: the

@@ -95,6 +95,8 @@ type replyStore interface {
 // (Daemon.complete).
 type modelCaller interface {
 	complete(ctx context.Context, call slots.Call, model string, req llm.Request) (llm.Reply, error)
+	// modelFailed records a failed call for the user to see (failures.go).
+	modelFailed(persona, id, room, model string, err error)
 }
 
 // chatMetrics counts evaluations, thoughts and responses (*metrics.Metrics).
@@ -299,6 +301,9 @@ func (r *responder) respondOnce(ctx context.Context, it persona.Item[chat.Messag
 	}
 	if err != nil {
 		release()
+		if ctx.Err() == nil { // not preempted, not shutting down: the model failed
+			r.models.modelFailed(r.name, it.ID, m.Room, r.model, err)
+		}
 		return nil, fmt.Errorf("persona %s: model: %w", r.name, err)
 	}
 	// The reply answers every message merged into it, and addresses each

@@ -136,7 +136,7 @@ func TestClaimsOverSeeds(t *testing.T) {
 				})
 				// No scheduler meets the SLA here; what is claimed is how
 				// close the persona policy comes to the bound. The issue's
-				// target is 1.25x; measured it is 1.6-4.6x on seeds 1-20
+				// target is 1.25x; measured it is 2.2-4.6x on seeds 1-20
 				// (README, "Simulator"): an owed reply waits for the room's
 				// reply budget (the bound has none), and a persona writes
 				// one reply at a time while the slots are full (its urgent

@@ -172,7 +172,7 @@ type metrics struct {
 	lateGrants, awaitTimeouts         int
 	preemptions, modelCallsCancelled  int
 	stageWork, stageExpired           int
-	slotPreemptions                   int
+	slotPreemptions, superseded       int
 	dutyOrdinarySec                   []float64
 	stageExpiredCool                  int
 	releases, incomplete, skipped     int

@@ -133,6 +133,28 @@ func (r *run) oursPush(di int32) {
 	if err := a.ours.Deliver(r.now, it); err != nil {
 		panic("sim: inbox push: " + err.Error()) // IDs are unique by construction
 	}
+	r.supersede(a, m.room)
+}
+
+// supersede is the daemon's Daemon.supersede: a's reply for room that
+// still waits for a model slot (not an owed one, which keeps its place)
+// gives up before it costs one, and the persona puts its item back, to
+// answer the newer message with it merged in.
+func (r *run) supersede(a *actor, room int32) {
+	o := a.ours
+	if o.phase != phReply || o.call < 0 {
+		return
+	}
+	c := &r.calls[o.call]
+	if c.start >= 0 || c.cancelled || c.class == slots.Addressed || c.kind != callReply || r.msgs[c.ref].room != room {
+		return
+	}
+	r.cancelCall(o.call)
+	r.roomFlight[room]--
+	r.budget.Release(room, r.t(c.issued)) // not sent: the budget gets it back
+	r.m.superseded++
+	o.call, o.phase = -1, phNone
+	o.Done(r.now, persona.Result{Later: r.t(r.now)})
 }
 
 func (r *run) oursTimer(a *actor, gen int32) { a.ours.Timer(r.now, gen) }

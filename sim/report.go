@@ -60,6 +60,13 @@ type Report struct {
 	// ModelCallsCancelled were preempted for urgent work of the same
 	// persona before they completed.
 	ModelCallsCancelled int `json:"model_calls_cancelled"`
+	// SlotPreemptions are ordinary replies cut short for an @mention
+	// waiting for a model slot, and ModelCallsSuperseded replies that gave
+	// up their place in line to a newer message of their room (the
+	// daemon's slot scheduler, package slots); both are among the
+	// cancelled.
+	SlotPreemptions      int `json:"slot_preemptions"`
+	ModelCallsSuperseded int `json:"model_calls_superseded"`
 
 	FairnessJain float64 `json:"fairness_jain"`
 	DutyCycle    Duty    `json:"duty_cycle"`
@@ -314,6 +321,7 @@ func (r *run) report() (*Report, error) {
 		UrgentSLASeconds: sc.SLA.Urgent.Seconds(),
 		Evaluations:      r.m.evaluations, Replies: r.m.replies,
 		ModelCalls: r.m.modelCalls, ModelCallsCompleted: r.m.modelCallsDone, ModelCallsCancelled: r.m.modelCallsCancelled,
+		SlotPreemptions: r.m.slotPreemptions, ModelCallsSuperseded: r.m.superseded,
 		SuppressedBudget: r.m.suppressedBudget, SuppressedQuiet: r.m.suppressedQuiet, SuppressedDepth: r.m.suppressedDepth,
 		SuppressedReplies: r.m.suppressedBudget + r.m.suppressedQuiet + r.m.suppressedDepth,
 		Preemptions:       r.m.preemptions,

@@ -403,9 +403,16 @@
         stat("cadence", cadence, "time between scans"),
         stat("handled", pick(c, "Handled") ?? 0),
         stat("declined", pick(c, "Declined") ?? 0),
+        stat("failed", pick(c, "Failed") ?? 0, "messages it could not answer (the model failed on every attempt)"),
         stat("deferred", pick(c, "Deferrals") ?? 0, "times an item was deferred under load; " + (pick(c, "Deferred") ?? 0) + " kept for catch-up now"),
       );
       card.append(stats);
+      const f = p.last_model_failure;
+      if (f) {
+        const fe = el("div", "failure", "model error " + ago(f.at) + ": " + f.reason + (f.model ? " — " + f.model + (f.backend ? " on " + f.backend : "") : ""));
+        fe.title = "the latest failed model call; the message's room has a system note once its last attempt failed";
+        card.append(fe);
+      }
       const t = p.last_thought;
       const th = el("div", "thought");
       if (t) {

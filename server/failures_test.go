@@ -1,0 +1,110 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/personaos/persona/chat"
+	"github.com/personaos/persona/llm"
+)
+
+// failingModel rejects every call as a local server does for a model it
+// does not have, until fixed.
+type failingModel struct{ fixed atomic.Bool }
+
+func (m *failingModel) Complete(ctx context.Context, req llm.Request) (llm.Reply, error) {
+	if m.fixed.Load() {
+		return llm.Reply{Content: "back again"}, nil
+	}
+	return llm.Reply{}, fmt.Errorf("%w: model \"llama3.2\" not found, try pulling it first", llm.ErrRejected)
+}
+
+func TestAModelFailureIsShownInTheRoomOnTheCardAndInMetrics(t *testing.T) {
+	fm := &failingModel{}
+	cfg := testConfig(t)
+	cfg.Specs = solo()
+	cfg.Model = fm
+	d := startDaemon(t, cfg)
+
+	m := post(t, d, "r", "ann", "@Solo are you there?")
+	var note chat.Message
+	eventually(t, 10*time.Second, "a system note in the room", func() bool {
+		for _, x := range messages(t, d, "r") {
+			if x.Kind == chat.System {
+				note = x
+				return true
+			}
+		}
+		return false
+	})
+	if !strings.Contains(note.Content, "Solo could not answer") || !strings.Contains(note.Content, `model "llama3.2" not found`) || note.ReplyTo != m.ID {
+		t.Fatalf("note = %+v, want who could not answer, the server's reason and the message it answers", note)
+	}
+	pi, _ := d.Persona("Solo")
+	if pi.Snapshot.Counts.Failed != 1 || pi.LastModelFailure == nil || !strings.Contains(pi.LastModelFailure.Reason, "not found") {
+		t.Fatalf("persona info: failed %d, last failure %+v", pi.Snapshot.Counts.Failed, pi.LastModelFailure)
+	}
+	if n := testutil.ToFloat64(d.modelFailures.WithLabelValues("Solo", "rejected")); n < 1 {
+		t.Fatalf("persona_model_failures_total{class=rejected} = %v", n)
+	}
+	if rec, _ := account(t, d, "Solo", m.ID); rec.Account != "failed" {
+		t.Fatalf("account %+v: a model failure is the message's final account, never answered", rec)
+	}
+	// Nobody answers the note, and a later message is answered once the
+	// model works again.
+	fm.fixed.Store(true)
+	m2 := post(t, d, "r", "ann", "@Solo and now?")
+	eventually(t, 10*time.Second, "the next mention answered", func() bool { return len(repliesTo(messages(t, d, "r"), m2.ID)) == 1 })
+	waitSettled(t, d)
+	if n := len(repliesTo(messages(t, d, "r"), note.ID)); n != 0 {
+		t.Fatalf("%d replies to the system note", n)
+	}
+}
+
+// lockedBuffer is a log sink safe for the daemon's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestStartProbesTheModelServerAndWarnsWithoutRefusing(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"object":"list","data":[{"id":"qwen3","object":"model","created":1,"owned_by":"library"}]}`)
+	}))
+	defer srv.Close()
+	var logs lockedBuffer
+	cfg := testConfig(t)
+	cfg.Specs = solo()
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	cfg.ModelBaseURL, cfg.ModelName, cfg.ModelAPIKey = srv.URL+"/v1", "llama3.2", "k"
+	startDaemon(t, cfg) // starts: a missing model is a warning, not a refusal
+	out := logs.String()
+	if !strings.Contains(out, "level=WARN") || !strings.Contains(out, "model not found on the server") ||
+		!strings.Contains(out, "model=llama3.2") || !strings.Contains(out, "slots=1") || !strings.Contains(out, srv.URL) {
+		t.Fatalf("start log lacks the probe's warning with URL, model and slots:\n%s", out)
+	}
+}
