@@ -96,6 +96,12 @@ func (r *run) initOurs() {
 			LaneOpen: r.laneOpen,
 		}
 		var dec persona.Decisions = r.co
+		if r.opts.Lane > 0 {
+			opts.Lane = r.opts.Lane
+		}
+		if r.opts.LaneAlways {
+			opts.LaneOpen = nil
+		}
 		if r.opts.NoLane {
 			opts.Lane, opts.LaneOpen = 0, nil
 		}

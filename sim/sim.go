@@ -78,6 +78,12 @@ type Options struct {
 	// lane (persona.Options.Lane), as the daemon with Config.Persona.Lane
 	// negative.
 	NoLane bool
+	// Lane, if positive, is how many urgent replies a chat persona may
+	// have out in its lane (default 1), and LaneAlways opens the lane
+	// whatever the slots: the variants the default was chosen against
+	// (persona sim --lane, --lane-always).
+	Lane       int
+	LaneAlways bool
 }
 
 // Progress is a run's progress, for a progress bar.

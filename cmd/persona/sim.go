@@ -36,6 +36,8 @@ func newSimCmd() *cobra.Command {
 		trafficF string
 		rules    ruleFlags
 		seedsF   string
+		lane     int
+		laneOpen bool
 	)
 	cmd := &cobra.Command{
 		Use:   "sim [FILE]",
@@ -84,7 +86,10 @@ defaults; given, they override the scenario's or the persona file's setting.`,
 			if err := rules.apply(cmd, sc); err != nil {
 				return err
 			}
-			opts := sim.Options{Duration: duration, Series: plotDir != ""}
+			if lane < 0 {
+				return fmt.Errorf("--lane %d: want 0 (no urgent lane) or more", lane)
+			}
+			opts := sim.Options{Duration: duration, Series: plotDir != "", Lane: lane, NoLane: lane == 0, LaneAlways: laneOpen}
 			var reg *prometheus.Registry
 			if metricsF != "" {
 				// The daemon's own collectors, fed by the persona policy's
@@ -160,6 +165,8 @@ defaults; given, they override the scenario's or the persona file's setting.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&policy, "policy", "all", "policy to run: all, direct, seed, persona or bound (the lower bound for urgent work)")
+	f.IntVar(&lane, "lane", 1, "urgent replies a persona may have out in its urgent lane (0: no lane)")
+	f.BoolVar(&laneOpen, "lane-always", false, "open the urgent lane whatever the model slots (default: only while a call made now would start now)")
 	f.StringVar(&seedsF, "seeds", "", "run every seed of a range (e.g. 1-20) and print a Markdown table over them (median and range, or totals)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON report per policy")
 	f.BoolVar(&markdown, "markdown", false, "print the comparison as a Markdown table")
