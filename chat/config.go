@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -38,6 +39,15 @@ type PersonaSpec struct {
 	Expertise []string
 	// Model overrides the daemon's model name for this persona.
 	Model string
+	// ModelURL overrides the daemon's model server (--model-url) for this
+	// persona: an OpenAI-compatible base URL, e.g. a second Ollama.
+	ModelURL string
+	// MaxTokens, Temperature and ModelTimeout override the daemon's
+	// --max-tokens, --temperature and --model-timeout for this persona's
+	// calls (zero, nil and zero: the daemon's).
+	MaxTokens    int
+	Temperature  *float64
+	ModelTimeout time.Duration
 	// Capacity of the inbox (default 1000).
 	Capacity int
 	// Cadence overrides the scan cadence by mood (zero: the seed's 3s / 5s /
@@ -209,7 +219,7 @@ func join(path, field string) string {
 	return path + "." + field
 }
 
-const personaFields = "name, display_name, system_prompt, expertise, model, capacity, cadence, thresholds, waits_for"
+const personaFields = "name, display_name, system_prompt, expertise, model, model_url, max_tokens, temperature, model_timeout, capacity, cadence, thresholds, waits_for"
 
 func (p *parser) persona(n *yaml.Node, path string) PersonaSpec {
 	s := PersonaSpec{Line: n.Line}
@@ -232,6 +242,18 @@ func (p *parser) persona(n *yaml.Node, path string) PersonaSpec {
 			s.Expertise = p.words(v, field)
 		case "model":
 			s.Model = p.str(v, field)
+		case "model_url":
+			s.ModelURL = p.str(v, field)
+			if u, err := url.Parse(s.ModelURL); s.ModelURL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+				p.fail(v, field, "%q: want an http(s) base URL such as http://127.0.0.1:11434/v1", s.ModelURL)
+			}
+		case "max_tokens":
+			s.MaxTokens = p.integer(v, field, 1, 1_000_000)
+		case "temperature":
+			t := p.float(v, field, 0, 2)
+			s.Temperature = &t
+		case "model_timeout":
+			s.ModelTimeout = p.duration(v, field)
 		case "capacity":
 			s.Capacity = p.integer(v, field, 1, 1_000_000)
 		case "cadence":

@@ -2,6 +2,7 @@ package chat_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -304,6 +305,39 @@ func TestOwed(t *testing.T) {
 	} {
 		if got := chat.Owed(tc.kind, tc.addressed); got != tc.want {
 			t.Errorf("Owed(%v, %v) = %v", tc.kind, tc.addressed, got)
+		}
+	}
+}
+
+func TestPersonaFileModelSettings(t *testing.T) {
+	specs, err := chat.ParsePersonas("p.yaml", []byte(`personas:
+  - name: Local
+    model: llama3.2
+    model_url: http://127.0.0.1:11434/v1
+    max_tokens: 256
+    temperature: 0.2
+    model_timeout: 2m
+  - name: Plain
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := specs[0]
+	if l.ModelURL != "http://127.0.0.1:11434/v1" || l.MaxTokens != 256 || l.Temperature == nil || *l.Temperature != 0.2 || l.ModelTimeout != 2*time.Minute {
+		t.Fatalf("spec %+v", l)
+	}
+	if specs[1].Temperature != nil || specs[1].MaxTokens != 0 {
+		t.Fatalf("unset settings should stay unset: %+v", specs[1])
+	}
+	for _, tc := range []struct{ yaml, field string }{
+		{"model_url: ollama:11434", "personas[0].model_url"},
+		{"temperature: 3", "personas[0].temperature"},
+		{"max_tokens: 0", "personas[0].max_tokens"},
+		{"model_timeout: soon", "personas[0].model_timeout"},
+	} {
+		_, err := chat.ParsePersonas("p.yaml", []byte("personas:\n  - name: X\n    "+tc.yaml+"\n"))
+		if err == nil || !strings.Contains(err.Error(), "p.yaml:3") || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("%q: err %v, want file, line 3 and %s", tc.yaml, err, tc.field)
 		}
 	}
 }

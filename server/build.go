@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -125,7 +126,8 @@ func (d *Daemon) newMember(s PersonaSpec, rp replyStore, acc accounts) (*member,
 	d.scorer.AddProfile(chat.Profile{Name: s.Name, Expertise: slices.Clone(s.Expertise)})
 	m := &member{spec: s}
 	m.r = &responder{
-		name: s.Name, system: s.SystemPrompt(), model: s.Model, dependent: s.Dependent(),
+		name: s.Name, system: s.SystemPrompt(), model: backendKey(s), dependent: s.Dependent(),
+		maxTokens: cmp.Or(s.MaxTokens, d.cfg.MaxTokens), temperature: cmp.Or(s.Temperature, d.cfg.Temperature),
 		rules: d.chat, log: d.log, stopping: d.stopping,
 		decisions: d, accounts: acc, rooms: d.rooms, replies: rp, models: d,
 		metrics: d.metrics, activity: d.scorer,

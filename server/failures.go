@@ -54,9 +54,9 @@ func (f ModelFailure) String() string {
 // failed with err (responder.respondOnce). The message's account is the
 // runtime's: it may be retried; if its last attempt fails, observe posts
 // the note.
-func (d *Daemon) modelFailed(persona, id, room, model string, err error) {
+func (d *Daemon) modelFailed(persona, id, room, backend string, err error) {
 	f := ModelFailure{At: time.Now().UTC(), Reason: llm.Reason(err), Room: room}
-	f.Model, f.Backend = d.backendOf(model)
+	f.Model, f.Backend = d.backendOf(backend)
 	b := &d.failures
 	b.mu.Lock()
 	if b.last == nil {
@@ -83,12 +83,12 @@ func failureClass(err error) string {
 	return "other"
 }
 
-// backendOf is the model name and server URL a persona's model names.
-func (d *Daemon) backendOf(model string) (string, string) {
-	if o, ok := d.modelFor(model).(*llm.OpenAI); ok {
+// backendOf is the model name and server URL of backend key (backendKey).
+func (d *Daemon) backendOf(key string) (string, string) {
+	if o, ok := d.modelFor(key).(*llm.OpenAI); ok {
 		return o.Model(), o.BaseURL()
 	}
-	return d.modelName(PersonaSpec{Model: model}), ""
+	return d.modelName(PersonaSpec{}), ""
 }
 
 // lastFailure is persona's latest model failure, if any.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -107,4 +108,63 @@ func TestStartProbesTheModelServerAndWarnsWithoutRefusing(t *testing.T) {
 		!strings.Contains(out, "model=llama3.2") || !strings.Contains(out, "slots=1") || !strings.Contains(out, srv.URL) {
 		t.Fatalf("start log lacks the probe's warning with URL, model and slots:\n%s", out)
 	}
+}
+
+// recordingServer is an OpenAI-compatible server that answers every chat
+// call and keeps the request bodies.
+type recordingServer struct {
+	mu     sync.Mutex
+	bodies []map[string]any
+}
+
+func (s *recordingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	if r.URL.Path == "/v1/models" {
+		io.WriteString(w, `{"object":"list","data":[{"id":"small","object":"model","created":1,"owned_by":"t"},{"id":"big","object":"model","created":1,"owned_by":"t"}]}`)
+		return
+	}
+	var body map[string]any
+	raw, _ := io.ReadAll(r.Body)
+	json.Unmarshal(raw, &body)
+	s.mu.Lock()
+	s.bodies = append(s.bodies, body)
+	s.mu.Unlock()
+	io.WriteString(w, `{"id":"c","object":"chat.completion","created":1,"model":"x","choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":"hello there"}}]}`)
+}
+
+func (s *recordingServer) calls() []map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]map[string]any(nil), s.bodies...)
+}
+
+func TestAPersonaMayHaveItsOwnBackendAndSettings(t *testing.T) {
+	var main, own recordingServer
+	ms, os := httptest.NewServer(&main), httptest.NewServer(&own)
+	defer ms.Close()
+	defer os.Close()
+	temp := 0.2
+	cfg := testConfig(t)
+	cfg.ModelBaseURL, cfg.ModelName, cfg.ModelAPIKey, cfg.MaxTokens = ms.URL+"/v1", "small", "k", 100
+	cfg.Specs = []PersonaSpec{
+		{Name: "Plain", Expertise: []string{"go"}},
+		{Name: "Own", Expertise: []string{"rust"}, ModelURL: os.URL + "/v1", Model: "big", MaxTokens: 400, Temperature: &temp},
+	}
+	d := startDaemon(t, cfg)
+	m1 := post(t, d, "r", "ann", "@Plain hi")
+	m2 := post(t, d, "s", "bob", "@Own hi")
+	eventually(t, 10*time.Second, "both answered", func() bool {
+		return len(repliesTo(messages(t, d, "r"), m1.ID)) == 1 && len(repliesTo(messages(t, d, "s"), m2.ID)) == 1
+	})
+	a, b := main.calls(), own.calls()
+	if len(a) != 1 || len(b) != 1 {
+		t.Fatalf("calls: %d on the daemon's server, %d on the persona's; want 1 and 1", len(a), len(b))
+	}
+	if a[0]["model"] != "small" || a[0]["max_tokens"] != float64(100) || a[0]["temperature"] != nil {
+		t.Errorf("the daemon's defaults: %v", a[0])
+	}
+	if b[0]["model"] != "big" || b[0]["max_tokens"] != float64(400) || b[0]["temperature"] != 0.2 {
+		t.Errorf("the persona's own settings: %v", b[0])
+	}
+	waitSettled(t, d)
 }

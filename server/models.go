@@ -32,21 +32,31 @@ func (d *Daemon) buildModels() error {
 	d.slotsWhy = why
 	d.models = map[string]llm.Model{}
 	useOpenAI := d.cfg.ModelBaseURL != "" || os.Getenv(llm.EnvBaseURL) != "" || os.Getenv(llm.EnvAPIKey) != ""
-	names := []string{""}
+	backends := []PersonaSpec{{}} // the daemon's own, then each persona's overrides
 	for _, s := range d.specs {
-		if s.Model != "" && !slices.Contains(names, s.Model) {
-			names = append(names, s.Model)
+		if backendKey(s) != backendKey(PersonaSpec{}) {
+			backends = append(backends, s)
 		}
 	}
-	for _, name := range names {
+	for _, s := range backends {
+		key := backendKey(s)
+		if d.models[key] != nil {
+			continue
+		}
 		switch {
 		case d.cfg.Model != nil:
-			d.models[name] = budgeted{d.cfg.Model, d.limiter}
-		case useOpenAI:
+			d.models[key] = budgeted{d.cfg.Model, d.limiter}
+		case useOpenAI || s.ModelURL != "":
 			o := d.cfg.ModelOptions
 			o.BaseURL, o.APIKey, o.Model = d.cfg.ModelBaseURL, d.cfg.ModelAPIKey, d.cfg.ModelName
-			if name != "" {
-				o.Model = name
+			if s.ModelURL != "" {
+				o.BaseURL = s.ModelURL
+			}
+			if s.Model != "" {
+				o.Model = s.Model
+			}
+			if s.ModelTimeout > 0 {
+				o.Timeout = s.ModelTimeout
 			}
 			if err := localWithoutModel(o); err != nil {
 				return err
@@ -59,24 +69,32 @@ func (d *Daemon) buildModels() error {
 			if err != nil {
 				return fmt.Errorf("model: %w", err)
 			}
-			d.models[name] = c
+			d.models[key] = c
 		default:
-			d.models[name] = budgeted{llm.Scripted{}, d.limiter}
+			d.models[key] = budgeted{llm.Scripted{}, d.limiter}
 		}
 	}
 	return nil
 }
 
-func (d *Daemon) modelFor(name string) llm.Model {
-	if m, ok := d.models[name]; ok {
+// backendKey names the model backend a persona's spec asks for: the
+// daemon's model server and model unless the spec overrides them (and the
+// call timeout, which the client holds).
+func backendKey(s PersonaSpec) string {
+	return s.ModelURL + "|" + s.Model + "|" + s.ModelTimeout.String()
+}
+
+// modelFor is the backend of key (backendKey), or the daemon's own.
+func (d *Daemon) modelFor(key string) llm.Model {
+	if m, ok := d.models[key]; ok {
 		return m
 	}
-	return d.models[""]
+	return d.models[backendKey(PersonaSpec{})]
 }
 
 // modelName is what the dashboard shows as a persona's model.
 func (d *Daemon) modelName(spec PersonaSpec) string {
-	switch m := d.modelFor(spec.Model).(type) {
+	switch m := d.modelFor(backendKey(spec)).(type) {
 	case *llm.OpenAI:
 		return m.Model()
 	case budgeted:

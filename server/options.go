@@ -70,6 +70,12 @@ type Config struct {
 	// ModelOptions are passed to llm.NewOpenAI (BaseURL, APIKey, Model and
 	// Limiter are set from the fields above and the budget).
 	ModelOptions llm.OpenAIOptions
+	// MaxTokens and Temperature are every persona's defaults for a reply
+	// (a persona's max_tokens and temperature override them): zero and
+	// nil leave them to the model server. The call timeout is
+	// ModelOptions.Timeout (a persona's model_timeout overrides it).
+	MaxTokens   int
+	Temperature *float64
 	// ModelSlots is how many model calls run at once on the backend, all
 	// personas together (its slots): every call takes one from the slot
 	// scheduler (package slots), @mentions first. Zero: 1 for a server on

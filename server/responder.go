@@ -42,12 +42,16 @@ const (
 // the daemon only through the narrow interfaces below, each of which a
 // test can stand in for.
 type responder struct {
-	name      string
-	system    string
-	model     string
-	dependent bool
-	rules     chat.Settings
-	log       *slog.Logger
+	name   string
+	system string
+	model  string // the backend (backendKey)
+	// maxTokens and temperature are the persona's, else the daemon's
+	// (zero and nil: the server's).
+	maxTokens   int
+	temperature *float64
+	dependent   bool
+	rules       chat.Settings
+	log         *slog.Logger
 	// stopping is closed when the daemon starts shutting down: a reply
 	// waiting for the budget or for a retry gives up at once, and the
 	// message stays unacknowledged for the next start.
@@ -185,6 +189,14 @@ const (
 	transientRetryFor   = 10 * time.Minute
 )
 
+// later is the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
 // retryDeadline is until when a transient failure of it is retried.
 func retryDeadline(it persona.Item[chat.Message]) time.Time {
 	if !it.Deadline.IsZero() {
@@ -205,6 +217,7 @@ func retryDeadline(it persona.Item[chat.Message]) time.Time {
 func (r *responder) Respond(ctx context.Context, it persona.Item[chat.Message], dec coord.Decision) (any, error) {
 	wait := transientBackoff
 	until := retryDeadline(it)
+
 	for try := 1; ; try++ {
 		out, err := r.respondOnce(ctx, it, dec)
 		if err == nil || !isTransient(err) || ctx.Err() != nil || !time.Now().Add(wait).Before(until) {
@@ -289,11 +302,19 @@ func (r *responder) respondOnce(ctx context.Context, it persona.Item[chat.Messag
 		ctxMsgs[i] = c.Payload
 	}
 	req := llm.Request{
-		Persona: r.name,
-		System:  r.system,
-		History: llm.BuildHistory(r.name, r.rooms.history(m, ctxMsgs), 0, 0),
+		Persona:     r.name,
+		System:      r.system,
+		MaxTokens:   r.maxTokens,
+		Temperature: r.temperature,
+		History:     llm.BuildHistory(r.name, r.rooms.history(m, ctxMsgs), 0, 0),
 	}
-	reply, err := r.models.complete(ctx, slots.Call{Persona: r.name, Class: r.class(it), Key: m.Room}, r.model, req)
+	// The model client's retries end at the item's deadline: a slow or
+	// failing server costs a message at most until then (and a message
+	// delivered again past it one more minute), not a fixed count of fixed
+	// timeouts.
+	mctx, cancel := context.WithDeadline(ctx, later(retryDeadline(it), time.Now().Add(time.Minute)))
+	reply, err := r.models.complete(mctx, slots.Call{Persona: r.name, Class: r.class(it), Key: m.Room}, r.model, req)
+	cancel()
 	end := time.Now()
 	if errors.Is(err, errPutBack) {
 		release()

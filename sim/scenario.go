@@ -483,7 +483,11 @@ func (p *parser) personas(n *yaml.Node, path string) ([]PersonaSpec, error) {
 		field := fmt.Sprintf("%s[%d]", path, i)
 		ps := PersonaSpec{Count: 1}
 		known := []string{"name", "count", "expertise", "handle", "capacity", "waits_for",
-			"cadence", "thresholds", "display_name", "system_prompt", "model", "reply", "complexity"}
+			"cadence", "thresholds", "display_name", "system_prompt", "model", "reply", "complexity",
+			// The persona file's model settings: accepted so that a persona
+			// file's entries read as a scenario's, and not modelled (the
+			// handle time is the call's time).
+			"model_url", "max_tokens", "temperature", "model_timeout"}
 		seen, err := p.fields(e, field, known, func(key string, v *yaml.Node, field string) (err error) {
 			switch key {
 			case "name":
@@ -521,6 +525,14 @@ func (p *parser) personas(n *yaml.Node, path string) ([]PersonaSpec, error) {
 				ps.System, err = p.str(v, field)
 			case "model":
 				ps.Model, err = p.str(v, field)
+			case "model_url":
+				_, err = p.str(v, field)
+			case "max_tokens":
+				_, err = p.count(v, field)
+			case "temperature":
+				_, err = p.float(v, field)
+			case "model_timeout":
+				_, err = p.duration(v, field, false)
 			case "reply":
 				var reply bool
 				reply, err = p.bool(v, field)

@@ -15,11 +15,14 @@ import (
 // newServeCmd is `persona serve`: the chat daemon.
 func newServeCmd() *cobra.Command {
 	var (
-		cfg      server.Config
-		personas string
-		logLevel string
-		rateHTTP float64
-		rules    ruleFlags // the policy flags persona sim takes too
+		cfg          server.Config
+		personas     string
+		logLevel     string
+		rateHTTP     float64
+		maxTokens    int
+		temperature  float64
+		modelTimeout time.Duration
+		rules        ruleFlags // the policy flags persona sim takes too
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -50,6 +53,20 @@ the personas (--personas); a persona must run in one daemon only.`,
 				cfg.Personas = strings.Split(personas, ",")
 			}
 			cfg.HTTP.RatePerSec = rateHTTP
+			if cmd.Flags().Changed("temperature") {
+				if temperature < 0 || temperature > 2 {
+					return fmt.Errorf("--temperature %g: want 0 to 2", temperature)
+				}
+				cfg.Temperature = &temperature
+			}
+			if maxTokens < 0 {
+				return fmt.Errorf("--max-tokens %d: want 0 (the server's default) or more", maxTokens)
+			}
+			cfg.MaxTokens = maxTokens
+			if modelTimeout < 0 {
+				return fmt.Errorf("--model-timeout %v: want a positive duration", modelTimeout)
+			}
+			cfg.ModelOptions.Timeout = modelTimeout
 			rules.config(&cfg)
 			d, err := server.New(cfg)
 			if err != nil {
@@ -79,6 +96,9 @@ the personas (--personas); a persona must run in one daemon only.`,
 	f.StringVar(&cfg.ModelBaseURL, "model-url", "", "base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:11434/v1 (default $OPENAI_BASE_URL; none: scripted responder)")
 	f.StringVar(&cfg.ModelName, "model", "", "model name (default $PERSONA_MODEL, then gpt-4o-mini)")
 	f.StringVar(&cfg.ModelAPIKey, "api-key", "", "API key (default $OPENAI_API_KEY)")
+	f.IntVar(&maxTokens, "max-tokens", 0, "most tokens in a reply, for every persona without its own max_tokens (0: the server's default)")
+	f.Float64Var(&temperature, "temperature", 0, "sampling temperature, 0 to 2, for every persona without its own (default: the server's)")
+	f.DurationVar(&modelTimeout, "model-timeout", 0, "timeout of one model call attempt, for every persona without its own model_timeout (default 60s)")
 	f.IntVar(&cfg.ModelSlots, "model-slots", 0, "model calls at once on the backend, all personas together; @mentions get a slot first (default 1 for a local server, 4 otherwise)")
 	rules.register(f, "answer each pending message of a room separately instead of merging them")
 	f.DurationVar(&cfg.Retention, "retention", server.DefaultRetention, "how long rooms keep a message, and the ledger its entries (negative: forever)")
