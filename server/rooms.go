@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -114,8 +115,27 @@ func (rs *rooms) follow(ctx context.Context, js jetstream.JetStream, stream jets
 	if err != nil {
 		return nil, fmt.Errorf("room stream info: %w", err)
 	}
+	// Catch up to the last message the stream holds, not to its last
+	// sequence: that one may hold nothing (every message expired under
+	// --retention while the daemon was stopped, a deleted message, the
+	// tail of a block lost to a power cut), and waiting for it would never
+	// end.
+	target := uint64(0)
+	if info.State.Msgs > 0 {
+		last, err := stream.GetLastMsgForSubject(ctx, allRooms)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+		case err != nil:
+			return nil, fmt.Errorf("room stream: its last message: %w", err)
+		default:
+			target = last.Sequence
+		}
+	}
+	if lost := info.State.NumDeleted; lost > 0 {
+		rs.log.Warn("room stream has gaps: messages deleted or lost from the middle of it", "missing", lost, "first_seq", info.State.FirstSeq, "last_seq", info.State.LastSeq)
+	}
 	rs.mu.Lock()
-	rs.target = info.State.LastSeq
+	rs.target = target
 	rs.checkCaughtLocked()
 	rs.mu.Unlock()
 
@@ -153,10 +173,11 @@ func (rs *rooms) follow(ctx context.Context, js jetstream.JetStream, stream jets
 	}
 	select {
 	case <-rs.caught:
+		rs.log.Info("rooms caught up", "messages", info.State.Msgs, "last_seq", target)
 		return stop, nil
 	case <-ctx.Done():
 		stop()
-		return nil, fmt.Errorf("room follower: catching up with %d messages: %w", info.State.LastSeq, ctx.Err())
+		return nil, fmt.Errorf("room follower: catching up with %d messages (to sequence %d): %w", info.State.Msgs, target, ctx.Err())
 	}
 }
 

@@ -1,0 +1,75 @@
+package server
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// Start-up always finishes (issue 14, item 1): catching up with the room
+// stream ends when nothing is left to read, even when the stream's last
+// sequence holds no message (it expired, or the tail of a block was lost).
+func TestStartFinishesWhenTheStreamsLastMessageIsGone(t *testing.T) {
+	for _, all := range []bool{false, true} {
+		t.Run(map[bool]string{false: "the last one gone", true: "every message gone"}[all], func(t *testing.T) { startWithGone(t, all) })
+	}
+}
+
+func startWithGone(t *testing.T, all bool) {
+	cfg := testConfig(t)
+	cfg.Specs = solo()
+	d, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	post(t, d, "r", "ann", "first")
+	post(t, d, "r", "ann", "second")
+	waitSettled(t, d)
+	before := messages(t, d, "r")
+	info, err := d.bus.stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := info.State.LastSeq
+	first := last
+	if all {
+		first = info.State.FirstSeq
+	}
+	for seq := first; seq <= last; seq++ {
+		if err := d.bus.stream.DeleteMsg(ctx, seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	d2, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	if err := d2.Start(sctx); err != nil {
+		t.Fatalf("start with the stream's last message (seq %d) gone: %v", last, err)
+	}
+	defer d2.Shutdown(context.Background())
+	// The history is what the stream still holds: all but the last.
+	got := messages(t, d2, "r")
+	if all {
+		before = before[:1]
+	}
+	if len(got) != len(before)-1 {
+		t.Fatalf("history after restart has %d messages, want %d (all but the deleted last)", len(got), len(before)-1)
+	}
+	for i := range got {
+		if got[i].ID != before[i].ID {
+			t.Fatalf("message %d after restart is %s, want %s", i, got[i].ID, before[i].ID)
+		}
+	}
+}
