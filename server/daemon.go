@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -285,6 +286,8 @@ func (d *Daemon) listen() error {
 	d.srv = &http.Server{
 		Handler:           NewHandler(d, hopts),
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       cmp.Or(hopts.ReadTimeout, 30*time.Second),
+		WriteTimeout:      cmp.Or(hopts.WriteTimeout, 60*time.Second),
 		// A browser's idle keep-alive connection is not held for ever.
 		IdleTimeout: 2 * time.Minute,
 		BaseContext: func(net.Listener) context.Context { return base },

@@ -43,6 +43,12 @@ type HTTPOptions struct {
 	// MaxStreams caps concurrent event streams (SSE); more are refused with
 	// 503. Default 256.
 	MaxStreams int
+	// ReadTimeout bounds reading a whole request, body included, and
+	// WriteTimeout writing its response: a client that sends its body a
+	// byte a minute, or never reads its answer, holds its connection (and
+	// the response's memory) at most this long. Event streams set their
+	// own deadline per write. Defaults 30 s and 60 s.
+	ReadTimeout, WriteTimeout time.Duration
 	// Now is the clock of the rate limiter. Default time.Now.
 	Now func() time.Time
 }

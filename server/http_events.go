@@ -50,6 +50,11 @@ func (a *httpAPI) events(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 
+	// Nor may the server's ReadTimeout end it: a stream reads nothing
+	// after its request.
+	if err := rc.SetReadDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		a.opts.Logger.Debug("http: clear read deadline", "err", err)
+	}
 	ctx := r.Context()
 	evs, cancel := a.b.Subscribe(ctx, room)
 	defer cancel()

@@ -2,6 +2,9 @@ package server
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net"
 	"testing"
 	"time"
 )
@@ -72,4 +75,26 @@ func startWithGone(t *testing.T, all bool) {
 			t.Fatalf("message %d after restart is %s, want %s", i, got[i].ID, before[i].ID)
 		}
 	}
+}
+
+// A client that sends its body a byte at a time holds its connection at
+// most the read timeout (issue 14): the server closes it.
+func TestSlowBodyConnectionIsClosedAtTheReadTimeout(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Specs = solo()
+	cfg.HTTP.ReadTimeout = 500 * time.Millisecond
+	d := startDaemon(t, cfg)
+	c, err := net.Dial("tcp", d.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST /api/rooms/r/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
+	start := time.Now()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second)) // the test's own bound, far above the server's
+	_, err = io.ReadAll(c)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("the server held a slow-body connection for %v", time.Since(start).Round(time.Millisecond))
+	}
+	t.Logf("closed after %v", time.Since(start).Round(time.Millisecond))
 }
