@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/personaos/persona"
 	"github.com/personaos/persona/chat"
@@ -189,6 +191,52 @@ const (
 	transientRetryFor   = 10 * time.Minute
 )
 
+// maxReplyRunes caps a model's reply as the API caps a person's message
+// (HTTPOptions.MaxContent's default): a runaway generation is cut, not
+// posted and fed into every later prompt.
+const maxReplyRunes = 8000
+
+// cleanModelText is a model's reply as the room may show it: control
+// characters (NUL, ESC, ...) but newlines and tabs dropped, as the API
+// refuses them from a person; '@' made plain before any name but those of
+// the people it answers (answering), so that a model cannot call other
+// personas or people into the room on its own; and at most maxReplyRunes,
+// cut with an ellipsis.
+func cleanModelText(s string, answering []string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range strings.TrimSpace(s) {
+		if unicode.IsControl(r) && r != '\n' && r != '\t' || unicode.Is(unicode.Cf, r) {
+			continue
+		}
+		if n == maxReplyRunes-1 {
+			b.WriteRune('…')
+			break
+		}
+		b.WriteRune(r)
+		n++
+	}
+	out := b.String()
+	for { // "@@Teacher" takes two rounds: a match consumes the '@' before it
+		next := mentionSign.ReplaceAllStringFunc(out, func(m string) string {
+			sub := mentionSign.FindStringSubmatch(m)
+			if slices.ContainsFunc(answering, func(a string) bool { return strings.EqualFold(a, sub[2]) }) {
+				return m
+			}
+			return sub[1] + sub[2]
+		})
+		if next == out {
+			return out
+		}
+		out = next
+	}
+}
+
+// mentionSign matches an '@' that would make a mention, with its name
+// (chat.Mentions: not after a name's character, so "x@y.z" is left
+// alone).
+var mentionSign = regexp.MustCompile(`(^|[^A-Za-z0-9_-])@([A-Za-z0-9_-]+)`)
+
 // later is the later of a and b.
 func later(a, b time.Time) time.Time {
 	if a.After(b) {
@@ -332,7 +380,7 @@ func (r *responder) respondOnce(ctx context.Context, it persona.Item[chat.Messag
 	cover := chat.Covers(m, ctxMsgs)
 	out := chat.Message{
 		ID: newMessageID(end), Room: m.Room, Author: r.name, Kind: chat.Persona,
-		Content: chat.Address(strings.TrimSpace(reply.Content), cover.Askers), At: end.UTC(), ReplyTo: m.ID, Depth: m.Depth + 1,
+		Content: chat.Address(cleanModelText(reply.Content, append([]string{m.Author}, cover.Askers...)), cover.Askers), At: end.UTC(), ReplyTo: m.ID, Depth: m.Depth + 1,
 	}
 	if err := r.replies.sendReply(ctx, r.name, m.ID, cover.Merged, out); err != nil {
 		release()

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // Start-up always finishes (issue 14, item 1): catching up with the room
@@ -97,4 +99,23 @@ func TestSlowBodyConnectionIsClosedAtTheReadTimeout(t *testing.T) {
 		t.Fatalf("the server held a slow-body connection for %v", time.Since(start).Round(time.Millisecond))
 	}
 	t.Logf("closed after %v", time.Since(start).Round(time.Millisecond))
+}
+
+func TestModelTextIsCleanedAndBounded(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"  plain answer  ", "plain answer"},
+		{"a\x00b\x1b[31mred\x1b[0m\r\nline two\tend", "ab[31mred[0m\nline two\tend"},
+		{"@Teacher, ask @bob (@Planner) but mail x@y.z", "Teacher, ask bob (Planner) but mail x@y.z"},
+		{"@Ann here you go, and @ann again; not @anne", "@Ann here you go, and @ann again; not anne"},
+		{"zero\u200bwidth", "zerowidth"},
+		{"@@Teacher", "Teacher"},
+	} {
+		if got := cleanModelText(tc.in, []string{"ann"}); got != tc.want {
+			t.Errorf("cleanModelText(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	long := cleanModelText(strings.Repeat("é", 3*maxReplyRunes), nil)
+	if n := utf8.RuneCountInString(long); n != maxReplyRunes || !strings.HasSuffix(long, "…") {
+		t.Fatalf("a runaway reply is %d runes, want %d ending in an ellipsis", n, maxReplyRunes)
+	}
 }
