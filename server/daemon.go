@@ -372,6 +372,9 @@ func (d *Daemon) teardown(ctx context.Context) error {
 	}
 	d.wg.Wait()
 	if d.ldCancel != nil {
+		// The last accounts are written within the shutdown's deadline;
+		// what a failing store cannot take goes back to JetStream.
+		d.ledger.drainBy(ctx)
 		d.ldCancel()
 		d.ledgerWG.Wait()
 	}

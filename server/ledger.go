@@ -53,6 +53,9 @@ type ledger struct {
 	queue   []final
 	wake    chan struct{}
 	stopped bool
+	// by bounds the writes of the last flush (drainBy): the shutdown's
+	// deadline. Nil until then: the writer retries as long as it takes.
+	by context.Context
 
 	// skipWrites drops finals on the floor without writing or
 	// acknowledging: tests use it to stand for a crash before the ack.
@@ -224,6 +227,41 @@ func (l *ledger) run(ctx context.Context) {
 	}
 }
 
+// drainBy bounds the writer's last flush by ctx, the shutdown's: once ctx
+// ends, a write that has not succeeded gives its message back to
+// JetStream at once (it is delivered again after the next start) instead
+// of retrying, so that a failing store cannot hold a shutdown for ever.
+// Call it before cancelling run's context.
+func (l *ledger) drainBy(ctx context.Context) {
+	l.mu.Lock()
+	l.by = ctx
+	l.mu.Unlock()
+}
+
+// bound is the context a write's attempts run under: the drain's, once
+// set.
+func (l *ledger) bound() context.Context {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.by != nil {
+		return l.by
+	}
+	return context.Background()
+}
+
+// pause waits d before the next attempt, or less if the drain's deadline
+// comes first; it reports false then.
+func (l *ledger) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-l.bound().Done():
+		return false
+	}
+}
+
 func (l *ledger) flush() {
 	for {
 		l.mu.Lock()
@@ -313,13 +351,15 @@ func (l *ledger) put(key string, data []byte) error {
 	var err error
 	wait := ledgerWriteBackoff
 	for attempt := 1; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), ledgerWriteTimeout)
+		ctx, cancel := context.WithTimeout(l.bound(), ledgerWriteTimeout)
 		_, err = l.accounts.Put(ctx, key, data)
 		cancel()
 		if err == nil || attempt == ledgerWriteAttempts {
 			return err
 		}
-		time.Sleep(wait) // the writer's own goroutine: finals queue meanwhile
+		if !l.pause(wait) { // the writer's own goroutine: finals queue meanwhile
+			return err
+		}
 		wait *= 2
 	}
 }
@@ -330,7 +370,7 @@ func (l *ledger) create(key string, data []byte) error {
 	var err error
 	wait := ledgerWriteBackoff
 	for attempt := 1; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), ledgerWriteTimeout)
+		ctx, cancel := context.WithTimeout(l.bound(), ledgerWriteTimeout)
 		_, err = l.accounts.Create(ctx, key, data)
 		cancel()
 		if errors.Is(err, jetstream.ErrKeyExists) {
@@ -339,7 +379,9 @@ func (l *ledger) create(key string, data []byte) error {
 		if err == nil || attempt == ledgerWriteAttempts {
 			return err
 		}
-		time.Sleep(wait)
+		if !l.pause(wait) {
+			return err
+		}
 		wait *= 2
 	}
 }

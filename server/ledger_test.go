@@ -21,6 +21,7 @@ type flakyKV struct {
 	mu      sync.Mutex
 	failKey string
 	fail    int
+	failAll bool // every Put fails
 	puts    int
 	store   map[string][]byte
 }
@@ -29,6 +30,9 @@ func (f *flakyKV) Put(_ context.Context, key string, value []byte) (uint64, erro
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.puts++
+	if f.failAll {
+		return 0, errors.New("injected put failure: the store is down")
+	}
 	if key == f.failKey {
 		if f.fail != 0 {
 			f.fail--
@@ -295,6 +299,45 @@ func TestLedgerExpressHold(t *testing.T) {
 		l.unholdExpress("solo", "m4")
 		if n := l.held(); n != 0 {
 			t.Errorf("%d held after unholdExpress, want 0", n)
+		}
+	})
+}
+
+// A store that fails at shutdown cannot hold the shutdown past its
+// deadline (issue 14): the writer's last flush gives every queued account
+// back to JetStream once the deadline is gone.
+func TestLedgerLastFlushEndsAtTheShutdownDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		kv := &flakyKV{failKey: "*", fail: -1}
+		kv.failAll = true
+		l := newLedger(testLogger(t), kv, map[string][]string{"src": {"src"}})
+		l.nakDelay = time.Second
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() { l.run(ctx) })
+		var msgs []*fakeMsg
+		start := time.Now()
+		for i := range 50 {
+			m := &fakeMsg{}
+			msgs = append(msgs, m)
+			id := "m" + string(rune('A'+i%26)) + string(rune('a'+i/26))
+			l.hold("src", id, m)
+			l.final("src", id, "handled", start)
+		}
+		// Shutdown with a 3 s deadline, while the store fails every write
+		// (each of 50 accounts would otherwise retry for 1.75 s).
+		sctx, scancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer scancel()
+		l.drainBy(sctx)
+		cancel()
+		wg.Wait()
+		if took := time.Since(start); took > 4*time.Second {
+			t.Fatalf("the last flush took %v with a 3s deadline", took)
+		}
+		for i, m := range msgs {
+			if acks, naks, _ := m.counts(); acks != 0 || len(naks) != 1 {
+				t.Fatalf("message %d: %d acks, %d naks; want it given back once", i, acks, len(naks))
+			}
 		}
 	})
 }
