@@ -214,3 +214,26 @@ func TestStreamLimitsFromConfig(t *testing.T) {
 		})
 	}
 }
+
+// An id is found however many messages its room holds around it (issue
+// 14): with more than findScan of them within findSkew of it, the wide
+// scan alone gave up before reaching it.
+func TestFindSeqFindsAnIDInABusyRoom(t *testing.T) {
+	ctx := context.Background()
+	b, err := openBus(ctx, busOptions{StoreDir: t.TempDir(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.close)
+	base := time.Now().Add(-time.Hour)
+	var last string
+	var lastSeq uint64
+	n := findScan + 2000 // all within a few seconds: far more than findScan within findSkew
+	for i := range n {
+		last, lastSeq = publishAt(t, b, "busy", base.Add(time.Duration(i)*time.Millisecond))
+	}
+	seq, ok, err := b.findSeq(ctx, "busy", last)
+	if err != nil || !ok || seq != lastSeq {
+		t.Fatalf("findSeq(busy, the newest of %d) = %d, %v, %v; want %d", n, seq, ok, err, lastSeq)
+	}
+}

@@ -294,6 +294,12 @@ func idTime(id string) (time.Time, bool) {
 const (
 	findSkew = 5 * time.Minute
 	findScan = 10_000
+	// findNear is the first, narrow look: ids made by one daemon are
+	// stored in the order they were made, give or take the few
+	// milliseconds between making an id and storing it, so an id is found
+	// right where its time falls however many messages a room holds
+	// around it. Only an id from a skewed clock needs the wide look.
+	findNear = 2 * time.Second
 )
 
 // findSeq finds the stream sequence of message id in room without an
@@ -306,6 +312,15 @@ const (
 // within the skew around it. It reports false when the id is not in the
 // room (any more).
 func (b *bus) findSeq(ctx context.Context, room, id string) (uint64, bool, error) {
+	seq, ok, err := b.findSeqWithin(ctx, room, id, findNear)
+	if ok || err != nil {
+		return seq, ok, err
+	}
+	return b.findSeqWithin(ctx, room, id, findSkew)
+}
+
+// findSeqWithin is findSeq looking within skew of the id's time.
+func (b *bus) findSeqWithin(ctx context.Context, room, id string, skew time.Duration) (uint64, bool, error) {
 	t, ok := idTime(id)
 	if !ok {
 		return 0, false, nil
@@ -334,7 +349,7 @@ func (b *bus) findSeq(ctx context.Context, room, id string) (uint64, bool, error
 	}
 	// The smallest lo whose next room message is made at or after from (or
 	// none is): every room message before lo is older than the id's skew.
-	from := t.Add(-findSkew)
+	from := t.Add(-skew)
 	lo, hi := info.State.FirstSeq, info.State.LastSeq+1
 	for lo < hi {
 		mid := lo + (hi-lo)/2
@@ -348,7 +363,7 @@ func (b *bus) findSeq(ctx context.Context, room, id string) (uint64, bool, error
 			lo = raw.Sequence + 1
 		}
 	}
-	until := t.Add(findSkew)
+	until := t.Add(skew)
 	for seq, n := lo, 0; n < findScan; n++ {
 		raw, at, found, err := next(seq)
 		if err != nil || !found {
