@@ -197,8 +197,14 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	if d.lock, err = lockData(d.cfg.Data); err != nil {
 		return err
 	}
-	if d.token, err = loadToken(d.cfg.Data, d.cfg.Token); err != nil {
+	_, statErr := os.Stat(filepath.Join(d.cfg.Data, "jetstream"))
+	hadData := statErr == nil
+	var fresh bool
+	if d.token, fresh, err = loadToken(d.cfg.Data, cmp.Or(d.cfg.Token, os.Getenv(EnvToken))); err != nil {
 		return err
+	}
+	if fresh && hadData {
+		d.log.Warn("the data directory had no token file: a new token was made, and clients with the old one get 401 until they use it", "file", filepath.Join(d.cfg.Data, "token"))
 	}
 	maxAge, maxBytes := d.cfg.streamLimits()
 	if d.bus, err = openBus(ctx, busOptions{URL: d.cfg.NATSURL, StoreDir: d.cfg.Data, Name: "persona", Logger: d.log, MaxAge: maxAge, MaxBytes: maxBytes}); err != nil {
@@ -393,26 +399,31 @@ func (d *Daemon) teardown(ctx context.Context) error {
 
 // loadToken returns the configured token, or the one kept in dir/token,
 // generating it on first start.
-func loadToken(dir, configured string) (string, error) {
+// It reports whether it made a new one.
+func loadToken(dir, configured string) (string, bool, error) {
 	if configured != "" {
-		return configured, nil
+		return configured, false, nil
 	}
 	path := filepath.Join(dir, "token")
 	if b, err := os.ReadFile(path); err == nil {
 		if t := strings.TrimSpace(string(b)); t != "" {
-			return t, nil
+			return t, false, nil
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("token: %w", err)
+		return "", false, fmt.Errorf("token: %w", err)
 	}
 	var raw [24]byte
 	_, _ = rand.Read(raw[:])
 	t := hex.EncodeToString(raw[:])
 	if err := os.WriteFile(path, []byte(t+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("token: %w", err)
+		return "", false, fmt.Errorf("token: %w", err)
 	}
-	return t, nil
+	return t, true, nil
 }
+
+// EnvToken is the environment variable persona serve reads the API token
+// from when --token is not given: unlike a flag it does not show in ps.
+const EnvToken = "PERSONA_TOKEN"
 
 // keepAlive marks held messages in progress a few times per AckWait.
 func (d *Daemon) keepAlive(ctx context.Context) {

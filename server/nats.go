@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -112,7 +113,7 @@ func openBus(ctx context.Context, opts busOptions) (_ *bus, err error) {
 		}
 	}()
 	if opts.URL == "" {
-		if b.ns, err = startEmbedded(opts.StoreDir); err != nil {
+		if b.ns, err = startEmbedded(opts.StoreDir, cmp.Or(opts.Logger, slog.Default())); err != nil {
 			return nil, err
 		}
 		b.nc, err = nats.Connect(b.ns.ClientURL(), nats.InProcessServer(b.ns), nats.Name(opts.Name),
@@ -184,20 +185,22 @@ func openBus(ctx context.Context, opts busOptions) (_ *bus, err error) {
 // startEmbedded starts an in-process NATS server with JetStream storing
 // under dir/jetstream (the server adds the last part). It opens no network
 // port: clients connect in-process.
-func startEmbedded(dir string) (*natsserver.Server, error) {
+func startEmbedded(dir string, log *slog.Logger) (*natsserver.Server, error) {
 	ns, err := natsserver.NewServer(&natsserver.Options{
 		ServerName: "persona",
 		JetStream:  true,
 		StoreDir:   dir,
 		DontListen: true,
 		NoSigs:     true,
-		NoLog:      true,
 		// Loopback only even if something asked it to listen.
 		Host: "127.0.0.1",
 	})
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
 	}
+	// Its warnings and errors (a corrupt block, a full disk) reach the
+	// daemon's log; its notices stay at debug.
+	ns.SetLoggerV2(natsLog{log.With("component", "nats")}, false, false, false)
 	ns.Start()
 	if !ns.ReadyForConnections(30 * time.Second) {
 		ns.Shutdown()
@@ -206,6 +209,16 @@ func startEmbedded(dir string) (*natsserver.Server, error) {
 	}
 	return ns, nil
 }
+
+// natsLog is the embedded server's logger on the daemon's slog.
+type natsLog struct{ l *slog.Logger }
+
+func (n natsLog) Noticef(format string, v ...any) { n.l.Debug(fmt.Sprintf(format, v...)) }
+func (n natsLog) Warnf(format string, v ...any)   { n.l.Warn(fmt.Sprintf(format, v...)) }
+func (n natsLog) Fatalf(format string, v ...any)  { n.l.Error(fmt.Sprintf(format, v...)) }
+func (n natsLog) Errorf(format string, v ...any)  { n.l.Error(fmt.Sprintf(format, v...)) }
+func (n natsLog) Debugf(format string, v ...any)  { n.l.Debug(fmt.Sprintf(format, v...)) }
+func (n natsLog) Tracef(format string, v ...any)  {}
 
 // close drains nothing: callers stop their consumers first. It closes the
 // connection and, if embedded, shuts the server down and waits for it.

@@ -119,3 +119,23 @@ func TestModelTextIsCleanedAndBounded(t *testing.T) {
 		t.Fatalf("a runaway reply is %d runes, want %d ending in an ellipsis", n, maxReplyRunes)
 	}
 }
+
+func TestTokenFromTheEnvironmentAndALostTokenFileIsReported(t *testing.T) {
+	t.Setenv(EnvToken, "from-the-env")
+	cfg := testConfig(t)
+	cfg.Specs = solo()
+	d := startDaemon(t, cfg)
+	if d.Token() != "from-the-env" {
+		t.Fatalf("token %q, want $%s's", d.Token(), EnvToken)
+	}
+	tok, fresh, err := loadToken(t.TempDir(), "")
+	if err != nil || !fresh || len(tok) != 48 {
+		t.Fatalf("a new directory: token %q, fresh %v, %v", tok, fresh, err)
+	}
+	dir := t.TempDir()
+	first, _, _ := loadToken(dir, "")
+	again, fresh, _ := loadToken(dir, "")
+	if again != first || fresh {
+		t.Fatalf("the kept token %q came back as %q (fresh %v)", first, again, fresh)
+	}
+}

@@ -92,7 +92,7 @@ the personas (--personas); a persona must run in one daemon only.`,
 	f.StringVar(&cfg.NATSURL, "nats", "", "URL of an existing NATS server or cluster instead of the embedded one")
 	f.StringVar(&cfg.ConfigFile, "config", "", "persona YAML file (default: the built-in set, see personas.yaml)")
 	f.StringVar(&personas, "personas", "", "comma-separated personas of the configuration to run here (default all)")
-	f.StringVar(&cfg.Token, "token", "", "API bearer token (default: generated on first start, kept in the data directory)")
+	f.StringVar(&cfg.Token, "token", "", "API bearer token (default $PERSONA_TOKEN, which ps does not show; else generated on first start and kept in the data directory)")
 	f.StringVar(&cfg.ModelBaseURL, "model-url", "", "base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:11434/v1 (default $OPENAI_BASE_URL; none: scripted responder)")
 	f.StringVar(&cfg.ModelName, "model", "", "model name (default $PERSONA_MODEL, then gpt-4o-mini)")
 	f.StringVar(&cfg.ModelAPIKey, "api-key", "", "API key (default $OPENAI_API_KEY)")
