@@ -71,6 +71,14 @@ func (d *Daemon) PersonaName(author string) (string, bool) {
 	if p, ok := d.names[bare]; ok {
 		return p, true
 	}
+	// A look-alike (Cyrillic "Teаcher", fullwidth "Ｔeacher") passes for
+	// the persona too.
+	look := skeleton(author)
+	for name, p := range d.names {
+		if skeleton(name) == look {
+			return p, true
+		}
+	}
 	if d.rooms != nil {
 		return d.rooms.personaAuthor(bare)
 	}

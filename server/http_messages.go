@@ -247,9 +247,9 @@ func (a *httpAPI) impersonates(author string) (string, bool) {
 	if pn, ok := a.b.(PersonaNamer); ok {
 		return pn.PersonaName(author)
 	}
-	bare := strings.TrimSpace(strings.TrimPrefix(author, "@"))
+	look := skeleton(author)
 	for _, p := range a.b.Personas() {
-		if strings.EqualFold(bare, p.Name) || (p.Display != "" && strings.EqualFold(bare, p.Display)) {
+		if look == skeleton(p.Name) || (p.Display != "" && look == skeleton(p.Display)) {
 			return p.Name, true
 		}
 	}

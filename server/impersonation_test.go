@@ -26,11 +26,16 @@ func TestHumansCannotPostAsAnyPersona(t *testing.T) {
 		want   bool // refused
 	}{
 		{"Aa", true},
-		{"bb", true},      // run by another daemon
-		{"@BB ", true},    // a mention-like spelling
-		{"bee bee", true}, // a display name
-		{"zed", true},     // only ever seen in the stream
+		{"bb", true},       // run by another daemon
+		{"@BB ", true},     // a mention-like spelling
+		{"bee bee", true},  // a display name
+		{"zed", true},      // only ever seen in the stream
+		{"Аa", true},       // Cyrillic A
+		{"Ｂｂ", true},       // fullwidth
+		{"B\u200bb", true}, // a zero-width space inside
+		{"bеe bee", true},  // a display name with a Cyrillic e
 		{"bob", false},
+		{"Аня", false}, // a Cyrillic name is a name, not a look-alike
 	} {
 		t.Run(tc.author, func(t *testing.T) {
 			_, err := d.Post(context.Background(), "r", tc.author, "hi")
