@@ -104,6 +104,7 @@ type httpAPI struct {
 	rate      *rateLimiter
 	mux       *http.ServeMux
 	streams   atomic.Int64
+	idem      idemStore // Idempotency-Key of POSTs (http_idempotency.go)
 }
 
 // NewHandler returns the HTTP API, the event streams and the dashboard over b.

@@ -220,18 +220,50 @@ func (a *httpAPI) postMessage(w http.ResponseWriter, r *http.Request) error {
 	if p, ok := a.impersonates(author); ok {
 		return badField("author", "%q is a persona's name", p)
 	}
-	// Not cancelled with the request: a client that hangs up, or a server
-	// shutting down, must not turn a publish JetStream may already have
-	// stored into a failure. The timeout still bounds it.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), a.opts.RequestTimeout)
-	defer cancel()
-	msg, err := a.b.Post(ctx, room, author, content)
+	key, err := idemKey(r)
+	if err != nil {
+		return err
+	}
+	if key != "" {
+		replay, ok, err := a.idem.begin(key, room, author, content, a.opts.Now())
+		switch {
+		case err != nil:
+			return err
+		case replay != nil:
+			w.Header().Set("Location", "/api/rooms/"+room+"/messages/"+url.PathEscape(replay.ID))
+			w.Header().Set(idemReplied, "true")
+			writeJSONBody(w, http.StatusOK, *replay)
+			return nil
+		case ok:
+			var stored *chat.Message
+			defer func() { a.idem.finish(key, stored) }()
+			msg, err := a.post(r, room, author, content)
+			if err != nil {
+				return err
+			}
+			stored = &msg
+			w.Header().Set("Location", "/api/rooms/"+room+"/messages/"+url.PathEscape(msg.ID))
+			writeJSONBody(w, http.StatusCreated, msg)
+			return nil
+		}
+	}
+	msg, err := a.post(r, room, author, content)
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Location", "/api/rooms/"+room+"/messages/"+url.PathEscape(msg.ID))
 	writeJSONBody(w, http.StatusCreated, msg)
 	return nil
+}
+
+// post stores a message for postMessage.
+func (a *httpAPI) post(r *http.Request, room, author, content string) (chat.Message, error) {
+	// Not cancelled with the request: a client that hangs up, or a server
+	// shutting down, must not turn a publish JetStream may already have
+	// stored into a failure. The timeout still bounds it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), a.opts.RequestTimeout)
+	defer cancel()
+	return a.b.Post(ctx, room, author, content)
 }
 
 // PersonaNamer is what a Backend may also implement to tell whether an
