@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -50,7 +51,7 @@ func TestBuildHistory(t *testing.T) {
 		},
 		{
 			name: "newest line alone over the char bound is cut, not dropped",
-			self: "Helper", msgs: []ChatLine{{"alice", "old"}, {"bob", "abcdefghij"}}, maxChars: 5,
+			self: "Helper", msgs: []ChatLine{{Author: "alice", Content: "old"}, {Author: "bob", Content: "abcdefghij"}}, maxChars: 5,
 			want: []Message{{RoleUser, "bob", "abcd…"}},
 		},
 		{
@@ -87,5 +88,52 @@ func TestBuildHistoryDefaultsBoundLongRooms(t *testing.T) {
 	got = BuildHistory("Helper", room, 0, 0)
 	if len(got) != 1 || got[0].Name != "bob" {
 		t.Errorf("got %d messages (first by %q), want only bob's: 6000-char bound counts runes", len(got), got[0].Name)
+	}
+}
+
+func TestStableHistoryKeepsItsStartWhileItFits(t *testing.T) {
+	var room []ChatLine
+	add := func(i int) {
+		room = append(room, ChatLine{Author: "ann", Content: fmt.Sprintf("line %d", i), ID: fmt.Sprint(i)})
+	}
+	for i := range 3 {
+		add(i)
+	}
+	h, from := StableHistory("bot", room, 6, 0, "")
+	if len(h) != 3 || from != "0" {
+		t.Fatalf("first window: %d lines from %q, want all 3 from 0", len(h), from)
+	}
+	var prev Request
+	var reuse []float64
+	for i := 3; i < 20; i++ {
+		add(i)
+		var msgs []Message
+		msgs, from = StableHistory("bot", room, 6, 0, from)
+		if len(msgs) < 3 || len(msgs) > 6 {
+			t.Fatalf("after line %d: %d lines kept, want 3..6", i, len(msgs))
+		}
+		if msgs[len(msgs)-1].Content != fmt.Sprintf("line %d", i) {
+			t.Fatalf("after line %d: the newest line is missing", i)
+		}
+		req := Request{System: "you are bot", History: msgs}
+		if i > 3 {
+			reuse = append(reuse, SharedPrefix(prev, req))
+		}
+		prev = req
+	}
+	// Most calls reuse all but the newest line; the sliding window of
+	// BuildHistory reuses only the system prompt once it is full.
+	high := 0
+	for _, r := range reuse {
+		if r > 0.7 {
+			high++
+		}
+	}
+	if high < len(reuse)*2/3 {
+		t.Fatalf("prefix reuse %v: want most calls above 0.7", reuse)
+	}
+	slid := SharedPrefix(Request{System: "you are bot", History: BuildHistory("bot", room[:19], 6, 0)}, Request{System: "you are bot", History: BuildHistory("bot", room, 6, 0)})
+	if slid > 0.3 {
+		t.Fatalf("a sliding window shares %.2f of its prompt: the comparison shows nothing", slid)
 	}
 }

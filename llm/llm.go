@@ -66,6 +66,8 @@ type Model interface {
 type ChatLine struct {
 	Author  string
 	Content string
+	// ID names the line for StableHistory (a message ID); it may be empty.
+	ID string
 }
 
 // Defaults for BuildHistory when its bounds are zero or negative. Twenty
@@ -130,4 +132,98 @@ func truncateRunes(s string, n int) string {
 		return string([]rune(s)[:max(n, 0)])
 	}
 	return string([]rune(s)[:n-1]) + "…"
+}
+
+// StableHistory is BuildHistory with a window that stays put: it starts at
+// the line whose ID is from while the lines from there on fit the bounds,
+// so that a persona's consecutive prompts in a room share their prefix
+// (system prompt and older lines byte for byte) and a model server's prompt
+// cache can reuse it. When they no longer fit (or from is gone), the start
+// moves forward past the older half of what fits, and stays there again:
+// the window holds between half and all of what BuildHistory would keep.
+// It returns the ID of its first line, to pass as from next time ("" when
+// the lines carry no IDs).
+func StableHistory(self string, msgs []ChatLine, maxMsgs, maxChars int, from string) ([]Message, string) {
+	if maxMsgs <= 0 {
+		maxMsgs = DefaultMaxHistory
+	}
+	if maxChars <= 0 {
+		maxChars = DefaultMaxHistoryChars
+	}
+	var lines []ChatLine // the non-blank ones, trimmed
+	for _, m := range msgs {
+		if c := strings.TrimSpace(m.Content); c != "" {
+			m.Content = c
+			lines = append(lines, m)
+		}
+	}
+	fits := func(start int) bool {
+		if len(lines)-start > maxMsgs {
+			return false
+		}
+		used := 0
+		for _, m := range lines[start:] {
+			used += utf8.RuneCountInString(m.Content)
+		}
+		return used <= maxChars
+	}
+	start := -1
+	if from != "" {
+		start = slices.IndexFunc(lines, func(m ChatLine) bool { return m.ID == from })
+	}
+	if start < 0 || !fits(start) {
+		// The newest lines that fit, then only their newer half.
+		s0 := len(lines)
+		for s0 > 0 && fits(s0-1) {
+			s0--
+		}
+		if s0 == len(lines) { // the newest line alone is too long
+			return BuildHistory(self, msgs, maxMsgs, maxChars), ""
+		}
+		start = s0
+		if from != "" || start > 0 {
+			start = s0 + (len(lines)-s0)/2
+		}
+	}
+	kept := lines[start:]
+	out := make([]Message, 0, len(kept))
+	for _, m := range kept {
+		msg := Message{Role: RoleUser, Name: m.Author, Content: m.Content}
+		if self != "" && strings.EqualFold(m.Author, self) {
+			msg.Role = RoleAssistant
+		}
+		out = append(out, msg)
+	}
+	return out, kept[0].ID
+}
+
+// SharedPrefix is how much of the prompt of req a server could reuse from
+// prev, the same persona's previous request: the share of req's prompt
+// characters (system prompt and history, in order) before the first one
+// that differs. 0 with no previous request.
+func SharedPrefix(prev, req Request) float64 {
+	a, b := promptText(prev), promptText(req)
+	if len(b) == 0 {
+		return 0
+	}
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return float64(n) / float64(len(b))
+}
+
+// promptText is the prompt as a server sees it, flattened.
+func promptText(r Request) string {
+	var b strings.Builder
+	b.WriteString(r.System)
+	for _, m := range r.History {
+		b.WriteString("\x00")
+		b.WriteString(string(m.Role))
+		b.WriteString("\x00")
+		b.WriteString(m.Name)
+		b.WriteString("\x00")
+		b.WriteString(m.Content)
+	}
+	return b.String()
 }

@@ -84,9 +84,15 @@ func (d *Daemon) buildCore(obs persona.Observer) error {
 		Namespace: "persona", Name: "model_failures_total",
 		Help: "Model calls that failed, by persona and class: rejected (a 4xx such as an unknown model)|rate_limited|unavailable (5xx, timeouts, connection errors)|empty_reply|timeout|other. The server's own message is in /api/personas (last_model_failure), in the room's system note and in the log.",
 	}, []string{"persona", "class"})
+	d.promptPrefix = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "persona", Name: "prompt_prefix_reused_ratio",
+		Help:    "Share of a model call's prompt (system prompt and history, in characters) that the same persona's previous call shares as a prefix: what a model server's prompt cache could reuse. The history's window stays put between calls (llm.StableHistory) to keep it high.",
+		Buckets: []float64{0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99},
+	}, []string{"persona"})
 	if err := errors.Join(
 		d.reg.Register(d.suppressed),
 		d.reg.Register(d.modelFailures),
+		d.reg.Register(d.promptPrefix),
 		d.reg.Register(unanswered),
 		d.reg.Register(collectors.NewGoCollector()),
 		d.reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})),

@@ -74,15 +74,18 @@ type Daemon struct {
 	suppressed *prometheus.CounterVec
 	// modelFailures counts failed model calls by persona and class.
 	modelFailures *prometheus.CounterVec
-	gov           *govern.Governor
-	meter         *govern.Meter
-	limiter       *rate.Limiter
-	slots         *slots.Scheduler     // the model backend's slots
-	slotsWhy      string               // why that many slots (logged)
-	models        map[string]llm.Model // by model name; "" is the default
-	members       []*member
-	byName        map[string]*member // lower-case name
-	thinkers      []string           // coordinated personas, declaration order
+	// promptPrefix is the share of each prompt its persona's previous one
+	// shares as a prefix.
+	promptPrefix *prometheus.HistogramVec
+	gov          *govern.Governor
+	meter        *govern.Meter
+	limiter      *rate.Limiter
+	slots        *slots.Scheduler     // the model backend's slots
+	slotsWhy     string               // why that many slots (logged)
+	models       map[string]llm.Model // by model name; "" is the default
+	members      []*member
+	byName       map[string]*member // lower-case name
+	thinkers     []string           // coordinated personas, declaration order
 	// transientAt is, per persona, the time of its last handler error when
 	// that was a bus or KV error (observe).
 	transientMu sync.Mutex

@@ -132,3 +132,12 @@ func (d *Daemon) settleFailure(e persona.Event) {
 }
 
 func failureKey(persona, id string) string { return strings.ToLower(persona) + "/" + id }
+
+// promptReuse records how much of a persona's prompt its previous prompt
+// shares as a prefix: what a model server's prompt cache could reuse
+// (persona_prompt_prefix_reused_ratio).
+func (d *Daemon) promptReuse(persona string, share float64) {
+	if d.promptPrefix != nil {
+		d.promptPrefix.WithLabelValues(persona).Observe(share)
+	}
+}

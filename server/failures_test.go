@@ -168,3 +168,32 @@ func TestAPersonaMayHaveItsOwnBackendAndSettings(t *testing.T) {
 	}
 	waitSettled(t, d)
 }
+
+func TestConsecutivePromptsShareTheirPrefix(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Specs = solo()
+	cfg.ReplyBudget = 100 // not paced: the test is about the prompts
+	d := startDaemon(t, cfg)
+	for i := range 6 {
+		m := post(t, d, "r", "ann", fmt.Sprintf("@Solo question number %d?", i))
+		eventually(t, 10*time.Second, "answered", func() bool { return len(repliesTo(messages(t, d, "r"), m.ID)) == 1 })
+	}
+	mfs, err := d.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "persona_prompt_prefix_reused_ratio" {
+			continue
+		}
+		h := mf.GetMetric()[0].GetHistogram()
+		if h.GetSampleCount() != 5 {
+			t.Fatalf("%d observations, want 5 (every call after the first)", h.GetSampleCount())
+		}
+		if mean := h.GetSampleSum() / float64(h.GetSampleCount()); mean < 0.7 {
+			t.Fatalf("mean share of the prompt reused %.2f, want most of it: the window should stay put", mean)
+		}
+		return
+	}
+	t.Fatal("no persona_prompt_prefix_reused_ratio in the registry")
+}

@@ -69,6 +69,11 @@ type responder struct {
 
 	mu          sync.Mutex
 	lastThought *coord.Thought
+	// starts is, per room, the first line of the persona's last prompt
+	// (llm.StableHistory), and last that prompt, to measure how much of
+	// the next one a server's prompt cache could reuse.
+	starts map[string]string
+	last   *llm.Request
 }
 
 // decisions opens a message's coordination decision (Daemon.open).
@@ -103,6 +108,9 @@ type modelCaller interface {
 	complete(ctx context.Context, call slots.Call, model string, req llm.Request) (llm.Reply, error)
 	// modelFailed records a failed call for the user to see (failures.go).
 	modelFailed(persona, id, room, model string, err error)
+	// promptReuse records the share of a prompt its persona's previous one
+	// shares as a prefix (llm.SharedPrefix).
+	promptReuse(persona string, share float64)
 }
 
 // chatMetrics counts evaluations, thoughts and responses (*metrics.Metrics).
@@ -354,8 +362,19 @@ func (r *responder) respondOnce(ctx context.Context, it persona.Item[chat.Messag
 		System:      r.system,
 		MaxTokens:   r.maxTokens,
 		Temperature: r.temperature,
-		History:     llm.BuildHistory(r.name, r.rooms.history(m, ctxMsgs), 0, 0),
 	}
+	r.mu.Lock()
+	var start string
+	req.History, start = llm.StableHistory(r.name, r.rooms.history(m, ctxMsgs), 0, 0, r.starts[m.Room])
+	if r.starts == nil {
+		r.starts = map[string]string{}
+	}
+	r.starts[m.Room] = start
+	if r.last != nil {
+		r.models.promptReuse(r.name, llm.SharedPrefix(*r.last, req))
+	}
+	r.last = &req
+	r.mu.Unlock()
 	// The model client's retries end at the item's deadline: a slow or
 	// failing server costs a message at most until then (and a message
 	// delivered again past it one more minute), not a fixed count of fixed

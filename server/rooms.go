@@ -323,7 +323,7 @@ func (rs *rooms) history(trigger chat.Message, context []chat.Message) []llm.Cha
 	}
 	out := make([]llm.ChatLine, len(recent))
 	for i, m := range recent {
-		out[i] = llm.ChatLine{Author: m.Author, Content: m.Content}
+		out[i] = llm.ChatLine{Author: m.Author, Content: m.Content, ID: m.ID}
 	}
 	return out
 }
