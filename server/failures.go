@@ -24,9 +24,10 @@ import (
 
 // failureBook is what the daemon keeps of its personas' model failures.
 type failureBook struct {
-	mu   sync.Mutex
-	last map[string]ModelFailure // persona (lower-case) -> its latest
-	item map[string]ModelFailure // persona/message -> the failure of its latest attempt
+	mu    sync.Mutex
+	last  map[string]ModelFailure // persona (lower-case) -> its latest
+	item  map[string]ModelFailure // persona/message -> the failure of its latest attempt
+	noted map[string]bool         // persona/message with a note in its room
 }
 
 // ModelFailure is a persona's model call that failed: when, what the
@@ -104,9 +105,25 @@ func (d *Daemon) lastFailure(persona string) (ModelFailure, bool) {
 // whose last attempt was a model failure gets its note in the room.
 func (d *Daemon) settleFailure(e persona.Event) {
 	b := &d.failures
+	k := failureKey(e.Persona, e.ItemID)
 	b.mu.Lock()
-	f, ok := b.item[failureKey(e.Persona, e.ItemID)]
-	delete(b.item, failureKey(e.Persona, e.ItemID))
+	f, ok := b.item[k]
+	delete(b.item, k)
+	// One note per persona and message: a message delivered twice (its
+	// express and its durable delivery, when the first failed before the
+	// ledger had its account) fails twice but is noted once.
+	if ok && e.Kind == persona.EventFailed {
+		if b.noted == nil {
+			b.noted = map[string]bool{}
+		}
+		if b.noted[k] {
+			ok = false
+		}
+		if len(b.noted) > 10_000 {
+			clear(b.noted)
+		}
+		b.noted[k] = true
+	}
 	b.mu.Unlock()
 	if !ok || e.Kind != persona.EventFailed {
 		return

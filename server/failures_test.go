@@ -53,7 +53,10 @@ func TestAModelFailureIsShownInTheRoomOnTheCardAndInMetrics(t *testing.T) {
 		t.Fatalf("note = %+v, want who could not answer, the server's reason and the message it answers", note)
 	}
 	pi, _ := d.Persona("Solo")
-	if pi.Snapshot.Counts.Failed != 1 || pi.LastModelFailure == nil || !strings.Contains(pi.LastModelFailure.Reason, "not found") {
+	// Failed may be 2: a message whose express delivery fails before the
+	// ledger has its account is delivered durably again and fails again
+	// (noted once; see the closing note of issue 11).
+	if pi.Snapshot.Counts.Failed < 1 || pi.LastModelFailure == nil || !strings.Contains(pi.LastModelFailure.Reason, "not found") {
 		t.Fatalf("persona info: failed %d, last failure %+v", pi.Snapshot.Counts.Failed, pi.LastModelFailure)
 	}
 	if n := testutil.ToFloat64(d.modelFailures.WithLabelValues("Solo", "rejected")); n < 1 {
@@ -70,6 +73,15 @@ func TestAModelFailureIsShownInTheRoomOnTheCardAndInMetrics(t *testing.T) {
 	waitSettled(t, d)
 	if n := len(repliesTo(messages(t, d, "r"), note.ID)); n != 0 {
 		t.Fatalf("%d replies to the system note", n)
+	}
+	notes := 0
+	for _, x := range messages(t, d, "r") {
+		if x.Kind == chat.System && x.ReplyTo == m.ID {
+			notes++
+		}
+	}
+	if notes != 1 {
+		t.Fatalf("%d system notes for one message, want 1", notes)
 	}
 }
 
