@@ -220,6 +220,11 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	for _, s := range d.specs {
 		d.rooms.local[strings.ToLower(s.Name)] = true
 	}
+	if d.cfg.NATSURL == "" {
+		d.log.Info("store open", "nats", "embedded", "dir", d.cfg.Data, "retention", d.cfg.Retention, "max_bytes", d.cfg.MaxBytes)
+	} else {
+		d.log.Info("store open", "nats", d.cfg.NATSURL, "retention", d.cfg.Retention, "max_bytes", d.cfg.MaxBytes)
+	}
 	if d.stopFollow, err = d.rooms.follow(ctx, d.bus.js, d.bus.stream); err != nil {
 		return err
 	}
@@ -233,6 +238,11 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	if err := d.rt.Start(); err != nil {
 		return err
 	}
+	names := make([]string, 0, len(d.members))
+	for _, m := range d.members {
+		names = append(names, m.spec.Name)
+	}
+	d.log.Info("personas started", "count", len(names), "names", strings.Join(names, ","))
 
 	ldCtx, ldCancel := context.WithCancel(context.Background())
 	d.ldCancel = ldCancel

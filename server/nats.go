@@ -161,6 +161,10 @@ func openBus(ctx context.Context, opts busOptions) (_ *bus, err error) {
 		MaxMsgSize:  1 << 20,
 	})
 	if err != nil {
+		if strings.Contains(strings.ToLower(err.Error()), "insufficient") {
+			// JetStream reserves the stream's cap on disk up front.
+			return nil, fmt.Errorf("stream %s: %w: the room stream's cap (--max-bytes %d) does not fit the free disk under %s: lower --max-bytes or free space", streamName, err, opts.MaxBytes, opts.StoreDir)
+		}
 		return nil, fmt.Errorf("stream %s: %w", streamName, err)
 	}
 	for _, kv := range []struct {

@@ -139,3 +139,21 @@ func TestTokenFromTheEnvironmentAndALostTokenFileIsReported(t *testing.T) {
 		t.Fatalf("the kept token %q came back as %q (fresh %v)", first, again, fresh)
 	}
 }
+
+// A stream cap the disk cannot hold is refused with the flag to change.
+func TestAStreamCapTheDiskCannotHoldNamesTheFlag(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Specs = solo()
+	cfg.MaxBytes = 1 << 52 // 4 PiB
+	d, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = d.Start(ctx)
+	defer d.Shutdown(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "--max-bytes") || !strings.Contains(err.Error(), cfg.Data) {
+		t.Fatalf("start with a 4 PiB cap: %v; want an error naming --max-bytes and the directory", err)
+	}
+}
