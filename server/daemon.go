@@ -223,7 +223,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	if d.cfg.NATSURL == "" {
 		d.log.Info("store open", "nats", "embedded", "dir", d.cfg.Data, "retention", d.cfg.Retention, "max_bytes", d.cfg.MaxBytes)
 	} else {
-		d.log.Info("store open", "nats", d.cfg.NATSURL, "retention", d.cfg.Retention, "max_bytes", d.cfg.MaxBytes)
+		d.log.Info("store open", "nats", d.bus.nc.ConnectedUrlRedacted(), "retention", d.cfg.Retention, "max_bytes", d.cfg.MaxBytes)
 	}
 	if d.stopFollow, err = d.rooms.follow(ctx, d.bus.js, d.bus.stream); err != nil {
 		return err
