@@ -910,9 +910,6 @@ func (c *Cycle[T]) Launched(now time.Time) Action[T] {
 	return c.next(now)
 }
 
-// InLane is how many urgent works are out in the lane.
-func (c *Cycle[T]) InLane() int { return len(c.lane) }
-
 // LaneDone is the end at now of lane work id (Action.Lane) with result r:
 // it settles the item as Done settles the persona's own work, and wakes a
 // resting or idle persona if the item came back (a retry, or a time given

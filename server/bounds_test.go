@@ -66,13 +66,20 @@ func publishAt(t *testing.T, b *bus, room string, at time.Time) (string, uint64)
 	return m.ID, seq
 }
 
-func TestFindSeqFindsAnyIDInItsRoom(t *testing.T) {
-	ctx := context.Background()
-	b, err := openBus(ctx, busOptions{StoreDir: t.TempDir(), Logger: testLogger(t)})
+// testBus is an embedded bus of its own for the test.
+func testBus(t *testing.T) *bus {
+	t.Helper()
+	b, err := openBus(context.Background(), busOptions{StoreDir: t.TempDir(), Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.close)
+	return b
+}
+
+func TestFindSeqFindsAnyIDInItsRoom(t *testing.T) {
+	ctx := context.Background()
+	b := testBus(t)
 	base := time.Now().Add(-time.Hour)
 	want := map[string]uint64{}
 	var inA, inB []string
@@ -220,11 +227,7 @@ func TestStreamLimitsFromConfig(t *testing.T) {
 // scan alone gave up before reaching it.
 func TestFindSeqFindsAnIDInABusyRoom(t *testing.T) {
 	ctx := context.Background()
-	b, err := openBus(ctx, busOptions{StoreDir: t.TempDir(), Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.close)
+	b := testBus(t)
 	base := time.Now().Add(-time.Hour)
 	var last string
 	var lastSeq uint64

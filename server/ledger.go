@@ -348,38 +348,35 @@ func (l *ledger) write(f final) {
 
 // put writes one key, retrying with backoff.
 func (l *ledger) put(key string, data []byte) error {
-	var err error
-	wait := ledgerWriteBackoff
-	for attempt := 1; ; attempt++ {
-		ctx, cancel := context.WithTimeout(l.bound(), ledgerWriteTimeout)
-		_, err = l.accounts.Put(ctx, key, data)
-		cancel()
-		if err == nil || attempt == ledgerWriteAttempts {
-			return err
-		}
-		if !l.pause(wait) { // the writer's own goroutine: finals queue meanwhile
-			return err
-		}
-		wait *= 2
-	}
+	return l.attempts(func(ctx context.Context) error {
+		_, err := l.accounts.Put(ctx, key, data)
+		return err
+	})
 }
 
 // create writes one key unless it exists (then it is done), retrying
 // transient errors as put does.
 func (l *ledger) create(key string, data []byte) error {
-	var err error
-	wait := ledgerWriteBackoff
-	for attempt := 1; ; attempt++ {
-		ctx, cancel := context.WithTimeout(l.bound(), ledgerWriteTimeout)
-		_, err = l.accounts.Create(ctx, key, data)
-		cancel()
+	return l.attempts(func(ctx context.Context) error {
+		_, err := l.accounts.Create(ctx, key, data)
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			return nil
 		}
-		if err == nil || attempt == ledgerWriteAttempts {
-			return err
-		}
-		if !l.pause(wait) {
+		return err
+	})
+}
+
+// attempts makes up to ledgerWriteAttempts attempts of write, each bounded by
+// ledgerWriteTimeout, with doubling backoff between them, and stops early
+// once the drain's deadline has passed (drainBy). It sleeps on the writer's
+// own goroutine: finals queue meanwhile.
+func (l *ledger) attempts(write func(ctx context.Context) error) error {
+	wait := ledgerWriteBackoff
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(l.bound(), ledgerWriteTimeout)
+		err := write(ctx)
+		cancel()
+		if err == nil || attempt == ledgerWriteAttempts || !l.pause(wait) {
 			return err
 		}
 		wait *= 2

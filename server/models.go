@@ -130,10 +130,7 @@ func (d *Daemon) modelSlots() (int, string) {
 	if d.cfg.ModelSlots > 0 {
 		return d.cfg.ModelSlots, "--model-slots"
 	}
-	base := d.cfg.ModelBaseURL
-	if base == "" {
-		base = os.Getenv(llm.EnvBaseURL)
-	}
+	base := baseURL(d.cfg.ModelBaseURL)
 	if d.cfg.Model != nil || base == "" {
 		if d.cfg.Model == nil && os.Getenv(llm.EnvAPIKey) != "" {
 			return 4, "hosted model server (set --model-slots to change)"
@@ -183,10 +180,7 @@ func (d *Daemon) probeModels(ctx context.Context) {
 // localWithoutModel refuses a local server with no model named: the
 // default model is OpenAI's, which a local server does not serve.
 func localWithoutModel(o llm.OpenAIOptions) error {
-	base := o.BaseURL
-	if base == "" {
-		base = os.Getenv(llm.EnvBaseURL)
-	}
+	base := baseURL(o.BaseURL)
 	if o.Model != "" || os.Getenv(llm.EnvModel) != "" || base == "" {
 		return nil
 	}
@@ -195,6 +189,15 @@ func localWithoutModel(o llm.OpenAIOptions) error {
 			base, llm.EnvModel, strings.TrimSuffix(base, "/"))
 	}
 	return nil
+}
+
+// baseURL is the model server's base URL: u, else $OPENAI_BASE_URL, as
+// llm.NewOpenAI resolves it.
+func baseURL(u string) string {
+	if u == "" {
+		return os.Getenv(llm.EnvBaseURL)
+	}
+	return u
 }
 
 // localHost reports whether host is this machine or a private network.

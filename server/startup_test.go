@@ -23,15 +23,9 @@ func TestStartFinishesWhenTheStreamsLastMessageIsGone(t *testing.T) {
 func startWithGone(t *testing.T, all bool) {
 	cfg := testConfig(t)
 	cfg.Specs = solo()
-	d, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := startDaemon(t, cfg) // shut down below, before the restart
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := d.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
 	post(t, d, "r", "ann", "first")
 	post(t, d, "r", "ann", "second")
 	waitSettled(t, d)

@@ -788,49 +788,25 @@ func (r *run) admit(id int32) {
 	}
 	if r.calls[id].urgent {
 		r.urgentQueue.push(id)
-		if r.pol == Persona {
-			r.preemptSlot()
-		}
 		return
 	}
 	r.queue.push(id)
 }
 
-// preemptSlot frees a slot for urgent work waiting for one: the ordinary
-// reply that started last (the least work lost) is cut short, and its
-// persona puts the item back, as it does for its own urgent work.
+// preemptSlot frees a slot for an @mention waiting for one (persona
+// policy): the scheduler names the victim (slots.Core.Victim, the
+// lowest-class call that started last), and if it is an ordinary reply on
+// its persona's own path, the persona puts the item back, as it does for
+// its own urgent work.
 func (r *run) preemptSlot() {
-	if r.slotCore != nil {
-		// The scheduler names the victim (slots.Core.Victim): an ordinary
-		// reply on a persona's own path can be put back.
-		sid, ok := r.slotCore.Victim()
-		if !ok {
-			return
-		}
-		c := &r.calls[r.slotCall[sid]]
-		if o := r.actors[c.persona].ours; c.kind == callReply && c.lane == 0 && o.phase == phReply && o.call == r.slotCall[sid] {
-			r.m.slotPreemptions++
-			r.oursPreempt(r.actors[c.persona])
-		}
+	sid, ok := r.slotCore.Victim()
+	if !ok {
 		return
 	}
-	victim := int32(-1)
-	for _, a := range r.actors {
-		o := a.ours
-		if o == nil || o.phase != phReply || o.call < 0 {
-			continue
-		}
-		c := &r.calls[o.call]
-		if c.urgent || c.cancelled || c.start < 0 || c.kind != callReply {
-			continue
-		}
-		if victim < 0 || c.start > r.calls[r.actors[victim].ours.call].start {
-			victim = a.idx
-		}
-	}
-	if victim >= 0 {
+	c := &r.calls[r.slotCall[sid]]
+	if o := r.actors[c.persona].ours; c.kind == callReply && c.lane == 0 && o.phase == phReply && o.call == r.slotCall[sid] {
 		r.m.slotPreemptions++
-		r.oursPreempt(r.actors[victim])
+		r.oursPreempt(r.actors[c.persona])
 	}
 }
 
