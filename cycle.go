@@ -713,19 +713,39 @@ func (c *Cycle[T]) batchSize() int {
 	return max(1, min(c.opts.SliceItems, int(float64(batchBudget)/c.meanTook)))
 }
 
-// coalesce takes the other queued items of it's key: the newest becomes
-// the item handled, the rest ride along as its context.
+// coalesce takes the other queued items of it's key, and those of its
+// key held for later (Result.Later: a reply waiting for the room's
+// budget): the newest becomes the item handled, the rest ride along as
+// its context. A held item waits only for a time, and this item's answer
+// answers it now; left held, each would come back for a reply of its own.
 func (c *Cycle[T]) coalesce(it *Item[T]) {
 	key := it.Key
 	others := c.q.TakeWhere(func(e inbox.Entry[Item[T]]) bool { return e.Value.Key == key })
-	if len(others) == 0 {
+	var held []Item[T]
+	if len(c.later) > 0 {
+		kept := c.later[:0]
+		for _, h := range c.later {
+			if h.it.Key != key {
+				kept = append(kept, h)
+				continue
+			}
+			held = append(held, h.it)
+			held = append(held, h.it.Context...)
+		}
+		clear(c.later[len(kept):])
+		c.later = kept
+	}
+	if len(others) == 0 && len(held) == 0 {
 		return
 	}
-	all := make([]Item[T], 0, len(others)+1)
+	all := make([]Item[T], 0, len(others)+len(held)+1)
 	all = append(all, *it)
+	all = append(all, it.Context...)
+	it.Context = nil
 	for _, e := range others {
 		all = append(all, e.Value)
 	}
+	all = append(all, held...)
 	newest := 0
 	for i, x := range all {
 		if x.Created.After(all[newest].Created) {

@@ -611,6 +611,39 @@ func TestCoalesceMergesPendingItemsOfOneKey(t *testing.T) {
 	})
 }
 
+// An item put back for later (persona.Later: a reply waiting for the
+// room's budget) merges into a newer item of its key taken meanwhile: that
+// answer answers it, and it does not come back for a reply of its own.
+func TestHeldItemMergesIntoTheNextItemOfItsKey(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rt := persona.NewRuntime(persona.RuntimeOptions{})
+		var got []persona.Item[string]
+		h := persona.HandlerFunc[string](func(ctx context.Context, it persona.Item[string]) (any, error) {
+			if it.ID == "m0" {
+				return nil, persona.Later(time.Now().Add(time.Minute))
+			}
+			got = append(got, it)
+			return nil, nil
+		})
+		p := mustSpawn(t, rt, "p", h, persona.Options{Coalesce: true})
+		rt.Start()
+		p.Deliver(item("m0", 0.9))
+		synctest.Wait()
+		time.Sleep(5 * time.Second)
+		p.Deliver(item("m1", 0.9))
+		synctest.Wait()
+		time.Sleep(2 * time.Minute) // past m0's time: it must not come back
+		synctest.Wait()
+		if len(got) != 1 || got[0].ID != "m1" || len(got[0].Context) != 1 || got[0].Context[0].ID != "m0" {
+			t.Fatalf("handled %+v, want m1 once with m0 as its context", got)
+		}
+		if c := p.Snapshot().Counts; c.Handled != 2 || !c.Balanced() {
+			t.Fatalf("counts %+v, want both handled", c)
+		}
+		shutdown(t, rt)
+	})
+}
+
 func TestNoLingerGivesTheGoroutineBackAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		before := runtime.NumGoroutine()

@@ -232,7 +232,15 @@ func isName(s string) bool {
 type Budget[K comparable] struct {
 	Max    int
 	Window time.Duration
-	rooms  map[K][]time.Time // oldest first
+	rooms  map[K][]stamp // oldest first
+	over   int
+}
+
+// stamp is one persona message a budget counts: when, and whose ("" for
+// another runtime's).
+type stamp struct {
+	at  time.Time
+	who string
 }
 
 // Owed reports whether a reply is owed to a person: a human's message
@@ -245,7 +253,7 @@ func Owed(kind Kind, addressed bool) bool { return kind == Human && addressed }
 // budget cannot take now waits for it (Budget.Next) instead of being
 // refused: a person's question is answered late, merged with what follows
 // it, rather than never; only persona chatter is refused. An owed reply
-// (Owed) waits too, and at most a window.
+// (Owed) waits too, at most Settings.OwedWait.
 func Waits(kind Kind) bool { return kind == Human }
 
 // NewBudget returns a budget of max persona messages per room per window.
@@ -253,16 +261,23 @@ func NewBudget[K comparable](max int, window time.Duration) *Budget[K] {
 	return &Budget[K]{Max: max, Window: window}
 }
 
-// Reserve takes one reply of room's budget at now and reports whether the
-// reply may be written. An owed reply (Owed) is always reserved: it counts
-// against later replies but is never refused.
-func (b *Budget[K]) Reserve(room K, now time.Time, owed bool) bool {
-	if len(b.prune(room, now)) >= b.Max && !owed {
-		return false
+// Reserve takes one reply of room's budget for persona who at now and
+// reports whether the reply may be written. An owed reply (Owed) is always
+// reserved: it counts against later replies but is never refused.
+func (b *Budget[K]) Reserve(room K, who string, now time.Time, owed bool) bool {
+	if len(b.prune(room, now)) >= b.Max {
+		if !owed {
+			return false
+		}
+		b.over++
 	}
-	b.add(room, now)
+	b.add(room, stamp{now, who})
 	return true
 }
+
+// Over is how many owed replies were reserved over the budget, in all
+// rooms: a window already full when they were written (Reserve).
+func (b *Budget[K]) Over() int { return b.over }
 
 // Next is when a reply of room that is not owed next fits the budget, as
 // seen at now: now itself if it fits, else when the oldest reply that
@@ -275,27 +290,34 @@ func (b *Budget[K]) Next(room K, now time.Time) time.Time {
 	if len(ts) < b.Max {
 		return now
 	}
-	return ts[len(ts)-b.Max].Add(b.Window)
+	return ts[len(ts)-b.Max].at.Add(b.Window)
 }
 
-// Due is when a reply owed to a person should be written in room, as seen
-// at now: when it fits the budget (Next), and, once the window holds half
-// the budget or more, paced at least Window/Max after the room's latest
-// reply. A calm room's mention is answered at once; under a sustained
-// stream of mentions the owed replies are spread over the window (one
-// every 10 s with the defaults) instead of spent at once and followed by a
-// whole window of silence. The mentions that arrive meanwhile merge into
-// the reply: the budget is kept by merging, not by silence. The zero time
-// means never (a Max of 0); a caller waits for Due at most one Window and
-// then reserves regardless, since an owed reply is never refused.
-func (b *Budget[K]) Due(room K, now time.Time) time.Time {
+// Due is when persona who's reply owed to a person should be written in
+// room, as seen at now: when it fits the budget (Next), and paced at least
+// the interval Window/Max after who's latest reply in the room. A mention
+// of a persona that has not just spoken there is answered at once; under
+// a sustained stream of mentions of one persona its owed replies are
+// spread over the window (one every 10 s with the defaults) instead of
+// spent at once and followed by a whole window of silence, and so paced
+// they never exceed the budget. The mentions that arrive meanwhile merge
+// into the reply: the budget is kept by merging, not by silence. The zero
+// time means never (a Max of 0); a caller waits for Due at most one
+// interval after the message (Settings.OwedWait) and then reserves
+// regardless, since an owed reply is never refused: only several personas
+// owing answers in one room faster than its budget go over it (Over).
+func (b *Budget[K]) Due(room K, who string, now time.Time) time.Time {
 	next := b.Next(room, now)
 	if next.IsZero() {
 		return next
 	}
-	if ts := b.rooms[room]; 2*len(ts) >= b.Max && len(ts) > 0 {
-		if paced := ts[len(ts)-1].Add(b.Window / time.Duration(b.Max)); paced.After(next) {
-			return paced
+	ts := b.rooms[room]
+	for i := len(ts) - 1; i >= 0; i-- {
+		if ts[i].who == who {
+			if paced := ts[i].at.Add(b.Window / time.Duration(b.Max)); paced.After(next) {
+				return paced
+			}
+			break
 		}
 	}
 	return next
@@ -306,27 +328,28 @@ func (b *Budget[K]) Due(room K, now time.Time) time.Time {
 // runtime's later replies.
 func (b *Budget[K]) Saw(room K, at time.Time) {
 	b.prune(room, at)
-	b.add(room, at)
+	b.add(room, stamp{at: at})
 }
 
-// add records a message at at, in time order (a message seen late may be
-// older than a reservation).
-func (b *Budget[K]) add(room K, at time.Time) {
+// add records a message, in time order (a message seen late may be older
+// than a reservation).
+func (b *Budget[K]) add(room K, s stamp) {
 	if b.rooms == nil {
-		b.rooms = map[K][]time.Time{}
+		b.rooms = map[K][]stamp{}
 	}
 	ts := b.rooms[room]
 	i := len(ts)
-	for i > 0 && ts[i-1].After(at) {
+	for i > 0 && ts[i-1].at.After(s.at) {
 		i--
 	}
-	b.rooms[room] = slices.Insert(ts, i, at)
+	b.rooms[room] = slices.Insert(ts, i, s)
 }
 
-// Release gives back a reservation made at at (the reply was not sent).
-func (b *Budget[K]) Release(room K, at time.Time) {
+// Release gives back persona who's reservation made at at (the reply was
+// not sent).
+func (b *Budget[K]) Release(room K, who string, at time.Time) {
 	ts := b.rooms[room]
-	if i := slices.IndexFunc(ts, at.Equal); i >= 0 {
+	if i := slices.IndexFunc(ts, func(s stamp) bool { return s.at.Equal(at) && s.who == who }); i >= 0 {
 		b.rooms[room] = slices.Delete(ts, i, i+1)
 	}
 }
@@ -336,10 +359,10 @@ func (b *Budget[K]) Count(room K, now time.Time) int { return len(b.prune(room, 
 
 // prune forgets room's reservations that have left the window ending at
 // now: one made exactly a Window ago has left it.
-func (b *Budget[K]) prune(room K, now time.Time) []time.Time {
+func (b *Budget[K]) prune(room K, now time.Time) []stamp {
 	ts := b.rooms[room]
 	cut := 0
-	for cut < len(ts) && !ts[cut].After(now.Add(-b.Window)) {
+	for cut < len(ts) && !ts[cut].at.After(now.Add(-b.Window)) {
 		cut++
 	}
 	if cut > 0 {

@@ -66,17 +66,17 @@ func TestBudget(t *testing.T) {
 	b := chat.NewBudget[string](2, time.Minute)
 	var got []bool
 	for _, dt := range []time.Duration{0, 10 * time.Second, 20 * time.Second, 60 * time.Second, 61 * time.Second, 90 * time.Second} {
-		got = append(got, b.Reserve("r", t0.Add(dt), false))
+		got = append(got, b.Reserve("r", "a", t0.Add(dt), false))
 	}
 	// At 60s the reply at 0s has left the window; at 61s the one at 10s
 	// has not (it leaves at 70s); at 90s both 10s and 20s have.
 	if want := []bool{true, true, false, true, false, true}; !slices.Equal(got, want) {
 		t.Errorf("allowed = %v, want %v", got, want)
 	}
-	if !b.Reserve("other", t0.Add(90*time.Second), false) {
+	if !b.Reserve("other", "a", t0.Add(90*time.Second), false) {
 		t.Error("another room shares the budget")
 	}
-	if b := chat.NewBudget[string](0, time.Minute); b.Reserve("r", t0, false) {
+	if b := chat.NewBudget[string](0, time.Minute); b.Reserve("r", "a", t0, false) {
 		t.Error("a budget of 0 allowed a reply")
 	}
 }
@@ -85,17 +85,23 @@ func TestBudgetOwedIsCountedNeverRefused(t *testing.T) {
 	b := chat.NewBudget[int32](2, time.Minute)
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
 	for s := range 5 {
-		if !b.Reserve(7, at(s), true) {
+		if !b.Reserve(7, "a", at(s), true) {
 			t.Fatalf("an owed reply at %ds was refused", s)
 		}
 	}
 	if n := b.Count(7, at(5)); n != 5 {
 		t.Errorf("count = %d, want the 5 owed replies counted", n)
 	}
-	if b.Reserve(7, at(6), false) {
+	if n := b.Over(); n != 3 {
+		t.Errorf("Over = %d, want the 3 owed replies reserved over a budget of 2", n)
+	}
+	if b.Reserve(7, "a", at(6), false) {
 		t.Error("chatter allowed over a budget spent by owed replies")
 	}
-	if !b.Reserve(7, at(65), false) {
+	if n := b.Over(); n != 3 {
+		t.Errorf("Over = %d after a refused reply, want 3 still", n)
+	}
+	if !b.Reserve(7, "a", at(65), false) {
 		t.Error("chatter refused once the owed replies left the window")
 	}
 }
@@ -106,15 +112,15 @@ func TestBudgetNext(t *testing.T) {
 	if got := b.Next("r", at(0)); !got.Equal(at(0)) {
 		t.Errorf("empty budget: next = %v, want now", got.Sub(t0))
 	}
-	b.Reserve("r", at(0), false)
-	b.Reserve("r", at(10), false)
-	b.Reserve("r", at(20), true) // owed: over the budget
+	b.Reserve("r", "a", at(0), false)
+	b.Reserve("r", "a", at(10), false)
+	b.Reserve("r", "a", at(20), true) // owed: over the budget
 	// Three in the window, two allowed: a reply fits once the 0s and the
 	// 10s one have left, at 70s.
 	if got := b.Next("r", at(30)); !got.Equal(at(70)) {
 		t.Errorf("next = %v, want 70s", got.Sub(t0))
 	}
-	if !b.Reserve("r", b.Next("r", at(30)), false) {
+	if !b.Reserve("r", "a", b.Next("r", at(30)), false) {
 		t.Error("a reply at Next was refused")
 	}
 	if got := b.Next("r", at(71)); !got.Equal(at(80)) {
@@ -128,52 +134,64 @@ func TestBudgetNext(t *testing.T) {
 func TestBudgetDuePacesOwedReplies(t *testing.T) {
 	b := chat.NewBudget[string](6, time.Minute)
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
-	if got := b.Due("r", at(0)); !got.Equal(at(0)) {
+	if got := b.Due("r", "a", at(0)); !got.Equal(at(0)) {
 		t.Errorf("a room without replies: due = %v, want now", got.Sub(t0))
 	}
-	// Owed replies written as soon as due: half the budget at once, then
-	// one every 10s (a minute over 6) until the window is full, then as
-	// the oldest leave it, still paced; never 7 within a minute.
+	// Owed replies written as soon as due: one every 10s (a minute over
+	// 6), so never 7 within a minute.
 	now := at(0)
 	var times []time.Duration
 	for range 10 {
-		now = b.Due("r", now)
-		b.Reserve("r", now, true)
+		now = b.Due("r", "a", now)
+		b.Reserve("r", "a", now, true)
 		times = append(times, now.Sub(t0))
 	}
 	s := time.Second
-	want := []time.Duration{0, 0, 0, 10 * s, 20 * s, 30 * s, 60 * s, 70 * s, 80 * s, 90 * s}
+	want := []time.Duration{0, 10 * s, 20 * s, 30 * s, 40 * s, 50 * s, 60 * s, 70 * s, 80 * s, 90 * s}
 	if !slices.Equal(times, want) {
 		t.Errorf("owed replies at %v, want %v", times, want)
 	}
 	// Chatter filled the window: due when it fits again.
 	c := chat.NewBudget[string](2, time.Minute)
-	c.Reserve("r", at(0), false)
-	c.Reserve("r", at(1), false)
-	if got := c.Due("r", at(2)); !got.Equal(at(60)) {
+	c.Reserve("r", "a", at(0), false)
+	c.Reserve("r", "a", at(1), false)
+	if got := c.Due("r", "a", at(2)); !got.Equal(at(60)) {
 		t.Errorf("a full window: due = %v, want 60s", got.Sub(t0))
 	}
-	// One reply in a budget of 6: a calm room's mention is due at once.
+	// Its own reply 1s ago: the persona's mention is due one interval
+	// after it; a reply longer ago than the interval, or another
+	// persona's or runtime's: due at once.
 	q := chat.NewBudget[string](6, time.Minute)
-	q.Reserve("r", at(0), false)
-	if got := q.Due("r", at(1)); !got.Equal(at(1)) {
-		t.Errorf("a calm room: due = %v, want now (1s)", got.Sub(t0))
+	q.Reserve("r", "a", at(0), false)
+	q.Saw("r", at(1))
+	if got := q.Due("r", "a", at(1)); !got.Equal(at(10)) {
+		t.Errorf("its own reply 1s before: due = %v, want 10s", got.Sub(t0))
 	}
-	if got := chat.NewBudget[string](0, time.Minute).Due("r", t0); !got.IsZero() {
+	if got := q.Due("r", "a", at(11)); !got.Equal(at(11)) {
+		t.Errorf("its own reply 11s before: due = %v, want now (11s)", got.Sub(t0))
+	}
+	if got := q.Due("r", "b", at(1)); !got.Equal(at(1)) {
+		t.Errorf("another persona's reply 1s before: due = %v, want now (1s)", got.Sub(t0))
+	}
+	if got := chat.NewBudget[string](0, time.Minute).Due("r", "a", t0); !got.IsZero() {
 		t.Errorf("a budget of 0: due = %v, want never", got)
 	}
 }
 
 func TestBudgetRelease(t *testing.T) {
 	b := chat.NewBudget[string](1, time.Minute)
-	if !b.Reserve("r", t0, false) {
+	if !b.Reserve("r", "a", t0, false) {
 		t.Fatal("first reply refused")
 	}
-	if b.Reserve("r", t0.Add(time.Second), false) {
+	if b.Reserve("r", "a", t0.Add(time.Second), false) {
 		t.Fatal("second reply allowed over a budget of 1")
 	}
-	b.Release("r", t0) // the first reply failed
-	if !b.Reserve("r", t0.Add(2*time.Second), false) {
+	b.Release("r", "b", t0) // another persona's reservation: nothing to give back
+	if b.Reserve("r", "a", t0.Add(time.Second), false) {
+		t.Fatal("releasing another persona's reservation freed this one's")
+	}
+	b.Release("r", "a", t0) // the first reply failed
+	if !b.Reserve("r", "a", t0.Add(2*time.Second), false) {
 		t.Error("a released reservation still counts")
 	}
 }
@@ -280,10 +298,10 @@ func TestBudgetCountsWhatOthersPosted(t *testing.T) {
 	b := chat.NewBudget[string](2, time.Minute)
 	b.Saw("r", t0)
 	b.Saw("r", t0.Add(time.Second))
-	if b.Reserve("r", t0.Add(2*time.Second), false) {
+	if b.Reserve("r", "a", t0.Add(2*time.Second), false) {
 		t.Error("chatter allowed after two other runtimes' persona messages filled a budget of 2")
 	}
-	if !b.Reserve("r", t0.Add(2*time.Second), true) {
+	if !b.Reserve("r", "a", t0.Add(2*time.Second), true) {
 		t.Error("an owed reply refused")
 	}
 	// A message seen late, older than the reservation, keeps the order:
@@ -339,5 +357,26 @@ func TestPersonaFileModelSettings(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "p.yaml:3") || !strings.Contains(err.Error(), tc.field) {
 			t.Errorf("%q: err %v, want file, line 3 and %s", tc.yaml, err, tc.field)
 		}
+	}
+}
+
+func TestOwedWaitIsOnePacingInterval(t *testing.T) {
+	for _, c := range []struct {
+		budget int
+		window time.Duration
+		want   time.Duration
+	}{
+		{6, time.Minute, 10 * time.Second},
+		{6, 6 * time.Second, time.Second},
+		{1, time.Minute, time.Minute},
+		{0, time.Minute, 0},
+	} {
+		s := chat.Settings{ReplyBudget: c.budget, ReplyWindow: c.window}
+		if got := s.OwedWait(); got != c.want {
+			t.Errorf("budget %d per %v: OwedWait = %v, want %v", c.budget, c.window, got, c.want)
+		}
+	}
+	if got := chat.DefaultSettings().OwedWait(); got != 10*time.Second {
+		t.Errorf("default OwedWait = %v, want 10s", got)
 	}
 }

@@ -80,6 +80,10 @@ func (d *Daemon) buildCore(obs persona.Observer) error {
 		Namespace: "persona", Name: "questions_unanswered",
 		Help: "Human messages that no reply answered within 5 minutes of being written: no persona message replied to it, nor covered it as merged context addressed to its author. Counted over the room stream as this daemon read it, history included.",
 	}, func() float64 { return float64(d.rooms.unanswered(time.Now())) })
+	overBudget := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: "persona", Name: "owed_replies_over_budget_total",
+		Help: "Replies owed to a person (an @mention) written over the room's reply budget: they waited one pacing interval (window/budget) for it and nothing merged them away.",
+	}, func() float64 { return float64(d.rooms.overBudget()) })
 	d.modelFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "persona", Name: "model_failures_total",
 		Help: "Model calls that failed, by persona and class: rejected (a 4xx such as an unknown model)|rate_limited|unavailable (5xx, timeouts, connection errors)|empty_reply|timeout|other. The server's own message is in /api/personas (last_model_failure), in the room's system note and in the log.",
@@ -94,6 +98,7 @@ func (d *Daemon) buildCore(obs persona.Observer) error {
 		d.reg.Register(d.modelFailures),
 		d.reg.Register(d.promptPrefix),
 		d.reg.Register(unanswered),
+		d.reg.Register(overBudget),
 		d.reg.Register(collectors.NewGoCollector()),
 		d.reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})),
 	); err != nil {

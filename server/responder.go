@@ -92,7 +92,7 @@ type accounts interface {
 type roomView interface {
 	emit(ev Event)
 	history(trigger chat.Message, context []chat.Message) []llm.ChatLine
-	reserveReply(room string, now time.Time, owed, force bool) (release func(), ok bool, next time.Time)
+	reserveReply(room, who string, now time.Time, owed, force bool) (release func(), ok bool, next time.Time)
 }
 
 // replyStore claims and publishes replies exactly once (*replies).
@@ -328,7 +328,7 @@ func (r *responder) respondOnce(ctx context.Context, it persona.Item[chat.Messag
 			return nil, nil
 		}
 	}
-	// An owed reply waits at most a window after the oldest message it
+	// An owed reply waits at most OwedWait after the oldest message it
 	// answers: merging newer ones into it does not push it further back.
 	written := m.At
 	if written.IsZero() {
@@ -433,21 +433,22 @@ func (r *responder) class(it persona.Item[chat.Message]) slots.Class {
 // written. A reply that is not owed is refused when the budget is spent.
 // An owed one is never refused: until it is due (chat.Budget.Due: the
 // budget has room, paced to one per ReplyWindow/ReplyBudget), and at most
-// one ReplyWindow after its message was written, reserve returns
+// chat.Settings.OwedWait (that pacing interval) after its message was
+// written, reserve returns
 // persona.Later(due): the persona puts the item back until then and works
 // on meanwhile (its other rooms do not wait), and the room's messages that
 // arrive meanwhile merge into that reply, which addresses each of their
-// askers: the budget is kept by merging, not by silence. Past the window
-// the reply is taken regardless.
+// askers: the budget is kept by merging, not by silence. Past that wait
+// the reply is taken regardless, counted over the budget.
 func (r *responder) reserve(room string, written time.Time, owed, human bool) (release func(), ok bool, _ error) {
 	return r.reserveAs(r.name, room, written, owed, human)
 }
 
 func (r *responder) reserveAs(name, room string, written time.Time, owed, human bool) (release func(), ok bool, _ error) {
 	now := time.Now()
-	window := r.rules.ReplyWindow
+	window := r.rules.OwedWait()
 	force := r.rules.OwedOverBudget || now.Sub(written) >= window
-	release, ok, next := r.rooms.reserveReply(room, now, owed, force)
+	release, ok, next := r.rooms.reserveReply(room, name, now, owed, force)
 	if ok {
 		return release, ok, nil
 	}

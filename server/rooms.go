@@ -333,21 +333,21 @@ func (rs *rooms) history(trigger chat.Message, context []chat.Message) []llm.Cha
 // reply is reserved once it is due (chat.Budget.Due), or at once with
 // force; before that ok is false and next is when it is due. It returns a
 // func that gives the reply back (it was not sent after all).
-func (rs *rooms) reserveReply(room string, now time.Time, owed, force bool) (release func(), ok bool, next time.Time) {
+func (rs *rooms) reserveReply(room, who string, now time.Time, owed, force bool) (release func(), ok bool, next time.Time) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if owed && !force {
-		if due := rs.budget.Due(room, now); due.IsZero() || due.After(now) {
+		if due := rs.budget.Due(room, who, now); due.IsZero() || due.After(now) {
 			return func() {}, false, due
 		}
 	}
-	if !rs.budget.Reserve(room, now, owed) {
+	if !rs.budget.Reserve(room, who, now, owed) {
 		return func() {}, false, rs.budget.Next(room, now)
 	}
 	return func() {
 		rs.mu.Lock()
 		defer rs.mu.Unlock()
-		rs.budget.Release(room, now)
+		rs.budget.Release(room, who, now)
 	}, true, time.Time{}
 }
 
@@ -420,7 +420,8 @@ func (rs *rooms) close() {
 // questionHorizon is how long a human message may wait for an answer
 // before persona_questions_unanswered counts it: the urgent SLA (10 s)
 // many times over, and past the reply budget's longest wait for an owed
-// reply (one window, 1 min by default), so that a question the budget
+// reply (chat.Settings.OwedWait, 10 s by default) and a person's question
+// (until the budget has room: at most a window), so that a question the budget
 // delays is not counted while its answer is still coming.
 const questionHorizon = 5 * time.Minute
 
@@ -501,6 +502,14 @@ func (q *questions) age(now time.Time) {
 
 // unanswered returns how many human messages no reply answered within the
 // horizon, as seen at now (persona_questions_unanswered).
+// overBudget is how many owed replies were reserved over the budget
+// (chat.Budget.Over).
+func (rs *rooms) overBudget() int {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return rs.budget.Over()
+}
+
 func (rs *rooms) unanswered(now time.Time) uint64 {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()

@@ -189,11 +189,11 @@ func (r *run) respond(a *actor, mi int32, waited int64) replyStart {
 	room := r.msgs[mi].room
 	now := r.t(r.now)
 	owed := r.owed(a)
-	window := int64(r.chat.ReplyWindow)
+	window := int64(r.chat.OwedWait())
 	if owed && !r.chat.OwedOverBudget && waited < window {
 		// The daemon's responder.reserve: an owed reply waits until it is
-		// due, at most one window after its message was written.
-		if due := r.budget.Due(room, now); due.IsZero() || due.After(now) {
+		// due, at most chat.Settings.OwedWait after its message was written.
+		if due := r.budget.Due(room, a.name, now); due.IsZero() || due.After(now) {
 			wait := window - waited
 			if !due.IsZero() {
 				wait = min(wait, int64(due.Sub(now)))
@@ -202,7 +202,7 @@ func (r *run) respond(a *actor, mi int32, waited int64) replyStart {
 			return replyWaiting
 		}
 	}
-	if !r.budget.Reserve(room, now, owed) {
+	if !r.budget.Reserve(room, a.name, now, owed) {
 		// A person's question waits for the budget (chat.Waits), merged
 		// with what follows it, as the daemon's responder does; persona
 		// chatter is refused.

@@ -157,7 +157,7 @@ func (r *run) supersede(a *actor, room int32) {
 	}
 	r.cancelCall(o.call)
 	r.roomFlight[room]--
-	r.budget.Release(room, r.t(c.issued)) // not sent: the budget gets it back
+	r.budget.Release(room, r.actors[c.persona].name, r.t(c.issued)) // not sent: the budget gets it back
 	r.m.superseded++
 	o.call, o.phase = -1, phNone
 	o.Done(r.now, persona.Result{Later: r.t(r.now)})
@@ -271,16 +271,16 @@ func (r *run) oursNote(a *actor, n persona.Note[int32]) {
 
 // oursReply writes a's reply if the room's budget lets it: an ordinary
 // reply is refused when the budget is spent; one owed to a person is put
-// back until it is due (chat.Budget.Due), at most one ReplyWindow after
-// its message was written, and then goes regardless, as the daemon's
-// responder does.
+// back until it is due (chat.Budget.Due), at most chat.Settings.OwedWait
+// after its message was written, and then goes regardless, as the
+// daemon's responder does.
 //
 // A reply out in the urgent lane (lane not zero) leaves the persona free at
 // once: its batch moves to a laneReply, and its end is the lane's.
 func (r *run) oursReply(a *actor, lane uint64) {
 	o := a.ours
 	mi := r.dels[o.item].msg
-	// An owed reply waits at most a window after the oldest message it
+	// An owed reply waits at most OwedWait after the oldest message it
 	// answers: merging newer ones into it does not push it further back.
 	oldest := r.msgs[mi].at
 	for _, x := range o.batch {
@@ -341,7 +341,7 @@ func (r *run) oursPreempt(a *actor) {
 		r.cancelCall(o.call)
 		room := r.msgs[c.ref].room
 		r.roomFlight[room]--
-		r.budget.Release(room, r.t(c.issued)) // not sent: the budget gets it back
+		r.budget.Release(room, r.actors[c.persona].name, r.t(c.issued)) // not sent: the budget gets it back
 		o.call = -1
 		o.Done(r.now, persona.Result{Preempted: true})
 	default:

@@ -108,6 +108,9 @@ type Report struct {
 	// same persona; the preempted item went back to its inbox.
 	Preemptions      int `json:"preemptions"`
 	SuppressedBudget int `json:"suppressed_budget"`
+	// OwedOverBudget counts replies owed to a person written over the
+	// room's reply budget (chat.Budget.Over), after one pacing interval.
+	OwedOverBudget int `json:"owed_replies_over_budget"`
 	// SuppressedQuiet and SuppressedDepth count deliveries of persona
 	// messages the intake guard did not take in (quiet room, chain too
 	// deep): under the persona policy they are among Skipped.
@@ -322,7 +325,7 @@ func (r *run) report() (*Report, error) {
 		Evaluations:      r.m.evaluations, Replies: r.m.replies,
 		ModelCalls: r.m.modelCalls, ModelCallsCompleted: r.m.modelCallsDone, ModelCallsCancelled: r.m.modelCallsCancelled,
 		SlotPreemptions: r.m.slotPreemptions, ModelCallsSuperseded: r.m.superseded,
-		SuppressedBudget: r.m.suppressedBudget, SuppressedQuiet: r.m.suppressedQuiet, SuppressedDepth: r.m.suppressedDepth,
+		SuppressedBudget: r.m.suppressedBudget, OwedOverBudget: r.budget.Over(), SuppressedQuiet: r.m.suppressedQuiet, SuppressedDepth: r.m.suppressedDepth,
 		SuppressedReplies: r.m.suppressedBudget + r.m.suppressedQuiet + r.m.suppressedDepth,
 		Preemptions:       r.m.preemptions,
 		Coordination: CoordStats{Decisions: r.m.decisions, TimedOut: r.m.timedOut, Granted: r.m.granted,
