@@ -323,6 +323,29 @@ func (b *Budget[K]) Due(room K, who string, now time.Time) time.Time {
 	return next
 }
 
+// OwedBy is when persona who's reply owed to a person, for a message
+// written at written, is reserved in room whatever the budget: one pacing
+// interval (Window/Max, Settings.OwedWait) after the message, or after
+// who's own latest reply there if that came later (a message that was on
+// its way when that reply was reserved waits for the next paced one).
+// Until then the caller waits for Due. The zero time with a Max of 0.
+func (b *Budget[K]) OwedBy(room K, who string, written time.Time) time.Time {
+	if b.Max <= 0 {
+		return time.Time{}
+	}
+	from := written
+	ts := b.rooms[room]
+	for i := len(ts) - 1; i >= 0; i-- {
+		if ts[i].who == who {
+			if ts[i].at.After(from) {
+				from = ts[i].at
+			}
+			break
+		}
+	}
+	return from.Add(b.Window / time.Duration(b.Max))
+}
+
 // Saw counts a persona message another runtime posted in room at at: it is
 // never refused (it is already in the room), and it counts against this
 // runtime's later replies.

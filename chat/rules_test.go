@@ -380,3 +380,25 @@ func TestOwedWaitIsOnePacingInterval(t *testing.T) {
 		t.Errorf("default OwedWait = %v, want 10s", got)
 	}
 }
+
+func TestBudgetOwedBy(t *testing.T) {
+	b := chat.NewBudget[string](6, time.Minute)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	if got := b.OwedBy("r", "a", at(3)); !got.Equal(at(13)) {
+		t.Errorf("no reply yet: owed by %v, want 13s (one interval after the message)", got.Sub(t0))
+	}
+	b.Reserve("r", "a", at(5), true)
+	b.Reserve("r", "b", at(7), true)
+	// Written at 3s, before a's reply at 5s that did not cover it: it
+	// waits for a's next paced reply, at 15s, not 13s; b's reply is no
+	// reason to wait.
+	if got := b.OwedBy("r", "a", at(3)); !got.Equal(at(15)) {
+		t.Errorf("written before its persona's reply: owed by %v, want 15s", got.Sub(t0))
+	}
+	if got := b.OwedBy("r", "a", at(8)); !got.Equal(at(18)) {
+		t.Errorf("written after it: owed by %v, want 18s", got.Sub(t0))
+	}
+	if got := chat.NewBudget[string](0, time.Minute).OwedBy("r", "a", at(1)); !got.IsZero() {
+		t.Errorf("a budget of 0: owed by %v, want zero", got)
+	}
+}

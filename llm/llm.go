@@ -33,12 +33,20 @@ type Message struct {
 // order, oldest first. MaxTokens <= 0 leaves the reply length to the server;
 // a nil Temperature leaves sampling to the server. Persona is the persona's
 // name: backends use it for logs and, for Scripted, for its voice.
+//
+// OnText, when set, asks for the reply as it is generated: the backend
+// streams it and calls OnText with the reply's text so far each time more
+// arrives (from the call's goroutine or the backend's, never two at once
+// for one call; a retried call starts again from its first piece). The
+// returned Reply is the whole answer either way. A backend that cannot
+// stream calls it once with the whole text, or not at all.
 type Request struct {
 	Persona     string
 	System      string
 	History     []Message
 	MaxTokens   int
 	Temperature *float64
+	OnText      func(text string)
 }
 
 // Reply is a model's answer to a Request.

@@ -2,10 +2,13 @@ package llm
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
+	"mime"
 	"net/http"
 	"net/url"
 	"os"
@@ -295,7 +298,7 @@ func (c *OpenAI) Complete(ctx context.Context, req Request) (Reply, error) {
 		if attempts > 1 {
 			c.retries.Add(1)
 		}
-		reply, st, header, err := c.attempt(ctx, params)
+		reply, st, header, err := c.attempt(ctx, params, req.OnText)
 		status = st
 		if err == nil {
 			reply.Attempts = attempts
@@ -360,11 +363,18 @@ func (c *OpenAI) fail(req Request, status, attempts int, err error) error {
 	return e
 }
 
-// attempt makes one HTTP attempt. status is 0 when no response came back.
-func (c *OpenAI) attempt(ctx context.Context, params openai.ChatCompletionNewParams) (Reply, int, http.Header, error) {
+// attempt makes one HTTP attempt, streamed when onText is set. status is
+// 0 when no response came back.
+func (c *OpenAI) attempt(ctx context.Context, params openai.ChatCompletionNewParams, onText func(string)) (Reply, int, http.Header, error) {
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	res, err := c.client.Chat.Completions.New(actx, params)
+	var res *openai.ChatCompletion
+	var err error
+	if onText != nil {
+		res, err = c.stream(actx, params, onText)
+	} else {
+		res, err = c.client.Chat.Completions.New(actx, params)
+	}
 	if err != nil {
 		var apiErr *openai.Error
 		if errors.As(err, &apiErr) {
@@ -404,6 +414,69 @@ func (c *OpenAI) attempt(ctx context.Context, params openai.ChatCompletionNewPar
 		PromptTokens:     int(res.Usage.PromptTokens),
 		CompletionTokens: int(res.Usage.CompletionTokens),
 	}, http.StatusOK, nil, nil
+}
+
+// stream makes one streamed attempt: onText gets the reply's text so far
+// after every chunk that adds to it, and the chunks accumulate into the
+// completion a plain attempt would have returned (usage included, when the
+// server sends it).
+func (c *OpenAI) stream(ctx context.Context, params openai.ChatCompletionNewParams, onText func(string)) (*openai.ChatCompletion, error) {
+	params.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
+	st := c.client.Chat.Completions.NewStreaming(ctx, params, option.WithMiddleware(wholeAsStream))
+	defer st.Close()
+	var acc openai.ChatCompletionAccumulator
+	var text strings.Builder
+	for st.Next() {
+		chunk := st.Current()
+		acc.AddChunk(chunk)
+		if len(chunk.Choices) > 0 && chunk.Choices[0].Delta.Content != "" {
+			text.WriteString(chunk.Choices[0].Delta.Content)
+			onText(text.String())
+		}
+	}
+	if err := st.Err(); err != nil {
+		return nil, err
+	}
+	return &acc.ChatCompletion, nil
+}
+
+// wholeAsStream lets a server that ignores "stream": true answer a
+// streamed call: a 200 with a JSON completion instead of events becomes
+// one event holding the whole reply (and its usage), so the call succeeds
+// as a plain one would, with one OnText.
+func wholeAsStream(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+	res, err := next(req)
+	if err != nil || res.StatusCode != http.StatusOK {
+		return res, err
+	}
+	if mt, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type")); mt != "application/json" {
+		return res, nil
+	}
+	raw, err := io.ReadAll(io.LimitReader(res.Body, 16<<20))
+	res.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	var whole openai.ChatCompletion
+	if err := json.Unmarshal(raw, &whole); err != nil {
+		return nil, fmt.Errorf("a streamed call answered with JSON that is no completion: %w", err)
+	}
+	chunk := map[string]any{"id": whole.ID, "object": "chat.completion.chunk", "created": whole.Created, "model": whole.Model, "usage": whole.Usage}
+	var choices []any
+	for _, ch := range whole.Choices {
+		choices = append(choices, map[string]any{"index": ch.Index, "finish_reason": ch.FinishReason,
+			"delta": map[string]any{"role": "assistant", "content": ch.Message.Content, "refusal": ch.Message.Refusal}})
+	}
+	chunk["choices"] = choices
+	b, err := json.Marshal(chunk)
+	if err != nil {
+		return nil, err
+	}
+	res.Body = io.NopCloser(strings.NewReader("data: " + string(b) + "\n\ndata: [DONE]\n\n"))
+	res.Header = res.Header.Clone()
+	res.Header.Set("Content-Type", "text/event-stream")
+	res.ContentLength = -1
+	return res, nil
 }
 
 // stripThinking drops a leading <think>…</think> block: reasoning models

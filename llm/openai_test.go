@@ -711,3 +711,80 @@ func TestModelsListsWhatTheServerServes(t *testing.T) {
 		}
 	}
 }
+
+// A request with OnText streams: the text so far after every chunk, and
+// the whole reply (usage included) at the end, as a plain call returns it.
+// A 503 before the stream is retried like any attempt.
+func TestOpenAIStreamsTextSoFar(t *testing.T) {
+	var mu sync.Mutex
+	var bodies []map[string]any
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]any
+		json.NewDecoder(r.Body).Decode(&body)
+		mu.Lock()
+		bodies = append(bodies, body)
+		n := len(bodies)
+		mu.Unlock()
+		if n == 1 {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("retry-after-ms", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"error":{"message":"loading model","type":"fake"}}`)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i, piece := range []string{"Try a ", "buffered ", "channel."} {
+			c := map[string]any{"index": 0, "delta": map[string]any{"content": piece}}
+			if i == 2 {
+				c["finish_reason"] = "stop"
+			}
+			b, _ := json.Marshal(map[string]any{"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "served-model", "choices": []any{c}})
+			fmt.Fprintf(w, "data: %s\n\n", b)
+		}
+		fmt.Fprintf(w, "data: %s\n\ndata: [DONE]\n\n", `{"id":"c","object":"chat.completion.chunk","created":1,"model":"served-model","choices":[],"usage":{"prompt_tokens":42,"completion_tokens":7,"total_tokens":49}}`)
+	}))
+	t.Cleanup(srv.Close)
+	c := newClient(t, OpenAIOptions{BaseURL: srv.URL + "/v1", APIKey: "sk-test", Model: "test-model", MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+
+	var texts []string
+	reply, err := c.Complete(t.Context(), Request{
+		Persona: "Helper", System: "You are Helper.",
+		History: []Message{{Role: RoleUser, Name: "ann", Content: "my goroutine blocks"}},
+		OnText:  func(s string) { texts = append(texts, s) },
+	})
+	if err != nil {
+		t.Fatalf("Complete: %v", err)
+	}
+	if want := []string{"Try a ", "Try a buffered ", "Try a buffered channel."}; !slices.Equal(texts, want) {
+		t.Errorf("OnText got %q, want %q", texts, want)
+	}
+	want := Reply{Content: "Try a buffered channel.", Model: "served-model", PromptTokens: 42, CompletionTokens: 7, Attempts: 2}
+	if reply != want {
+		t.Errorf("reply = %+v, want %+v", reply, want)
+	}
+	if len(bodies) != 2 || bodies[1]["stream"] != true {
+		t.Fatalf("requests %v, want two, the second with stream: true", bodies)
+	}
+	if so, _ := bodies[1]["stream_options"].(map[string]any); so["include_usage"] != true {
+		t.Errorf("stream_options = %v, want include_usage", bodies[1]["stream_options"])
+	}
+}
+
+// A server that ignores "stream": true and answers a plain completion is
+// still understood: one OnText with the whole reply.
+func TestOpenAIStreamedCallAnsweredWhole(t *testing.T) {
+	f := &fakeOpenAI{t: t, steps: []step{{body: okBody("Try a buffered channel.")}}}
+	c := newClient(t, OpenAIOptions{BaseURL: loopbackServer(t, f), APIKey: "sk-test", Model: "test-model"})
+	var texts []string
+	reply, err := c.Complete(t.Context(), Request{Persona: "Helper", History: []Message{{Role: RoleUser, Name: "ann", Content: "hi"}},
+		OnText: func(s string) { texts = append(texts, s) }})
+	if err != nil {
+		t.Fatalf("Complete: %v", err)
+	}
+	if want := (Reply{Content: "Try a buffered channel.", Model: "served-model", PromptTokens: 42, CompletionTokens: 7, Attempts: 1}); reply != want {
+		t.Errorf("reply = %+v, want %+v", reply, want)
+	}
+	if !slices.Equal(texts, []string{"Try a buffered channel."}) {
+		t.Errorf("OnText got %q, want the whole reply once", texts)
+	}
+}

@@ -33,10 +33,13 @@ type Scripted struct {
 	Delay time.Duration
 }
 
-// Complete returns the scripted reply to req after Delay.
+// Complete returns the scripted reply to req after Delay; with
+// req.OnText it streams the reply a word at a time over the Delay.
 func (s Scripted) Complete(ctx context.Context, req Request) (Reply, error) {
-	if err := sleepCtx(ctx, s.Delay); err != nil {
-		return Reply{}, fmt.Errorf("llm: scripted: %w", err)
+	if req.OnText == nil {
+		if err := sleepCtx(ctx, s.Delay); err != nil {
+			return Reply{}, fmt.Errorf("llm: scripted: %w", err)
+		}
 	}
 	name := strings.TrimSpace(req.Persona)
 	if name == "" {
@@ -50,6 +53,15 @@ func (s Scripted) Complete(ctx context.Context, req Request) (Reply, error) {
 	} else {
 		pick := choose(name, last)
 		content = v.reply(name, mention(from), topicOf(last, name), last, pick)
+	}
+	if req.OnText != nil {
+		words := strings.SplitAfter(content, " ")
+		for i := range words {
+			if err := sleepCtx(ctx, s.Delay/time.Duration(len(words))); err != nil {
+				return Reply{}, fmt.Errorf("llm: scripted: %w", err)
+			}
+			req.OnText(strings.Join(words[:i+1], ""))
+		}
 	}
 	prompt := utf8.RuneCountInString(req.System)
 	for _, m := range req.History {

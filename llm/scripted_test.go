@@ -148,3 +148,21 @@ func TestScriptedDelay(t *testing.T) {
 		}
 	})
 }
+
+func TestScriptedStreamsAWordAtATime(t *testing.T) {
+	var texts []string
+	req := Request{Persona: "Helper", History: []Message{{Role: RoleUser, Name: "ann", Content: "my build fails"}},
+		OnText: func(s string) { texts = append(texts, s) }}
+	r, err := Scripted{}.Complete(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(texts) < 2 || texts[len(texts)-1] != r.Content {
+		t.Fatalf("OnText got %q, want growing text ending in the reply %q", texts, r.Content)
+	}
+	for i := 1; i < len(texts); i++ {
+		if !strings.HasPrefix(texts[i], texts[i-1]) || len(texts[i]) <= len(texts[i-1]) {
+			t.Fatalf("OnText %d %q does not grow from %q", i, texts[i], texts[i-1])
+		}
+	}
+}

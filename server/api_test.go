@@ -31,9 +31,12 @@ const apiTestToken = "s3cret-token"
 // delay (with a thought and a decision first), as a live daemon would.
 type memBackend struct {
 	replyAfter time.Duration
-	postErr    error // returned by Post instead of storing
-	listErr    error // returned by Messages
-	blockPost  bool  // Post waits for its context
+	// draftFor, when positive, shows the reply as a draft being written
+	// for that long before it is stored.
+	draftFor  time.Duration
+	postErr   error // returned by Post instead of storing
+	listErr   error // returned by Messages
+	blockPost bool  // Post waits for its context
 
 	mu       sync.Mutex
 	seq      int
@@ -114,8 +117,21 @@ func (m *memBackend) reply(to chat.Message) {
 	m.personas[0].Snapshot.Energy -= 0.07
 	m.mu.Unlock()
 	m.publish(Event{Type: "decision", Room: to.Room, Decision: &coord.Decision{Item: to.ID, Key: to.Room, Granted: []string{p.Name}, Thoughts: []coord.Thought{th}, K: 1}})
-	m.store(chat.Message{Room: to.Room, Author: p.Name, Kind: chat.Persona, ReplyTo: to.ID, Depth: 1,
-		Content: "Hello " + to.Author + "! You said: " + to.Content})
+	content := "Hello " + to.Author + "! You said: " + to.Content
+	d := Draft{ID: "draft-" + to.ID, Persona: p.Name, Room: to.Room, ReplyTo: to.ID, Text: content[:len(content)/2], State: DraftWriting}
+	if m.draftFor > 0 {
+		m.publish(Event{Type: "draft", Room: to.Room, Draft: &d})
+		select {
+		case <-time.After(m.draftFor):
+		case <-m.closed:
+			return
+		}
+	}
+	out := m.store(chat.Message{Room: to.Room, Author: p.Name, Kind: chat.Persona, ReplyTo: to.ID, Depth: 1, Content: content})
+	if m.draftFor > 0 {
+		d.State, d.Text, d.Message = DraftSent, out.Content, out.ID
+		m.publish(Event{Type: "draft", Room: to.Room, Draft: &d})
+	}
 }
 
 func (m *memBackend) publish(ev Event) {

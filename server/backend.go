@@ -12,11 +12,12 @@ import (
 
 // Event is one entry of a room's live stream (the API's SSE).
 type Event struct {
-	Type     string          `json:"type"` // "message" (a human's or a persona's reply), "thought", "decision"
+	Type     string          `json:"type"` // "message" (a human's or a persona's reply), "thought", "decision", "draft" (a reply being written)
 	Room     string          `json:"room"`
 	Message  *chat.Message   `json:"message,omitempty"`
 	Thought  *coord.Thought  `json:"thought,omitempty"`
 	Decision *coord.Decision `json:"decision,omitempty"`
+	Draft    *Draft          `json:"draft,omitempty"`
 }
 
 // PersonaInfo is what the API and the dashboard show of a persona.

@@ -40,6 +40,7 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	b := newMemBackend()
 	b.replyAfter = 300 * time.Millisecond
+	b.draftFor = 3 * time.Second
 	defer b.Close()
 	// A little history, so the page shows a conversation and not only the test's.
 	first := b.store(chat.Message{Room: "lobby", Author: "margaret", Kind: chat.Human,
@@ -86,6 +87,11 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("load and post: %v", err)
 	}
+	// The reply shows as a draft while it is written, then as the reply.
+	draft := `[...document.querySelectorAll("#messages .msg.draft-writing")].some(e => e.querySelector(".kind").textContent === "writing…" && e.querySelector(".body").textContent.startsWith("Hello linus!"))`
+	if _, err := chromedp.Run(bctx, chromedp.Poll[bool](draft, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("the reply's draft never appeared: %v", err)
+	}
 	// The reply comes only through the live stream: the page never reloads.
 	reply := `[...document.querySelectorAll("#messages .msg.persona .body")].some(e => e.textContent.includes("You said: ` + text + `"))`
 	if _, err := chromedp.Run(bctx, chromedp.Poll[bool](reply, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
@@ -98,6 +104,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 
 	checks := []struct{ name, expr, want string }{
+		{"the draft gave way to the reply", `document.querySelectorAll("#messages .msg.draft").length+""`, "0"},
 		{"token left the address bar", `location.href.includes("token") ? "leaked" : "clean"`, "clean"},
 		{"thermal state is shown", `document.getElementById("thermal").textContent`, "nominal"},
 		{"author is remembered", `localStorage.getItem("persona.author")`, "linus"},

@@ -139,7 +139,7 @@ func (d *Daemon) newMember(s PersonaSpec, rp replyStore, acc accounts) (*member,
 	m.r = &responder{
 		name: s.Name, system: s.SystemPrompt(), model: backendKey(s), dependent: s.Dependent(),
 		maxTokens: cmp.Or(s.MaxTokens, d.cfg.MaxTokens), temperature: cmp.Or(s.Temperature, d.cfg.Temperature),
-		rules: d.chat, log: d.log, stopping: d.stopping,
+		rules: d.chat, log: d.log, stopping: d.stopping, stream: !d.cfg.NoStream,
 		decisions: d, accounts: acc, rooms: d.rooms, replies: rp, models: d,
 		metrics: d.metrics, activity: d.scorer,
 	}

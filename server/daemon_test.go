@@ -179,6 +179,7 @@ type fakeCall struct {
 
 type wireReq struct {
 	Model    string `json:"model"`
+	Stream   bool   `json:"stream"`
 	Messages []struct {
 		Role    string `json:"role"`
 		Content string `json:"content"`
@@ -229,10 +230,28 @@ func (f *fakeOpenAI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `{"error":{"message":"fake %d","type":"fake"}}`, status)
 		return
 	}
+	content := fmt.Sprintf("%s answers (%d runes seen).", name, len([]rune(last.Content)))
+	if req.Stream {
+		// Server-sent chunks, as OpenAI streams: the content in two
+		// pieces, then the usage, then [DONE].
+		w.Header().Set("Content-Type", "text/event-stream")
+		half := len(content) / 2
+		for _, c := range []map[string]any{
+			{"index": 0, "delta": map[string]any{"role": "assistant", "content": content[:half]}},
+			{"index": 0, "delta": map[string]any{"content": content[half:]}, "finish_reason": "stop"},
+		} {
+			b, _ := json.Marshal(map[string]any{"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": req.Model, "choices": []any{c}})
+			fmt.Fprintf(w, "data: %s\n\n", b)
+		}
+		b, _ := json.Marshal(map[string]any{"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": req.Model, "choices": []any{},
+			"usage": map[string]any{"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}})
+		fmt.Fprintf(w, "data: %s\n\ndata: [DONE]\n\n", b)
+		return
+	}
 	b, _ := json.Marshal(map[string]any{
 		"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": req.Model,
 		"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
-			"message": map[string]any{"role": "assistant", "content": fmt.Sprintf("%s answers (%d runes seen).", name, len([]rune(last.Content)))}}},
+			"message": map[string]any{"role": "assistant", "content": content}}},
 		"usage": map[string]any{"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
 	})
 	w.Write(b)

@@ -151,6 +151,12 @@
 // calls per second, burst 20), whose level slows cadences and feeds the
 // governor.
 //
+// A reply is streamed (llm.Request.OnText) unless Config.NoStream: the
+// room's live events carry it as a Draft while it is written, at most ten
+// updates a second, and then how it ended: sent (with the stored
+// message), superseded (preempted for an @mention, or put back, to be
+// written again with newer messages) or failed. Drafts are not stored.
+//
 // # Concurrency and resources
 //
 // Every Daemon method is safe for concurrent use. The goroutines the daemon

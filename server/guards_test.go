@@ -38,6 +38,9 @@ func (g *gateModel) Complete(ctx context.Context, req llm.Request) (llm.Reply, e
 	g.mu.Unlock()
 	g.calls <- req
 	if strings.Contains(last, "BLOCK") {
+		if req.OnText != nil {
+			req.OnText("thinking about it")
+		}
 		select {
 		case <-g.gate:
 		case <-ctx.Done():

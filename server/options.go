@@ -114,6 +114,9 @@ type Config struct {
 	// NoMerge turns off merging a persona's pending messages of one room
 	// into one reply (root Options.Coalesce), which is on by default.
 	NoMerge bool
+	// NoStream asks the model for whole replies instead of streamed ones:
+	// the room's live stream then shows no draft while a reply is written.
+	NoStream bool
 	// OwedOverBudget writes a reply to a person's @mention at once, over
 	// the reply budget, instead of waiting until the budget has room
 	// (chat.Settings.OwedOverBudget); off by default.

@@ -53,6 +53,7 @@ type responder struct {
 	temperature *float64
 	dependent   bool
 	rules       chat.Settings
+	stream      bool // stream the reply's draft to the room (Config.NoStream off)
 	log         *slog.Logger
 	// stopping is closed when the daemon starts shutting down: a reply
 	// waiting for the budget or for a retry gives up at once, and the
@@ -92,7 +93,7 @@ type accounts interface {
 type roomView interface {
 	emit(ev Event)
 	history(trigger chat.Message, context []chat.Message) []llm.ChatLine
-	reserveReply(room, who string, now time.Time, owed, force bool) (release func(), ok bool, next time.Time)
+	reserveReply(room, who string, now, written time.Time, owed, force bool) (release func(), ok bool, next time.Time)
 }
 
 // replyStore claims and publishes replies exactly once (*replies).
@@ -373,24 +374,33 @@ func (r *responder) respondOnce(ctx context.Context, it persona.Item[chat.Messag
 	if r.last != nil {
 		r.models.promptReuse(r.name, llm.SharedPrefix(*r.last, req))
 	}
-	r.last = &req
+	prev := req // a copy: req changes below, outside the lock
+	r.last = &prev
 	r.mu.Unlock()
 	// The model client's retries end at the item's deadline: a slow or
 	// failing server costs a message at most until then (and a message
 	// delivered again past it one more minute), not a fixed count of fixed
 	// timeouts.
 	mctx, cancel := context.WithDeadline(ctx, later(retryDeadline(it), time.Now().Add(time.Minute)))
+	draft := r.draft(m)
+	if draft != nil {
+		req.OnText = draft.text
+	}
 	reply, err := r.models.complete(mctx, slots.Call{Persona: r.name, Class: r.class(it), Key: m.Room}, r.model, req)
 	cancel()
 	end := time.Now()
 	if errors.Is(err, errPutBack) {
 		release()
+		draft.end(DraftSuperseded)
 		return nil, persona.Later(end) // back in the inbox, merged again with what came meanwhile
 	}
 	if err != nil {
 		release()
 		if ctx.Err() == nil { // not preempted, not shutting down: the model failed
+			draft.end(DraftFailed)
 			r.models.modelFailed(r.name, it.ID, m.Room, r.model, err)
+		} else {
+			draft.end(DraftSuperseded) // preempted (or shutting down): it is answered again
 		}
 		return nil, fmt.Errorf("persona %s: model: %w", r.name, err)
 	}
@@ -403,6 +413,7 @@ func (r *responder) respondOnce(ctx context.Context, it persona.Item[chat.Messag
 	}
 	if err := r.replies.sendReply(ctx, r.name, m.ID, cover.Merged, out); err != nil {
 		release()
+		draft.end(DraftSuperseded)
 		if errors.Is(err, errAnswered) {
 			r.accounts.note(r.name, it.ID, noteAnswered)
 			r.accounts.count(r.name, noteAnswered)
@@ -410,10 +421,20 @@ func (r *responder) respondOnce(ctx context.Context, it persona.Item[chat.Messag
 		}
 		return nil, err
 	}
+	draft.end(DraftSent, out)
 	r.accounts.note(r.name, it.ID, noteReplied)
 	r.metrics.Response(r.name, m.Room)
 	r.activity.Touch(r.name, m.Room, end)
 	return out, nil
+}
+
+// draft begins the live draft of the reply to m; nil (a no-op) when the
+// reply is not streamed.
+func (r *responder) draft(m chat.Message) *drafting {
+	if !r.stream {
+		return nil
+	}
+	return newDrafting(r.rooms.emit, r.name, m.Room, m.ID, time.Now())
 }
 
 // class is the slot class of the reply to it: owed to a person who named
@@ -432,9 +453,10 @@ func (r *responder) class(it persona.Item[chat.Message]) slots.Class {
 // reserve takes one reply of room's budget for a message written at
 // written. A reply that is not owed is refused when the budget is spent.
 // An owed one is never refused: until it is due (chat.Budget.Due: the
-// budget has room, paced to one per ReplyWindow/ReplyBudget), and at most
-// chat.Settings.OwedWait (that pacing interval) after its message was
-// written, reserve returns
+// budget has room, paced to one per ReplyWindow/ReplyBudget after the
+// persona's own last reply), and at most until chat.Budget.OwedBy (that
+// pacing interval after its message, or after the persona's last reply if
+// later), reserve returns
 // persona.Later(due): the persona puts the item back until then and works
 // on meanwhile (its other rooms do not wait), and the room's messages that
 // arrive meanwhile merge into that reply, which addresses each of their
@@ -446,9 +468,7 @@ func (r *responder) reserve(room string, written time.Time, owed, human bool) (r
 
 func (r *responder) reserveAs(name, room string, written time.Time, owed, human bool) (release func(), ok bool, _ error) {
 	now := time.Now()
-	window := r.rules.OwedWait()
-	force := r.rules.OwedOverBudget || now.Sub(written) >= window
-	release, ok, next := r.rooms.reserveReply(room, name, now, owed, force)
+	release, ok, next := r.rooms.reserveReply(room, name, now, written, owed, r.rules.OwedOverBudget)
 	if ok {
 		return release, ok, nil
 	}
@@ -460,11 +480,7 @@ func (r *responder) reserveAs(name, room string, written time.Time, owed, human 
 		}
 		return nil, false, persona.Later(maxTime(next, now.Add(time.Millisecond)).Add(chat.Stagger(name)))
 	}
-	due := written.Add(window)
-	if !next.IsZero() && next.Before(due) {
-		due = next
-	}
-	return nil, false, persona.Later(maxTime(due, now.Add(time.Millisecond)).Add(chat.Stagger(name)))
+	return nil, false, persona.Later(maxTime(next, now.Add(time.Millisecond)).Add(chat.Stagger(name)))
 }
 
 func maxTime(a, b time.Time) time.Time {

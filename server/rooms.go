@@ -330,15 +330,21 @@ func (rs *rooms) history(trigger chat.Message, context []chat.Message) []llm.Cha
 
 // reserveReply takes one reply of room's budget at now. A reply that is not
 // owed is refused once the budget is spent (chat.Budget.Reserve). An owed
-// reply is reserved once it is due (chat.Budget.Due), or at once with
-// force; before that ok is false and next is when it is due. It returns a
-// func that gives the reply back (it was not sent after all).
-func (rs *rooms) reserveReply(room, who string, now time.Time, owed, force bool) (release func(), ok bool, next time.Time) {
+// reply is reserved once it is due (chat.Budget.Due), or by
+// chat.Budget.OwedBy for a message written at written, or at once with
+// force; before that ok is false and next is when it will be. It returns
+// a func that gives the reply back (it was not sent after all).
+func (rs *rooms) reserveReply(room, who string, now, written time.Time, owed, force bool) (release func(), ok bool, next time.Time) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if owed && !force {
-		if due := rs.budget.Due(room, who, now); due.IsZero() || due.After(now) {
-			return func() {}, false, due
+		if by := rs.budget.OwedBy(room, who, written); now.Before(by) {
+			if due := rs.budget.Due(room, who, now); due.IsZero() || due.After(now) {
+				if due.IsZero() || by.Before(due) {
+					due = by
+				}
+				return func() {}, false, due
+			}
 		}
 	}
 	if !rs.budget.Reserve(room, who, now, owed) {

@@ -189,12 +189,11 @@ func (r *run) respond(a *actor, mi int32, waited int64) replyStart {
 	room := r.msgs[mi].room
 	now := r.t(r.now)
 	owed := r.owed(a)
-	window := int64(r.chat.OwedWait())
-	if owed && !r.chat.OwedOverBudget && waited < window {
-		// The daemon's responder.reserve: an owed reply waits until it is
-		// due, at most chat.Settings.OwedWait after its message was written.
+	if by := r.budget.OwedBy(room, a.name, r.t(r.now-waited)); owed && !r.chat.OwedOverBudget && now.Before(by) {
+		// The daemon's rooms.reserveReply: an owed reply waits until it is
+		// due, at most until chat.Budget.OwedBy.
 		if due := r.budget.Due(room, a.name, now); due.IsZero() || due.After(now) {
-			wait := window - waited
+			wait := int64(by.Sub(now))
 			if !due.IsZero() {
 				wait = min(wait, int64(due.Sub(now)))
 			}

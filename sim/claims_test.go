@@ -136,7 +136,7 @@ func TestClaimsOverSeeds(t *testing.T) {
 				})
 				// No scheduler meets the SLA here; what is claimed is how
 				// close the persona policy comes to the bound. The issue's
-				// target is 1.25x; measured it is 1.7-3.5x per seed on
+				// target is 1.25x; measured it is 1.6-3.5x per seed on
 				// seeds 1-20 (README, "Simulator"): an owed reply waits for the
 				// room's reply budget (at most one pacing interval; the
 				// bound keeps none), and a persona's reply covers the

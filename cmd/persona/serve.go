@@ -99,6 +99,7 @@ the personas (--personas); a persona must run in one daemon only.`,
 	f.IntVar(&maxTokens, "max-tokens", 0, "most tokens in a reply, for every persona without its own max_tokens (0: the server's default)")
 	f.Float64Var(&temperature, "temperature", 0, "sampling temperature, 0 to 2, for every persona without its own (default: the server's)")
 	f.DurationVar(&modelTimeout, "model-timeout", 0, "timeout of one model call attempt, for every persona without its own model_timeout (default 60s)")
+	f.BoolVar(&cfg.NoStream, "no-stream", false, "ask the model for whole replies, not streamed ones (the live stream then shows no draft being written)")
 	f.IntVar(&cfg.ModelSlots, "model-slots", 0, "model calls at once on the backend, all personas together; @mentions get a slot first (default 1 for a local server, 4 otherwise)")
 	rules.register(f, "answer each pending message of a room separately instead of merging them")
 	f.DurationVar(&cfg.Retention, "retention", server.DefaultRetention, "how long rooms keep a message, and the ledger its entries (negative: forever)")

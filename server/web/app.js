@@ -77,6 +77,7 @@
     history: new Map(),  // persona name -> [{t, energy, depth}]
     stream: null,        // AbortController of the live stream
     cursor: "",          // id of the last message read from history
+    drafts: new Map(),   // draft id -> a reply being written (or how it ended)
   };
 
   function colorOf(name) {
@@ -105,6 +106,7 @@
     state.rooms.add(room);
     localStorage.setItem("persona.room", room);
     state.messages.clear();
+    state.drafts.clear();
     state.order = [];
     state.cursor = "";
     notes.length = 0;
@@ -201,8 +203,26 @@
       for (const n of byItem.get(id) || []) ol.append(renderNote(n));
     }
     for (const n of loose.slice(-5)) ol.append(renderNote(n));
+    for (const d of state.drafts.values()) ol.append(renderDraft(d));
     $("room-meta").textContent = state.order.length + " message" + (state.order.length === 1 ? "" : "s");
     if (atBottom || state.order.length < 20) ol.scrollTop = ol.scrollHeight;
+  }
+
+  // A reply being written: the text so far, greyed, with how it stands.
+  // One that ended superseded or failed stays a few seconds, marked so.
+  const DRAFT_LABELS = { writing: "writing…", superseded: "superseded: will answer again with the newer messages", failed: "failed: see the system note" };
+  function renderDraft(d) {
+    const li = el("li", "msg persona draft draft-" + d.state);
+    const av = el("div", "avatar", (d.persona || "?").slice(0, 1).toUpperCase());
+    av.style.background = colorOf(d.persona);
+    const main = el("div", "bubble");
+    const head = el("div", "head");
+    head.append(el("span", "author", d.persona), el("span", "kind", DRAFT_LABELS[d.state] || d.state));
+    const body = el("div", "body");
+    body.append(withMentions(d.text || ""));
+    main.append(head, body);
+    li.append(av, main);
+    return li;
   }
 
   function renderNote(n) {
@@ -225,6 +245,21 @@
       const t = ev.thought;
       addNote("thought", ([{ b: pick(t, "Persona") }, " is thinking: " + (pick(t, "Intent") || "?") +
         " · confidence " + Number(pick(t, "Confidence") || 0).toFixed(2)]), pick(t, "Item"));
+      renderMessages();
+    } else if (ev.draft) {
+      const d = ev.draft;
+      if (d.room !== state.room) return;
+      if (d.state === "sent") {
+        state.drafts.delete(d.id);
+        if (d.message && !state.messages.has(d.message)) {
+          // The stored reply's own event follows; until then the draft's
+          // final text stands in its place.
+          addMessage({ id: d.message, room: d.room, author: d.persona, kind: "persona", content: d.text, at: new Date().toISOString(), reply_to: d.reply_to });
+        }
+      } else {
+        state.drafts.set(d.id, d);
+        if (d.state !== "writing") setTimeout(() => { state.drafts.delete(d.id); renderMessages(); }, 8000);
+      }
       renderMessages();
     } else if (ev.decision) {
       const d = ev.decision;
