@@ -143,6 +143,13 @@ func (d *Daemon) modelSlots() (int, string) {
 	return 4, "hosted model server (set --model-slots to change)"
 }
 
+// serves reports whether a server's model list holds model: by its
+// name, or, for a name without a tag, with Ollama's default tag ":latest"
+// (which its /v1/models lists).
+func serves(served []string, model string) bool {
+	return slices.Contains(served, model) || (!strings.Contains(model, ":") && slices.Contains(served, model+":latest"))
+}
+
 // probeModels asks each model server which models it serves and logs one
 // line per backend: its URL, model and slots, and a warning, not a refusal
 // to start, when the server is unreachable or does not have the model (the
@@ -166,7 +173,7 @@ func (d *Daemon) probeModels(ctx context.Context) {
 		switch {
 		case err != nil:
 			d.log.Warn("model server not reachable; replies will fail until it is", append(attrs, "err", err)...)
-		case !slices.Contains(served, o.Model()):
+		case !serves(served, o.Model()):
 			d.log.Warn("model not found on the server; replies will fail until it is there", append(attrs, "served", served)...)
 		default:
 			d.log.Info("model backend", attrs...)
