@@ -170,23 +170,32 @@ func (o *ollama) stop() {
 // chat calls as the server does: how many are in flight at once, in which
 // order they started, and, for those hold matches, holds them until
 // released (or until the caller gives up).
+//
+// A call the daemon aborts (a preempted one) ends on the server when the
+// server notices its connection closed, a moment after the daemon has let
+// the next call go: so a call that arrives while slots calls are in
+// flight is admitted once one of them ends, or after a grace of one
+// second, and counted then. A daemon that really sent more calls at once
+// than its slots shows up as more than slots in flight past the grace.
 type counting struct {
 	proxy *httputil.ReverseProxy
 	hold  func(persona, last string) bool
 	fail  func(n int) int // a status to answer the n-th call (from 0) with instead of forwarding; 0: forward
+	slots int
 
 	mu       sync.Mutex
 	inFlight int
 	max      int
 	started  []call
 	gate     chan struct{}
+	ended    chan struct{} // closed and replaced when a call ends
 }
 
 type call struct{ persona, last string }
 
-func newCounting(target string) *counting {
+func newCounting(target string, slots int) *counting {
 	u, _ := url.Parse("http://" + target)
-	return &counting{proxy: httputil.NewSingleHostReverseProxy(u), gate: make(chan struct{})}
+	return &counting{proxy: httputil.NewSingleHostReverseProxy(u), slots: slots, gate: make(chan struct{}), ended: make(chan struct{})}
 }
 
 func (c *counting) release() {
@@ -215,7 +224,21 @@ func (c *counting) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		who, _, _ = strings.Cut(strings.TrimPrefix(req.Messages[0].Content, "You are "), ",")
 		last = req.Messages[len(req.Messages)-1].Content
 	}
+	grace := time.Now().Add(time.Second)
 	c.mu.Lock()
+	for c.inFlight >= c.slots {
+		wait := time.Until(grace)
+		if wait <= 0 {
+			break // counted over the slots
+		}
+		ended := c.ended
+		c.mu.Unlock()
+		select {
+		case <-ended:
+		case <-time.After(wait):
+		}
+		c.mu.Lock()
+	}
 	n := len(c.started)
 	c.started = append(c.started, call{who, last})
 	c.inFlight++
@@ -225,6 +248,8 @@ func (c *counting) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		c.mu.Lock()
 		c.inFlight--
+		close(c.ended)
+		c.ended = make(chan struct{})
 		c.mu.Unlock()
 	}()
 	if c.fail != nil {
@@ -266,7 +291,7 @@ func ollamaConfig(t *testing.T, proxy string, slots int) Config {
 // Retry-After) is retried.
 func TestOllamaAnswersAMentionStreamingAfterA503(t *testing.T) {
 	o := startOllama(t, 2)
-	c := newCounting(o.host)
+	c := newCounting(o.host, 2)
 	c.fail = func(n int) int {
 		if n == 0 {
 			return http.StatusServiceUnavailable
@@ -301,7 +326,7 @@ func TestOllamaAnswersAMentionStreamingAfterA503(t *testing.T) {
 // more calls at once than the daemon's slots.
 func TestOllamaNeverExceedsTheSlotsAndAMentionGoesNext(t *testing.T) {
 	o := startOllama(t, 2)
-	c := newCounting(o.host)
+	c := newCounting(o.host, 2)
 	c.hold = func(_, last string) bool { return strings.Contains(last, "HOLD") }
 	ps := httptest.NewServer(c)
 	defer ps.Close()
