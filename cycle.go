@@ -81,6 +81,9 @@ type Cycle[T any] struct {
 	lane    []*laneWork[T]
 	laneSeq uint64
 	stats   CycleStats
+	// draining: the runtime shuts down and lets queued urgent work finish
+	// first (Drain): only urgent items are taken, nothing else wakes it.
+	draining bool
 }
 
 // laneWork is one urgent work out in the lane: its item, when it began,
@@ -443,6 +446,39 @@ func (c *Cycle[T]) Stop() {
 	c.wakeAt = time.Time{}
 }
 
+// Drain begins the end of the persona's life at now: from now on it takes
+// only urgent items, one at a time, until none is queued, and ordinary
+// work neither wakes it nor is taken (it is left over at Stop). It wakes a
+// resting or idle persona that has urgent work queued; a running one looks
+// again before it rests.
+func (c *Cycle[T]) Drain(now time.Time) Wake {
+	if c.dormant || c.phase == PhaseStopped {
+		return Wake{}
+	}
+	c.draining = true
+	if c.phase == PhaseRunning {
+		return Wake{}
+	}
+	if c.q.HasUrgent() {
+		return c.wakeNow(TriggerDemand)
+	}
+	c.phase, c.wakeAt = PhaseIdle, time.Time{}
+	return Wake{}
+}
+
+// Drained reports whether a draining persona has finished its urgent work:
+// it is not running, no urgent item is queued and none is out in the
+// lane. A dormant or stopped persona has nothing to finish.
+func (c *Cycle[T]) Drained() bool {
+	if c.dormant || c.phase == PhaseStopped {
+		return true
+	}
+	return c.draining && c.phase != PhaseRunning && !c.q.HasUrgent() && len(c.lane) == 0
+}
+
+// Draining reports whether Drain was called.
+func (c *Cycle[T]) Draining() bool { return c.draining }
+
 // Arrived is an accepted push into the inbox (one that queued its entry,
 // not one deferred on arrival), urgent or not, with its deadline (zero:
 // none). A dependent wakes on every arrival; an urgent item wakes a
@@ -452,7 +488,7 @@ func (c *Cycle[T]) Stop() {
 // (Options.Coalesce); other items wait for that tick, so they are batched. A running persona looks at its inbox again before it rests,
 // so it needs no wake.
 func (c *Cycle[T]) Arrived(now time.Time, urgent bool, deadline time.Time) Wake {
-	if c.dormant || c.phase == PhaseStopped {
+	if c.dormant || c.phase == PhaseStopped || (c.draining && !urgent && !c.depend) {
 		return Wake{}
 	}
 	if c.depend {
@@ -665,8 +701,15 @@ func (c *Cycle[T]) next(now time.Time) Action[T] {
 			if len(c.later) > 0 {
 				c.releaseLater(now)
 			}
+			n := min(c.batchSize(), c.opts.SliceItems-c.w.sliceN)
+			if c.draining {
+				if !c.q.HasUrgent() {
+					return c.rest(now)
+				}
+				n = 1 // urgent ones come out first: take one at a time
+			}
 			c.w.now = now
-			c.w.batch = c.q.TakeTopN(min(c.batchSize(), c.opts.SliceItems-c.w.sliceN), c.engageFn, c.w.batch[:0])
+			c.w.batch = c.q.TakeTopN(n, c.engageFn, c.w.batch[:0])
 			if len(c.w.batch) == 0 {
 				return c.rest(now)
 			}
@@ -1135,6 +1178,12 @@ func (c *Cycle[T]) rest(now time.Time) Action[T] {
 	}
 	if c.q.HasUrgent() {
 		return Action[T]{Do: DoStep}
+	}
+	if c.draining {
+		// Shutting down, and no urgent work is queued: ordinary work is
+		// left over, so nothing is armed.
+		c.phase, c.wakeAt = PhaseIdle, time.Time{}
+		return Action[T]{Do: DoRest}
 	}
 	cad := c.st.Cadence(c.w.adjMul)
 	if c.failRun > 0 {

@@ -445,8 +445,12 @@ func (p *Persona[T]) live(wake chan Trigger) bool {
 			notes = p.c.TakeNotes(notes[:0])
 			if a.Do == DoRest {
 				parked := p.parkLocked(a, wake)
+				draining := p.c.Draining()
 				p.mu.Unlock()
 				p.carryOut(notes)
+				if draining {
+					p.rt.drainTick()
+				}
 				if parked && a.Do == DoRest {
 					if o := p.rt.obs; o != nil {
 						o.Observe(Event{Kind: EventRest, Persona: p.name, At: time.Now(), Cadence: a.Cadence, Mood: a.Mood})
@@ -559,8 +563,12 @@ func (p *Persona[T]) lane(a *Action[T]) {
 		w := p.c.LaneDone(time.Now(), act.Lane, r)
 		notes := p.c.TakeNotes(nil)
 		p.wakeLocked(w)
+		draining := p.c.Draining()
 		p.mu.Unlock()
 		p.carryOut(notes)
+		if draining {
+			p.rt.drainTick()
+		}
 	}
 	if !p.rt.goLocked(run) {
 		run()
@@ -778,6 +786,8 @@ type member interface {
 	Name() string
 	Snapshot() Snapshot
 	start()
+	drain()
+	drained() bool
 	stop()
 	retire(cutoff time.Time)
 	remaining() Leftover
@@ -800,6 +810,26 @@ func (p *Persona[T]) start() {
 
 // stop prevents new loops and timers; a parked loop ends now, a running
 // one after its current item.
+// drain lets the persona finish its queued urgent work before it stops
+// (Cycle.Drain).
+func (p *Persona[T]) drain() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	w := p.c.Drain(time.Now())
+	if !w.Step {
+		p.stopTimerLocked() // nothing ordinary is taken any more
+	}
+	p.wakeLocked(w)
+}
+
+// drained reports whether the persona finished its urgent work
+// (Cycle.Drained).
+func (p *Persona[T]) drained() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.c.Drained()
+}
+
 func (p *Persona[T]) stop() {
 	p.stopped.Store(true)
 	p.mu.Lock()

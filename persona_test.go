@@ -725,3 +725,59 @@ func TestUrgentLaneServesUrgentBesideUrgent(t *testing.T) {
 		})
 	}
 }
+
+// Shutdown drains: the urgent items queued when it is called are handled
+// before the personas stop, the ordinary one is left over, not taken; with
+// a deadline that falls during the drain, what is not done by then is left
+// over too, and Shutdown says the deadline ended it.
+func TestShutdownFinishesQueuedUrgentWorkUntilItsDeadline(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		within  time.Duration
+		handled []string
+		left    []string
+	}{
+		{"time enough", time.Minute, []string{"u1", "u2", "u3"}, []string{"n1"}},
+		{"deadline during u2", 1500 * time.Millisecond, []string{"u1"}, []string{"n1", "u2", "u3"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				rt := persona.NewRuntime(persona.RuntimeOptions{})
+				rec := newRecorder(time.Second)
+				p := mustSpawn(t, rt, "p", rec, persona.Options{})
+				rt.Start()
+				p.Deliver(item("u1", 0.9))
+				synctest.Wait() // u1 runs
+				p.Deliver(item("n1", 0.4))
+				p.Deliver(item("u2", 0.9))
+				p.Deliver(item("u3", 0.9))
+				ctx, cancel := context.WithTimeout(context.Background(), c.within)
+				defer cancel()
+				rep, err := rt.Shutdown(ctx)
+				if (err != nil) != (c.within < time.Minute) {
+					t.Fatalf("Shutdown: %v", err)
+				}
+				var handled []string
+				for _, id := range []string{"u1", "u2", "u3", "n1"} {
+					if _, ok := rec.start(id); ok {
+						handled = append(handled, id)
+					}
+				}
+				if c.within == time.Minute && !slices.Equal(handled, c.handled) {
+					t.Errorf("started %v, want %v", handled, c.handled)
+				}
+				var left []string
+				for _, l := range rep.Leftovers {
+					left = append(left, l.Queued...)
+				}
+				slices.Sort(left)
+				if !slices.Equal(left, c.left) {
+					t.Errorf("left over %v, want %v", left, c.left)
+				}
+				if n := p.Snapshot().Counts.Handled; n != uint64(len(c.handled)) {
+					t.Errorf("handled %d, want %d", n, len(c.handled))
+				}
+			})
+		})
+	}
+}

@@ -66,7 +66,8 @@ type Runtime struct {
 	quit    chan struct{}
 
 	stopping atomic.Bool
-	mu       sync.Mutex // guards closed, started, members, byName, pipes
+	drainCh  chan struct{} // a persona that drains rested (Shutdown's drain)
+	mu       sync.Mutex    // guards closed, started, members, byName, pipes
 	closed   bool
 	started  bool
 	members  []member
@@ -92,7 +93,7 @@ func NewRuntime(opts RuntimeOptions) *Runtime {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Runtime{
 		log: opts.Logger, obs: opts.Observer, gov: opts.Governor, bud: opts.Budget,
-		linger: opts.Linger, quit: make(chan struct{}),
+		linger: opts.Linger, quit: make(chan struct{}), drainCh: make(chan struct{}, 1),
 		ctx: ctx, cancel: cancel, byName: make(map[string]member),
 		depOpts: deps.Options{Timeout: opts.DependencyTimeout, MaxKeys: opts.MaxPipelineKeys},
 	}
@@ -192,14 +193,18 @@ func (r Report) Pending() int {
 	return n
 }
 
-// Shutdown stops every persona: no new loop or timer starts, running loops
-// end after their current item, and it waits for them. If ctx ends first,
-// handlers' contexts are cancelled and Shutdown waits for them to return,
-// then reports ctx's error. The report lists every item left behind,
-// including items a pipeline released to a persona that no longer runs.
-// Pipelines stop with the personas; coordination streams belong to the
-// caller, who closes them after Shutdown.
+// Shutdown stops every persona. First it drains: every persona finishes
+// the urgent work queued in its inbox (and any that arrives meanwhile),
+// taking no ordinary item, until none is left or ctx ends. Then no new
+// loop or timer starts, running loops end after their current item, and
+// it waits for them. If ctx ends first, handlers' contexts are cancelled
+// and Shutdown waits for them to return, then reports ctx's error. The
+// report lists every item left behind, including items a pipeline
+// released to a persona that no longer runs. Pipelines stop with the
+// personas; coordination streams belong to the caller, who closes them
+// after Shutdown.
 func (rt *Runtime) Shutdown(ctx context.Context) (Report, error) {
+	rt.drain(ctx)
 	rt.stopping.Store(true)
 	rt.mu.Lock()
 	if !rt.closed {
@@ -234,6 +239,47 @@ func (rt *Runtime) Shutdown(ctx context.Context) (Report, error) {
 		rep.Leftovers = append(rep.Leftovers, m.remaining())
 	}
 	return rep, err
+}
+
+// drain lets every persona finish its queued urgent work, until each has
+// (it says so when it rests: drainTick) or ctx ends.
+func (rt *Runtime) drain(ctx context.Context) {
+	rt.mu.Lock()
+	if rt.closed || !rt.started {
+		rt.mu.Unlock()
+		return
+	}
+	ms := append([]member(nil), rt.members...)
+	rt.mu.Unlock()
+	for _, m := range ms {
+		m.drain()
+	}
+	for {
+		done := true
+		for _, m := range ms {
+			if !m.drained() {
+				done = false
+				break
+			}
+		}
+		if done {
+			return
+		}
+		select {
+		case <-rt.drainCh:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// drainTick says that a draining persona rested: Shutdown's drain looks
+// again. A tick already pending covers this one.
+func (rt *Runtime) drainTick() {
+	select {
+	case rt.drainCh <- struct{}{}:
+	default:
+	}
 }
 
 // Snapshots returns every persona's snapshot, in the order they were added.
