@@ -115,3 +115,39 @@ func Example_pipeline() {
 	// frame-1 done: semantic(planes(lines(frame-1)))
 	// frame-2 done: semantic(planes(lines(frame-2)))
 }
+
+// A persona takes urgent work first and ordinary work after it, on its own
+// goroutine; Shutdown stops it and lists what was left (nothing here). The
+// README's library snippet is this example.
+func Example() {
+	rt := persona.NewRuntime(persona.RuntimeOptions{})
+	busy := make(chan struct{})
+	done := make(chan string, 3)
+	p, err := persona.Spawn(rt, "helper", persona.HandlerFunc[string](
+		func(ctx context.Context, it persona.Item[string]) (any, error) {
+			if it.ID == "m1" {
+				<-busy // m1 holds the persona until the others are in its inbox
+			}
+			done <- it.ID + ": " + it.Payload // a model call, a frame, a move
+			return nil, nil
+		}), persona.Options{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	rt.Start()
+	p.Deliver(persona.Item[string]{ID: "m1", Priority: 0.9, Payload: "@helper hi"}) // urgent: starts at once
+	p.Deliver(persona.Item[string]{ID: "m2", Priority: 0.4, Payload: "nice day"})
+	p.Deliver(persona.Item[string]{ID: "m3", Priority: 0.9, Payload: "@helper still there?"}) // urgent: before m2
+	close(busy)
+	for range 3 {
+		fmt.Println(<-done)
+	}
+	report, err := rt.Shutdown(context.Background()) // every goroutine stopped; what was left is listed, not dropped
+	fmt.Println("left over:", report.Pending(), err)
+	// Output:
+	// m1: @helper hi
+	// m3: @helper still there?
+	// m2: nice day
+	// left over: 0 <nil>
+}

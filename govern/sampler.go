@@ -137,11 +137,11 @@ func (s *Sampler) read(now time.Time, warned *bool) Sample {
 // observe hands in to the governor and reports a change of state.
 func (s *Sampler) observe(in Inputs) {
 	from, to, pressure := s.g.observe(in)
-	log := s.opts.Logger
-	log.Debug("governor: sample", "state", to, "pressure", pressure,
-		"load", in.Load, "duty", in.Duty, "cpu", in.CPU, "inflight", in.InFlight, "budget_spent", in.BudgetSpent)
+	// One line when the state changes, with the inputs that moved it; the
+	// samples themselves are in /metrics (persona_governor_*).
 	if from != to {
-		log.Info("governor: thermal state changed", "from", from, "to", to, "pressure", pressure)
+		s.opts.Logger.Info("governor: thermal state changed", "from", from, "to", to, "pressure", pressure,
+			"load", in.Load, "duty", in.Duty, "cpu", in.CPU, "inflight", in.InFlight, "budget_spent", in.BudgetSpent)
 		if s.opts.OnChange != nil {
 			s.opts.OnChange(from, to)
 		}
