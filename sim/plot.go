@@ -86,14 +86,19 @@ func savePNG(path string, plots [][]*plot.Plot, w, h vg.Length) (err error) {
 	}()
 	img := vgimg.New(w, h)
 	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: len(plots), Cols: len(plots[0]), PadX: vg.Millimeter * 4, PadY: vg.Millimeter * 4,
-		PadTop: vg.Millimeter * 2, PadBottom: vg.Millimeter * 2, PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 2}
-	canvases := plot.Align(plots, tiles, dc)
-	for i := range plots {
-		for j := range plots[i] {
-			if plots[i][j] != nil {
-				plots[i][j].Draw(canvases[i][j])
-			}
+	// Each row is tiled on its own, so that a row with fewer panels
+	// spreads them over its width instead of leaving one empty.
+	rows := draw.Tiles{Rows: len(plots), Cols: 1}
+	for i, row := range plots {
+		row = slices.DeleteFunc(slices.Clone(row), func(p *plot.Plot) bool { return p == nil })
+		if len(row) == 0 {
+			continue
+		}
+		tiles := draw.Tiles{Rows: 1, Cols: len(row), PadX: vg.Millimeter * 4,
+			PadTop: vg.Millimeter * 2, PadBottom: vg.Millimeter * 2, PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 2}
+		rc := rows.At(dc, 0, i)
+		for j, p := range row {
+			p.Draw(tiles.At(rc, j, 0))
 		}
 	}
 	f, err := os.Create(path)
@@ -118,6 +123,28 @@ func newPlot(title, x, y string) *plot.Plot {
 	p.Add(plotter.NewGrid())
 	p.Legend.Top = true
 	return p
+}
+
+// legendBand makes room for the legend above the data: the y axis runs to
+// top, its ticks stop at max (the data's range), and the legend sits in
+// the band between, so it never covers a line.
+func legendBand(p *plot.Plot, lo, hi float64, ticks []float64) {
+	p.Y.Min, p.Y.Max = lo, hi+(hi-lo)*0.45
+	var ts []plot.Tick
+	for _, v := range ticks {
+		ts = append(ts, plot.Tick{Value: v, Label: fmt.Sprintf("%g", v)})
+	}
+	p.Y.Tick.Marker = plot.ConstantTicks(ts)
+	p.Legend.Top, p.Legend.Left = true, true
+	p.Legend.XOffs = vg.Millimeter * 2
+}
+
+// timeAxis gives every panel over time the same x axis: the whole run.
+func timeAxis(p *plot.Plot, minutes []float64) {
+	p.X.Min = 0
+	if n := len(minutes); n > 0 {
+		p.X.Max = minutes[n-1]
+	}
 }
 
 func addLine(p *plot.Plot, name string, xys plotter.XYs, c color.Color, dashed bool) {
@@ -149,10 +176,7 @@ func waitCDF(reps []*Report) ([][]*plot.Plot, vg.Length, vg.Length) {
 		p := newPlot("wait, "+classNames[c], "seconds (log)", "fraction waited at most")
 		p.X.Scale = plot.LogScale{}
 		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
-		p.Y.Min, p.Y.Max = 0, 1
-		p.Legend.Left = false
-		p.Legend.Top = false
-		p.Legend.YOffs = vg.Millimeter * 8
+		legendBand(p, 0, 1, []float64{0, 0.5, 1})
 		for _, r := range reps {
 			s := r.Series.Waits[c]
 			if len(s) == 0 {
@@ -201,14 +225,31 @@ func bucket(minutes, v []float64, w int) plotter.XYs {
 func bucketWidth(n int) int { return max(1, n/720) }
 
 func depthDuty(reps []*Report) ([][]*plot.Plot, vg.Length, vg.Length) {
+	// Queued work on one log scale for every policy, so that rows compare
+	// at a glance; an empty inbox is drawn at 1.
+	most := 10.0
+	for _, r := range reps {
+		for _, v := range r.Series.Depth {
+			most = max(most, v)
+		}
+	}
 	var rows [][]*plot.Plot
 	for _, r := range reps {
 		s := r.Series
 		w := bucketWidth(len(s.Minutes))
-		depth := newPlot(string(r.Policy)+": queued work", "minutes", "deliveries queued")
-		addLine(depth, "", bucket(s.Minutes, s.Depth, w), policyColor[r.Policy], false)
+		depth := newPlot(string(r.Policy)+": queued work", "minutes", "deliveries queued (log)")
+		depth.Y.Scale = plot.LogScale{}
+		depth.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+		depth.Y.Min, depth.Y.Max = 1, most*1.2
+		xys := bucket(s.Minutes, s.Depth, w)
+		for i := range xys {
+			xys[i].Y = max(xys[i].Y, 1)
+		}
+		addLine(depth, "", xys, policyColor[r.Policy], false)
+		timeAxis(depth, s.Minutes)
 		duty := newPlot(string(r.Policy)+": duty cycle", "minutes", "busy model slots / cores")
-		duty.Y.Min, duty.Y.Max = 0, 1.05
+		legendBand(duty, 0, 1, []float64{0, 0.5, 1})
+		timeAxis(duty, s.Minutes)
 		addLine(duty, fmt.Sprintf("mean over %d s", w), bucket(s.Minutes, s.Duty, w), policyColor[r.Policy], false)
 		addLine(duty, "1-min mean", rolling(s.Minutes, s.Duty, dutyWindow, w), color.Gray{Y: 0x40}, false)
 		if r.Policy == Persona && len(s.Minutes) > 0 {
@@ -256,11 +297,14 @@ func energyMood(reps []*Report) ([][]*plot.Plot, vg.Length, vg.Length) {
 		}
 		w := bucketWidth(len(s.Minutes))
 		en := newPlot(string(r.Policy)+": energy", "minutes", "energy")
-		en.Y.Min, en.Y.Max = 0, 1.05
+		legendBand(en, 0, 1, []float64{0, 0.5, 1})
+		timeAxis(en, s.Minutes)
 		addLine(en, "mean", bucket(s.Minutes, s.Energy, w), policyColor[r.Policy], false)
 		addLine(en, "lowest persona", bucket(s.Minutes, s.EnergyMin, w), color.Gray{Y: 0x60}, true)
 		mood := newPlot(string(r.Policy)+": mood", "minutes", "personas")
-		mood.Y.Min = 0
+		n := float64(r.Personas)
+		legendBand(mood, 0, n, []float64{0, math.Round(n / 2), n})
+		timeAxis(mood, s.Minutes)
 		for m := state.Idle; m <= state.Overwhelmed; m++ {
 			addLine(mood, m.String(), bucket(s.Minutes, s.Moods[m], w), moodColor[m], false)
 		}
@@ -268,12 +312,11 @@ func energyMood(reps []*Report) ([][]*plot.Plot, vg.Length, vg.Length) {
 		if len(s.Thermal) > 0 {
 			th := newPlot(string(r.Policy)+": governor", "minutes", "thermal state")
 			th.Y.Min, th.Y.Max = -0.1, 3.1
+			timeAxis(th, s.Minutes)
 			th.Y.Tick.Marker = plot.ConstantTicks{{Value: 0, Label: "nominal"}, {Value: 1, Label: "fair"},
 				{Value: 2, Label: "serious"}, {Value: 3, Label: "critical"}}
 			addLine(th, "", maxBucket(s.Minutes, s.Thermal, w), color.Black, false)
 			row = append(row, th)
-		} else {
-			row = append(row, nil)
 		}
 		rows = append(rows, row)
 	}
