@@ -78,6 +78,10 @@ var everyScenario = []claim{
 		}
 		return missed == 0, fmt.Sprintf("missed %v", o.MentionsMissed)
 	}},
+	{name: "no persona gets less than half its fair share of the slots", holds: func(rs map[Policy]*Report) (bool, string) {
+		o := rs[Persona]
+		return o.SlotShareMin >= 0.5, fmt.Sprintf("least share %.2f of fair", o.SlotShareMin)
+	}},
 	{name: "no dependent starts before its prerequisites", holds: func(rs map[Policy]*Report) (bool, string) {
 		d := rs[Persona].Dependencies
 		return d == nil || d.Violations == 0, fmt.Sprintf("%+v", d)

@@ -114,6 +114,7 @@ type call struct {
 	kind          uint8
 	ref           int32 // eval: the delivery; reply: the message answered
 	issued, start int64
+	end           int64   // when it left its slot (done or cancelled); 0 while it holds one or waits
 	urgent        bool    // for urgent work: ahead of every other call for a slot
 	cancelled     bool    // preempted: its slot (or its place in line) is given up
 	covers        []int32 // a reply's messages besides ref (merged context)
@@ -857,6 +858,7 @@ func (r *run) cancelCall(id int32) {
 	c.cancelled = true
 	r.m.modelCallsCancelled++
 	if c.start >= 0 {
+		c.end = r.now
 		r.busyN--
 		if c.urgent {
 			r.busyUN--
@@ -949,6 +951,7 @@ func (r *run) callDone(id int32) {
 	if c.cancelled {
 		return // its slot was freed when it was cancelled
 	}
+	r.calls[id].end = r.now
 	r.busyN--
 	if c.urgent {
 		r.busyUN--

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -50,6 +51,13 @@ type Report struct {
 	// measure the lower bound (policy bound) is the best possible for.
 	MentionSlotWaitSeconds Quantiles `json:"mention_slot_wait_seconds"`
 	MentionSlotViolations  int       `json:"mention_slot_violations"`
+	// SlotShareMin is the least, over personas, of the slot time a persona
+	// received against its fair share: the max-min fair division of the
+	// slot time all received, given what each asked for (the durations of
+	// its calls that got a slot, and for those still waiting at the end
+	// its mean). 1 when every persona got what it asked for; 0 with no
+	// calls.
+	SlotShareMin float64 `json:"slot_share_min"`
 
 	Evaluations           int     `json:"evaluations"`
 	Replies               int     `json:"replies"`
@@ -444,6 +452,7 @@ func (r *run) report() (*Report, error) {
 	}
 	rep.QuestionsUnanswered = r.questionsUnanswered()
 	rep.MentionSlotWaitSeconds, rep.MentionSlotViolations = r.mentionSlotWaits()
+	rep.SlotShareMin = r.slotShareMin()
 	if ps := r.pipelineStats(); ps != nil {
 		rep.Pipeline = ps
 	}
@@ -482,6 +491,63 @@ func (r *run) report() (*Report, error) {
 		rep.Series = r.series
 	}
 	return rep, nil
+}
+
+// slotShareMin is Report.SlotShareMin.
+func (r *run) slotShareMin() float64 {
+	n := len(r.actors)
+	got, asked := make([]float64, n), make([]float64, n)
+	waiting, took := make([]int, n), make([]int, n)
+	for _, c := range r.calls {
+		switch {
+		case c.start < 0 && !c.cancelled:
+			waiting[c.persona]++
+		case c.start >= 0:
+			end := c.end
+			if end == 0 {
+				end = r.end // still on its slot
+			}
+			got[c.persona] += float64(end - c.start)
+			took[c.persona]++
+		}
+	}
+	total := 0.0
+	for i := range n {
+		asked[i] = got[i]
+		if waiting[i] > 0 && took[i] > 0 {
+			asked[i] += float64(waiting[i]) * got[i] / float64(took[i])
+		}
+		total += got[i]
+	}
+	if total == 0 {
+		return 0
+	}
+	fair := maxMinFair(asked, total)
+	least := 1.0
+	for i := range n {
+		if fair[i] > 0 {
+			least = min(least, got[i]/fair[i])
+		}
+	}
+	return least
+}
+
+// maxMinFair divides capacity among demands: each gets its demand or the
+// level that the unsatisfied ones share equally, whichever is less.
+func maxMinFair(demands []float64, capacity float64) []float64 {
+	idx := make([]int, len(demands))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(demands[a], demands[b]) })
+	fair := make([]float64, len(demands))
+	left := capacity
+	for k, i := range idx {
+		share := left / float64(len(idx)-k)
+		fair[i] = min(demands[i], share)
+		left -= fair[i]
+	}
+	return fair
 }
 
 // mentionSlotWaits is every owed @mention's wait for its reply's slot.

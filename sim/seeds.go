@@ -68,6 +68,7 @@ var seedRows = []seedRow{
 	{name: "lost", value: func(r *Report) float64 { return float64(r.Lost) }, sum: true},
 	{name: "expired", value: func(r *Report) float64 { return float64(r.Expired) }, sum: true},
 	{name: "model calls", value: func(r *Report) float64 { return float64(r.ModelCalls) }},
+	{name: "least slot share / fair share", value: func(r *Report) float64 { return r.SlotShareMin }, digits: 2},
 	{name: "human answer p95 (s)", value: func(r *Report) float64 { return r.HumanAnswerP95Seconds }, digits: 1},
 	{name: "duty, busiest minute", value: func(r *Report) float64 { return r.DutyCycle.Max }, digits: 2},
 	{name: "ordinary work's duty, busiest minute", value: func(r *Report) float64 { return r.DutyOrdinary.Max }, digits: 2},
