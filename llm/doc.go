@@ -37,10 +37,16 @@
 // # Scripted responder
 //
 // Scripted is the embedded default when no model server is configured. It is
-// deterministic (same request, same reply), makes no network call, and
-// answers in the persona's voice (helper, reviewer, teacher, planner, or a
-// generic one) from its name, system prompt and the last user message. Its
-// optional Delay stands in for model latency and ends early when ctx is done.
+// deterministic (same request, same reply) and makes no network call. Its
+// replies say they are demos: each starts with DemoPrefix, addresses the
+// asker by @name, quotes the gist of the last user message (cut at a word,
+// at most 60 characters) and says, in the persona's voice (helper,
+// reviewer, teacher, planner, or a generic one, from its name and system
+// prompt), what it would do with a model configured. It does not answer
+// small talk or another Scripted persona's line (one that starts with
+// DemoPrefix): it returns ErrNothingToSay, which is not a failure; callers
+// post nothing and account the message as handled. Its optional Delay
+// stands in for model latency and ends early when ctx is done.
 //
 // # Concurrency
 //

@@ -35,5 +35,5 @@ func ExampleScripted() {
 	}
 	fmt.Println(reply.Content)
 	// Output:
-	// @alice Proposed plan for ship beta Friday: 1) agree on the goal and what done looks like; 2) split it into small steps, each with an owner; 3) do the riskiest step first and check in after it. Any objections?
+	// (demo reply, no model configured) @alice You said "we should ship the beta on Friday". With a model configured I would propose a short plan with an owner for each step.
 }

@@ -94,7 +94,7 @@ func TestNoStreamShowsNoDraft(t *testing.T) {
 	d := startDaemon(t, cfg)
 	ch, cancel := d.rooms.subscribe("r")
 	defer cancel()
-	m := post(t, d, "r", "ann", "@Solo hello?")
+	m := post(t, d, "r", "ann", "@Solo hello, is go fast?")
 	for {
 		select {
 		case ev := <-ch:

@@ -272,7 +272,7 @@ func TestReplyBudgetCountsOtherDaemonsPersonaMessages(t *testing.T) {
 	cfg.ReplyWindow = 3 * time.Second
 	d := startDaemon(t, cfg)
 
-	h := post(t, d, "shared", "ann", "hello")
+	h := post(t, d, "shared", "ann", "hello, what's new in go?") // answered: Solo is active in the room
 	waitAccount(t, d, "Solo", h.ID)
 	// Personas of another daemon fill the room's budget between them.
 	var last chat.Message

@@ -35,6 +35,9 @@ const (
 	noteAnswered    = "answered before"
 	noteTaken       = "K responders already claimed across the cluster"
 	noteUndecodable = "undecodable"
+	// noteNothingToSay: the model chose not to answer (llm.ErrNothingToSay,
+	// as the scripted model does for small talk).
+	noteNothingToSay = "nothing to say"
 )
 
 // responder is a chat persona's handler: cheap evaluation for coordination,
@@ -394,6 +397,15 @@ func (r *responder) respondOnce(ctx context.Context, it persona.Item[chat.Messag
 		draft.end(DraftSuperseded)
 		return nil, persona.Later(end) // back in the inbox, merged again with what came meanwhile
 	}
+	if errors.Is(err, llm.ErrNothingToSay) {
+		// The model worked and chose silence: nothing is posted, no
+		// failure is shown, and the budget's reply is given back.
+		release()
+		draft.end(DraftSuperseded) // shown only if the model streamed text before it chose silence
+		r.accounts.note(r.name, it.ID, noteNothingToSay)
+		r.accounts.count(r.name, noteNothingToSay)
+		return nil, nil
+	}
 	if err != nil {
 		release()
 		if ctx.Err() == nil { // not preempted, not shutting down: the model failed
@@ -544,7 +556,7 @@ func (r *responder) addressedBy(it persona.Item[chat.Message]) bool {
 // outcome names a model call's result for metrics.
 func outcome(err error) string {
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, llm.ErrNothingToSay): // a call that chose silence worked
 		return "ok"
 	case errors.Is(err, llm.ErrRateLimited):
 		return "rate_limited"
