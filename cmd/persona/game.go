@@ -27,6 +27,7 @@ func newGameCmd() *cobra.Command {
 		asJSON  bool
 		outDir  string
 		players string
+		real    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "game",
@@ -40,7 +41,13 @@ stands in for a model call of --think (sleeping, not spinning).
 
 Then the same board is replayed with every player thinking on every tick, and both are
 reported: score, reaction ticks to urgent events (p50/p95), actions and thoughts per
-player, wake-ups per second and think duty (handler busy time / wall).`,
+player, wake-ups per second and think duty (handler busy time / wall).
+
+By default the game is played in virtual time (game.RunVirtual: each player's life
+cycle driven by the simulator's driver), so the same --seed prints the same report on
+every run. --real-time plays it on the clock with real goroutines and timers
+(game.Run), as a live game would run, and adds the CPU the decisions cost; its figures
+vary a little from run to run. --ascii renders a real-time game live.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Game = game.Config{Seed: seed, Walls: walls}
@@ -49,13 +56,20 @@ player, wake-ups per second and think duty (handler busy time / wall).`,
 			}
 			opts.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 			out := cmd.OutOrStdout()
+			real = real || ascii
 			if ascii {
 				w := bufio.NewWriter(out)
 				opts.OnTick = func(f game.Frame) { drawFrame(w, f) }
-			} else if !asJSON {
+			} else if real && !asJSON {
 				fmt.Fprintf(cmd.ErrOrStderr(), "playing %v of game time at %d ticks a second...\n", opts.Duration, game.TickRate)
 			}
-			rep, err := game.Run(cmd.Context(), opts)
+			var rep game.Report
+			var err error
+			if real {
+				rep, err = game.Run(cmd.Context(), opts)
+			} else {
+				rep, err = game.RunVirtual(opts)
+			}
 			if err != nil && !errors.Is(err, cmd.Context().Err()) {
 				return err
 			}
@@ -79,7 +93,8 @@ player, wake-ups per second and think duty (handler busy time / wall).`,
 	f.IntVar(&walls, "walls", 0, "wall cells on the board")
 	f.StringVar(&players, "players", "", "comma-separated player names (default ada,bo,cy,dee)")
 	f.DurationVar(&opts.Think, "think", 24*time.Millisecond, "modelled think time of one decision")
-	f.BoolVar(&ascii, "ascii", false, "render the board live in the terminal")
+	f.BoolVar(&ascii, "ascii", false, "render the board live in the terminal (a real-time game)")
+	f.BoolVar(&real, "real-time", false, "play on the clock with real goroutines and timers instead of in virtual time")
 	f.StringVar(&outDir, "out", "", "directory to write board.png (final board) and plot.png (score and energy over time)")
 	f.BoolVar(&asJSON, "json", false, "print the report as one JSON object")
 	return cmd
@@ -120,8 +135,13 @@ func printGame(w io.Writer, rep game.Report) {
 	}
 	fmt.Fprintf(w, "persona game: %dx%d board, %d players, %d predators, %d food, %d walls, seed %d\n",
 		cfg.W, cfg.H, len(cfg.Players), cfg.Predators, cfg.Food, cfg.Walls, cfg.Seed)
-	fmt.Fprintf(w, "%d ticks = %v of game time in %v of wall time; think time %v a decision\n\n",
-		rep.Ticks, rep.GameTime, rep.Wall.Round(time.Millisecond), rep.Think)
+	virtual := rep.Virtual
+	if virtual {
+		fmt.Fprintf(w, "%d ticks = %v of game time, played in virtual time; think time %v a decision\n\n", rep.Ticks, rep.GameTime, rep.Think)
+	} else {
+		fmt.Fprintf(w, "%d ticks = %v of game time in %v of wall time; think time %v a decision\n\n",
+			rep.Ticks, rep.GameTime, rep.Wall.Round(time.Millisecond), rep.Think)
+	}
 
 	p, s := rep.Persona, rep.Baseline
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -136,7 +156,9 @@ func printGame(w io.Writer, rep game.Report) {
 	row("thoughts / player / s", fmt.Sprintf("%.1f", p.ThoughtsPerSec), fmt.Sprintf("%.1f", s.ThoughtsPerSec))
 	row("wake-ups / player / s", fmt.Sprintf("%.1f", p.WakesPerSec), fmt.Sprintf("%.1f", s.WakesPerSec))
 	row("think duty (busy / wall)", pct(p.ThinkDuty), pct(s.ThinkDuty))
-	row("CPU of decisions / wall", fmt.Sprintf("%.3f%%", 100*p.ComputeDuty), fmt.Sprintf("%.3f%%", 100*s.ComputeDuty))
+	if !virtual {
+		row("CPU of decisions / wall", fmt.Sprintf("%.3f%%", 100*p.ComputeDuty), fmt.Sprintf("%.3f%%", 100*s.ComputeDuty))
+	}
 	row("fairness of actions (Jain)", fmt.Sprintf("%.3f", p.Jain), fmt.Sprintf("%.3f", s.Jain))
 	_ = tw.Flush()
 

@@ -111,6 +111,7 @@ type Report struct {
 	Ticks    int           `json:"ticks"`
 	GameTime time.Duration `json:"game_time_ns"` // Ticks * TickDuration
 	Wall     time.Duration `json:"wall_ns"`      // real (or, under synctest, virtual) time of the persona game
+	Virtual  bool          `json:"virtual"`      // played by RunVirtual: Wall is the game time, no CPU is measured
 	Think    time.Duration `json:"think_ns"`
 	Persona  Side          `json:"persona"`
 	Baseline Side          `json:"baseline"`
@@ -244,7 +245,7 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 
 	rep := Report{Game: opts.Game, Ticks: played, GameTime: time.Duration(played) * TickDuration, Wall: wall,
 		Think: opts.Think, Board: eng.World()}
-	rep.Persona = b.side(ps, res, wall)
+	rep.Persona = b.side(rt.Snapshots(), res, wall)
 	base, err := Baseline(opts.Game, played, opts)
 	if err != nil {
 		return rep, fmt.Errorf("game: run: %w", err)
@@ -302,7 +303,7 @@ func (b *board) drive(ctx context.Context, rt *persona.Runtime, ps []*persona.Pe
 	last := make([]GameState, len(b.names))
 	sent := make([]bool, len(b.names))
 	idle := newIdleTracker(len(b.names))
-	d := driven{ticks: ticks, series: []Sample{b.sample(rt, 0)}}
+	d := driven{ticks: ticks, series: []Sample{b.sample(rt.Snapshots(), 0)}}
 	tk := time.NewTicker(TickDuration)
 	defer tk.Stop()
 	for tick := 1; tick <= ticks; tick++ {
@@ -354,7 +355,7 @@ func (b *board) drive(ctx context.Context, rt *persona.Runtime, ps []*persona.Pe
 			b.opts.OnTick(Frame{World: b.eng.World(), Players: rt.Snapshots()})
 		}
 		if tick%every == 0 {
-			d.series = append(d.series, b.sample(rt, tick))
+			d.series = append(d.series, b.sample(rt.Snapshots(), tick))
 		}
 	}
 	d.maxIdle = idle.max
@@ -384,13 +385,12 @@ func (t *idleTracker) observe(stats []PlayerStats) {
 }
 
 // sample records scores and the personas' energy and cadence now.
-func (b *board) sample(rt *persona.Runtime, tick int) Sample {
+func (b *board) sample(snaps []persona.Snapshot, tick int) Sample {
 	s := Sample{Tick: tick}
 	for _, st := range b.eng.Stats() {
 		s.Scores = append(s.Scores, st.Score)
 		s.Total += st.Score
 	}
-	snaps := rt.Snapshots()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for i, snap := range snaps {
@@ -478,13 +478,13 @@ func (m *mind) Handle(ctx context.Context, it persona.Item[GameState]) (any, err
 }
 
 // side assembles the persona game's results.
-func (b *board) side(ps []*persona.Persona[GameState], d driven, wall time.Duration) Side {
+func (b *board) side(snaps []persona.Snapshot, d driven, wall time.Duration) Side {
 	s := Side{Mode: "persona", Series: d.series}
 	stats := b.eng.Stats()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for i, p := range ps {
-		m, snap := b.minds[i], p.Snapshot()
+	for i, snap := range snaps {
+		m := b.minds[i]
 		pr := PlayerReport{PlayerStats: stats[i], Thoughts: m.thoughts, UrgentThoughts: m.urgent,
 			UrgentWaitMax: m.urgentWaitMax, Superseded: m.superseded, Wakes: snap.Wakes, Busy: snap.Busy,
 			Compute: m.compute, MaxIdleTicks: d.maxIdle[i], Energy: snap.Energy, MinEnergy: min(m.minEnergy, snap.Energy),

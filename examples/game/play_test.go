@@ -3,6 +3,7 @@ package game
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"image/png"
 	"io"
@@ -277,5 +278,35 @@ func TestPlot(t *testing.T) {
 	}
 	if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
 		t.Errorf("PlotPNG wrote %v, %v", fi, err)
+	}
+}
+
+// RunVirtual is deterministic: the same options give the same report,
+// and the game is played (players think, score and answer danger).
+func TestRunVirtualIsDeterministic(t *testing.T) {
+	opts := Options{Duration: 20 * time.Second, Game: Config{Seed: 7}}
+	a, err := RunVirtual(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := RunVirtual(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	if string(ja) != string(jb) {
+		t.Fatalf("two runs of seed 7 differ:\n%s\n%s", ja, jb)
+	}
+	p := a.Persona
+	if a.Ticks != 400 || p.Thoughts == 0 || p.Total == 0 || p.Threats == 0 || p.ComputeDuty != 0 {
+		t.Fatalf("persona side %+v over %d ticks: want thoughts, a score, threats met, no measured compute", p, a.Ticks)
+	}
+	other, err := RunVirtual(Options{Duration: 20 * time.Second, Game: Config{Seed: 8}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if jo, _ := json.Marshal(other); string(jo) == string(ja) {
+		t.Fatal("seeds 7 and 8 gave the same report")
 	}
 }
