@@ -2,11 +2,14 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/personaos/persona/chat"
 	"github.com/personaos/persona/govern"
@@ -89,6 +92,21 @@ func (d *Daemon) PersonaName(author string) (string, bool) {
 // the start when empty), oldest first, at most limit (default 100, at most
 // 500).
 func (d *Daemon) Messages(ctx context.Context, room, after string, limit int) ([]chat.Message, error) {
+	return d.page(ctx, room, after, limit, d.bus.after)
+}
+
+// MessagesBefore lists the at most limit (default 100, at most 500)
+// messages of a room stored right before the message with id before (the
+// room's newest when empty), oldest first.
+func (d *Daemon) MessagesBefore(ctx context.Context, room, before string, limit int) ([]chat.Message, error) {
+	return d.page(ctx, room, before, limit, d.bus.before)
+}
+
+// page is Messages and MessagesBefore: it checks the room, finds the
+// stream sequence of the cursor id (0 without one) and reads the page
+// there.
+func (d *Daemon) page(ctx context.Context, room, cursor string, limit int,
+	read func(ctx context.Context, room string, seq uint64, limit int) ([]chat.Message, error)) ([]chat.Message, error) {
 	if err := d.running(); err != nil {
 		return nil, err
 	}
@@ -100,17 +118,17 @@ func (d *Daemon) Messages(ctx context.Context, room, after string, limit int) ([
 	}
 	limit = min(limit, 500)
 	var seq uint64
-	if after != "" {
-		s, ok, err := d.seqOf(ctx, room, after)
+	if cursor != "" {
+		s, ok, err := d.seqOf(ctx, room, cursor)
 		if err == nil && !ok {
-			err = fmt.Errorf("%w: message %q", ErrNotFound, after)
+			err = fmt.Errorf("%w: message %q", ErrNotFound, cursor)
 		}
 		if err != nil {
 			return nil, err
 		}
 		seq = s
 	}
-	out, err := d.bus.after(ctx, room, seq, limit)
+	out, err := read(ctx, room, seq, limit)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("messages: %w", ctx.Err())
@@ -119,6 +137,77 @@ func (d *Daemon) Messages(ctx context.Context, room, after string, limit int) ([
 	}
 	if out == nil {
 		out = []chat.Message{}
+	}
+	return out, nil
+}
+
+// before lists up to limit messages of room stored before stream sequence
+// seq (0: the room's newest), oldest first. A direct get reads only
+// forward (the room's next message at or after a sequence), so it reads
+// windows of the stream backwards from seq, each from its start, the first
+// limit sequences long and each next one twice as long as the one before,
+// until the page is full or the stream begins. That costs one direct get
+// per room message the windows hold, fewer than twice the page when the
+// room's share of the stream is even, and a get per empty window.
+func (b *bus) before(ctx context.Context, room string, seq uint64, limit int) ([]chat.Message, error) {
+	subj := roomSubject(room)
+	if seq == 0 {
+		last, err := b.stream.GetLastMsgForSubject(ctx, subj)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", room, err)
+		}
+		seq = last.Sequence + 1
+	}
+	info, err := b.stream.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", room, err)
+	}
+	first := max(info.State.FirstSeq, 1)
+	var out []chat.Message
+	for hi, span := seq, uint64(max(limit, 1)); hi > first && len(out) < limit; span = min(2*span, 1<<62) {
+		lo := first
+		if hi-first > span {
+			lo = hi - span
+		}
+		win, err := b.between(ctx, room, lo, hi)
+		if err != nil {
+			return nil, err
+		}
+		out = append(win, out...)
+		hi = lo
+	}
+	if len(out) > limit {
+		out = out[len(out)-limit:]
+	}
+	return out, nil
+}
+
+// between lists the messages of room stored at sequences lo up to but not
+// including hi, oldest first.
+func (b *bus) between(ctx context.Context, room string, lo, hi uint64) ([]chat.Message, error) {
+	subj := roomSubject(room)
+	var out []chat.Message
+	for next := lo; next < hi; {
+		raw, err := b.stream.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subj))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", room, err)
+		}
+		if raw.Sequence >= hi {
+			break
+		}
+		next = raw.Sequence + 1
+		m, err := decodeWire(raw.Data)
+		if err != nil {
+			b.log.Warn("skipping undecodable message", "seq", raw.Sequence, "err", err)
+			continue
+		}
+		out = append(out, m)
 	}
 	return out, nil
 }
@@ -222,6 +311,7 @@ func (d *Daemon) info(m *member) PersonaInfo {
 	if pi.Expertise == nil {
 		pi.Expertise = []string{}
 	}
+	pi.Outcomes = d.outcomes(m.spec.Name, pi.Snapshot)
 	if f, ok := d.lastFailure(m.spec.Name); ok {
 		pi.LastModelFailure = &f
 	}

@@ -46,6 +46,7 @@ type memBackend struct {
 	subbed   chan string // a room, each time Subscribe is called (buffered, lossy)
 	unsubbed chan string // a room, each time a subscription ends
 	personas []PersonaInfo
+	trail    map[string][]Event // thoughts and decisions published, per room
 	closed   chan struct{}
 	wg       sync.WaitGroup
 }
@@ -54,16 +55,19 @@ func newMemBackend() *memBackend {
 	return &memBackend{
 		msgs:     map[string][]chat.Message{},
 		subs:     map[string]map[int]chan Event{},
+		trail:    map[string][]Event{},
 		subbed:   make(chan string, 16),
 		unsubbed: make(chan string, 16),
 		closed:   make(chan struct{}),
 		personas: []PersonaInfo{
 			{Name: "ada", Display: "Ada Lovelace", Expertise: []string{"math", "engines"}, Model: "scripted",
-				Snapshot: persona.Snapshot{Name: "ada", Energy: 0.82, Attention: 0.9, Mood: state.Active, Cadence: 5 * time.Second, Awake: true,
-					Counts: persona.Counts{Delivered: 14, Handled: 12, Declined: 2, Deferrals: 1, Queued: 3}}},
+				Snapshot: persona.Snapshot{Name: "ada", Energy: 0.82, Attention: 0.9, Mood: state.Active, Cadence: 5 * time.Second, Awake: false,
+					Counts: persona.Counts{Delivered: 14, Handled: 12, Declined: 2, Deferrals: 1, Queued: 3}, NotGranted: 2},
+				Outcomes: Outcomes{Answered: 9, LeftToPeer: 2, HeldBack: 1, Declined: 2, Deferred: 1}},
 			{Name: "grace", Display: "Grace Hopper", Expertise: []string{"compilers"}, Model: "scripted",
 				Snapshot: persona.Snapshot{Name: "grace", Energy: 0.45, Attention: 0.6, Mood: state.Idle, Cadence: 3 * time.Second, Awake: true,
-					Counts: persona.Counts{Handled: 4, Queued: 1}}},
+					Counts: persona.Counts{Handled: 4, Queued: 1}},
+				Outcomes: Outcomes{Answered: 4}},
 		},
 	}
 }
@@ -114,6 +118,7 @@ func (m *memBackend) reply(to chat.Message) {
 	m.mu.Lock()
 	m.personas[0].LastThought = &th
 	m.personas[0].Snapshot.Counts.Handled++
+	m.personas[0].Outcomes.Answered++
 	m.personas[0].Snapshot.Energy -= 0.07
 	m.mu.Unlock()
 	m.publish(Event{Type: "decision", Room: to.Room, Decision: &coord.Decision{Item: to.ID, Key: to.Room, Granted: []string{p.Name}, Thoughts: []coord.Thought{th}, K: 1}})
@@ -137,6 +142,9 @@ func (m *memBackend) reply(to chat.Message) {
 func (m *memBackend) publish(ev Event) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if ev.Type == "thought" || ev.Type == "decision" {
+		m.trail[ev.Room] = append(m.trail[ev.Room], ev)
+	}
 	for _, ch := range m.subs[ev.Room] {
 		select {
 		case ch <- ev:
@@ -177,6 +185,51 @@ func (m *memBackend) Messages(ctx context.Context, room, after string, limit int
 	}
 	out := append([]chat.Message(nil), all[start:]...)
 	return out[:min(limit, len(out))], nil
+}
+
+func (m *memBackend) MessagesBefore(ctx context.Context, room, before string, limit int) ([]chat.Message, error) {
+	if m.listErr != nil {
+		return nil, m.listErr
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	all := m.msgs[room]
+	end := len(all)
+	if before != "" {
+		end = -1
+		for i, msg := range all {
+			if msg.ID == before {
+				end = i
+			}
+		}
+		if end < 0 {
+			return nil, fmt.Errorf("messages before %q: %w", before, ErrNotFound)
+		}
+	}
+	return append([]chat.Message(nil), all[max(0, end-limit):end]...), nil
+}
+
+func (m *memBackend) Trail(room string) []Event {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]Event(nil), m.trail[room]...)
+}
+
+// Samples makes up a persona's last five minutes: one sample per 5 s
+// ending now, its energy sliding towards the snapshot's.
+func (m *memBackend) Samples(name string) []Sample {
+	p, ok := m.Persona(name)
+	if !ok {
+		return nil
+	}
+	now := time.Now()
+	out := make([]Sample, 0, 60)
+	for i := range 60 {
+		ago := time.Duration(59-i) * 5 * time.Second
+		out = append(out, Sample{At: now.Add(-ago), Energy: min(1, p.Snapshot.Energy+float64(59-i)/200),
+			Attention: p.Snapshot.Attention, Queued: (i / 10) % (p.Snapshot.Counts.Queued + 1)})
+	}
+	return out
 }
 
 func (m *memBackend) Subscribe(ctx context.Context, room string) (<-chan Event, func()) {
@@ -423,6 +476,20 @@ func TestAPIRejections(t *testing.T) {
 		{"after with space is 400", apiReq{method: "GET", path: post + "?after=a%20b"}, 400, "after", nil},
 		{"after too long is 400", apiReq{method: "GET", path: post + "?after=" + strings.Repeat("a", 129)}, 400, "after", nil},
 		{"unknown after is 404", apiReq{method: "GET", path: post + "?after=m999999"}, 404, "", nil},
+		{"empty before is 400", apiReq{method: "GET", path: post + "?before="}, 400, "before", nil},
+		{"before with space is 400", apiReq{method: "GET", path: post + "?before=a%20b"}, 400, "before", nil},
+		{"unknown before is 404", apiReq{method: "GET", path: post + "?before=m999999"}, 404, "", nil},
+		{"before with after is 400", apiReq{method: "GET", path: post + "?before=m000001&after=m000001"}, 400, "before", nil},
+		{"after with order=newest is 400", apiReq{method: "GET", path: post + "?after=m000001&order=newest"}, 400, "order", nil},
+		{"before with order=oldest is 400", apiReq{method: "GET", path: post + "?before=m000001&order=oldest"}, 400, "order", nil},
+		{"unknown order is 400", apiReq{method: "GET", path: post + "?order=latest"}, 400, "order", nil},
+		{"empty order is 400", apiReq{method: "GET", path: post + "?order="}, 400, "order", nil},
+		{"newest with limit 501 is 400", apiReq{method: "GET", path: post + "?order=newest&limit=501"}, 400, "limit", nil},
+		{"trail needs the token", apiReq{method: "GET", path: "/api/rooms/lobby/trail", auth: "-"}, 401, "", nil},
+		{"trail of a bad room is 400", apiReq{method: "GET", path: "/api/rooms/Lobby/trail"}, 400, "room", nil},
+		{"POST trail is 405", apiReq{method: "POST", path: "/api/rooms/lobby/trail", body: "{}"}, 405, "", nil},
+		{"history not a boolean is 400", apiReq{method: "GET", path: "/api/personas?history=lots"}, 400, "history", nil},
+		{"history of one persona not a boolean is 400", apiReq{method: "GET", path: "/api/personas/ada?history=2"}, 400, "history", nil},
 		// routing
 		{"DELETE personas is 405", apiReq{method: "DELETE", path: "/api/personas"}, 405, "",
 			map[string]string{"Allow": "GET"}},
@@ -555,9 +622,16 @@ func TestAPIPostAndList(t *testing.T) {
 			t.Errorf("GET %s = %d, want %d", tc.path, w.Code, tc.code)
 		}
 	}
+	ids := []string{got.ID}
 	for i := range 3 {
-		serveReq(t, h, apiReq{method: "POST", path: "/api/rooms/lobby/messages", body: msgBody("bob", "n"+strconv.Itoa(i))})
+		w := serveReq(t, h, apiReq{method: "POST", path: "/api/rooms/lobby/messages", body: msgBody("bob", "n"+strconv.Itoa(i))})
+		var m apiMessage
+		if err := json.Unmarshal(w.Body.Bytes(), &m); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID)
 	}
+	nth := func(i int) string { return ids[i] }
 
 	list := func(t *testing.T, path string) []apiMessage {
 		t.Helper()
@@ -586,6 +660,13 @@ func TestAPIPostAndList(t *testing.T) {
 		{"limit caps the page", "/api/rooms/lobby/messages?limit=2", "hello @ada,n0"},
 		{"after skips what was seen", "/api/rooms/lobby/messages?after=" + got.ID + "&limit=500", "n0,n1,n2"},
 		{"empty room is an empty list", "/api/rooms/quiet-room_2/messages", ""},
+		{"order=oldest is the default", "/api/rooms/lobby/messages?order=oldest&limit=2", "hello @ada,n0"},
+		{"order=newest is the newest page, oldest first", "/api/rooms/lobby/messages?order=newest&limit=2", "n1,n2"},
+		{"order=newest without limit is every message", "/api/rooms/lobby/messages?order=newest", "hello @ada,n0,n1,n2"},
+		{"before pages backwards", "/api/rooms/lobby/messages?before=" + nth(2) + "&limit=2", "hello @ada,n0"},
+		{"before may say order=newest", "/api/rooms/lobby/messages?before=" + nth(3) + "&order=newest&limit=1", "n1"},
+		{"before the first is empty", "/api/rooms/lobby/messages?before=" + got.ID, ""},
+		{"newest of an empty room is empty", "/api/rooms/quiet-room_2/messages?order=newest", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if c := contents(list(t, tc.path)); c != tc.want {
@@ -616,6 +697,10 @@ func TestAPIReadRoutes(t *testing.T) {
 		{"snapshot is in the list", "/api/personas", "", 200, `"energy":0.82`, "application/json"},
 		{"one persona by name", "/api/personas/grace", "", 200, `"display_name":"Grace Hopper"`, "application/json"},
 		{"status has thermal state", "/api/status", "", 200, `"thermal":"nominal"`, "application/json"},
+		{"cards have outcomes", "/api/personas", "", 200, `"outcomes":{"answered":9,"left_to_peer":2,"held_back":1,"declined":2,"deferred":1,"expired":0,"failed":0}`, "application/json"},
+		{"history is asked for", "/api/personas?history=true", "", 200, `"history":[{"at":`, "application/json"},
+		{"history of one persona", "/api/personas/grace?history=1", "", 200, `"history":[{"at":`, "application/json"},
+		{"trail is a list", "/api/rooms/lobby/trail", "", 200, `{"room":"lobby","events":[]}`, "application/json"},
 		{"metrics behind the token", "/metrics", "", 200, "persona_up 1", "text/plain"},
 		{"query token works on GET", "/api/personas?token=" + apiTestToken, "-", 200, `"name":"grace"`, "application/json"},
 		{"dashboard needs no token", "/", "-", 200, "<title>persona</title>", "text/html"},
@@ -646,12 +731,53 @@ func TestAPIReadRoutes(t *testing.T) {
 			t.Errorf("CSP = %q", csp)
 		}
 	})
+	t.Run("history only when asked", func(t *testing.T) {
+		for _, path := range []string{"/api/personas", "/api/personas?history=false", "/api/personas/ada"} {
+			if w := serveReq(t, h, apiReq{method: "GET", path: path}); strings.Contains(w.Body.String(), `"history"`) {
+				t.Errorf("GET %s has a history: %.200s", path, w.Body)
+			}
+		}
+	})
 	t.Run("API answers are not cached", func(t *testing.T) {
 		w := serveReq(t, h, apiReq{method: "GET", path: "/api/personas"})
 		if w.Header().Get("Cache-Control") != "no-store" {
 			t.Errorf("Cache-Control = %q", w.Header().Get("Cache-Control"))
 		}
 	})
+}
+
+func TestAPITrailKeepsThoughtsAndDecisions(t *testing.T) {
+	b := newMemBackend()
+	b.replyAfter = time.Millisecond
+	defer b.Close()
+	h := newTestHandler(b, HTTPOptions{})
+	w := serveReq(t, h, apiReq{method: "POST", path: "/api/rooms/lobby/messages", body: msgBody("bob", "hi @ada")})
+	var posted apiMessage
+	if err := json.Unmarshal(w.Body.Bytes(), &posted); err != nil {
+		t.Fatal(err)
+	}
+	b.wg.Wait() // the reply, with its thought and decision
+	w = serveReq(t, h, apiReq{method: "GET", path: "/api/rooms/lobby/trail"})
+	var body struct {
+		Room   string     `json:"room"`
+		Events []apiEvent `json:"events"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, ev := range body.Events {
+		types = append(types, ev.Type)
+		if !strings.Contains(string(ev.Thought)+string(ev.Decision), `"item":"`+posted.ID+`"`) {
+			t.Errorf("%s event is not about the posted message: %s%s", ev.Type, ev.Thought, ev.Decision)
+		}
+	}
+	if body.Room != "lobby" || strings.Join(types, ",") != "thought,decision" {
+		t.Errorf("trail of lobby = %s, want its thought, then its decision", w.Body)
+	}
+	if w := serveReq(t, h, apiReq{method: "GET", path: "/api/rooms/design/trail"}); !strings.Contains(w.Body.String(), `"events":[]`) {
+		t.Errorf("trail of a room without events = %s, want []", w.Body)
+	}
 }
 
 func TestAPIEmptyTokenLocksEverything(t *testing.T) {

@@ -36,6 +36,50 @@ type PersonaInfo struct {
 	// server's own message; Snapshot.Counts.Failed counts the messages it
 	// could not answer.
 	LastModelFailure *ModelFailure `json:"last_model_failure,omitempty"`
+	// Outcomes says what became of the messages the persona took in, in
+	// words a reader does not mistake: Snapshot.Counts.Handled counts a
+	// message left to a peer as handled too.
+	Outcomes Outcomes `json:"outcomes"`
+	// History is the persona's recent samples, oldest first, when asked
+	// for (GET /api/personas?history=true; Backend.Samples).
+	History []Sample `json:"history,omitzero"`
+}
+
+// Outcomes counts what became of a persona's messages since the daemon
+// started, each message once, when it is accounted. A message is in at
+// most one of them; one still queued or in flight is in none.
+type Outcomes struct {
+	// Answered counts the replies the persona posted.
+	Answered uint64 `json:"answered"`
+	// LeftToPeer counts messages another persona answered: the room's
+	// decision granted someone else (Snapshot.NotGranted), or another
+	// daemon's persona claimed the responder slot first.
+	LeftToPeer uint64 `json:"left_to_peer"`
+	// HeldBack counts messages the persona was chosen for but did not
+	// answer because the room's reply budget was spent.
+	HeldBack uint64 `json:"held_back"`
+	// Declined counts messages not for it: under its reply line and not
+	// addressed to it (Snapshot.Counts.Declined).
+	Declined uint64 `json:"declined"`
+	// Deferred counts the times a message was set aside under load, to be
+	// caught up later (Snapshot.Counts.Deferrals).
+	Deferred uint64 `json:"deferred"`
+	// Expired counts messages that waited past their time to live
+	// (Snapshot.Counts.Expired).
+	Expired uint64 `json:"expired"`
+	// Failed counts messages the model failed on at every attempt
+	// (Snapshot.Counts.Failed).
+	Failed uint64 `json:"failed"`
+}
+
+// Sample is a persona's state at one moment, as the dashboard's chart
+// plots it.
+type Sample struct {
+	At        time.Time `json:"at"`
+	Energy    float64   `json:"energy"`
+	Attention float64   `json:"attention"`
+	Queued    int       `json:"queued"` // inbox depth
+	InFlight  int       `json:"in_flight"`
 }
 
 // Backlog counts a persona's messages not yet accounted: stored but not
@@ -66,6 +110,11 @@ type Backend interface {
 	// Messages lists a room's messages after the given id (empty: from the
 	// start), oldest first, at most limit.
 	Messages(ctx context.Context, room, after string, limit int) ([]chat.Message, error)
+	// MessagesBefore lists the at most limit messages of a room stored
+	// right before the given id (empty: the room's newest), oldest first:
+	// the page that ends where a reader's view begins. An unknown id is an
+	// error wrapping ErrNotFound.
+	MessagesBefore(ctx context.Context, room, before string, limit int) ([]chat.Message, error)
 	// Message returns one message of the room by id, or an error wrapping
 	// ErrNotFound.
 	Message(ctx context.Context, room, id string) (chat.Message, error)
@@ -74,6 +123,13 @@ type Backend interface {
 	Personas() []PersonaInfo
 	Persona(name string) (PersonaInfo, bool)
 	Status() Status
+	// Trail returns the room's recent thoughts and decisions ("thought"
+	// and "decision" events), oldest first, so that a page opened late
+	// shows why recent messages were answered as they were.
+	Trail(room string) []Event
+	// Samples returns the persona's recent samples, oldest first (nil for
+	// an unknown persona).
+	Samples(persona string) []Sample
 }
 
 // Errors a Backend returns that the HTTP layer maps to client errors.

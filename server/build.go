@@ -16,6 +16,7 @@ import (
 	"github.com/personaos/persona/coord"
 	"github.com/personaos/persona/govern"
 	"github.com/personaos/persona/inbox"
+	"github.com/personaos/persona/llm"
 	"github.com/personaos/persona/metrics"
 	"github.com/personaos/persona/slots"
 )
@@ -25,7 +26,12 @@ import (
 // observer, which turns final accounts into acknowledgements.
 
 // note records a note on persona's account of message id (accounts).
-func (d *Daemon) note(persona, id, note string) { d.ledger.note(persona, id, note) }
+func (d *Daemon) note(persona, id, note string) {
+	d.ledger.note(persona, id, note)
+	if note == noteReplied {
+		d.tally.add(persona, note) // the cards' answered count
+	}
+}
 
 // buildRuntime creates the metrics, governor, coordination stream, runtime
 // and one persona per spec.
@@ -246,8 +252,17 @@ func (d *Daemon) observe(e persona.Event) {
 			return
 		}
 		d.ledger.final(e.Persona, e.ItemID, e.Kind.String(), e.At)
+		reason := "unknown"
+		if e.Err != nil {
+			reason = llm.Reason(e.Err)
+		}
+		d.log.Info("message not answered: it failed", "persona", e.Persona, "room", e.Key, "message", e.ItemID, "reason", reason)
 		d.settleFailure(e)
-	case persona.EventHandled, persona.EventDeclined, persona.EventExpired:
+	case persona.EventExpired:
+		d.log.Info("message not answered: it expired", "persona", e.Persona, "room", e.Key, "message", e.ItemID, "waited", e.Wait.Round(time.Millisecond))
+		d.ledger.final(e.Persona, e.ItemID, e.Kind.String(), e.At)
+		d.settleFailure(e)
+	case persona.EventHandled, persona.EventDeclined:
 		d.ledger.final(e.Persona, e.ItemID, e.Kind.String(), e.At)
 		d.settleFailure(e)
 	case persona.EventNotGranted:
@@ -258,4 +273,5 @@ func (d *Daemon) observe(e persona.Event) {
 // count records a message a guard kept a persona from answering.
 func (d *Daemon) count(persona, reason string) {
 	d.suppressed.WithLabelValues(persona, reason).Inc()
+	d.tally.add(persona, reason) // the cards' outcome counts
 }

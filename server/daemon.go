@@ -92,6 +92,10 @@ type Daemon struct {
 	transientAt map[string]time.Time
 	// failures are the model failures users see (failures.go).
 	failures failureBook
+	// history holds the personas' samples of the last minutes and tally
+	// the notes of their accounts, for the dashboard (trail.go).
+	history samples
+	tally   tally
 	// stopping is closed when teardown begins (responder.stopping).
 	stopping  chan struct{}
 	closeStop sync.Once
@@ -277,7 +281,11 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	bgCtx, bgCancel := context.WithCancel(context.Background())
 	d.bgCancel = bgCancel
 	sampler := govern.NewSampler(d.gov, govern.SamplerOptions{
-		Source: d.governorInputs,
+		// The sampler's tick also samples the personas for the dashboard.
+		Source: func(now time.Time) govern.Sample {
+			d.sample(now)
+			return d.governorInputs(now)
+		},
 		Meter:  d.meter,
 		Logger: d.log,
 	})

@@ -181,6 +181,19 @@
 // scan; an id is looked up only in the room it is paged in. Rooms
 // themselves are not forgotten while the stream keeps a message of theirs.
 //
+// A page is also read backwards, newest first (MessagesBefore: the API's
+// order=newest and before=<id>, which the dashboard opens a room with):
+// the stream is read forward in windows that end at the cursor and double
+// in length, each from its start, until the page is full, so a page costs
+// about one direct get per room message read, whatever the room's length.
+// For the dashboard to open as it was left, the daemon also keeps, in
+// memory only, each room's last 200 thoughts and decisions of the last
+// hour (Trail; at most 256 rooms, the stalest forgotten first) and each
+// persona's sample every 5 s of the last 5 minutes (Samples, taken on the
+// governor sampler's tick), and counts each persona's replies and the
+// messages a guard kept from it (PersonaInfo.Outcomes). A restart forgets
+// them.
+//
 // # Testing code that uses it
 //
 // Start a Daemon with Addr "127.0.0.1:0", a t.TempDir() as Data, a

@@ -114,12 +114,14 @@ type httpAPI struct {
 //	GET  /healthz                          200 {"status":"ok"}, no token
 //	GET  /metrics                          opts.Metrics
 //	GET  /api/status                       Status (thermal state, rooms)
-//	GET  /api/personas                     {"personas": [PersonaInfo...]}
-//	GET  /api/personas/{name}              PersonaInfo
+//	GET  /api/personas                     {"personas": [PersonaInfo...]}; ?history=true adds each one's samples
+//	GET  /api/personas/{name}              PersonaInfo; ?history=true likewise
 //	POST /api/rooms/{room}/messages        {author, content} -> 201 chat.Message
-//	GET  /api/rooms/{room}/messages        ?after=<id>&limit=1..500 -> {"messages": [...]}
+//	GET  /api/rooms/{room}/messages        ?after=<id> | ?order=newest | ?before=<id>, &limit=1..500
+//	                                       -> {"messages": [...]}, oldest first (listMessages)
 //	GET  /api/rooms/{room}/messages/{id}   -> chat.Message (where POST's Location points)
 //	GET  /api/rooms/{room}/events          text/event-stream of Event
+//	GET  /api/rooms/{room}/trail           {"events": [Event...]}: recent thoughts and decisions
 //	GET  /                                 the dashboard (static, embedded)
 //
 // Every request is rate limited per client IP (429 with Retry-After), then
@@ -148,6 +150,7 @@ func NewHandler(b Backend, opts HTTPOptions) http.Handler {
 	m.Handle("GET /api/rooms/{room}/messages", a.authed(a.listMessages))
 	m.Handle("GET /api/rooms/{room}/messages/{id}", a.authed(a.getMessage))
 	m.Handle("GET /api/rooms/{room}/events", a.authed(a.events))
+	m.Handle("GET /api/rooms/{room}/trail", a.authed(a.trail))
 	a.routeDashboard(m)
 
 	csrf := http.NewCrossOriginProtection()
@@ -368,10 +371,23 @@ func (a *httpAPI) status(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// personas is GET /api/personas: every persona, in the backend's order.
+// With ?history=true each carries its samples of the last minutes
+// (PersonaInfo.History, Backend.Samples), for a chart that opens with its
+// past; the dashboard asks once, then polls without.
 func (a *httpAPI) personas(w http.ResponseWriter, r *http.Request) error {
+	history, err := wantHistory(r)
+	if err != nil {
+		return err
+	}
 	ps := a.b.Personas()
 	if ps == nil {
 		ps = []PersonaInfo{}
+	}
+	if history {
+		for i := range ps {
+			ps[i].History = a.samples(ps[i].Name)
+		}
 	}
 	writeJSONBody(w, http.StatusOK, struct {
 		Personas []PersonaInfo `json:"personas"`
@@ -379,12 +395,42 @@ func (a *httpAPI) personas(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// persona is GET /api/personas/{name}, with ?history=true as personas.
 func (a *httpAPI) persona(w http.ResponseWriter, r *http.Request) error {
+	history, err := wantHistory(r)
+	if err != nil {
+		return err
+	}
 	name := r.PathValue("name")
 	p, ok := a.b.Persona(name)
 	if !ok {
 		return &httpError{Status: http.StatusNotFound, Msg: "no such persona", Field: "name", Err: ErrNotFound}
 	}
+	if history {
+		p.History = a.samples(p.Name)
+	}
 	writeJSONBody(w, http.StatusOK, p)
 	return nil
+}
+
+// wantHistory reads ?history=, a boolean (true, false, 1, 0, ...).
+func wantHistory(r *http.Request) (bool, error) {
+	q := r.URL.Query()
+	if !q.Has("history") {
+		return false, nil
+	}
+	v, err := strconv.ParseBool(q.Get("history"))
+	if err != nil {
+		return false, badField("history", "must be true or false")
+	}
+	return v, nil
+}
+
+// samples is a persona's samples, [] rather than null when it has none.
+func (a *httpAPI) samples(name string) []Sample {
+	s := a.b.Samples(name)
+	if s == nil {
+		s = []Sample{}
+	}
+	return s
 }

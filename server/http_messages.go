@@ -309,15 +309,52 @@ func (a *httpAPI) getMessage(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// listMessages is GET /api/rooms/{room}/messages: one page of the room's
+// history. Within a page messages are always oldest first; the query says
+// which page:
+//
+//	(no cursor)              the room's oldest page (order=oldest, the default)
+//	?after=<id>              the page right after that message: paging forward
+//	?order=newest            the room's newest page
+//	?before=<id>             the page right before that message: paging
+//	                         backwards (order=newest is implied and may be given)
+//	?limit=1..500            the page's length, default 100
+//
+// A client that shows the newest first asks for order=newest, then for
+// before=<the first id of its oldest page> until a page is shorter than
+// its limit; after=<the last id it has> fills the gap after a reconnect.
+// after with before, after with order=newest, before with order=oldest
+// and any other order are 400; an unknown cursor is 404.
 func (a *httpAPI) listMessages(w http.ResponseWriter, r *http.Request) error {
 	room, err := apiRoom(r)
 	if err != nil {
 		return err
 	}
 	q := r.URL.Query()
-	after := q.Get("after")
+	after, before := q.Get("after"), q.Get("before")
 	if q.Has("after") && !messageIDOK(after) {
 		return badField("after", "must be a message id")
+	}
+	if q.Has("before") && !messageIDOK(before) {
+		return badField("before", "must be a message id")
+	}
+	newest := q.Has("before")
+	switch order := q.Get("order"); {
+	case !q.Has("order"):
+	case order == "newest":
+		newest = true
+	case order == "oldest":
+		if q.Has("before") {
+			return badField("order", "before pages backwards: order must be newest or absent")
+		}
+	default:
+		return badField("order", "must be oldest or newest")
+	}
+	switch {
+	case q.Has("after") && q.Has("before"):
+		return badField("before", "cannot be combined with after")
+	case q.Has("after") && newest:
+		return badField("order", "after pages forward: order must be oldest or absent (use before to page backwards)")
 	}
 	limit := defaultMessagesLimit
 	if q.Has("limit") {
@@ -329,12 +366,20 @@ func (a *httpAPI) listMessages(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), a.opts.RequestTimeout)
 	defer cancel()
-	msgs, err := a.b.Messages(ctx, room, after, limit)
+	var msgs []chat.Message
+	if newest {
+		msgs, err = a.b.MessagesBefore(ctx, room, before, limit)
+		if len(msgs) > limit { // a backend's slip must not break the contract
+			msgs = msgs[len(msgs)-limit:]
+		}
+	} else {
+		msgs, err = a.b.Messages(ctx, room, after, limit)
+		if len(msgs) > limit {
+			msgs = msgs[:limit]
+		}
+	}
 	if err != nil {
 		return err
-	}
-	if len(msgs) > limit { // a backend's slip must not break the contract
-		msgs = msgs[:limit]
 	}
 	if msgs == nil {
 		msgs = []chat.Message{}
@@ -343,5 +388,25 @@ func (a *httpAPI) listMessages(w http.ResponseWriter, r *http.Request) error {
 		Room     string         `json:"room"`
 		Messages []chat.Message `json:"messages"`
 	}{room, msgs})
+	return nil
+}
+
+// trail is GET /api/rooms/{room}/trail: the room's recent thoughts and
+// decisions, {"room": ..., "events": [Event...]}, oldest first, each as
+// the live stream sent it ("thought" or "decision"). The daemon keeps the
+// last 200 of the last hour per room, in memory.
+func (a *httpAPI) trail(w http.ResponseWriter, r *http.Request) error {
+	room, err := apiRoom(r)
+	if err != nil {
+		return err
+	}
+	evs := a.b.Trail(room)
+	if evs == nil {
+		evs = []Event{}
+	}
+	writeJSONBody(w, http.StatusOK, struct {
+		Room   string  `json:"room"`
+		Events []Event `json:"events"`
+	}{room, evs})
 	return nil
 }

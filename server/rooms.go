@@ -70,6 +70,8 @@ type rooms struct {
 	// express, once set, sees every message the follower reads from then
 	// on, outside the lock, on the follower's goroutine (Daemon.express).
 	express atomic.Pointer[func(chat.Message)]
+	// trail keeps each room's recent thoughts and decisions (trail.go).
+	trail trail
 }
 
 type room struct {
@@ -398,8 +400,12 @@ func (rs *rooms) emit(ev Event) {
 }
 
 // emitLocked never blocks: a subscriber whose buffer is full misses the
-// event, which a reader of the stream can still find with GET messages.
+// event, which a reader of the stream can still find with GET messages
+// (a thought or decision, in the room's trail).
 func (rs *rooms) emitLocked(ev Event) {
+	if rs.trail.keeps(ev) {
+		rs.trail.add(time.Now(), ev)
+	}
 	for s := range rs.subs[ev.Room] {
 		select {
 		case s.ch <- ev:

@@ -3,9 +3,12 @@
 "use strict";
 
 (() => {
-  const POLL_MS = 2000;          // personas and status refresh
+  const POLL_MS = 2000;            // personas and status refresh
   const WINDOW_MS = 5 * 60 * 1000; // chart history
-  const MAX_MESSAGES = 500;      // kept in the room view
+  const PAGE = 100;                // messages per history page, newest first
+  const GAP_PAGE = 500;            // messages per page filling a reconnect's gap
+  const MAX_MESSAGES = 5000;       // kept in the room view; live ones push the oldest out
+  const NOTE_ITEMS = 1000;         // messages whose thoughts and decisions are kept
   const PALETTE = ["#4f5bd5", "#e46a1b", "#1f9d63", "#c2409b", "#0e8fb3", "#9a7300", "#7a4fd5", "#d13b3b"];
 
   const $ = (id) => document.getElementById(id);
@@ -70,21 +73,37 @@
   const state = {
     room: localStorage.getItem("persona.room") || "",
     rooms: new Set(),
-    messages: new Map(), // id -> message, for the current room
-    order: [],           // ids in display order
     colors: new Map(),   // persona name -> color
     personas: [],
     history: new Map(),  // persona name -> [{t, energy, depth}]
+    seeded: false,       // the chart's history came from the server
     stream: null,        // AbortController of the live stream
-    cursor: "",          // id of the last message read from history
-    drafts: new Map(),   // draft id -> a reply being written (or how it ended)
+    view: null,          // the open room (newView)
   };
+
+  // newView is what the page holds of one open room. Replies that arrive
+  // for another view (the user switched rooms meanwhile) are dropped.
+  function newView(room) {
+    return {
+      room,
+      messages: new Map(), // id -> message
+      order: [],           // ids, oldest first (time, then id)
+      nodes: new Map(),    // id -> its <li>
+      notes: new Map(),    // message id -> [note]: its thoughts and decision, oldest first
+      noteKeys: new Set(), // notes shown, so a trail read again adds nothing
+      drafts: new Map(),   // draft id -> a reply being written (or how it ended)
+      older: false,        // older messages may precede the first one shown
+      loadingOlder: false,
+      loaded: false,       // the newest page was read
+    };
+  }
 
   function colorOf(name) {
     if (!state.colors.has(name)) state.colors.set(name, PALETTE[state.colors.size % PALETTE.length]);
     return state.colors.get(name);
   }
   const isPersona = (name) => state.personas.some((p) => p.name === name);
+  const roomPath = (room) => "/api/rooms/" + encodeURIComponent(room);
 
   // ---- rooms --------------------------------------------------------------
   function renderRooms() {
@@ -105,37 +124,111 @@
     state.room = room;
     state.rooms.add(room);
     localStorage.setItem("persona.room", room);
-    state.messages.clear();
-    state.drafts.clear();
-    state.order = [];
-    state.cursor = "";
-    notes.length = 0;
+    state.view = newView(room);
     $("room-title").textContent = "# " + room;
     $("content").placeholder = "Message #" + room + " — @name asks a persona";
+    const ol = $("messages");
+    ol.replaceChildren(olderControl());
+    renderOlder(state.view);
+    renderMeta(state.view);
     renderRooms();
-    renderMessages();
     connect();
   }
 
   // ---- messages -----------------------------------------------------------
-  function addMessage(m) {
-    if (!m || !m.id || m.room !== state.room) return false;
-    if (state.messages.has(m.id)) return false;
-    state.messages.set(m.id, m);
-    state.order.push(m.id);
-    // History and live events can interleave: keep time order.
-    state.order.sort((a, b) => {
-      const ma = state.messages.get(a), mb = state.messages.get(b);
-      return (Date.parse(ma.at) || 0) - (Date.parse(mb.at) || 0);
-    });
-    while (state.order.length > MAX_MESSAGES) state.messages.delete(state.order.shift());
+  // The list is built incrementally: a message's <li> is inserted in time
+  // order, its notes (thoughts, decision) right after it; loose notes and
+  // drafts are the tail, after every message.
+  const byTime = (a, b) => ((Date.parse(a.at) || 0) - (Date.parse(b.at) || 0)) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+  function olderControl() {
+    const li = el("li", "older");
+    li.id = "older";
+    const btn = el("button", "link", "Load older messages");
+    btn.type = "button";
+    btn.addEventListener("click", () => loadOlder(state.view));
+    li.append(btn, el("span", "muted"));
+    return li;
+  }
+
+  function renderOlder(v) {
+    const li = $("older");
+    if (!li) return;
+    const btn = li.querySelector("button"), txt = li.querySelector("span");
+    li.hidden = v.order.length === 0;
+    btn.hidden = !v.older || v.loadingOlder;
+    txt.textContent = v.loadingOlder ? "Loading older messages…" : v.older ? "" : "Beginning of #" + v.room;
+  }
+
+  function renderMeta(v) {
+    const n = v.order.length;
+    $("room-meta").textContent = n + " message" + (n === 1 ? "" : "s") + (v.older ? " shown · scroll up for older" : "");
+    const ol = $("messages");
+    let empty = ol.querySelector(":scope > li.empty");
+    if (n === 0 && v.loaded && !empty) {
+      empty = el("li", "empty", "No messages in #" + v.room + " yet. Say hello — try @" +
+        (state.personas[0] ? state.personas[0].name : "name") + ".");
+      ol.append(empty);
+    } else if (n > 0 && empty) empty.remove();
+  }
+
+  // keepBottom runs fn, which changes the list, and keeps the view at the
+  // bottom if it was there (new messages stay in sight).
+  function keepBottom(fn) {
+    const ol = $("messages");
+    const atBottom = ol.scrollHeight - ol.scrollTop - ol.clientHeight < 40;
+    fn();
+    if (atBottom) ol.scrollTop = ol.scrollHeight;
+  }
+
+  // keepPlace runs fn, which adds above the view, and keeps what the reader
+  // sees where it was.
+  function keepPlace(fn) {
+    const ol = $("messages");
+    const fromBottom = ol.scrollHeight - ol.scrollTop;
+    fn();
+    ol.scrollTop = ol.scrollHeight - fromBottom;
+  }
+
+  const tailStart = () => $("messages").querySelector(":scope > li.tail");
+
+  // insertMessage adds m to the view in time order; false if it is there
+  // already or belongs elsewhere.
+  function insertMessage(v, m) {
+    if (!m || !m.id || m.room !== v.room || v.messages.has(m.id)) return false;
+    v.messages.set(m.id, m);
+    let lo = 0, hi = v.order.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (byTime(v.messages.get(v.order[mid]), m) <= 0) lo = mid + 1; else hi = mid;
+    }
+    v.order.splice(lo, 0, m.id);
+    const li = renderMessage(v, m);
+    v.nodes.set(m.id, li);
+    const ol = $("messages");
+    ol.insertBefore(li, lo + 1 < v.order.length ? v.nodes.get(v.order[lo + 1]) : tailStart());
+    for (const loose of ol.querySelectorAll(":scope > li.loose")) if (loose.dataset.for === m.id) loose.remove();
+    let after = li;
+    for (const n of v.notes.get(m.id) || []) {
+      const nl = renderNote(n);
+      after.after(nl);
+      after = nl;
+    }
     return true;
   }
 
-  const notes = []; // thoughts and decisions shown between messages, newest last
-  function addNote(kind, parts, item) {
-    notes.push({ kind, parts, item, at: Date.now() });
-    while (notes.length > 40) notes.shift();
+  // dropOldest keeps the view at MAX_MESSAGES: the oldest go, and can be
+  // paged in again.
+  function dropOldest(v) {
+    while (v.order.length > MAX_MESSAGES) {
+      const id = v.order.shift();
+      const li = v.nodes.get(id);
+      while (li.nextElementSibling && li.nextElementSibling.dataset.for === id) li.nextElementSibling.remove();
+      li.remove();
+      v.nodes.delete(id);
+      v.messages.delete(id);
+      v.older = true;
+    }
   }
 
   function fmtTime(s) {
@@ -157,7 +250,7 @@
     return frag;
   }
 
-  function renderMessage(m) {
+  function renderMessage(v, m) {
     const persona = m.kind === "persona" || isPersona(m.author);
     const li = el("li", "msg " + (persona ? "persona" : "human"));
     li.dataset.id = m.id;
@@ -170,7 +263,7 @@
     head.append(el("span", "time", fmtTime(m.at)));
     main.append(head);
     if (m.reply_to) {
-      const to = state.messages.get(m.reply_to);
+      const to = v.messages.get(m.reply_to);
       const snippet = to ? to.author + ": " + to.content.slice(0, 80) : "an earlier message";
       main.append(el("div", "replyto", "↪ replying to " + snippet));
     }
@@ -181,38 +274,11 @@
     return li;
   }
 
-  function renderMessages() {
-    const ol = $("messages");
-    const atBottom = ol.scrollHeight - ol.scrollTop - ol.clientHeight < 40;
-    ol.replaceChildren();
-    if (state.order.length === 0) {
-      ol.append(el("li", "empty", "No messages in #" + state.room + " yet. Say hello — try @" +
-        (state.personas[0] ? state.personas[0].name : "name") + "."));
-    }
-    // Notes are attached after the message they concern, or at the end.
-    const byItem = new Map();
-    const loose = [];
-    for (const n of notes) {
-      if (n.item && state.messages.has(n.item)) {
-        if (!byItem.has(n.item)) byItem.set(n.item, []);
-        byItem.get(n.item).push(n);
-      } else loose.push(n);
-    }
-    for (const id of state.order) {
-      ol.append(renderMessage(state.messages.get(id)));
-      for (const n of byItem.get(id) || []) ol.append(renderNote(n));
-    }
-    for (const n of loose.slice(-5)) ol.append(renderNote(n));
-    for (const d of state.drafts.values()) ol.append(renderDraft(d));
-    $("room-meta").textContent = state.order.length + " message" + (state.order.length === 1 ? "" : "s");
-    if (atBottom || state.order.length < 20) ol.scrollTop = ol.scrollHeight;
-  }
-
   // A reply being written: the text so far, greyed, with how it stands.
   // One that ended superseded or failed stays a few seconds, marked so.
   const DRAFT_LABELS = { writing: "writing…", superseded: "superseded: will answer again with the newer messages", failed: "failed: see the system note" };
   function renderDraft(d) {
-    const li = el("li", "msg persona draft draft-" + d.state);
+    const li = el("li", "msg persona draft tail draft-" + d.state);
     const av = el("div", "avatar", (d.persona || "?").slice(0, 1).toUpperCase());
     av.style.background = colorOf(d.persona);
     const main = el("div", "bubble");
@@ -225,8 +291,15 @@
     return li;
   }
 
+  function renderDrafts(v) {
+    const ol = $("messages");
+    for (const li of ol.querySelectorAll(":scope > li.draft")) li.remove();
+    for (const d of v.drafts.values()) ol.append(renderDraft(d));
+  }
+
   function renderNote(n) {
     const li = el("li", "note note-" + n.kind);
+    if (n.item) li.dataset.for = n.item;
     li.append(noteFrag(n.parts));
     return li;
   }
@@ -237,35 +310,87 @@
     return f;
   }
 
-  function handleEvent(type, ev) {
-    if (!ev) return;
+  // addNote shows a thought or decision after the message it is about. One
+  // about a message not shown is kept for when that message is paged in; a
+  // live one also shows at the end meanwhile (the last five such).
+  function addNote(v, n, live) {
+    if (v.noteKeys.has(n.key)) return;
+    v.noteKeys.add(n.key);
+    if (n.item) {
+      if (!v.notes.has(n.item)) {
+        v.notes.set(n.item, []);
+        if (v.notes.size > NOTE_ITEMS) v.notes.delete(v.notes.keys().next().value);
+      }
+      v.notes.get(n.item).push(n);
+    }
+    const ol = $("messages");
+    const li = v.nodes.get(n.item);
+    if (li) {
+      let after = li;
+      while (after.nextElementSibling && after.nextElementSibling.dataset.for === n.item) after = after.nextElementSibling;
+      after.after(renderNote(n));
+    } else if (live) {
+      const nl = renderNote(n);
+      nl.classList.add("tail", "loose");
+      ol.insertBefore(nl, ol.querySelector(":scope > li.draft"));
+      const loose = ol.querySelectorAll(":scope > li.loose");
+      for (let i = 0; i < loose.length - 5; i++) loose[i].remove();
+    }
+  }
+
+  function thoughtNote(t) {
+    const persona = pick(t, "Persona"), item = pick(t, "Item");
+    return {
+      kind: "thought", item, key: "t|" + persona + "|" + item + "|" + (pick(t, "At") || ""),
+      parts: [{ b: persona }, " is thinking: " + (pick(t, "Intent") || "?") + " · confidence " + Number(pick(t, "Confidence") || 0).toFixed(2)],
+    };
+  }
+
+  function decisionNote(d) {
+    const granted = (pick(d, "Granted") || []).join(", ") || "nobody";
+    const item = pick(d, "Item");
+    return {
+      kind: "decision", item, key: "d|" + item + "|" + granted + "|" + !!pick(d, "TimedOut"),
+      parts: ["decided: ", { b: granted }, " answers" + (pick(d, "TimedOut") ? " (window closed)" : "")],
+    };
+  }
+
+  // handleEvent applies one event of the open room: live from the stream,
+  // or (live false) read back from the room's trail.
+  function handleEvent(v, ev, live) {
+    if (!ev || v !== state.view) return;
     if (ev.message) {
-      if (addMessage(ev.message)) renderMessages();
+      keepBottom(() => {
+        if (insertMessage(v, ev.message)) { dropOldest(v); renderOlder(v); renderMeta(v); }
+      });
     } else if (ev.thought) {
-      const t = ev.thought;
-      addNote("thought", ([{ b: pick(t, "Persona") }, " is thinking: " + (pick(t, "Intent") || "?") +
-        " · confidence " + Number(pick(t, "Confidence") || 0).toFixed(2)]), pick(t, "Item"));
-      renderMessages();
+      keepBottom(() => addNote(v, thoughtNote(ev.thought), live));
+    } else if (ev.decision) {
+      keepBottom(() => addNote(v, decisionNote(ev.decision), live));
     } else if (ev.draft) {
       const d = ev.draft;
-      if (d.room !== state.room) return;
-      if (d.state === "sent") {
-        state.drafts.delete(d.id);
-        if (d.message && !state.messages.has(d.message)) {
-          // The stored reply's own event follows; until then the draft's
-          // final text stands in its place.
-          addMessage({ id: d.message, room: d.room, author: d.persona, kind: "persona", content: d.text, at: new Date().toISOString(), reply_to: d.reply_to });
+      if (d.room !== v.room) return;
+      keepBottom(() => {
+        if (d.state === "sent") {
+          v.drafts.delete(d.id);
+          if (d.message && !v.messages.has(d.message)) {
+            // The stored reply's own event follows; until then the draft's
+            // final text stands in its place.
+            insertMessage(v, { id: d.message, room: d.room, author: d.persona, kind: "persona", content: d.text, at: new Date().toISOString(), reply_to: d.reply_to });
+            renderMeta(v);
+          }
+        } else {
+          v.drafts.set(d.id, d);
+          if (d.state !== "writing") {
+            setTimeout(() => {
+              if (v.drafts.get(d.id) !== d) return;
+              v.drafts.delete(d.id);
+              renderDrafts(v);
+            }, 8000);
+          }
         }
-      } else {
-        state.drafts.set(d.id, d);
-        if (d.state !== "writing") setTimeout(() => { state.drafts.delete(d.id); renderMessages(); }, 8000);
-      }
-      renderMessages();
-    } else if (ev.decision) {
-      const d = ev.decision;
-      const granted = (pick(d, "Granted") || []).join(", ") || "nobody";
-      addNote("decision", (["decided: ", { b: granted }, " answers" + (pick(d, "TimedOut") ? " (window closed)" : "")]), pick(d, "Item"));
-      renderMessages();
+        renderDrafts(v);
+      });
     }
   }
 
@@ -280,20 +405,22 @@
     if (state.stream) state.stream.abort();
     const ctl = new AbortController();
     state.stream = ctl;
-    const room = state.room;
+    const v = state.view;
     let backoff = 1000;
     const run = async () => {
       while (!ctl.signal.aborted) {
         try {
           setConn("connecting");
-          const res = await fetch("/api/rooms/" + encodeURIComponent(room) + "/events",
+          const res = await fetch(roomPath(v.room) + "/events",
             { headers: { "Authorization": "Bearer " + token }, signal: ctl.signal });
           if (res.status === 401) { showLogin(); return; }
           if (!res.ok || !res.body) throw new Error("stream: " + res.status);
           setConn("live");
           backoff = 1000;
-          loadHistory(room).catch(() => {});
-          await readStream(res.body, handleEvent, ctl.signal);
+          // Subscribed first, then read what came before: nothing falls
+          // between the two, and what both bring is shown once.
+          catchUp(v).catch(() => {});
+          await readStream(res.body, (ev) => handleEvent(v, ev, true), ctl.signal);
         } catch (e) {
           if (ctl.signal.aborted) return;
         }
@@ -317,37 +444,98 @@
       while ((i = buf.indexOf("\n\n")) >= 0) {
         const frame = buf.slice(0, i);
         buf = buf.slice(i + 2);
-        let type = "message", data = [];
+        let data = [];
         for (const line of frame.split("\n")) {
           if (line === "" || line.startsWith(":")) continue;
           const c = line.indexOf(":");
           const field = c < 0 ? line : line.slice(0, c);
           const val = c < 0 ? "" : line.slice(c + 1).replace(/^ /, "");
-          if (field === "event") type = val;
-          else if (field === "data") data.push(val);
+          if (field === "data") data.push(val);
         }
         if (data.length) {
-          try { onEvent(type, JSON.parse(data.join("\n"))); } catch (e) { /* a bad frame is skipped */ }
+          try { onEvent(JSON.parse(data.join("\n"))); } catch (e) { /* a bad frame is skipped */ }
         }
       }
     }
   }
 
-  // History comes oldest first after a cursor, so the page walks forward
-  // from where it last read (the start, the first time), a bounded number of
-  // pages; on reconnect that is usually one short page filling the gap.
-  async function loadHistory(room) {
-    const PAGE = 500, MAX_PAGES = 8;
+  // catchUp reads what the stream did not bring: the newest page the first
+  // time, then (after a reconnect) the pages after the newest message
+  // shown; and the room's trail of thoughts and decisions.
+  async function catchUp(v) {
+    if (!v.loaded) await loadNewest(v);
+    else await fillGap(v);
+    await loadTrail(v);
+  }
+
+  async function loadNewest(v) {
+    const body = await api(roomPath(v.room) + "/messages?order=newest&limit=" + PAGE);
+    if (v !== state.view) return;
+    const page = body.messages || [];
+    for (const m of page) insertMessage(v, m);
+    v.older = page.length === PAGE;
+    v.loaded = true;
+    renderOlder(v);
+    renderMeta(v);
+    const ol = $("messages");
+    ol.scrollTop = ol.scrollHeight;
+  }
+
+  // fillGap pages forward from the newest message shown, a bounded number
+  // of pages; a view further behind than that starts again from the newest.
+  async function fillGap(v) {
+    const MAX_PAGES = 4;
+    let cursor = v.order[v.order.length - 1];
+    if (!cursor) return loadNewest(v);
     for (let i = 0; i < MAX_PAGES; i++) {
-      const q = "limit=" + PAGE + (state.cursor ? "&after=" + encodeURIComponent(state.cursor) : "");
-      const body = await api("/api/rooms/" + encodeURIComponent(room) + "/messages?" + q);
-      if (room !== state.room) return;
+      let body;
+      try {
+        body = await api(roomPath(v.room) + "/messages?limit=" + GAP_PAGE + "&after=" + encodeURIComponent(cursor));
+      } catch (e) {
+        if (e.status === 404) return restart(v); // the cursor aged out of the stream
+        throw e;
+      }
+      if (v !== state.view) return;
       const page = body.messages || [];
-      for (const m of page) addMessage(m);
-      if (page.length) state.cursor = page[page.length - 1].id;
-      renderMessages();
-      if (page.length < PAGE) return;
+      keepBottom(() => {
+        for (const m of page) insertMessage(v, m);
+        dropOldest(v);
+        renderOlder(v);
+        renderMeta(v);
+      });
+      if (page.length < GAP_PAGE) return;
+      cursor = page[page.length - 1].id;
     }
+    return restart(v);
+  }
+
+  function restart(v) {
+    if (v !== state.view) return;
+    openRoom(v.room);
+  }
+
+  // loadOlder pages backwards from the oldest message shown.
+  async function loadOlder(v) {
+    if (!v || v !== state.view || !v.older || v.loadingOlder || v.order.length === 0) return;
+    v.loadingOlder = true;
+    renderOlder(v);
+    try {
+      const body = await api(roomPath(v.room) + "/messages?limit=" + PAGE + "&before=" + encodeURIComponent(v.order[0]));
+      if (v !== state.view) return;
+      const page = body.messages || [];
+      keepPlace(() => { for (const m of page) insertMessage(v, m); });
+      v.older = page.length === PAGE;
+    } catch (e) {
+      // The control stays; a click tries again.
+    } finally {
+      v.loadingOlder = false;
+      if (v === state.view) { renderOlder(v); renderMeta(v); }
+    }
+  }
+
+  async function loadTrail(v) {
+    const body = await api(roomPath(v.room) + "/trail");
+    for (const ev of body.events || []) handleEvent(v, ev, false);
   }
 
   // ---- posting ------------------------------------------------------------
@@ -366,14 +554,17 @@
       if (!c) return;
       localStorage.setItem("persona.author", a);
       $("post-button").disabled = true;
+      const v = state.view;
       try {
-        const m = await api("/api/rooms/" + encodeURIComponent(state.room) + "/messages", {
+        const m = await api(roomPath(v.room) + "/messages", {
           method: "POST",
           headers: { "Content-Type": "application/json" },
           body: JSON.stringify({ author: a, content: c }),
         });
         content.value = "";
-        if (addMessage(m)) renderMessages();
+        handleEvent(v, { message: m }, true);
+        const ol = $("messages");
+        ol.scrollTop = ol.scrollHeight; // one's own message is in sight
       } catch (ex) {
         if (!(ex instanceof AuthError)) err.textContent = "Not posted: " + ex.message;
       } finally {
@@ -398,7 +589,7 @@
   function stat(k, n, title) {
     const s = el("div", "stat");
     if (title) s.title = title;
-    s.append(el("div", "n", n), el("div", "k", k));
+    s.append(el("div", "n", n ?? 0), el("div", "k", k));
     return s;
   }
 
@@ -410,36 +601,49 @@
     return Math.round(ms / 3600000) + " h ago";
   }
 
+  // A card's one state word is its mood; these say what each means.
+  const MOODS = {
+    idle: "idle: nothing recent, energy fine — answers promptly",
+    active: "active: has been working and has energy",
+    tired: "tired: energy is low, so it scans its inbox less often",
+    overwhelmed: "overwhelmed: its inbox is fuller than it can keep up with; low-priority messages wait or are set aside",
+  };
+
   function renderPersonas() {
     const box = $("personas");
     box.replaceChildren();
     $("persona-count").textContent = "· " + state.personas.length;
     for (const p of state.personas) {
-      const s = p.snapshot || {}, c = s.counts || {};
+      const s = p.snapshot || {}, c = s.counts || {}, o = p.outcomes || {};
       const color = colorOf(p.name);
       const card = el("div", "card");
       card.dataset.persona = p.name;
       card.style.setProperty("--c", color);
       const top = el("div", "top");
       const names = el("div", "names");
-      names.append(el("div", "display", p.display_name || p.name), el("div", "handle", "@" + p.name + (s.awake === false ? " · asleep" : "")));
+      const cadence = s.cadence_ns ? " · scans every " + (s.cadence_ns / 1e9).toFixed(1) + " s" : "";
+      names.append(el("div", "display", p.display_name || p.name), el("div", "handle", "@" + p.name + cadence));
       const mood = el("span", "mood", s.mood || "?");
       mood.dataset.mood = s.mood || "";
+      mood.title = MOODS[s.mood] || "";
       top.append(el("div", "avatar", (p.display_name || p.name).slice(0, 1).toUpperCase()), names, mood);
       card.append(top);
       const model = [p.model, (p.expertise || []).join(", ")].filter(Boolean).join(" · ");
-      card.append(el("div", "model", model || "\u00a0"));
+      const me = el("div", "model", model || "\u00a0");
+      me.title = model;
+      card.append(me);
       card.append(bar("energy", s.energy, color), bar("attention", s.attention, color));
-      const cadence = s.cadence_ns ? (s.cadence_ns / 1e9).toFixed(1) + " s" : "–";
       const stats = el("div", "stats");
       stats.append(
-        stat("inbox", pick(c, "Queued") ?? 0, "items waiting now"),
-        stat("in flight", pick(c, "InFlight") ?? 0, "items being handled now"),
-        stat("cadence", cadence, "time between scans"),
-        stat("handled", pick(c, "Handled") ?? 0),
-        stat("declined", pick(c, "Declined") ?? 0),
-        stat("failed", pick(c, "Failed") ?? 0, "messages it could not answer (the model failed on every attempt)"),
-        stat("deferred", pick(c, "Deferrals") ?? 0, "times an item was deferred under load; " + (pick(c, "Deferred") ?? 0) + " kept for catch-up now"),
+        stat("inbox", pick(c, "Queued"), "messages waiting in its inbox now"),
+        stat("in flight", pick(c, "InFlight"), "messages it is handling now"),
+        stat("answered", o.answered, "replies it posted"),
+        stat("left to a peer", o.left_to_peer, "messages another persona answered: the room's decision chose someone else, or another daemon's persona claimed it first"),
+        stat("held back", o.held_back, "messages it was chosen for but did not answer: the room's reply budget was spent"),
+        stat("declined", o.declined, "messages not for it: not addressed to it, and under its reply line"),
+        stat("deferred", o.deferred, "times a message was set aside under load, to be caught up later; " + (pick(c, "Deferred") ?? 0) + " set aside now"),
+        stat("expired", o.expired, "messages that waited past their time to live, unanswered"),
+        stat("failed", o.failed, "messages it could not answer: the model failed on every attempt"),
       );
       card.append(stats);
       const f = p.last_model_failure;
@@ -456,6 +660,19 @@
       } else th.textContent = "no thought yet";
       card.append(th);
       box.append(card);
+    }
+  }
+
+  // seedHistory starts the chart from the samples the daemon kept (the
+  // first poll asks for them), so it opens with its last minutes.
+  function seedHistory(now) {
+    for (const p of state.personas) {
+      const h = [];
+      for (const smp of p.history || []) {
+        const t = Date.parse(smp.at);
+        if (t >= now - WINDOW_MS && t < now) h.push({ t, energy: Number(smp.energy) || 0, depth: Number(smp.queued) || 0 });
+      }
+      state.history.set(p.name, h);
     }
   }
 
@@ -488,7 +705,7 @@
       { title: "energy", top, key: "energy", max: 1, fmt: (v) => v.toFixed(2) },
       { title: "inbox depth", top: top + plotH + gap, key: "depth", max: 0, fmt: (v) => String(Math.round(v)) },
     ];
-    let maxDepth = 4;
+    let maxDepth = 4, points = 0;
     for (const h of state.history.values()) for (const pt of h) maxDepth = Math.max(maxDepth, pt.depth);
     panels[1].max = Math.ceil(maxDepth / 4) * 4;
     const x = (t) => left + (w - left - right) * (1 - (now - t) / WINDOW_MS);
@@ -519,8 +736,10 @@
         g.stroke();
         const lastPt = h[h.length - 1];
         g.beginPath(); g.arc(x(lastPt.t), y(Math.min(lastPt[pn.key], pn.max)), 3, 0, 2 * Math.PI); g.fill();
+        if (pn.key === "energy") points += h.length;
       }
     }
+    cv.dataset.points = String(points); // what the chart plots, for tests
     g.fillStyle = "#6b7186";
     g.textBaseline = "alphabetic";
     for (const [label, ago] of [["-5 min", WINDOW_MS], ["-4", 240000], ["-3", 180000], ["-2", 120000], ["-1", 60000], ["now", 0]]) {
@@ -541,17 +760,20 @@
   // ---- polling --------------------------------------------------------------
   async function poll() {
     try {
-      const [ps, st] = await Promise.all([api("/api/personas"), api("/api/status")]);
+      const [ps, st] = await Promise.all([api("/api/personas" + (state.seeded ? "" : "?history=true")), api("/api/status")]);
       state.personas = (ps.personas || []).slice().sort((a, b) => a.name.localeCompare(b.name));
       for (const p of state.personas) colorOf(p.name);
       const now = Date.now();
+      if (!state.seeded) { seedHistory(now); state.seeded = true; }
       recordHistory(now);
       renderPersonas();
       drawChart(now);
       const th = $("thermal");
       th.dataset.state = st.thermal || "unknown";
       th.textContent = st.thermal || "unknown";
-      $("pressure").textContent = typeof st.pressure === "number" ? "pressure " + st.pressure.toFixed(2) : "";
+      const pressure = typeof st.pressure === "number" ? "pressure " + st.pressure.toFixed(2) : "";
+      $("pressure").textContent = pressure;
+      th.title = "system thermal state" + (pressure ? ", " + pressure : "");
       let changed = false;
       for (const r of st.rooms || []) if (!state.rooms.has(r)) { state.rooms.add(r); changed = true; }
       if (!state.room) { openRoom((st.rooms && st.rooms[0]) || "lobby"); changed = false; }
@@ -575,6 +797,10 @@
       const v = $("room-input").value.trim().toLowerCase();
       if (/^[a-z0-9][a-z0-9_-]{0,63}$/.test(v)) { $("room-input").value = ""; openRoom(v); }
     });
+    // Scrolled to the top, the next older page comes in.
+    $("messages").addEventListener("scroll", (e) => {
+      if (e.target.scrollTop < 80) loadOlder(state.view);
+    }, { passive: true });
     window.addEventListener("resize", () => drawChart(Date.now()));
     setupPost();
     if (state.room) openRoom(state.room);
