@@ -301,8 +301,8 @@ func (d *Daemon) listen() error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", d.cfg.Addr, err)
 	}
-	d.ln = ln
 	hopts := d.cfg.HTTP
+	d.ln = newPerClientListener(ln, cmp.Or(hopts.MaxConnsPerClient, defaultClientConns))
 	hopts.Token = d.token
 	if hopts.Logger == nil {
 		hopts.Logger = d.log
@@ -313,6 +313,7 @@ func (d *Daemon) listen() error {
 	d.srv = &http.Server{
 		Handler:           NewHandler(d, hopts),
 		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    serverMaxHeaderBytes, // the handler answers 431 in JSON below it (HTTPOptions.MaxHeaderBytes)
 		ReadTimeout:       cmp.Or(hopts.ReadTimeout, 30*time.Second),
 		WriteTimeout:      cmp.Or(hopts.WriteTimeout, 60*time.Second),
 		// A browser's idle keep-alive connection is not held for ever.
@@ -320,7 +321,7 @@ func (d *Daemon) listen() error {
 		BaseContext: func(net.Listener) context.Context { return base },
 	}
 	d.wg.Go(func() {
-		if err := d.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := d.srv.Serve(d.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("http server", "err", err)
 		}
 	})

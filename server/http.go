@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -41,8 +42,17 @@ type HTTPOptions struct {
 	// is answered 504. It does not apply to event streams. Default 10 s.
 	RequestTimeout time.Duration
 	// MaxStreams caps concurrent event streams (SSE); more are refused with
-	// 503. Default 256.
-	MaxStreams int
+	// 503. Default 256. MaxStreamsPerClient caps those of one client IP;
+	// more are refused with 429. Default 16.
+	MaxStreams          int
+	MaxStreamsPerClient int
+	// MaxHeaderBytes caps a request's line and headers; a bigger request is
+	// answered 431 in JSON. Default 64 KiB. (Past the daemon's server limit,
+	// 1 MiB, net/http answers 431 itself, in plain text.)
+	MaxHeaderBytes int
+	// MaxConnsPerClient caps the open connections of one client IP at the
+	// daemon's listener: more are closed as they are accepted. Default 64.
+	MaxConnsPerClient int
 	// ReadTimeout bounds reading a whole request, body included, and
 	// WriteTimeout writing its response: a client that sends its body a
 	// byte a minute, or never reads its answer, holds its connection (and
@@ -61,6 +71,10 @@ const (
 	defaultRateBurst      = 20
 	defaultRequestTimeout = 10 * time.Second
 	defaultMaxStreams     = 256
+	defaultClientStreams  = 16
+	defaultMaxHeaderBytes = 64 << 10
+	defaultClientConns    = 64
+	serverMaxHeaderBytes  = 1 << 20
 	defaultMessagesLimit  = 100
 	maxMessagesLimit      = 500
 )
@@ -88,6 +102,15 @@ func (o HTTPOptions) withDefaults() HTTPOptions {
 	if o.MaxStreams <= 0 {
 		o.MaxStreams = defaultMaxStreams
 	}
+	if o.MaxStreamsPerClient <= 0 {
+		o.MaxStreamsPerClient = defaultClientStreams
+	}
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = defaultMaxHeaderBytes
+	}
+	if o.MaxConnsPerClient <= 0 {
+		o.MaxConnsPerClient = defaultClientConns
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -104,7 +127,9 @@ type httpAPI struct {
 	rate      *rateLimiter
 	mux       *http.ServeMux
 	streams   atomic.Int64
-	idem      idemStore // Idempotency-Key of POSTs (http_idempotency.go)
+	clientsMu sync.Mutex
+	clientSSE map[string]int // client IP -> open event streams
+	idem      idemStore      // Idempotency-Key of POSTs (http_idempotency.go)
 }
 
 // NewHandler returns the HTTP API, the event streams and the dashboard over b.
@@ -168,6 +193,11 @@ func (a *httpAPI) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	// The token may travel in ?token=: never leak the URL to another site.
 	h.Set("Referrer-Policy", "no-referrer")
+	if headerBytes(r) > a.opts.MaxHeaderBytes {
+		a.writeError(w, r, &httpError{Status: http.StatusRequestHeaderFieldsTooLarge,
+			Msg: fmt.Sprintf("request line and headers are over %d bytes", a.opts.MaxHeaderBytes)})
+		return
+	}
 	if r.URL.Path != "/healthz" {
 		if ok, retry := a.rate.allow(clientIP(r), a.opts.Now()); !ok {
 			secs := int((retry + time.Second - 1) / time.Second)
@@ -216,6 +246,43 @@ func (r *headerRecorder) WriteHeader(code int) {
 func (r *headerRecorder) Write(p []byte) (int, error) {
 	r.WriteHeader(http.StatusOK)
 	return len(p), nil
+}
+
+// headerBytes is the size of r's request line and headers as sent.
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
+// streamOpened counts an event stream of r's client and reports whether it
+// is within MaxStreamsPerClient; a stream counted is given back with
+// streamClosed.
+func (a *httpAPI) streamOpened(r *http.Request) bool {
+	ip := clientIP(r)
+	a.clientsMu.Lock()
+	defer a.clientsMu.Unlock()
+	if a.clientSSE == nil {
+		a.clientSSE = map[string]int{}
+	}
+	if a.clientSSE[ip] >= a.opts.MaxStreamsPerClient {
+		return false
+	}
+	a.clientSSE[ip]++
+	return true
+}
+
+func (a *httpAPI) streamClosed(r *http.Request) {
+	ip := clientIP(r)
+	a.clientsMu.Lock()
+	defer a.clientsMu.Unlock()
+	if a.clientSSE[ip]--; a.clientSSE[ip] <= 0 {
+		delete(a.clientSSE, ip)
+	}
 }
 
 // authed wraps a route that needs the token and returns an error. Errors go
@@ -328,6 +395,12 @@ type errorBody struct {
 
 func (a *httpAPI) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, body := errorResponse(err)
+	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+		// The body may be unread (refused before it was: a 401, a 429):
+		// answer now and close, rather than let net/http read up to 256
+		// KiB of a body that may trickle in a byte at a time first.
+		w.Header().Set("Connection", "close")
+	}
 	if status >= 500 && !errors.Is(err, context.Canceled) {
 		// The path, never the query: the query may hold the token.
 		a.opts.Logger.Error("http: internal error", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -40,6 +41,10 @@ func (a *httpAPI) events(w http.ResponseWriter, r *http.Request) error {
 		return &httpError{Status: http.StatusServiceUnavailable, Msg: "too many event streams", Err: ErrUnavailable}
 	}
 	defer a.streams.Add(-1)
+	if !a.streamOpened(r) {
+		return &httpError{Status: http.StatusTooManyRequests, Msg: fmt.Sprintf("too many event streams from one client (at most %d)", a.opts.MaxStreamsPerClient)}
+	}
+	defer a.streamClosed(r)
 
 	rc := http.NewResponseController(w)
 	// The server's WriteTimeout, if any, would cut a long stream: each write
