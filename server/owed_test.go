@@ -150,11 +150,7 @@ func TestTenPeopleMentioningOnePersonAreAllAnsweredWithinTheBudget(t *testing.T)
 	// covers it (its replies-bucket entry) and addresses its author.
 	var latest time.Duration // the longest a mention waited for its answer
 	answered := func(m chat.Message) bool {
-		e, err := d.bus.replies.Get(context.Background(), ledgerKey("Solo", m.ID))
-		if err != nil {
-			return false
-		}
-		r, err := decodeWire(e.Value())
+		r, err := storedReply(d, "Solo", m.ID)
 		ok := err == nil && (r.ReplyTo == m.ID || chat.Mentioned(r.Content, m.Author))
 		if ok {
 			latest = max(latest, r.At.Sub(m.At))
@@ -347,11 +343,7 @@ func TestCodeReviewAndDockerQuestionsBothAnswered(t *testing.T) {
 
 	answeredBy := func(m chat.Message) (chat.Message, bool) {
 		for _, p := range cfg.Specs {
-			e, err := d.bus.replies.Get(context.Background(), ledgerKey(p.Name, m.ID))
-			if err != nil {
-				continue
-			}
-			r, err := decodeWire(e.Value())
+			r, err := storedReply(d, p.Name, m.ID)
 			if err == nil && (r.ReplyTo == m.ID || chat.Mentioned(r.Content, m.Author)) {
 				return r, true
 			}
@@ -482,4 +474,51 @@ func TestTransientFailureIsGivenBackNotFailed(t *testing.T) {
 	pi, _ := d.Persona("Solo")
 	t.Logf("delivered %d times; the runtime failed it %d times on bus errors, none became an account",
 		pi.Snapshot.Counts.Delivered, pi.Snapshot.Counts.Failed)
+}
+
+// storedReply is the reply the replies bucket holds for persona's message
+// id: its own, or, for a message merged into another's reply, the one its
+// entry refers to (stored once, under the trigger).
+func storedReply(d *Daemon, persona, id string) (chat.Message, error) {
+	e, err := d.bus.replies.Get(context.Background(), ledgerKey(persona, id))
+	if err != nil {
+		return chat.Message{}, err
+	}
+	if trigger, ok := coveredBy(e.Value()); ok {
+		if e, err = d.bus.replies.Get(context.Background(), ledgerKey(persona, trigger)); err != nil {
+			return chat.Message{}, err
+		}
+	}
+	return decodeWire(e.Value())
+}
+
+// A reply that merges several messages is stored once: the merged
+// messages' entries refer to it, and a merged message redelivered alone
+// is known to be answered (nothing is published twice).
+func TestAMergedReplyIsStoredOnceAndReferenced(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Specs = solo()
+	d := startDaemon(t, cfg)
+	rp := &replies{bus: d.bus, rooms: d.rooms, log: d.log, k: 1}
+	ctx := context.Background()
+	out := chat.Message{ID: newMessageID(time.Now()), Room: "r", Author: "Solo", Kind: chat.Persona, Content: "one answer for all", At: time.Now().UTC(), ReplyTo: "m3"}
+	if err := rp.sendReply(ctx, "Solo", "m3", []string{"m1", "m2"}, out); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"m1", "m2"} {
+		e, err := d.bus.replies.Get(ctx, ledgerKey("Solo", id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if trigger, ok := coveredBy(e.Value()); !ok || trigger != "m3" {
+			t.Fatalf("%s's entry %q, want a reference to m3", id, e.Value())
+		}
+		answered, republished, err := rp.answeredBefore(ctx, "Solo", id)
+		if !answered || republished || err != nil {
+			t.Fatalf("answeredBefore(%s) = %v, %v, %v; want answered by the stored reply", id, answered, republished, err)
+		}
+	}
+	if r, err := storedReply(d, "Solo", "m1"); err != nil || r.ID != out.ID {
+		t.Fatalf("m1's reply %+v (%v), want %s", r, err, out.ID)
+	}
 }

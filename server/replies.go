@@ -64,6 +64,15 @@ func (rp *replies) answeredBefore(ctx context.Context, name, id string) (answere
 	if err != nil {
 		return false, false, transient(fmt.Errorf("persona %s: replies: %w", name, err))
 	}
+	if trigger, ok := coveredBy(e.Value()); ok {
+		// Merged into the reply to trigger: that reply answers it, and is
+		// repaired (published) as the trigger's own would be.
+		if trigger == id {
+			return true, false, nil // a reference to itself: claimed, nothing to republish
+		}
+		answered, republished, err := rp.answeredBefore(ctx, name, trigger)
+		return answered || err == nil, republished, err
+	}
 	prev, covers, err := decodeWireCovers(e.Value())
 	if err != nil {
 		return true, false, nil // claimed; nothing we can republish
@@ -107,6 +116,19 @@ func (rp *replies) claimSlot(ctx context.Context, name, id string) (bool, error)
 	return false, nil
 }
 
+// coverRefPrefix starts a replies-bucket value that says which reply
+// answered a merged message: the trigger's message ID follows.
+const coverRefPrefix = "covered-by "
+
+// coverRef is the value stored under a merged message's key.
+func coverRef(trigger string) []byte { return []byte(coverRefPrefix + trigger) }
+
+// coveredBy reports the trigger a merged message's value refers to.
+func coveredBy(v []byte) (string, bool) {
+	s, ok := strings.CutPrefix(string(v), coverRefPrefix)
+	return s, ok && s != ""
+}
+
 // errAnswered means another attempt already claimed the reply.
 var errAnswered = errors.New("already answered")
 
@@ -124,10 +146,13 @@ func (rp *replies) sendReply(ctx context.Context, name, trigger string, covered 
 		}
 		return transient(fmt.Errorf("claim reply: %w", err))
 	}
+	ref := coverRef(trigger)
 	for _, id := range covered {
 		// Best effort: a merged message redelivered alone after a crash is
-		// then known to be answered by this reply.
-		_, _ = rp.bus.replies.Create(ctx, ledgerKey(name, id), data)
+		// then known to be answered by this reply. It holds a reference to
+		// the trigger's claim, not the reply again: a reply merging n
+		// messages is stored once, not n times over with n covers each.
+		_, _ = rp.bus.replies.Create(ctx, ledgerKey(name, id), ref)
 	}
 	seq, err := rp.publish(ctx, out, covered...)
 	if err != nil {
