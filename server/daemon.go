@@ -152,6 +152,9 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.Retention > 0 && cfg.Retention < minRetention {
 		return nil, fmt.Errorf("%w: retention %v is under %v", ErrInvalid, cfg.Retention, minRetention)
 	}
+	if cfg.Sync != SyncInterval && cfg.Sync != SyncAlways {
+		return nil, fmt.Errorf("%w: --sync %q: want %q or %q", ErrInvalid, cfg.Sync, SyncAlways, SyncInterval)
+	}
 	var specs []PersonaSpec
 	var err error
 	switch {
@@ -214,7 +217,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		d.log.Warn("the data directory had no token file: a new token was made, and clients with the old one get 401 until they use it", "file", filepath.Join(d.cfg.Data, "token"))
 	}
 	maxAge, maxBytes := d.cfg.streamLimits()
-	if d.bus, err = openBus(ctx, busOptions{URL: d.cfg.NATSURL, StoreDir: d.cfg.Data, Name: "persona", Logger: d.log, MaxAge: maxAge, MaxBytes: maxBytes}); err != nil {
+	if d.bus, err = openBus(ctx, busOptions{URL: d.cfg.NATSURL, StoreDir: d.cfg.Data, Name: "persona", Logger: d.log, MaxAge: maxAge, MaxBytes: maxBytes, SyncAlways: d.cfg.Sync == SyncAlways}); err != nil {
 		return err
 	}
 	d.rooms = newRooms(d.log)
@@ -225,7 +228,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		d.rooms.local[strings.ToLower(s.Name)] = true
 	}
 	if d.cfg.NATSURL == "" {
-		d.log.Info("store open", "nats", "embedded", "dir", d.cfg.Data, "retention", d.cfg.Retention, "max_bytes", d.cfg.MaxBytes)
+		d.log.Info("store open", "nats", "embedded", "dir", d.cfg.Data, "retention", d.cfg.Retention, "max_bytes", d.cfg.MaxBytes, "sync", d.cfg.Sync)
 	} else {
 		d.log.Info("store open", "nats", d.bus.nc.ConnectedUrlRedacted(), "retention", d.cfg.Retention, "max_bytes", d.cfg.MaxBytes)
 	}

@@ -88,6 +88,9 @@ type busOptions struct {
 	// longer needed.
 	MaxAge   time.Duration
 	MaxBytes int64
+	// SyncAlways makes the embedded server sync to disk before it
+	// acknowledges a write (Config.Sync "always").
+	SyncAlways bool
 }
 
 // bus is the daemon's connection to NATS JetStream: the room stream and the
@@ -113,7 +116,7 @@ func openBus(ctx context.Context, opts busOptions) (_ *bus, err error) {
 		}
 	}()
 	if opts.URL == "" {
-		if b.ns, err = startEmbedded(opts.StoreDir, cmp.Or(opts.Logger, slog.Default())); err != nil {
+		if b.ns, err = startEmbedded(opts.StoreDir, opts.SyncAlways, cmp.Or(opts.Logger, slog.Default())); err != nil {
 			return nil, err
 		}
 		b.nc, err = nats.Connect(b.ns.ClientURL(), nats.InProcessServer(b.ns), nats.Name(opts.Name),
@@ -189,11 +192,12 @@ func openBus(ctx context.Context, opts busOptions) (_ *bus, err error) {
 // startEmbedded starts an in-process NATS server with JetStream storing
 // under dir/jetstream (the server adds the last part). It opens no network
 // port: clients connect in-process.
-func startEmbedded(dir string, log *slog.Logger) (*natsserver.Server, error) {
+func startEmbedded(dir string, syncAlways bool, log *slog.Logger) (*natsserver.Server, error) {
 	ns, err := natsserver.NewServer(&natsserver.Options{
 		ServerName: "persona",
 		JetStream:  true,
 		StoreDir:   dir,
+		SyncAlways: syncAlways,
 		DontListen: true,
 		NoSigs:     true,
 		// Loopback only even if something asked it to listen.

@@ -136,6 +136,13 @@ type Config struct {
 	// Negative: forever. Paging, prompts and quiet rooms see only what the
 	// stream keeps, and the daemon reads all of it at start.
 	Retention time.Duration
+	// Sync is when the embedded NATS server syncs what it stores to disk:
+	// "interval" (the default, NATS's: every two minutes, so a 201 means
+	// written to the operating system and a power cut can lose up to the
+	// last two minutes) or "always" (before every acknowledgement: a 201
+	// means on disk, at the cost of an fsync per message). It does not
+	// apply with NATSURL, whose servers have their own sync_interval.
+	Sync string
 	// MaxBytes caps the room stream's size: past it the oldest messages are
 	// dropped (default 1 GiB). Negative: no cap.
 	MaxBytes int64
@@ -172,9 +179,18 @@ type hooks struct {
 	questionHorizon time.Duration
 }
 
+// The values of Config.Sync.
+const (
+	SyncInterval = "interval"
+	SyncAlways   = "always"
+)
+
 func (c Config) withDefaults() Config {
 	if c.Addr == "" {
 		c.Addr = DefaultAddr
+	}
+	if c.Sync == "" {
+		c.Sync = SyncInterval
 	}
 	if c.Data == "" {
 		c.Data = DefaultData

@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -149,5 +151,30 @@ func TestAStreamCapTheDiskCannotHoldNamesTheFlag(t *testing.T) {
 	defer d.Shutdown(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "--max-bytes") || !strings.Contains(err.Error(), cfg.Data) {
 		t.Fatalf("start with a 4 PiB cap: %v; want an error naming --max-bytes and the directory", err)
+	}
+}
+
+// --sync always reaches the embedded server (it syncs before it
+// acknowledges), is said at start, and a value that is neither is refused.
+func TestSyncAlwaysReachesTheEmbeddedServer(t *testing.T) {
+	var logs lockedBuffer
+	cfg := testConfig(t)
+	cfg.Specs = solo()
+	cfg.Sync = SyncAlways
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	d := startDaemon(t, cfg)
+	if !d.bus.ns.JetStreamConfig().SyncAlways {
+		t.Error("the embedded server does not sync always")
+	}
+	if !strings.Contains(logs.String(), "sync=always") {
+		t.Errorf("start-up log does not say sync=always:\n%s", logs.String())
+	}
+	m := post(t, d, "r", "ann", "@Solo is this on disk?")
+	eventually(t, 10*time.Second, "answered", func() bool { return len(repliesTo(messages(t, d, "r"), m.ID)) == 1 })
+
+	bad := testConfig(t)
+	bad.Sync = "sometimes"
+	if _, err := New(bad); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "--sync") {
+		t.Fatalf("New with sync %q: %v, want ErrInvalid naming --sync", bad.Sync, err)
 	}
 }
