@@ -56,8 +56,14 @@ func (d *Daemon) Post(ctx context.Context, room, author, content string) (chat.M
 		if ctx.Err() != nil {
 			return chat.Message{}, fmt.Errorf("post: %w", ctx.Err())
 		}
+		if storageError(err) {
+			d.store.failed(err)
+			d.log.Warn("message refused: the store is full", "room", room, "err", err)
+			return chat.Message{}, fmt.Errorf("%w: %w", ErrStoreFull, err)
+		}
 		return chat.Message{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	d.store.wrote()
 	d.rooms.posted(seq, m)
 	d.metrics.Message()
 	return m, nil

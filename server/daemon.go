@@ -44,7 +44,8 @@ var (
 // are safe for concurrent use; most callers want Start, URL, Token and
 // Shutdown.
 type Daemon struct {
-	lock  *dataLock // the data directory's, held from Start to teardown
+	store storeHealth // whether the store takes writes (/healthz)
+	lock  *dataLock   // the data directory's, held from Start to teardown
 	cfg   Config
 	chat  chat.Settings // the chat rules' numbers: cfg.settings()
 	log   *slog.Logger
@@ -217,7 +218,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		d.log.Warn("the data directory had no token file: a new token was made, and clients with the old one get 401 until they use it", "file", filepath.Join(d.cfg.Data, "token"))
 	}
 	maxAge, maxBytes := d.cfg.streamLimits()
-	if d.bus, err = openBus(ctx, busOptions{URL: d.cfg.NATSURL, StoreDir: d.cfg.Data, Name: "persona", Logger: d.log, MaxAge: maxAge, MaxBytes: maxBytes, SyncAlways: d.cfg.Sync == SyncAlways}); err != nil {
+	if d.bus, err = openBus(ctx, busOptions{URL: d.cfg.NATSURL, StoreDir: d.cfg.Data, Name: "persona", Logger: d.log, MaxAge: maxAge, MaxBytes: maxBytes, SyncAlways: d.cfg.Sync == SyncAlways, MaxStore: d.cfg.hooks.maxStore}); err != nil {
 		return err
 	}
 	d.rooms = newRooms(d.log)

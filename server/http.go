@@ -377,6 +377,8 @@ func errorResponse(err error) (status int, body errorBody) {
 		return http.StatusBadRequest, errorBody{Error: err.Error()}
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound, errorBody{Error: err.Error()}
+	case errors.Is(err, ErrStoreFull):
+		return http.StatusInsufficientStorage, errorBody{Error: "the message store is full: the message was not stored"}
 	case errors.Is(err, ErrUnavailable):
 		return http.StatusServiceUnavailable, errorBody{Error: "service unavailable"}
 	case errors.Is(err, context.DeadlineExceeded):
@@ -422,8 +424,19 @@ func writeJSONBody(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(append(buf, '\n'))
 }
 
+// healthz is GET /healthz, without the token: 200 {"status":"ok"}, or 503
+// {"status":"degraded","reason":...} while the store refuses writes.
 func (a *httpAPI) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
+	if h, ok := a.b.(interface {
+		Health(context.Context) (bool, string)
+	}); ok {
+		if fine, reason := h.Health(r.Context()); !fine {
+			w.Header().Set("Retry-After", "5")
+			writeJSONBody(w, http.StatusServiceUnavailable, map[string]string{"status": "degraded", "reason": reason})
+			return
+		}
+	}
 	writeJSONBody(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 

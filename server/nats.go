@@ -91,6 +91,8 @@ type busOptions struct {
 	// SyncAlways makes the embedded server sync to disk before it
 	// acknowledges a write (Config.Sync "always").
 	SyncAlways bool
+	// MaxStore caps the embedded server's file store (0: the disk's).
+	MaxStore int64
 }
 
 // bus is the daemon's connection to NATS JetStream: the room stream and the
@@ -116,7 +118,7 @@ func openBus(ctx context.Context, opts busOptions) (_ *bus, err error) {
 		}
 	}()
 	if opts.URL == "" {
-		if b.ns, err = startEmbedded(opts.StoreDir, opts.SyncAlways, cmp.Or(opts.Logger, slog.Default())); err != nil {
+		if b.ns, err = startEmbedded(opts.StoreDir, opts.SyncAlways, opts.MaxStore, cmp.Or(opts.Logger, slog.Default())); err != nil {
 			return nil, err
 		}
 		b.nc, err = nats.Connect(b.ns.ClientURL(), nats.InProcessServer(b.ns), nats.Name(opts.Name),
@@ -192,14 +194,15 @@ func openBus(ctx context.Context, opts busOptions) (_ *bus, err error) {
 // startEmbedded starts an in-process NATS server with JetStream storing
 // under dir/jetstream (the server adds the last part). It opens no network
 // port: clients connect in-process.
-func startEmbedded(dir string, syncAlways bool, log *slog.Logger) (*natsserver.Server, error) {
+func startEmbedded(dir string, syncAlways bool, maxStore int64, log *slog.Logger) (*natsserver.Server, error) {
 	ns, err := natsserver.NewServer(&natsserver.Options{
-		ServerName: "persona",
-		JetStream:  true,
-		StoreDir:   dir,
-		SyncAlways: syncAlways,
-		DontListen: true,
-		NoSigs:     true,
+		ServerName:        "persona",
+		JetStream:         true,
+		StoreDir:          dir,
+		SyncAlways:        syncAlways,
+		JetStreamMaxStore: maxStore,
+		DontListen:        true,
+		NoSigs:            true,
 		// Loopback only even if something asked it to listen.
 		Host: "127.0.0.1",
 	})

@@ -170,6 +170,9 @@ type hooks struct {
 	// accounts, if set, wraps the accounts bucket the ledger writes to
 	// (tests inject failures).
 	accounts func(jetstream.KeyValue) jetstream.KeyValue
+	// maxStore, if set, caps the embedded server's JetStream file store
+	// (a full disk, in small).
+	maxStore int64
 	// beforePublish, if set, runs in Post just before the publish.
 	beforePublish func()
 	// failReplyPublish, if set, runs before each reply's publish; an error
