@@ -46,6 +46,9 @@ type HTTPOptions struct {
 	// more are refused with 429. Default 16.
 	MaxStreams          int
 	MaxStreamsPerClient int
+	// MaxPageBytes caps the messages of one page of GET .../messages, in
+	// encoded bytes; a page cut by it says truncated. Default 1 MiB.
+	MaxPageBytes int
 	// MaxHeaderBytes caps a request's line and headers; a bigger request is
 	// answered 431 in JSON. Default 64 KiB. (Past the daemon's server limit,
 	// 1 MiB, net/http answers 431 itself, in plain text.)
@@ -104,6 +107,9 @@ func (o HTTPOptions) withDefaults() HTTPOptions {
 	}
 	if o.MaxStreamsPerClient <= 0 {
 		o.MaxStreamsPerClient = defaultClientStreams
+	}
+	if o.MaxPageBytes <= 0 {
+		o.MaxPageBytes = 1 << 20
 	}
 	if o.MaxHeaderBytes <= 0 {
 		o.MaxHeaderBytes = defaultMaxHeaderBytes

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/personaos/persona/chat"
 )
 
 // Oversized request headers are answered 431 with a JSON error, like every
@@ -129,5 +132,70 @@ func TestOneClientsStreamsAndConnectionsAreCapped(t *testing.T) {
 		t.Fatalf("a request after a place was freed: %v, %v", res, err)
 	} else {
 		res.Body.Close()
+	}
+}
+
+// A page of messages is capped in bytes: a page cut by the cap says
+// truncated and holds the messages nearest its cursor, and paging on
+// from it, forward or backward, reads every message exactly once.
+func TestMessagePagesAreCappedInBytesAndLoseNothing(t *testing.T) {
+	b := newMemBackend()
+	defer b.Close()
+	for i := range 300 {
+		b.store(chat.Message{Room: "big", Author: "ann", Kind: chat.Human, Content: fmt.Sprintf("%03d %s", i, strings.Repeat("y", 4000))})
+	}
+	ts := httptest.NewServer(newTestHandler(b, HTTPOptions{MaxPageBytes: 100 << 10}))
+	defer ts.Close()
+	type page struct {
+		Messages  []chat.Message `json:"messages"`
+		Truncated bool           `json:"truncated"`
+	}
+	get := func(q string) (page, int) {
+		req, _ := http.NewRequest(http.MethodGet, ts.URL+"/api/rooms/big/messages?limit=500&"+q, nil)
+		req.Header.Set("Authorization", "Bearer "+apiTestToken)
+		res, err := ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		raw, _ := io.ReadAll(res.Body)
+		var p page
+		if err := json.Unmarshal(raw, &p); err != nil {
+			t.Fatalf("page %q: %v", q, err)
+		}
+		return p, len(raw)
+	}
+	// Forward from the start.
+	var seen []string
+	p, size := get("")
+	if !p.Truncated || len(p.Messages) >= 300 || size > 110<<10 {
+		t.Fatalf("first page: %d messages, %d bytes, truncated %v; want cut near 100 KiB", len(p.Messages), size, p.Truncated)
+	}
+	for {
+		for _, m := range p.Messages {
+			seen = append(seen, m.Content[:3])
+		}
+		if !p.Truncated && len(p.Messages) < 500 {
+			break
+		}
+		p, _ = get("after=" + p.Messages[len(p.Messages)-1].ID)
+	}
+	if len(seen) != 300 || seen[0] != "000" || seen[299] != "299" {
+		t.Fatalf("forward paging read %d messages (%v ... %v), want 000..299 once each", len(seen), seen[:1], seen[len(seen)-1:])
+	}
+	// Backward from the newest.
+	seen = nil
+	p, _ = get("order=newest")
+	for {
+		for i := len(p.Messages) - 1; i >= 0; i-- {
+			seen = append(seen, p.Messages[i].Content[:3])
+		}
+		if !p.Truncated && len(p.Messages) < 500 {
+			break
+		}
+		p, _ = get("before=" + p.Messages[0].ID)
+	}
+	if len(seen) != 300 || seen[0] != "299" || seen[299] != "000" {
+		t.Fatalf("backward paging read %d messages, want 299..000 once each", len(seen))
 	}
 }

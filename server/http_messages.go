@@ -1,10 +1,12 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -322,7 +324,9 @@ func (a *httpAPI) getMessage(w http.ResponseWriter, r *http.Request) error {
 //
 // A client that shows the newest first asks for order=newest, then for
 // before=<the first id of its oldest page> until a page is shorter than
-// its limit; after=<the last id it has> fills the gap after a reconnect.
+// its limit and not truncated (a page is cut at HTTPOptions.MaxPageBytes,
+// 1 MiB, and then says truncated: true); after=<the last id it has> fills
+// the gap after a reconnect.
 // after with before, after with order=newest, before with order=oldest
 // and any other order are 400; an unknown cursor is 404.
 func (a *httpAPI) listMessages(w http.ResponseWriter, r *http.Request) error {
@@ -381,14 +385,51 @@ func (a *httpAPI) listMessages(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if msgs == nil {
-		msgs = []chat.Message{}
-	}
-	writeJSONBody(w, http.StatusOK, struct {
-		Room     string         `json:"room"`
-		Messages []chat.Message `json:"messages"`
-	}{room, msgs})
+	writePage(w, room, msgs, newest, a.opts.MaxPageBytes)
 	return nil
+}
+
+// writePage writes a page of messages, {"room":...,"messages":[...],
+// "truncated":bool}, encoded one message at a time and capped at max bytes
+// of messages: a page cut by the cap has truncated true and holds the
+// messages nearest its cursor (the newest of a backward page, the oldest
+// of a forward one), so that paging on from it loses none. The messages
+// are encoded before anything is written and the page is not held twice,
+// so a client that never reads pins at most about max bytes, until the
+// write deadline drops it.
+func writePage(w http.ResponseWriter, room string, msgs []chat.Message, newest bool, max int) {
+	enc := make([][]byte, len(msgs))
+	for i, m := range msgs {
+		enc[i], _ = json.Marshal(m) // our own type: it always encodes
+	}
+	msgs = nil
+	lo, hi, size := 0, len(enc), 0
+	if newest {
+		for lo = len(enc); lo > 0 && (lo == len(enc) || size+len(enc[lo-1]) <= max); lo-- {
+			size += len(enc[lo-1]) + 1
+		}
+	} else {
+		for hi = 0; hi < len(enc) && (hi == 0 || size+len(enc[hi]) <= max); hi++ {
+			size += len(enc[hi]) + 1
+		}
+	}
+	truncated := hi-lo < len(enc)
+	roomJSON, _ := json.Marshal(room)
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 32<<10)
+	bw.WriteString(`{"room":`)
+	bw.Write(roomJSON)
+	bw.WriteString(`,"messages":[`)
+	for i, b := range enc[lo:hi] {
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		bw.Write(b)
+	}
+	fmt.Fprintf(bw, "],\"truncated\":%t}\n", truncated)
+	_ = bw.Flush()
 }
 
 // trail is GET /api/rooms/{room}/trail: the room's recent thoughts and

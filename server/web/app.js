@@ -473,7 +473,7 @@
     if (v !== state.view) return;
     const page = body.messages || [];
     for (const m of page) insertMessage(v, m);
-    v.older = page.length === PAGE;
+    v.older = page.length === PAGE || !!body.truncated; // a page cut by its byte cap has more behind it
     v.loaded = true;
     renderOlder(v);
     renderMeta(v);
@@ -503,7 +503,7 @@
         renderOlder(v);
         renderMeta(v);
       });
-      if (page.length < GAP_PAGE) return;
+      if (page.length < GAP_PAGE && !body.truncated) return;
       cursor = page[page.length - 1].id;
     }
     return restart(v);
@@ -524,7 +524,7 @@
       if (v !== state.view) return;
       const page = body.messages || [];
       keepPlace(() => { for (const m of page) insertMessage(v, m); });
-      v.older = page.length === PAGE;
+      v.older = page.length === PAGE || !!body.truncated; // a page cut by its byte cap has more behind it
     } catch (e) {
       // The control stays; a click tries again.
     } finally {
