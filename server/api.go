@@ -194,26 +194,12 @@ func (b *bus) before(ctx context.Context, room string, seq uint64, limit int) ([
 // between lists the messages of room stored at sequences lo up to but not
 // including hi, oldest first.
 func (b *bus) between(ctx context.Context, room string, lo, hi uint64) ([]chat.Message, error) {
-	subj := roomSubject(room)
-	var out []chat.Message
-	for next := lo; next < hi; {
-		raw, err := b.stream.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subj))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", room, err)
-		}
-		if raw.Sequence >= hi {
-			break
-		}
-		next = raw.Sequence + 1
-		m, err := decodeWire(raw.Data)
-		if err != nil {
-			b.log.Warn("skipping undecodable message", "seq", raw.Sequence, "err", err)
-			continue
-		}
-		out = append(out, m)
+	if lo >= hi {
+		return nil, nil
+	}
+	out, err := b.scan(ctx, room, lo, hi, 0)
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -265,15 +265,27 @@ func (b *bus) publish(ctx context.Context, m chat.Message, covers ...string) (ui
 // after lists up to limit messages of room stored after sequence seq, oldest
 // first. Each is one direct get of the next message on the room's subject.
 func (b *bus) after(ctx context.Context, room string, seq uint64, limit int) ([]chat.Message, error) {
+	return b.scan(ctx, room, seq+1, 0, limit)
+}
+
+// scan lists the messages of room stored from sequence from on, oldest
+// first, before sequence hi (0: no bound) and at most limit of them (0: no
+// bound), one direct get of the next message on the room's subject each.
+// An undecodable message is skipped with a warning. On an error it returns
+// what it read so far.
+func (b *bus) scan(ctx context.Context, room string, from, hi uint64, limit int) ([]chat.Message, error) {
 	subj := roomSubject(room)
 	var out []chat.Message
-	for next := seq + 1; len(out) < limit; {
+	for next := from; (limit <= 0 || len(out) < limit) && (hi == 0 || next < hi); {
 		raw, err := b.stream.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subj))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			break
 		}
 		if err != nil {
 			return out, fmt.Errorf("read %s: %w", room, err)
+		}
+		if hi != 0 && raw.Sequence >= hi {
+			break
 		}
 		next = raw.Sequence + 1
 		m, err := decodeWire(raw.Data)

@@ -314,40 +314,14 @@ func (b *board) drive(ctx context.Context, rt *persona.Runtime, ps []*persona.Pe
 		case <-tk.C:
 		}
 		b.mu.Lock()
-		for i := range b.intents {
-			in := &b.intents[i]
-			switch {
-			case in.fresh:
-				in.fresh = false
-			case len(in.plan) > 0:
-				_ = b.eng.Submit(b.names[i], in.plan[0]) // names and plans are valid by construction
-				in.plan = in.plan[1:]
-			}
-		}
-		b.eng.Step()
-		states := b.eng.States()
-		for i, gs := range states {
-			in := &b.intents[i]
-			if gs.Stunned > 0 || gs.Adjacent() {
-				in.plan = nil // made for a board without this danger, or a cell left behind
-			}
-			if gs.Adjacent() {
-				in.alarm = gs.Tick
-			}
-		}
+		states := b.step()
 		b.mu.Unlock()
-
-		now := time.Now()
-		for i, gs := range states {
-			pr := Priority(gs)
-			if sent[i] && pr < UrgentLine && sameView(last[i], gs) {
-				continue // no news: an idle player is not woken, nor even handed a state
+		for i, it := range b.news(states, last, sent, time.Now(), deadline) {
+			if it.ID == "" {
+				continue
 			}
-			last[i], sent[i] = gs, true
-			it := persona.Item[GameState]{ID: fmt.Sprintf("%d/%s", gs.Tick, gs.Player), Key: gs.Player,
-				Priority: pr, Complexity: Complexity(gs), Created: now, Deadline: now.Add(deadline), Payload: gs}
 			if err := ps[i].Deliver(it); err != nil && !errors.Is(err, persona.ErrClosed) {
-				b.opts.Logger.Warn("game: deliver", "player", gs.Player, "err", err)
+				b.opts.Logger.Warn("game: deliver", "player", it.Key, "err", err)
 			}
 		}
 		idle.observe(b.eng.Stats())
@@ -360,6 +334,52 @@ func (b *board) drive(ctx context.Context, rt *persona.Runtime, ps []*persona.Pe
 	}
 	d.maxIdle = idle.max
 	return d
+}
+
+// step plays one tick: each player's next planned action (unless it just
+// thought), the engine's Step, and the plans the new board voids. b.mu is
+// held.
+func (b *board) step() []GameState {
+	for i := range b.intents {
+		in := &b.intents[i]
+		switch {
+		case in.fresh:
+			in.fresh = false
+		case len(in.plan) > 0:
+			_ = b.eng.Submit(b.names[i], in.plan[0]) // names and plans are valid by construction
+			in.plan = in.plan[1:]
+		}
+	}
+	b.eng.Step()
+	states := b.eng.States()
+	for i, gs := range states {
+		in := &b.intents[i]
+		if gs.Stunned > 0 || gs.Adjacent() {
+			in.plan = nil // made for a board without this danger, or a cell left behind
+		}
+		if gs.Adjacent() {
+			in.alarm = gs.Tick
+		}
+	}
+	return states
+}
+
+// news is, per player, the item to deliver for its new state at now, or
+// the zero item when there is no news: nothing changed but the tick, and it
+// is not urgent (an idle player is not woken, nor even handed a state).
+// last and sent remember what each was handed.
+func (b *board) news(states []GameState, last []GameState, sent []bool, now time.Time, deadline time.Duration) []persona.Item[GameState] {
+	out := make([]persona.Item[GameState], len(states))
+	for i, gs := range states {
+		pr := Priority(gs)
+		if sent[i] && pr < UrgentLine && sameView(last[i], gs) {
+			continue
+		}
+		last[i], sent[i] = gs, true
+		out[i] = persona.Item[GameState]{ID: fmt.Sprintf("%d/%s", gs.Tick, gs.Player), Key: gs.Player,
+			Priority: pr, Complexity: Complexity(gs), Created: now, Deadline: now.Add(deadline), Payload: gs}
+	}
+	return out
 }
 
 // idleTracker measures, per player, the longest run of ticks without an applied action.

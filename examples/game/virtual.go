@@ -138,7 +138,7 @@ func (v *virtual) play() driven {
 		v.now = e.at
 		switch e.kind {
 		case vTick:
-			v.tick(e.p, last, sent)
+			v.tick(last, sent)
 			idle.observe(b.eng.Stats())
 			if e.p%every == 0 {
 				d.series = append(d.series, b.sample(v.snapshots(), e.p))
@@ -161,40 +161,13 @@ func (v *virtual) play() driven {
 
 // tick is one step of the engine and the news it brings, as Run's driver
 // does it.
-func (v *virtual) tick(tick int, last []GameState, sent []bool) {
+func (v *virtual) tick(last []GameState, sent []bool) {
 	b := v.b
-	for i := range b.intents {
-		in := &b.intents[i]
-		switch {
-		case in.fresh:
-			in.fresh = false
-		case len(in.plan) > 0:
-			_ = b.eng.Submit(b.names[i], in.plan[0]) // names and plans are valid by construction
-			in.plan = in.plan[1:]
-		}
-	}
-	b.eng.Step()
-	states := b.eng.States()
-	for i, gs := range states {
-		in := &b.intents[i]
-		if gs.Stunned > 0 || gs.Adjacent() {
-			in.plan = nil
-		}
-		if gs.Adjacent() {
-			in.alarm = gs.Tick
-		}
-	}
-	now := v.epoch.Add(time.Duration(v.now))
 	deadline := time.Duration(b.opts.DeadlineTicks) * TickDuration
-	for i, gs := range states {
-		pr := Priority(gs)
-		if sent[i] && pr < UrgentLine && sameView(last[i], gs) {
-			continue
+	for i, it := range b.news(b.step(), last, sent, v.epoch.Add(time.Duration(v.now)), deadline) {
+		if it.ID != "" {
+			_ = v.players[i].d.Deliver(v.now, it) // a full inbox defers; it never refuses
 		}
-		last[i], sent[i] = gs, true
-		it := persona.Item[GameState]{ID: fmt.Sprintf("%d/%s", gs.Tick, gs.Player), Key: gs.Player,
-			Priority: pr, Complexity: Complexity(gs), Created: now, Deadline: now.Add(deadline), Payload: gs}
-		_ = v.players[i].d.Deliver(v.now, it) // a full inbox defers; it never refuses
 	}
 }
 
