@@ -239,4 +239,17 @@ func TestFindSeqFindsAnIDInABusyRoom(t *testing.T) {
 	if err != nil || !ok || seq != lastSeq {
 		t.Fatalf("findSeq(busy, the newest of %d) = %d, %v, %v; want %d", n, seq, ok, err, lastSeq)
 	}
+	// Denser still: all of them within findNear of one another.
+	var ids []string
+	var seqs []uint64
+	for i := range n {
+		id, s := publishAt(t, b, "burst", base.Add(time.Duration(i)*100*time.Microsecond))
+		ids, seqs = append(ids, id), append(seqs, s)
+	}
+	for _, i := range []int{0, n / 2, n - 1} {
+		seq, ok, err := b.findSeq(ctx, "burst", ids[i])
+		if err != nil || !ok || seq != seqs[i] {
+			t.Fatalf("findSeq(burst, message %d of %d within %v) = %d, %v, %v; want %d", i, n, time.Duration(n)*100*time.Microsecond, seq, ok, err, seqs[i])
+		}
+	}
 }

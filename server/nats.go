@@ -336,6 +336,11 @@ const (
 	// right where its time falls however many messages a room holds
 	// around it. Only an id from a skewed clock needs the wide look.
 	findNear = 2 * time.Second
+	// findTight is the first look of all: the messages made within 50 ms
+	// of the id, where it is unless its room's stream is out of time order
+	// by more than that. It keeps an id findable in a room that stores
+	// more than findScan messages within findNear of it (5,000 a second).
+	findTight = 50 * time.Millisecond
 )
 
 // findSeq finds the stream sequence of message id in room without an
@@ -348,11 +353,13 @@ const (
 // within the skew around it. It reports false when the id is not in the
 // room (any more).
 func (b *bus) findSeq(ctx context.Context, room, id string) (uint64, bool, error) {
-	seq, ok, err := b.findSeqWithin(ctx, room, id, findNear)
-	if ok || err != nil {
-		return seq, ok, err
+	for _, skew := range []time.Duration{findTight, findNear, findSkew} {
+		seq, ok, err := b.findSeqWithin(ctx, room, id, skew)
+		if ok || err != nil {
+			return seq, ok, err
+		}
 	}
-	return b.findSeqWithin(ctx, room, id, findSkew)
+	return 0, false, nil
 }
 
 // findSeqWithin is findSeq looking within skew of the id's time.
