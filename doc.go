@@ -61,8 +61,10 @@
 // defers its lowest item for later catch-up; urgent items are never
 // deferred while a non-urgent one is queued. A handler that panics or errs
 // is recovered, counted, retried up to Options.MaxAttempts and backed off;
-// the persona lives on. Runtime.Shutdown stops every goroutine the runtime
-// started and reports the items left behind.
+// the persona lives on. Runtime.Shutdown first drains: each persona
+// finishes the urgent items queued in its inbox, taking no ordinary one,
+// until the context's deadline (Cycle.Drain); then it stops every
+// goroutine the runtime started and reports the items left behind.
 //
 // # Coordination (who answers)
 //
