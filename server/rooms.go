@@ -448,9 +448,16 @@ const questionHorizon = 5 * time.Minute
 type questions struct {
 	horizon time.Duration // zero: questionHorizon
 	recent  map[string]*question
-	order   []string // ids of recent, in arrival order
-	aged    uint64   // questions that passed the horizon unanswered
+	order   []string // ids of recent, in arrival order, from head on
+	head    int
+	aged    uint64 // questions that passed the horizon unanswered
 }
+
+// maxQuestions bounds the questions tracked at once: a room flooded with
+// more human messages within the horizon than this has its oldest aged
+// early, and counted unanswered unless a reply answered it already, so
+// that a flood costs bounded memory (about 200 bytes a question).
+const maxQuestions = 100_000
 
 // question is a human message written within the horizon. It is kept once
 // answered too, until it ages, so that a reply to it can be matched with
@@ -472,6 +479,9 @@ func (q *questions) apply(m chat.Message, covers []string) {
 		if _, ok := q.recent[m.ID]; !ok {
 			q.recent[m.ID] = &question{author: m.Author, at: m.At}
 			q.order = append(q.order, m.ID)
+			if len(q.order)-q.head > maxQuestions {
+				q.forget(1)
+			}
 		}
 	case chat.Persona:
 		trigger := q.recent[m.ReplyTo]
@@ -496,24 +506,27 @@ func (q *questions) age(now time.Time) {
 	}
 	cut := now.Add(-h)
 	n := 0
-	for ; n < len(q.order); n++ {
-		id := q.order[n]
-		c := q.recent[id]
-		if c.at.After(cut) {
-			break
-		}
-		if !c.answered {
+	for q.head+n < len(q.order) && !q.recent[q.order[q.head+n]].at.After(cut) {
+		n++
+	}
+	q.forget(n)
+}
+
+// forget ages the n oldest questions: those no reply answered are counted.
+func (q *questions) forget(n int) {
+	for _, id := range q.order[q.head : q.head+n] {
+		if c := q.recent[id]; c != nil && !c.answered {
 			q.aged++
 		}
 		delete(q.recent, id)
 	}
-	if n > 0 {
-		q.order = slices.Delete(q.order, 0, n)
+	q.head += n
+	if q.head > 1024 && q.head > len(q.order)/2 {
+		q.order = append(q.order[:0], q.order[q.head:]...)
+		q.head = 0
 	}
 }
 
-// unanswered returns how many human messages no reply answered within the
-// horizon, as seen at now (persona_questions_unanswered).
 // overBudget is how many owed replies were reserved over the budget
 // (chat.Budget.Over).
 func (rs *rooms) overBudget() int {
@@ -522,6 +535,8 @@ func (rs *rooms) overBudget() int {
 	return rs.budget.Over()
 }
 
+// unanswered returns how many human messages no reply answered within the
+// horizon, as seen at now (persona_questions_unanswered).
 func (rs *rooms) unanswered(now time.Time) uint64 {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
