@@ -253,7 +253,7 @@ func Owed(kind Kind, addressed bool) bool { return kind == Human && addressed }
 // budget cannot take now waits for it (Budget.Next) instead of being
 // refused: a person's question is answered late, merged with what follows
 // it, rather than never; only persona chatter is refused. An owed reply
-// (Owed) waits too, at most Settings.OwedWait.
+// (Owed) waits too, at most until Budget.OwedBy.
 func Waits(kind Kind) bool { return kind == Human }
 
 // NewBudget returns a budget of max persona messages per room per window.
@@ -303,7 +303,7 @@ func (b *Budget[K]) Next(room K, now time.Time) time.Time {
 // they never exceed the budget. The mentions that arrive meanwhile merge
 // into the reply: the budget is kept by merging, not by silence. The zero
 // time means never (a Max of 0); a caller waits for Due at most one
-// interval after the message (Settings.OwedWait) and then reserves
+// interval after the message (OwedBy) and then reserves
 // regardless, since an owed reply is never refused: only several personas
 // owing answers in one room faster than its budget go over it (Over).
 func (b *Budget[K]) Due(room K, who string, now time.Time) time.Time {
@@ -311,13 +311,9 @@ func (b *Budget[K]) Due(room K, who string, now time.Time) time.Time {
 	if next.IsZero() {
 		return next
 	}
-	ts := b.rooms[room]
-	for i := len(ts) - 1; i >= 0; i-- {
-		if ts[i].who == who {
-			if paced := ts[i].at.Add(b.Window / time.Duration(b.Max)); paced.After(next) {
-				return paced
-			}
-			break
+	if last, ok := b.latest(room, who); ok {
+		if paced := last.Add(b.Pace()); paced.After(next) {
+			return paced
 		}
 	}
 	return next
@@ -325,7 +321,7 @@ func (b *Budget[K]) Due(room K, who string, now time.Time) time.Time {
 
 // OwedBy is when persona who's reply owed to a person, for a message
 // written at written, is reserved in room whatever the budget: one pacing
-// interval (Window/Max, Settings.OwedWait) after the message, or after
+// interval (Pace) after the message, or after
 // who's own latest reply there if that came later (a message that was on
 // its way when that reply was reserved waits for the next paced one).
 // Until then the caller waits for Due. The zero time with a Max of 0.
@@ -334,16 +330,32 @@ func (b *Budget[K]) OwedBy(room K, who string, written time.Time) time.Time {
 		return time.Time{}
 	}
 	from := written
+	if last, ok := b.latest(room, who); ok && last.After(from) {
+		from = last
+	}
+	return from.Add(b.Pace())
+}
+
+// Pace is the budget's pacing interval, Window/Max (10 s with the
+// defaults): how far apart one persona's owed replies in a room are
+// written, and the longest one waits for the budget. Zero with a Max of 0.
+func (b *Budget[K]) Pace() time.Duration {
+	if b.Max <= 0 {
+		return 0
+	}
+	return b.Window / time.Duration(b.Max)
+}
+
+// latest is when persona who's latest reply in room was reserved, if one
+// is within the window.
+func (b *Budget[K]) latest(room K, who string) (time.Time, bool) {
 	ts := b.rooms[room]
 	for i := len(ts) - 1; i >= 0; i-- {
 		if ts[i].who == who {
-			if ts[i].at.After(from) {
-				from = ts[i].at
-			}
-			break
+			return ts[i].at, true
 		}
 	}
-	return from.Add(b.Window / time.Duration(b.Max))
+	return time.Time{}, false
 }
 
 // Saw counts a persona message another runtime posted in room at at: it is

@@ -360,7 +360,7 @@ func TestPersonaFileModelSettings(t *testing.T) {
 	}
 }
 
-func TestOwedWaitIsOnePacingInterval(t *testing.T) {
+func TestPaceIsOneIntervalOfTheBudget(t *testing.T) {
 	for _, c := range []struct {
 		budget int
 		window time.Duration
@@ -371,13 +371,13 @@ func TestOwedWaitIsOnePacingInterval(t *testing.T) {
 		{1, time.Minute, time.Minute},
 		{0, time.Minute, 0},
 	} {
-		s := chat.Settings{ReplyBudget: c.budget, ReplyWindow: c.window}
-		if got := s.OwedWait(); got != c.want {
-			t.Errorf("budget %d per %v: OwedWait = %v, want %v", c.budget, c.window, got, c.want)
+		if got := chat.NewBudget[string](c.budget, c.window).Pace(); got != c.want {
+			t.Errorf("budget %d per %v: Pace = %v, want %v", c.budget, c.window, got, c.want)
 		}
 	}
-	if got := chat.DefaultSettings().OwedWait(); got != 10*time.Second {
-		t.Errorf("default OwedWait = %v, want 10s", got)
+	d := chat.DefaultSettings()
+	if got := chat.NewBudget[string](d.ReplyBudget, d.ReplyWindow).Pace(); got != 10*time.Second {
+		t.Errorf("default Pace = %v, want 10s", got)
 	}
 }
 

@@ -55,7 +55,7 @@ type Settings struct {
 	// OwedOverBudget writes a reply owed to a person at once, counted over
 	// the budget, instead of waiting until it is due (Budget.Due) while the
 	// room's mentions merge into it. Off by default: the budget is kept by
-	// merging, as far as one pacing interval allows (OwedWait).
+	// merging, as far as one pacing interval allows (Budget.OwedBy).
 	OwedOverBudget bool
 	// Stream configures the coordination stream: window, bounds, K,
 	// window from the first thought, patience. Its callbacks and logger
@@ -130,20 +130,4 @@ func (s Settings) WithDefaults() Settings {
 		st.Patience = d.Stream.Patience
 	}
 	return s
-}
-
-// OwedWait is the longest a reply owed to a person waits for the room's
-// reply budget, counted from when its message was written: one pacing
-// interval, ReplyWindow/ReplyBudget (10 s with the defaults). While it
-// waits, that persona's later messages of the room merge into the reply;
-// past it the reply is written over the budget and counted
-// (Budget.Over). A stream of mentions of one persona in one room is thus
-// answered once per interval, within the budget, while a person whose
-// mention nothing else will merge with waits one interval, not a whole
-// window. Zero with no budget (a ReplyBudget of 0).
-func (s Settings) OwedWait() time.Duration {
-	if s.ReplyBudget <= 0 {
-		return 0
-	}
-	return s.ReplyWindow / time.Duration(s.ReplyBudget)
 }

@@ -217,6 +217,8 @@ func (m *memBackend) Trail(room string) []Event {
 
 // Samples makes up a persona's last five minutes: one sample per 5 s
 // ending now, its energy sliding towards the snapshot's.
+func (m *memBackend) Health(context.Context) (bool, string) { return true, "" }
+
 func (m *memBackend) Samples(name string) []Sample {
 	p, ok := m.Persona(name)
 	if !ok {

@@ -130,6 +130,9 @@ type Backend interface {
 	// Samples returns the persona's recent samples, oldest first (nil for
 	// an unknown persona).
 	Samples(persona string) []Sample
+	// Health is what /healthz says: ok, or why not (the store refuses
+	// writes).
+	Health(ctx context.Context) (ok bool, reason string)
 }
 
 // Errors a Backend returns that the HTTP layer maps to client errors.

@@ -91,7 +91,7 @@
 //     message is accounted handled, noted "reply budget". A reply to a
 //     person's @mention is never refused: once half the budget is spent it
 //     waits until due (chat.Budget.Due: paced to one per window/budget, at
-//     most that interval after its message, chat.Settings.OwedWait; then it
+//     most that interval after its message, chat.Budget.OwedBy; then it
 //     is written over the budget and counted in
 //     persona_owed_replies_over_budget_total), and the room's messages that arrive meanwhile merge
 //     into the persona's next reply, which addresses each asker. The budget

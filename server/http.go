@@ -434,14 +434,10 @@ func writeJSONBody(w http.ResponseWriter, status int, v any) {
 // {"status":"degraded","reason":...} while the store refuses writes.
 func (a *httpAPI) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	if h, ok := a.b.(interface {
-		Health(context.Context) (bool, string)
-	}); ok {
-		if fine, reason := h.Health(r.Context()); !fine {
-			w.Header().Set("Retry-After", "5")
-			writeJSONBody(w, http.StatusServiceUnavailable, map[string]string{"status": "degraded", "reason": reason})
-			return
-		}
+	if fine, reason := a.b.Health(r.Context()); !fine {
+		w.Header().Set("Retry-After", "5")
+		writeJSONBody(w, http.StatusServiceUnavailable, map[string]string{"status": "degraded", "reason": reason})
+		return
 	}
 	writeJSONBody(w, http.StatusOK, map[string]string{"status": "ok"})
 }

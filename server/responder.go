@@ -332,7 +332,8 @@ func (r *responder) respondOnce(ctx context.Context, it persona.Item[chat.Messag
 			return nil, nil
 		}
 	}
-	// An owed reply waits at most OwedWait after the oldest message it
+	// An owed reply waits at most one pacing interval (chat.Budget.OwedBy)
+	// after the oldest message it
 	// answers: merging newer ones into it does not push it further back.
 	written := m.At
 	if written.IsZero() {

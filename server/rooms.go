@@ -432,7 +432,7 @@ func (rs *rooms) close() {
 // questionHorizon is how long a human message may wait for an answer
 // before persona_questions_unanswered counts it: the urgent SLA (10 s)
 // many times over, and past the reply budget's longest wait for an owed
-// reply (chat.Settings.OwedWait, 10 s by default) and a person's question
+// reply (chat.Budget.OwedBy: one pacing interval, 10 s by default) and a person's question
 // (until the budget has room: at most a window), so that a question the budget
 // delays is not counted while its answer is still coming.
 const questionHorizon = 5 * time.Minute

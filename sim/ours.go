@@ -271,7 +271,7 @@ func (r *run) oursNote(a *actor, n persona.Note[int32]) {
 
 // oursReply writes a's reply if the room's budget lets it: an ordinary
 // reply is refused when the budget is spent; one owed to a person is put
-// back until it is due (chat.Budget.Due), at most chat.Settings.OwedWait
+// back until it is due (chat.Budget.Due), at most until chat.Budget.OwedBy
 // after its message was written, and then goes regardless, as the
 // daemon's responder does.
 //
@@ -280,7 +280,7 @@ func (r *run) oursNote(a *actor, n persona.Note[int32]) {
 func (r *run) oursReply(a *actor, lane uint64) {
 	o := a.ours
 	mi := r.dels[o.item].msg
-	// An owed reply waits at most OwedWait after the oldest message it
+	// An owed reply waits at most until chat.Budget.OwedBy, from the oldest message it
 	// answers: merging newer ones into it does not push it further back.
 	oldest := r.msgs[mi].at
 	for _, x := range o.batch {
