@@ -105,7 +105,11 @@ func scriptedReply(name string, req Request) (string, bool) {
 		return DemoPrefix + v.intro(name), true
 	}
 	if isDemoLine(last) {
-		return "", false
+		// Another persona's line is the newest; a person who named this
+		// persona is still owed an answer.
+		if last, from = lastNaming(req.History, name); last == "" {
+			return "", false
+		}
 	}
 	q := quoteOf(last)
 	if smallTalk(last) || (q == "" && !(v == voiceReviewer && codeish(last))) { // a code block alone is for the reviewer
@@ -234,6 +238,18 @@ func lastUserMessage(h []Message) (content, from string) {
 	for i := len(h) - 1; i >= 0; i-- {
 		if h[i].Role == RoleUser && strings.TrimSpace(h[i].Content) != "" {
 			return strings.TrimSpace(h[i].Content), h[i].Name
+		}
+	}
+	return "", ""
+}
+
+// lastNaming returns the newest user line of h that names the persona and
+// is no persona's (DemoPrefix). The history does not say which lines the
+// reply answers (its caller does), so a demo reply may repeat an answer.
+func lastNaming(h []Message, name string) (content, from string) {
+	for i := len(h) - 1; i >= 0; i-- {
+		if c := strings.TrimSpace(h[i].Content); h[i].Role == RoleUser && !isDemoLine(c) && names(c, name) {
+			return c, h[i].Name
 		}
 	}
 	return "", ""

@@ -293,3 +293,22 @@ func TestScriptedStreamsNothingWhenItHasNothingToSay(t *testing.T) {
 		t.Errorf("err = %v, OnText called %v; want ErrNothingToSay and no text", err, called)
 	}
 }
+
+// A merged batch whose newest line is another persona's still answers the
+// newest person who named the persona.
+func TestScriptedAnswersAMentionBehindAnotherPersonasLine(t *testing.T) {
+	h := []Message{
+		{Role: RoleUser, Name: "carol", Content: "@Helper how do I deploy a docker image?"},
+		{Role: RoleAssistant, Name: "Helper", Content: DemoPrefix + "@carol my earlier answer"},
+		{Role: RoleUser, Name: "ann", Content: "@Helper how do I rotate my logs?"},
+		{Role: RoleUser, Name: "Teacher", Content: DemoPrefix + "@bob Teacher here."},
+	}
+	r, err := complete(t, Request{Persona: "Helper", History: h})
+	if err != nil || !strings.Contains(r.Content, "@ann") || !strings.Contains(r.Content, "rotate my logs") {
+		t.Errorf("reply %q, err %v; want an answer to @ann's question", r.Content, err)
+	}
+	h[0].Content, h[2].Content = "how do I deploy?", "how do I rotate my logs?" // names nobody: nothing owed
+	if r, err := complete(t, Request{Persona: "Helper", History: h}); !errors.Is(err, ErrNothingToSay) {
+		t.Errorf("no mention: reply %q, err %v; want ErrNothingToSay", r.Content, err)
+	}
+}
