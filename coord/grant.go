@@ -8,6 +8,10 @@ import (
 	"time"
 )
 
+// ReasonAddressee is the reason of a persona granted because the item
+// addresses it (Decision.Reasons).
+const ReasonAddressee = "addressee"
+
 // Intent is what a persona means to do with an item it has thought about.
 type Intent string
 
@@ -125,7 +129,7 @@ func Grant(thoughts []Thought, addressees []string, k int, lastGranted map[strin
 
 	for _, t := range addr {
 		granted = append(granted, t.Persona)
-		reasons[t.Persona] = "addressee"
+		reasons[t.Persona] = ReasonAddressee
 	}
 	slots := min(max(k-len(addr), 0), len(cands))
 	winners, losers := cands[:slots], cands[slots:]

@@ -273,22 +273,47 @@ func (d *Daemon) Subscribe(ctx context.Context, room string) (<-chan Event, func
 	}
 }
 
-// Personas returns every persona of this daemon, in configuration order.
+// Personas returns every persona of the configuration, in its order: those
+// running here in full, the others with where they run (PersonaInfo.Runs).
 func (d *Daemon) Personas() []PersonaInfo {
-	out := make([]PersonaInfo, 0, len(d.members))
-	for _, m := range d.members {
-		out = append(out, d.info(m))
+	out := make([]PersonaInfo, 0, len(d.all))
+	for _, s := range d.all {
+		if m := d.byName[strings.ToLower(s.Name)]; m != nil && d.runsHere(m) {
+			out = append(out, d.info(m))
+			continue
+		}
+		out = append(out, d.elsewhereInfo(s))
 	}
 	return out
+}
+
+// elsewhereInfo is what this daemon knows of a persona another daemon runs
+// (or none does right now).
+func (d *Daemon) elsewhereInfo(s PersonaSpec) PersonaInfo {
+	pi := PersonaInfo{Name: s.Name, Display: s.DisplayName(), Expertise: slices.Clone(s.Expertise), Model: d.modelName(s)}
+	if pi.Expertise == nil {
+		pi.Expertise = []string{}
+	}
+	if d.leases != nil {
+		if w, ok := d.leases.where(s.Name); ok {
+			pi.Runs = &w
+		}
+	}
+	return pi
 }
 
 // Persona returns one persona by name (case-insensitive).
 func (d *Daemon) Persona(name string) (PersonaInfo, bool) {
 	m, ok := d.byName[strings.ToLower(name)]
-	if !ok {
-		return PersonaInfo{}, false
+	if ok && d.runsHere(m) {
+		return d.info(m), true
 	}
-	return d.info(m), true
+	for _, s := range d.all {
+		if strings.EqualFold(s.Name, name) {
+			return d.elsewhereInfo(s), true
+		}
+	}
+	return PersonaInfo{}, false
 }
 
 func (d *Daemon) info(m *member) PersonaInfo {
@@ -304,12 +329,18 @@ func (d *Daemon) info(m *member) PersonaInfo {
 		pi.Expertise = []string{}
 	}
 	pi.Outcomes = d.outcomes(m.spec.Name, pi.Snapshot)
+	pi.Here = true
+	if d.leases != nil {
+		if w, ok := d.leases.where(m.spec.Name); ok {
+			pi.Runs = &w
+		}
+	}
 	if f, ok := d.lastFailure(m.spec.Name); ok {
 		pi.LastModelFailure = &f
 	}
-	if m.cons != nil && d.state.Load() == 1 {
+	if cons := m.consumer(); cons != nil && d.state.Load() == 1 {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		ci, err := m.cons.Info(ctx)
+		ci, err := cons.Info(ctx)
 		cancel()
 		if err == nil {
 			pi.Backlog = &Backlog{Pending: ci.NumPending, Unacked: ci.NumAckPending, Redelivered: ci.NumRedelivered}

@@ -43,6 +43,13 @@ type PersonaInfo struct {
 	// History is the persona's recent samples, oldest first, when asked
 	// for (GET /api/personas?history=true; Backend.Samples).
 	History []Sample `json:"history,omitzero"`
+	// Here is true when the persona runs in this daemon: it holds the
+	// persona's lease. Runs says which daemon of the cluster runs it, and
+	// since when (nil while nobody holds the lease). A persona running
+	// elsewhere has only its name, display name, expertise and model
+	// filled: its counts are that daemon's (its Runs.Addr).
+	Here bool       `json:"here"`
+	Runs *LeaseInfo `json:"runs,omitempty"`
 }
 
 // Outcomes counts what became of a persona's messages since the daemon

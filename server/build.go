@@ -27,6 +27,9 @@ import (
 
 // note records a note on persona's account of message id (accounts).
 func (d *Daemon) note(persona, id, note string) {
+	if note != noteMerged {
+		d.log.Debug("account note", "persona", persona, "message", id, "note", note)
+	}
 	d.ledger.note(persona, id, note)
 	if note == noteReplied {
 		d.tally.add(persona, note) // the cards' answered count
@@ -39,9 +42,11 @@ func (d *Daemon) buildRuntime() error {
 	if err := d.buildCore(persona.ObserverFunc(d.observe)); err != nil {
 		return err
 	}
-	rp := &replies{bus: d.bus, rooms: d.rooms, log: d.log, k: d.chat.Stream.K, failPublish: d.cfg.hooks.failReplyPublish}
+	rp := &replies{bus: d.bus, rooms: d.rooms, log: d.log, failPublish: d.cfg.hooks.failReplyPublish}
+	budgets := &roomBudgets{kv: d.bus.replies, budget: d.chat.ReplyBudget, window: d.chat.ReplyWindow}
 	for _, s := range d.specs {
 		m, opts := d.newMember(s, rp, d)
+		m.r.budgets = budgets
 		// Coordinated keeps the Evaluator: with a stream the persona
 		// coordinates; without one (a pipeline stage) it evaluates, then
 		// responds on its own judgement.
@@ -146,7 +151,7 @@ func (d *Daemon) newMember(s PersonaSpec, rp replyStore, acc accounts) (*member,
 		name: s.Name, system: s.SystemPrompt(), model: backendKey(s), dependent: s.Dependent(),
 		maxTokens: cmp.Or(s.MaxTokens, d.cfg.MaxTokens), temperature: cmp.Or(s.Temperature, d.cfg.Temperature),
 		rules: d.chat, log: d.log, stopping: d.stopping, stream: !d.cfg.NoStream,
-		decisions: d, accounts: acc, rooms: d.rooms, replies: rp, models: d,
+		decisions: d, accounts: acc, rooms: d.rooms, replies: rp, models: d, elsewhere: d.elsewhere,
 		metrics: d.metrics, activity: d.scorer,
 	}
 	opts := d.personaOptions(s)
@@ -266,6 +271,7 @@ func (d *Daemon) observe(e persona.Event) {
 		d.ledger.final(e.Persona, e.ItemID, e.Kind.String(), e.At)
 		d.settleFailure(e)
 	case persona.EventNotGranted:
+		d.log.Debug("not granted", "persona", e.Persona, "message", e.ItemID)
 		d.ledger.note(e.Persona, e.ItemID, noteNotGranted)
 	}
 }

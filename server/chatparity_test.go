@@ -271,18 +271,23 @@ func (b *chatBench) answeredBefore(_ context.Context, persona, id string) (answe
 	return b.answered[key(persona, id)], false, nil
 }
 
-func (b *chatBench) claimSlot(_ context.Context, persona, id string) (bool, error) {
+func (b *chatBench) claimSlot(_ context.Context, persona, id string, n int) (func(), bool, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	release := func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.slots[id] = slices.DeleteFunc(b.slots[id], func(p string) bool { return strings.EqualFold(p, persona) })
+	}
 	held := b.slots[id]
 	if slices.ContainsFunc(held, func(p string) bool { return strings.EqualFold(p, persona) }) {
-		return true, nil
+		return release, true, nil
 	}
-	if len(held) >= max(1, b.d.chat.Stream.K) {
-		return false, nil
+	if len(held) >= n {
+		return nil, false, nil
 	}
 	b.slots[id] = append(held, persona)
-	return true, nil
+	return release, true, nil
 }
 
 // sendReply records the answer, as the replies bucket claims it, and

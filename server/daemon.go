@@ -50,6 +50,9 @@ type Daemon struct {
 	chat  chat.Settings // the chat rules' numbers: cfg.settings()
 	log   *slog.Logger
 	specs []PersonaSpec
+	// all is the whole configuration's personas, those other daemons run
+	// included.
+	all []PersonaSpec
 	// remote holds the lower-case names of the configuration's personas
 	// that other daemons run (left out by Config.Personas).
 	remote map[string]bool
@@ -102,11 +105,15 @@ type Daemon struct {
 	closeStop sync.Once
 
 	stopFollow func()
-	consumes   []jetstream.ConsumeContext
-	bgCancel   context.CancelFunc // sampler and keep-alive
-	ldCancel   context.CancelFunc // the ledger writer, last
-	wg         sync.WaitGroup
-	ledgerWG   sync.WaitGroup
+	// leases keeps this daemon's persona leases (leases.go); lsCancel
+	// stops its loop, which lsWG waits for.
+	leases   *leaseKeeper
+	lsCancel context.CancelFunc
+	lsWG     sync.WaitGroup
+	bgCancel context.CancelFunc // sampler and keep-alive
+	ldCancel context.CancelFunc // the ledger writer, last
+	wg       sync.WaitGroup
+	ledgerWG sync.WaitGroup
 
 	ln         net.Listener
 	srv        *http.Server
@@ -118,10 +125,23 @@ type member struct {
 	spec PersonaSpec
 	p    *persona.Persona[chat.Message]
 	r    *responder
-	cons jetstream.Consumer // nil for a persona that waits for others
+	// active is set while this daemon holds the persona's lease and
+	// consumes its deliveries (leases.go); a persona that waits for others
+	// is never active: it has no consumer.
+	active atomic.Bool
+	// draining is set from deactivation until m has handled what it held
+	// then (leaseKeeper.startHandOff): it consumes nothing new, but its
+	// thoughts on what it holds still count in its decisions.
+	draining atomic.Bool
+	// consMu guards cons and cc, set on activation and cleared on
+	// deactivation.
+	consMu sync.Mutex
+	cons   jetstream.Consumer
+	cc     jetstream.ConsumeContext
 	// recheck: deliveries up to this stream sequence may have been
-	// accounted by an earlier run (see bus.personaConsumer).
-	recheck uint64
+	// accounted by an earlier run or another daemon (see
+	// bus.personaConsumer). Set before consuming starts.
+	recheck atomic.Uint64
 	// consumeErrs counts consume errors since the last delivery.
 	consumeErrs atomic.Int32
 }
@@ -153,6 +173,12 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.Retention > 0 && cfg.Retention < minRetention {
 		return nil, fmt.Errorf("%w: retention %v is under %v", ErrInvalid, cfg.Retention, minRetention)
 	}
+	if cfg.Replicas < 0 || (cfg.Replicas > 1 && cfg.NATSURL == "") {
+		return nil, fmt.Errorf("%w: --replicas %d: the embedded server keeps one copy; more need --nats with a cluster", ErrInvalid, cfg.Replicas)
+	}
+	if cfg.LeaseTTL != 0 && cfg.LeaseTTL < time.Second {
+		return nil, fmt.Errorf("%w: lease TTL %v is under 1s", ErrInvalid, cfg.LeaseTTL)
+	}
 	if cfg.Sync != SyncInterval && cfg.Sync != SyncAlways {
 		return nil, fmt.Errorf("%w: --sync %q: want %q or %q", ErrInvalid, cfg.Sync, SyncAlways, SyncInterval)
 	}
@@ -173,7 +199,7 @@ func New(cfg Config) (*Daemon, error) {
 	if specs, err = selectPersonas(specs, cfg.Personas); err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, chat: cfg.settings(), log: cfg.Logger, specs: specs, remote: map[string]bool{}, names: map[string]string{},
+	d := &Daemon{cfg: cfg, chat: cfg.settings(), log: cfg.Logger, specs: specs, all: all, remote: map[string]bool{}, names: map[string]string{},
 		stopping: make(chan struct{}), transientAt: map[string]time.Time{}}
 	for _, s := range all {
 		d.names[strings.ToLower(s.Name)] = s.Name
@@ -218,16 +244,13 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		d.log.Warn("the data directory had no token file: a new token was made, and clients with the old one get 401 until they use it", "file", filepath.Join(d.cfg.Data, "token"))
 	}
 	maxAge, maxBytes := d.cfg.streamLimits()
-	if d.bus, err = openBus(ctx, busOptions{URL: d.cfg.NATSURL, StoreDir: d.cfg.Data, Name: "persona", Logger: d.log, MaxAge: maxAge, MaxBytes: maxBytes, SyncAlways: d.cfg.Sync == SyncAlways, MaxStore: d.cfg.hooks.maxStore}); err != nil {
+	if d.bus, err = openBus(ctx, busOptions{URL: d.cfg.NATSURL, StoreDir: d.cfg.Data, Name: "persona", Logger: d.log, MaxAge: maxAge, MaxBytes: maxBytes, SyncAlways: d.cfg.Sync == SyncAlways, MaxStore: d.cfg.hooks.maxStore, Replicas: d.cfg.Replicas, LeaseTTL: d.cfg.LeaseTTL}); err != nil {
 		return err
 	}
 	d.rooms = newRooms(d.log)
 	d.rooms.budget = chat.NewBudget[string](d.chat.ReplyBudget, d.chat.ReplyWindow)
 	d.rooms.local = map[string]bool{}
 	d.rooms.questions.horizon = d.cfg.hooks.questionHorizon
-	for _, s := range d.specs {
-		d.rooms.local[strings.ToLower(s.Name)] = true
-	}
 	if d.cfg.NATSURL == "" {
 		d.log.Info("store open", "nats", "embedded", "dir", d.cfg.Data, "retention", d.cfg.Retention, "max_bytes", d.cfg.MaxBytes, "sync", d.cfg.Sync)
 	} else {
@@ -256,27 +279,6 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.ldCancel = ldCancel
 	d.ledgerWG.Go(func() { d.ledger.run(ldCtx) })
 
-	for _, m := range d.members {
-		if m.spec.Dependent() {
-			continue
-		}
-		if m.cons, m.recheck, err = d.bus.personaConsumer(ctx, m.spec.Name, 2*m.p.Inbox().Options().Capacity, d.cfg.AckWait); err != nil {
-			return err
-		}
-		cc, err := m.cons.Consume(func(msg jetstream.Msg) {
-			m.consumeErrs.Store(0)
-			d.deliver(m, msg)
-		},
-			jetstream.PullMaxMessages(64),
-			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-				d.consumeError(m.spec.Name, &m.consumeErrs, err)
-			}))
-		if err != nil {
-			return fmt.Errorf("consume for %s: %w", m.spec.Name, err)
-		}
-		d.consumes = append(d.consumes, cc)
-	}
-
 	// The express lane opens once every persona consumes: a mention is
 	// never held behind its persona's durable backlog.
 	express := d.express
@@ -296,7 +298,14 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.wg.Go(func() { _ = sampler.Run(bgCtx) })
 	d.wg.Go(func() { d.keepAlive(bgCtx) })
 
-	return d.listen()
+	if err := d.listen(); err != nil {
+		return err
+	}
+	// Each source persona runs here while this daemon holds its lease: the
+	// first round takes the free ones this daemon should run (all of them
+	// on a lone daemon) before Start returns. The API is bound first, so
+	// the leases name its address.
+	return d.startLeases(ctx)
 }
 
 // listen binds the HTTP address and serves on a goroutine the daemon owns.
@@ -382,9 +391,12 @@ func (d *Daemon) teardown(ctx context.Context) error {
 	} else if d.ln != nil {
 		_ = d.ln.Close()
 	}
-	for _, cc := range d.consumes {
-		cc.Stop()
-		<-cc.Closed()
+	if d.lsCancel != nil {
+		d.lsCancel()
+		d.lsWG.Wait()
+	}
+	for _, m := range d.members {
+		d.stopConsuming(m)
 	}
 	if d.bgCancel != nil {
 		d.bgCancel()
@@ -409,6 +421,13 @@ func (d *Daemon) teardown(ctx context.Context) error {
 		d.ledger.drainBy(ctx)
 		d.ldCancel()
 		d.ledgerWG.Wait()
+	}
+	if d.leases != nil {
+		// After the last accounts: a peer that takes a persona over gets
+		// only what this daemon left unacknowledged.
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		d.leases.release(rctx)
+		cancel()
 	}
 	if d.stopFollow != nil {
 		d.stopFollow()

@@ -679,8 +679,14 @@ func TestDaemonsShareANATSServer(t *testing.T) {
 	}
 	a := start("Helper", "CodeReview")
 	b := start("Teacher", "Planner")
-	if n := len(a.Personas()); n != 2 {
-		t.Errorf("daemon a runs %d personas", n)
+	here := 0
+	for _, p := range a.Personas() {
+		if p.Here {
+			here++
+		}
+	}
+	if n := len(a.Personas()); here != 2 || n != 4 {
+		t.Errorf("daemon a runs %d personas and lists %d, want 2 of the 4", here, n)
 	}
 
 	m := post(t, a, "shared", "ann", "@Teacher explain channels")

@@ -39,6 +39,12 @@ func (d *Daemon) deliver(m *member, jm jetstream.Msg) {
 	if msg.Room == "" {
 		msg.Room = roomOf(jm.Subject())
 	}
+	if !d.runsHere(m) {
+		// Delivered after the lease was lost or handed over (the client
+		// had it buffered): the persona's next holder gets it again.
+		nak(d.log, jm, 0)
+		return
+	}
 	in := d.decode(msg)
 	reason, score := d.guard(name, in, now)
 	if reason != "" {
@@ -51,7 +57,7 @@ func (d *Daemon) deliver(m *member, jm jetstream.Msg) {
 	}
 	// A message addressed to the persona may have come by the express lane
 	// and been accounted already: the ledger knows.
-	if md == nil || md.NumDelivered > 1 || md.Sequence.Stream <= m.recheck || slices.Contains(in.addressees, name) {
+	if md == nil || md.NumDelivered > 1 || md.Sequence.Stream <= m.recheck.Load() || slices.Contains(in.addressees, name) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		done, err := d.ledger.done(ctx, name, msg.ID)
 		cancel()
@@ -113,7 +119,7 @@ func (d *Daemon) express(msg chat.Message) {
 	now := time.Now()
 	for _, name := range in.addressees {
 		m := d.byName[strings.ToLower(name)]
-		if m == nil || m.cons == nil {
+		if m == nil || !m.active.Load() {
 			continue
 		}
 		reason, score := d.guard(name, in, now)
@@ -141,10 +147,11 @@ func (d *Daemon) express(msg chat.Message) {
 // it; nothing parses the content again.
 type inbound struct {
 	chat.Inbound
-	// addressees are this daemon's personas the message @mentions, its
-	// author left out, by their configured names.
+	// addressees are the personas running here that the message
+	// @mentions, its author left out, by their configured names.
 	addressees []string
-	// remote counts the personas it @mentions that other daemons run.
+	// remote counts the personas of the configuration it @mentions that
+	// run elsewhere (or nowhere right now: their leases are free).
 	remote int
 }
 
@@ -158,10 +165,13 @@ func (in inbound) item(score float64) persona.Item[chat.Message] {
 func (d *Daemon) decode(msg chat.Message) inbound {
 	in := inbound{Inbound: chat.Decode(msg)}
 	for _, n := range in.Mentions {
-		if m, ok := d.byName[n]; ok && !strings.EqualFold(m.spec.Name, msg.Author) {
-			in.addressees = append(in.addressees, m.spec.Name)
+		name, ok := d.names[n]
+		if !ok || strings.EqualFold(name, msg.Author) {
+			continue
 		}
-		if d.remote[n] {
+		if m := d.byName[strings.ToLower(name)]; m != nil && d.runsHere(m) {
+			in.addressees = append(in.addressees, m.spec.Name)
+		} else {
 			in.remote++
 		}
 	}
@@ -209,9 +219,25 @@ func (d *Daemon) score(name string, msg chat.Message, addressed bool, now time.T
 func (d *Daemon) open(msg chat.Message, addressees []string, now time.Time) {
 	cands := make([]chat.Candidate, 0, len(d.thinkers))
 	for _, t := range d.thinkers {
+		if m := d.byName[strings.ToLower(t)]; m == nil || !d.runsHere(m) && !(m.draining.Load() && d.ledger.holds(t, msg.ID)) {
+			continue // its lease is another daemon's (and it is not draining a delivery of msg)
+		}
 		addressed := slices.Contains(addressees, t)
 		cands = append(cands, chat.Candidate{Name: t, Addressed: addressed, Score: d.score(t, msg, addressed, now)})
 	}
 	expected, addr := d.chat.Expected(msg.Author, msg.Kind, cands)
 	d.stream.Open(msg.ID, msg.Room, expected, addr)
+}
+
+// elsewhere counts the personas msg @mentions that run on other daemons
+// (or nowhere right now), its author left out (inbound.remote): the
+// addressees this daemon's stream did not count against K
+// (responder.elsewhere).
+func (d *Daemon) elsewhere(msg chat.Message) int { return d.decode(msg).remote }
+
+// runsHere reports whether member m runs in this daemon: it holds m's
+// lease, or m waits for others (it follows its sources), or there are no
+// leases (the chat parity test's daemon, which has no bus).
+func (d *Daemon) runsHere(m *member) bool {
+	return d.leases == nil || m.active.Load() || m.spec.Dependent()
 }

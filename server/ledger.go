@@ -200,6 +200,33 @@ func (l *ledger) done(ctx context.Context, source, id string) (bool, error) {
 	return true, nil
 }
 
+// holding reports whether source persona holds a delivery not yet
+// accounted (queued, in hand, or waiting for its final to be written).
+func (l *ledger) holding(source string) bool {
+	source = strings.ToLower(source)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range l.pending {
+		if _, ok := p.handles[source]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// holds reports whether source persona holds a delivery of message id.
+func (l *ledger) holds(source, id string) bool {
+	source = strings.ToLower(source)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p := l.pending[id]
+	if p == nil {
+		return false
+	}
+	_, ok := p.handles[source]
+	return ok
+}
+
 func (l *ledger) group(source string) []string {
 	source = strings.ToLower(source)
 	if g, ok := l.groups[source]; ok {

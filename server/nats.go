@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +30,7 @@ const (
 	allRooms       = subjectPrefix + "*" + subjectSuffix
 	repliesBucket  = "persona_replies"  // (persona, message) -> the reply: create-only, so nobody answers twice
 	accountsBucket = "persona_accounts" // (persona, message) -> final account: the ledger of what was handled
+	leasesBucket   = "persona_leases"   // persona -> the daemon running it; daemon -> its presence
 	consumerPrefix = "persona_"
 )
 
@@ -93,6 +95,11 @@ type busOptions struct {
 	SyncAlways bool
 	// MaxStore caps the embedded server's file store (0: the disk's).
 	MaxStore int64
+	// Replicas of the stream, the buckets and the consumers: 0 is 3 when
+	// the server is clustered, 1 otherwise.
+	Replicas int
+	// LeaseTTL is the lease bucket's TTL (0: defaultLeaseTTL).
+	LeaseTTL time.Duration
 }
 
 // bus is the daemon's connection to NATS JetStream: the room stream and the
@@ -105,10 +112,14 @@ type bus struct {
 	stream   jetstream.Stream
 	replies  jetstream.KeyValue
 	accounts jetstream.KeyValue
+	leases   jetstream.KeyValue
+	// replicas is how many copies the assets were asked for.
+	replicas int
 }
 
 // openBus starts the embedded server (or connects to opts.URL) and makes
-// sure the stream and buckets exist. On error everything it started is
+// sure the stream and buckets exist, replicated opts.Replicas times (0: 3 on
+// a cluster, 1 on a single server). On error everything it started is
 // stopped again.
 func openBus(ctx context.Context, opts busOptions) (_ *bus, err error) {
 	b := &bus{log: opts.Logger}
@@ -124,23 +135,23 @@ func openBus(ctx context.Context, opts busOptions) (_ *bus, err error) {
 		b.nc, err = nats.Connect(b.ns.ClientURL(), nats.InProcessServer(b.ns), nats.Name(opts.Name),
 			nats.MaxReconnects(-1))
 	} else {
-		b.nc, err = nats.Connect(opts.URL, nats.Name(opts.Name), nats.MaxReconnects(-1),
-			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-				if err != nil {
-					b.log.Warn("nats disconnected", "err", err)
-				}
-			}),
-			// Redacted: the URL may carry a user and password.
-			nats.ReconnectHandler(func(c *nats.Conn) { b.log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }))
+		b.nc, err = connectCluster(ctx, opts.URL, opts.Name, b.log)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("nats connect: %w", err)
 	}
 	if opts.URL != "" {
-		b.log.Info("nats connected", "url", b.nc.ConnectedUrlRedacted())
+		b.log.Info("nats connected", "url", b.nc.ConnectedUrlRedacted(), "server", b.nc.ConnectedServerName(), "cluster", b.nc.ConnectedClusterName())
 	}
 	if b.js, err = jetstream.New(b.nc); err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	b.replicas = opts.Replicas
+	if b.replicas <= 0 {
+		b.replicas = 1
+		if b.nc.ConnectedClusterName() != "" {
+			b.replicas = 3
+		}
 	}
 	// A publish retried within this window with the same Nats-Msg-Id is
 	// stored once. JetStream wants it no longer than MaxAge.
@@ -152,7 +163,7 @@ func openBus(ctx context.Context, opts busOptions) (_ *bus, err error) {
 	if maxBytes == 0 {
 		maxBytes = -1
 	}
-	b.stream, err = b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	b.stream, err = ensureStream(ctx, b.js, b.log, jetstream.StreamConfig{
 		Name:        streamName,
 		Description: "persona chat rooms: every human message and persona reply",
 		Subjects:    []string{allRooms},
@@ -164,31 +175,101 @@ func openBus(ctx context.Context, opts busOptions) (_ *bus, err error) {
 		Duplicates:  dups,
 		AllowDirect: true,
 		MaxMsgSize:  1 << 20,
+		Replicas:    b.replicas,
 	})
 	if err != nil {
 		if strings.Contains(strings.ToLower(err.Error()), "insufficient") {
+			if opts.URL != "" {
+				return nil, fmt.Errorf("stream %s: %w: %d replicas need as many JetStream servers with room for the stream's cap (--max-bytes %d): lower --replicas or --max-bytes", streamName, err, b.replicas, opts.MaxBytes)
+			}
 			// JetStream reserves the stream's cap on disk up front.
 			return nil, fmt.Errorf("stream %s: %w: the room stream's cap (--max-bytes %d) does not fit the free disk under %s: lower --max-bytes or free space", streamName, err, opts.MaxBytes, opts.StoreDir)
 		}
 		return nil, fmt.Errorf("stream %s: %w", streamName, err)
 	}
 	for _, kv := range []struct {
-		dst  *jetstream.KeyValue
-		name string
-		desc string
+		dst   *jetstream.KeyValue
+		name  string
+		desc  string
+		ttl   time.Duration
+		exact bool
 	}{
-		{&b.replies, repliesBucket, "replies: one key per (persona, message) answered"},
-		{&b.accounts, accountsBucket, "final accounts: one key per (persona, message) accounted"},
+		{&b.replies, repliesBucket, "replies: one key per (persona, message) answered", opts.MaxAge, false},
+		{&b.accounts, accountsBucket, "final accounts: one key per (persona, message) accounted", opts.MaxAge, false},
+		{&b.leases, leasesBucket, "persona leases and daemon presence: each key lives one lease TTL unless renewed", cmp.Or(opts.LeaseTTL, defaultLeaseTTL), true},
 	} {
-		*kv.dst, err = b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		*kv.dst, err = ensureKV(ctx, b.js, b.log, jetstream.KeyValueConfig{
 			Bucket: kv.name, Description: kv.desc, History: 1, Storage: jetstream.FileStorage,
-			TTL: opts.MaxAge,
-		})
+			TTL: kv.ttl, Replicas: b.replicas,
+		}, kv.exact)
 		if err != nil {
 			return nil, fmt.Errorf("kv %s: %w", kv.name, err)
 		}
 	}
 	return b, nil
+}
+
+// connectCluster connects to the NATS servers of urls (comma-separated),
+// trying each in turn and retrying until one answers or ctx ends: a daemon
+// starts while a node of its cluster is down, or before the cluster is up.
+// Once connected the client follows the cluster (reconnects, discovers
+// servers) for good.
+func connectCluster(ctx context.Context, urls, name string, log *slog.Logger) (*nats.Conn, error) {
+	connected := make(chan struct{}, 1)
+	signal := func(*nats.Conn) {
+		select {
+		case connected <- struct{}{}:
+		default:
+		}
+	}
+	nc, err := nats.Connect(urls, nats.Name(name), nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true), nats.ReconnectWait(250*time.Millisecond),
+		nats.ConnectHandler(signal),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		// Redacted: the URL may carry a user and password.
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			log.Info("nats reconnected", "url", c.ConnectedUrlRedacted(), "server", c.ConnectedServerName())
+			signal(c)
+		}))
+	if err != nil {
+		return nil, err
+	}
+	if nc.IsConnected() {
+		return nc, nil
+	}
+	log.Warn("no NATS server answers yet; retrying", "urls", redactURLs(urls))
+	wait := time.NewTimer(connectWait)
+	defer wait.Stop()
+	select {
+	case <-connected:
+		return nc, nil
+	case <-ctx.Done():
+		nc.Close()
+		return nil, ctx.Err()
+	case <-wait.C:
+		err := nc.LastError()
+		nc.Close()
+		return nil, fmt.Errorf("no server of %s answered within %v: %v", redactURLs(urls), connectWait, err)
+	}
+}
+
+// connectWait is how long a daemon waits at start for a server of its
+// --nats list to answer.
+const connectWait = 30 * time.Second
+
+// redactURLs hides the passwords of a comma-separated URL list.
+func redactURLs(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // startEmbedded starts an in-process NATS server with JetStream storing
@@ -443,6 +524,7 @@ func (b *bus) personaConsumer(ctx context.Context, name string, maxAckPending in
 		MaxAckPending: maxAckPending,
 		FilterSubject: allRooms,
 		MaxDeliver:    -1,
+		Replicas:      b.replicas,
 	}
 	c, err := b.js.Consumer(ctx, streamName, cfg.Durable)
 	switch {
@@ -452,6 +534,7 @@ func (b *bus) personaConsumer(ctx context.Context, name string, maxAckPending in
 		// Keep the durable's position; update what may change between runs.
 		old := info.Config
 		old.AckWait, old.MaxAckPending, old.Description = cfg.AckWait, cfg.MaxAckPending, cfg.Description
+		old.Replicas = max(old.Replicas, cfg.Replicas) // never scaled down
 		if c, err = b.js.UpdateConsumer(ctx, streamName, old); err != nil {
 			break
 		}

@@ -55,6 +55,18 @@ type Config struct {
 	// runs (default all). Several daemons sharing one NATS cluster each run
 	// some; a persona must run in one daemon only.
 	Personas []string
+	// Replicas is how many copies of the room stream, the buckets and the
+	// consumers JetStream keeps (0: 3 when NATSURL's server is clustered,
+	// 1 otherwise). An existing asset is never scaled down (assets.go).
+	Replicas int
+	// Node names this daemon in the cluster's leases (default: made from
+	// the host name on first start and kept in Data/node). Two daemons
+	// must not share one.
+	Node string
+	// LeaseTTL is how long a persona's lease lives without renewal
+	// (default 10s): a dead daemon's personas are taken over within it
+	// and a fifth of it. Every daemon of a cluster should use the same.
+	LeaseTTL time.Duration
 	// Token is the API's bearer token. Empty: read from Data/token, or
 	// generated there on first start.
 	Token string

@@ -499,7 +499,7 @@ func TestAMergedReplyIsStoredOnceAndReferenced(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Specs = solo()
 	d := startDaemon(t, cfg)
-	rp := &replies{bus: d.bus, rooms: d.rooms, log: d.log, k: 1}
+	rp := &replies{bus: d.bus, rooms: d.rooms, log: d.log}
 	ctx := context.Background()
 	out := chat.Message{ID: newMessageID(time.Now()), Room: "r", Author: "Solo", Kind: chat.Persona, Content: "one answer for all", At: time.Now().UTC(), ReplyTo: "m3"}
 	if err := rp.sendReply(ctx, "Solo", "m3", []string{"m1", "m2"}, out); err != nil {

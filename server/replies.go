@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -21,7 +22,6 @@ type replies struct {
 	bus   *bus
 	rooms *rooms
 	log   *slog.Logger
-	k     int // responders per message that names nobody
 	// failPublish, if set, runs before each reply's publish and fails it
 	// with its error (a test seam: hooks.failReplyPublish).
 	failPublish func(chat.Message) error
@@ -94,26 +94,41 @@ func (rp *replies) answeredBefore(ctx context.Context, name, id string) (answere
 	return true, true, nil
 }
 
-// claimSlot claims one of the K responder slots of message id in the
-// replies bucket, cluster-wide: create-only keys slot.<id>.0 .. K-1, so at
-// most K personas of all the daemons sharing the cluster answer a message
-// that names nobody. A slot this persona already holds (a retry, or a
-// redelivery after a crash) is still its own.
-func (rp *replies) claimSlot(ctx context.Context, name, id string) (bool, error) {
-	for n := range max(1, rp.k) {
-		key := "slot." + id + "." + strconv.Itoa(n)
-		_, err := rp.bus.replies.Create(ctx, key, []byte(strings.ToLower(name)))
+// claimSlot claims one of the n responder slots of message id in the
+// replies bucket, cluster-wide: create-only keys slot.<id>.0 .. n-1, so at
+// most n personas of all the daemons sharing the cluster answer a message
+// besides its addressees. A slot this persona already holds (a retry, or a
+// redelivery after a crash) is still its own. release deletes the slot
+// again, for a peer, when the persona does not answer after all (a model
+// error, nothing to say); a peer that found every slot taken before that
+// has accounted the message already, so a release helps the peers still
+// deciding.
+func (rp *replies) claimSlot(ctx context.Context, name, id string, n int) (release func(), ok bool, _ error) {
+	for i := range max(0, n) {
+		key := "slot." + id + "." + strconv.Itoa(i)
+		rev, err := rp.bus.replies.Create(ctx, key, []byte(strings.ToLower(name)))
 		if err == nil {
-			return true, nil
+			return rp.freeSlot(key, rev), true, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return false, transient(fmt.Errorf("persona %s: claim a responder slot: %w", name, err))
+			return nil, false, transient(fmt.Errorf("persona %s: claim a responder slot: %w", name, err))
 		}
 		if e, gerr := rp.bus.replies.Get(ctx, key); gerr == nil && strings.EqualFold(string(e.Value()), name) {
-			return true, nil
+			return rp.freeSlot(key, e.Revision()), true, nil
 		}
 	}
-	return false, nil
+	return nil, false, nil
+}
+
+// freeSlot returns the release of a slot claimed at revision rev.
+func (rp *replies) freeSlot(key string, rev uint64) func() {
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := rp.bus.replies.Delete(ctx, key, jetstream.LastRevision(rev)); err != nil {
+			rp.log.Debug("responder slot not released; it stays claimed", "slot", key, "err", err)
+		}
+	}
 }
 
 // coverRefPrefix starts a replies-bucket value that says which reply

@@ -67,6 +67,13 @@ type responder struct {
 	accounts  accounts
 	rooms     roomView
 	replies   replyStore
+	// budgets, if set, is the rooms' reply budget counted cluster-wide
+	// (roomBudgets), checked after the daemon's own.
+	budgets clusterBudget
+	// elsewhere counts the personas a message @mentions that run on other
+	// daemons (Daemon.elsewhere): addressees this daemon's stream did not
+	// count against K.
+	elsewhere func(chat.Message) int
 	models    modelCaller
 	metrics   chatMetrics
 	activity  activity
@@ -99,10 +106,18 @@ type roomView interface {
 	reserveReply(room, who string, now, written time.Time, owed, force bool) (release func(), ok bool, next time.Time)
 }
 
+// clusterBudget is the rooms' reply budget shared by the cluster's daemons
+// (*roomBudgets).
+type clusterBudget interface {
+	take(ctx context.Context, room string, now time.Time, over bool) (give func(), ok bool, next time.Time, _ error)
+}
+
 // replyStore claims and publishes replies exactly once (*replies).
 type replyStore interface {
 	answeredBefore(ctx context.Context, persona, id string) (answered, republished bool, _ error)
-	claimSlot(ctx context.Context, persona, id string) (bool, error)
+	// claimSlot claims one of n responder slots of message id; release
+	// gives it back for a peer when the persona does not answer after all.
+	claimSlot(ctx context.Context, persona, id string, n int) (release func(), ok bool, _ error)
 	sendReply(ctx context.Context, persona, trigger string, covered []string, out chat.Message) error
 }
 
@@ -133,13 +148,14 @@ type activity interface {
 var (
 	_ persona.Evaluator[chat.Message] = (*responder)(nil)
 
-	_ decisions   = (*Daemon)(nil)
-	_ accounts    = (*Daemon)(nil)
-	_ roomView    = (*rooms)(nil)
-	_ replyStore  = (*replies)(nil)
-	_ modelCaller = (*Daemon)(nil)
-	_ chatMetrics = (*metrics.Metrics)(nil)
-	_ activity    = (*chat.Scorer)(nil)
+	_ decisions     = (*Daemon)(nil)
+	_ accounts      = (*Daemon)(nil)
+	_ roomView      = (*rooms)(nil)
+	_ replyStore    = (*replies)(nil)
+	_ clusterBudget = (*roomBudgets)(nil)
+	_ modelCaller   = (*Daemon)(nil)
+	_ chatMetrics   = (*metrics.Metrics)(nil)
+	_ activity      = (*chat.Scorer)(nil)
 )
 
 // Evaluate says how much the persona wants to answer. It makes no model
@@ -280,6 +296,7 @@ func (r *responder) Respond(ctx context.Context, it persona.Item[chat.Message], 
 
 	for try := 1; ; try++ {
 		out, err := r.respondOnce(ctx, it, dec)
+		r.log.Debug("respond", "persona", r.name, "message", it.ID, "merged", len(it.Context), "granted", dec.Granted, "reasons", dec.Reasons, "item", dec.Item, "replied", out != nil, "err", err)
 		if err == nil || !isTransient(err) || ctx.Err() != nil || !time.Now().Add(wait).Before(until) {
 			return out, err
 		}
@@ -299,38 +316,48 @@ func (r *responder) Respond(ctx context.Context, it persona.Item[chat.Message], 
 // persona and message ever succeeds) and published.
 func (r *responder) respondOnce(ctx context.Context, it persona.Item[chat.Message], dec coord.Decision) (any, error) {
 	m := it.Payload
-	if ok, again, err := r.replies.answeredBefore(ctx, r.name, m.ID); err != nil {
+	done, again, err := r.replies.answeredBefore(ctx, r.name, m.ID)
+	if err != nil {
 		return nil, err
-	} else if again {
+	}
+	if again {
 		// An earlier attempt claimed the reply and failed to publish it
 		// (a bus error): this attempt published it.
 		r.accounts.note(r.name, it.ID, noteReplied)
 		r.metrics.Response(r.name, m.Room)
-		return nil, nil
-	} else if ok {
-		r.accounts.note(r.name, it.ID, noteAnswered)
-		r.accounts.count(r.name, noteAnswered)
-		return nil, nil
 	}
-	if dec.IsGranted(r.name) && !r.addressedBy(it) {
-		// The stream granted this persona among this daemon's personas;
-		// across daemons sharing the cluster, the first K to claim a slot
-		// answer. An addressee always answers and claims nothing, and so
-		// does a persona that answers after its prerequisites (waits_for),
-		// which no stream coordinates.
-		// The slot is the granted message's: a persona granted an older
-		// message, now merged into a newer one, answers through that grant.
-		slot := m.ID
-		if dec.Item != "" {
-			slot = dec.Item
-		}
-		if ok, err := r.replies.claimSlot(ctx, r.name, slot); err != nil {
+	// A merged message this persona answered already (a redelivery after
+	// a bus error or a takeover, merged before the ledger knew) rides
+	// along as history, not as a message the reply answers again.
+	ctxMsgs := make([]chat.Message, 0, len(it.Context))
+	for _, c := range it.Context {
+		answered, _, err := r.replies.answeredBefore(ctx, r.name, c.ID)
+		if err != nil {
 			return nil, err
-		} else if !ok {
-			r.accounts.note(r.name, it.ID, noteTaken)
-			r.accounts.count(r.name, noteTaken)
+		}
+		if !answered {
+			ctxMsgs = append(ctxMsgs, c.Payload)
+		}
+	}
+	if done {
+		if len(ctxMsgs) == 0 {
+			if !again {
+				r.accounts.note(r.name, it.ID, noteAnswered)
+				r.accounts.count(r.name, noteAnswered)
+			}
 			return nil, nil
 		}
+		// The trigger was answered before (delivered again after a
+		// takeover or a restart), but messages merged into it since were
+		// not: the reply answers the newest of them, with the others.
+		i := 0
+		for j, c := range ctxMsgs {
+			if !c.At.Before(ctxMsgs[i].At) {
+				i = j
+			}
+		}
+		m = ctxMsgs[i]
+		ctxMsgs = slices.Delete(ctxMsgs, i, i+1)
 	}
 	// An owed reply waits at most one pacing interval (chat.Budget.OwedBy)
 	// after the oldest message it
@@ -348,9 +375,11 @@ func (r *responder) respondOnce(ctx context.Context, it persona.Item[chat.Messag
 	for _, c := range it.Context {
 		human = human || chat.Waits(c.Payload.Kind)
 	}
-	release, ok, err := r.reserve(m.Room, written, r.owed(it), human)
+	// The budget before the responder slot: a persona the budget holds
+	// back claims no slot, so a peer can still answer.
+	release, ok, err := r.reserve(ctx, m.Room, written, r.owed(it), human)
 	if err != nil {
-		return nil, err // persona.Later: back in the inbox until the reply is due
+		return nil, err // persona.Later: back in the inbox until the reply is due; or a bus error
 	}
 	if !ok {
 		r.accounts.note(r.name, it.ID, noteBudget)
@@ -358,9 +387,62 @@ func (r *responder) respondOnce(ctx context.Context, it persona.Item[chat.Messag
 		r.log.Info("reply budget spent: not replying", "persona", r.name, "room", m.Room, "message", m.ID)
 		return nil, nil
 	}
-	ctxMsgs := make([]chat.Message, len(it.Context))
-	for i, c := range it.Context {
-		ctxMsgs[i] = c.Payload
+	// giveBudget gives back the budget's reply alone: a reply claimed in
+	// the replies bucket keeps its responder slot even if its publish
+	// failed, since the retry publishes it (answeredBefore).
+	giveBudget := release
+	addressee := r.addressedBy(it) || dec.Reasons[r.name] == coord.ReasonAddressee
+	if addressee && (done || len(ctxMsgs) < len(it.Context)) && !r.names(m) && !slices.ContainsFunc(ctxMsgs, r.names) {
+		// What named this persona it answered before: the reply answers
+		// only messages that do not, for which it needs a slot.
+		addressee = false
+	}
+	if dec.IsGranted(r.name) && !addressee {
+		// The stream granted this persona among this daemon's personas;
+		// across daemons sharing the cluster, the first to claim one of
+		// the message's slots answer: K of them, less its addressees,
+		// who answer anyway: those the stream granted here and those
+		// that run on other daemons. Every daemon counts the same
+		// slots, so the cluster answers as one daemon would. An
+		// addressee claims nothing (of the trigger, or of a message
+		// merged into it that the reply answers: not one it answered
+		// before, whose mention is settled), and neither does a persona that
+		// answers after its prerequisites (waits_for), which no stream
+		// coordinates.
+		// The slot is the granted message's: a persona granted an older
+		// message, now merged into a newer one, answers through that grant.
+		// A granted message the persona answered before (the trigger of
+		// a redelivery) gives way to the message the reply answers.
+		slot, granted := m.ID, m
+		if dec.Item != "" && dec.Item != it.ID {
+			for _, c := range ctxMsgs {
+				if c.ID == dec.Item {
+					slot, granted = c.ID, c
+				}
+			}
+		}
+		n := r.rules.Stream.K
+		for _, p := range dec.Granted {
+			if dec.Reasons[p] == coord.ReasonAddressee {
+				n--
+			}
+		}
+		if r.elsewhere != nil {
+			n -= r.elsewhere(granted)
+		}
+		free, ok, err := r.replies.claimSlot(ctx, r.name, slot, n)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		if !ok {
+			release()
+			r.accounts.note(r.name, it.ID, noteTaken)
+			r.accounts.count(r.name, noteTaken)
+			return nil, nil
+		}
+		budget := release
+		release = func() { budget(); free() }
 	}
 	req := llm.Request{
 		Persona:     r.name,
@@ -425,7 +507,7 @@ func (r *responder) respondOnce(ctx context.Context, it persona.Item[chat.Messag
 		Content: chat.Address(cleanModelText(reply.Content, append([]string{m.Author}, cover.Askers...)), cover.Askers), At: end.UTC(), ReplyTo: m.ID, Depth: m.Depth + 1,
 	}
 	if err := r.replies.sendReply(ctx, r.name, m.ID, cover.Merged, out); err != nil {
-		release()
+		giveBudget()
 		draft.end(DraftSuperseded)
 		if errors.Is(err, errAnswered) {
 			r.accounts.note(r.name, it.ID, noteAnswered)
@@ -475,16 +557,38 @@ func (r *responder) class(it persona.Item[chat.Message]) slots.Class {
 // arrive meanwhile merge into that reply, which addresses each of their
 // askers: the budget is kept by merging, not by silence. Past that wait
 // the reply is taken regardless, counted over the budget.
-func (r *responder) reserve(room string, written time.Time, owed, human bool) (release func(), ok bool, _ error) {
-	return r.reserveAs(r.name, room, written, owed, human)
+func (r *responder) reserve(ctx context.Context, room string, written time.Time, owed, human bool) (release func(), ok bool, _ error) {
+	return r.reserveAs(ctx, r.name, room, written, owed, human)
 }
 
-func (r *responder) reserveAs(name, room string, written time.Time, owed, human bool) (release func(), ok bool, _ error) {
+func (r *responder) reserveAs(ctx context.Context, name, room string, written time.Time, owed, human bool) (release func(), ok bool, _ error) {
 	now := time.Now()
 	release, ok, next := r.rooms.reserveReply(room, name, now, written, owed, r.rules.OwedOverBudget)
+	if ok && r.budgets != nil {
+		// The cluster's count of the room's replies: an owed reply that
+		// has waited its pacing interval goes over it, as over the
+		// daemon's own.
+		over := owed && (r.rules.OwedOverBudget || !now.Before(written.Add(r.pace())))
+		give, cok, cnext, err := r.budgets.take(ctx, room, now, over)
+		switch {
+		case err != nil:
+			release()
+			return nil, false, err
+		case !cok:
+			release()
+			ok, next = false, cnext
+			if owed && written.Add(r.pace()).Before(next) {
+				next = written.Add(r.pace())
+			}
+		default:
+			local := release
+			release = func() { local(); give() }
+		}
+	}
 	if ok {
 		return release, ok, nil
 	}
+	release = func() {}
 	if !owed {
 		// A person's question waits for the budget (chat.Waits), merged
 		// with what follows it; persona chatter is refused.
@@ -494,6 +598,12 @@ func (r *responder) reserveAs(name, room string, written time.Time, owed, human 
 		return nil, false, persona.Later(maxTime(next, now.Add(time.Millisecond)).Add(chat.Stagger(name)))
 	}
 	return nil, false, persona.Later(maxTime(next, now.Add(time.Millisecond)).Add(chat.Stagger(name)))
+}
+
+// pace is the room budget's pacing interval: the window over the budget
+// (chat.Budget.Pace).
+func (r *responder) pace() time.Duration {
+	return r.rules.ReplyWindow / time.Duration(max(1, r.rules.ReplyBudget))
 }
 
 func maxTime(a, b time.Time) time.Time {
@@ -546,6 +656,11 @@ func (r *responder) owed(it persona.Item[chat.Message]) bool {
 	// runtime's coalesce); only when a merged persona message named this
 	// persona must the trigger's own mentions be read again.
 	return chat.Mentioned(it.Payload.Content, r.name)
+}
+
+// names reports whether msg @mentions this persona (and is not its own).
+func (r *responder) names(msg chat.Message) bool {
+	return !strings.EqualFold(msg.Author, r.name) && chat.Mentioned(msg.Content, r.name)
 }
 
 // addressedBy reports whether it (or an item merged into it) names this

@@ -61,8 +61,9 @@ type rooms struct {
 	// budget is the rooms' reply budget: this daemon's replies per room,
 	// and the persona messages of other daemons seen in the room.
 	budget *chat.Budget[string]
-	// local holds the lower-case names of this daemon's personas, whose
-	// replies the budget counts when they are reserved, not when seen.
+	// local holds the lower-case names of the personas running here (their
+	// leases are this daemon's), whose replies the budget counts when they
+	// are reserved, not when seen. setLocal changes it.
 	local map[string]bool
 	// questions tracks the human messages no reply has answered yet, for
 	// persona_questions_unanswered (see unanswered).
@@ -542,4 +543,15 @@ func (rs *rooms) unanswered(now time.Time) uint64 {
 	defer rs.mu.Unlock()
 	rs.questions.age(now)
 	return rs.questions.aged
+}
+
+// setLocal records whether persona name runs here.
+func (rs *rooms) setLocal(name string, here bool) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if here {
+		rs.local[strings.ToLower(name)] = true
+	} else {
+		delete(rs.local, strings.ToLower(name))
+	}
 }

@@ -39,9 +39,13 @@ is used when --model-url, $OPENAI_BASE_URL or $OPENAI_API_KEY is set; the key
 comes from --api-key or $OPENAI_API_KEY and the model from --model or
 $PERSONA_MODEL.
 
---nats URL uses an existing NATS server or cluster (with JetStream) instead of
-the embedded one. Several daemons can share one cluster, each running some of
-the personas (--personas); a persona must run in one daemon only.`,
+--nats URL[,URL...] uses an existing NATS server or cluster (with JetStream)
+instead of the embedded one; the daemon starts while some of the servers are
+down. On a cluster the stream and buckets keep 3 copies (--replicas). Several
+daemons can share one cluster, each started with every persona: a persona runs
+in one daemon at a time, under a lease in JetStream, and the daemons spread
+them; when a daemon dies, another takes its personas over within the lease
+TTL (--lease-ttl, 10s). --personas limits the personas a daemon may run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var level slog.Level
@@ -89,9 +93,12 @@ the personas (--personas); a persona must run in one daemon only.`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.Addr, "addr", server.DefaultAddr, "HTTP listen address (port 0 picks a free one)")
 	f.StringVar(&cfg.Data, "data", server.DefaultData, "data directory: JetStream storage and the access token")
-	f.StringVar(&cfg.NATSURL, "nats", "", "URL of an existing NATS server or cluster instead of the embedded one")
+	f.StringVar(&cfg.NATSURL, "nats", "", "URLs (comma-separated) of an existing NATS server or cluster instead of the embedded one")
+	f.IntVar(&cfg.Replicas, "replicas", 0, "copies of the room stream, buckets and consumers on a NATS cluster (default 3 when clustered, 1 otherwise); an existing asset is never scaled down")
+	f.StringVar(&cfg.Node, "node", "", "this daemon's name in the cluster's persona leases (default: made from the host name, kept in the data directory)")
+	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 0, "life of a persona's lease without renewal: a dead daemon's personas move within it (default 10s)")
 	f.StringVar(&cfg.ConfigFile, "config", "", "persona YAML file (default: the built-in set, see personas.yaml)")
-	f.StringVar(&personas, "personas", "", "comma-separated personas of the configuration to run here (default all)")
+	f.StringVar(&personas, "personas", "", "comma-separated personas of the configuration this daemon may run (default all; the cluster's daemons spread them)")
 	f.StringVar(&cfg.Token, "token", "", "API bearer token (default $PERSONA_TOKEN, which ps does not show; else generated on first start and kept in the data directory)")
 	f.StringVar(&cfg.ModelBaseURL, "model-url", "", "base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:11434/v1 (default $OPENAI_BASE_URL; none: scripted responder)")
 	f.StringVar(&cfg.ModelName, "model", "", "model name (default $PERSONA_MODEL, then gpt-4o-mini)")
