@@ -132,15 +132,20 @@
 // (waits_for) are not coordinated: they answer after their prerequisites
 // on their own judgement.
 //
-// Across daemons sharing a NATS cluster, each daemon's stream grants up to
-// K of its own personas, and a granted persona that is not addressed then
-// claims one of K responder slots of the message in the replies bucket
-// (create-only keys): the first K claims across the cluster answer, the
-// others account the message as taken. A message that mentions personas
-// of other daemons only (as many as K) is left to them. Each daemon's
-// reply budget counts the persona messages of the others as it sees them
-// in the room stream, so a room shared by several daemons is budgeted as
-// one, give or take the follower's delay.
+// Across daemons sharing a NATS cluster, a persona runs in the one daemon
+// that holds its lease (leases.go): the others stand by and take it over
+// when the lease expires, and a hand-over drains what the persona holds
+// first. Each daemon's stream grants up to K of the personas it runs, and
+// a granted persona that is not addressed then claims one of the message's
+// responder slots in the replies bucket (create-only keys): K of them,
+// less the addressees on every daemon; the first claims across the cluster
+// answer, the others account the message as taken, and a slot is given
+// back on any non-answer. A message that mentions personas of other
+// daemons only (as many as K) is left to them. The room reply budget is
+// counted in the replies bucket too (roomBudgets: one key per room,
+// compare-and-set), after each daemon's own, so N daemons keep the limit
+// of one. The compute budget, the HTTP rate limit and the governor's heat
+// stay per daemon: they measure the machine.
 //
 // # Model and budget
 //

@@ -112,7 +112,7 @@ TTL (--lease-ttl, 10s). --personas limits the personas a daemon may run.`,
 	f.DurationVar(&cfg.Retention, "retention", server.DefaultRetention, "how long rooms keep a message, and the ledger its entries (negative: forever)")
 	f.StringVar(&cfg.Sync, "sync", server.SyncInterval, "when the embedded store syncs to disk: interval (every 2 minutes: a 201 means written to the OS) or always (before every acknowledgement: a 201 means on disk)")
 	f.Int64Var(&cfg.MaxBytes, "max-bytes", server.DefaultMaxBytes, "size cap of the room stream in bytes; the oldest messages go first (negative: no cap)")
-	f.Float64Var(&rateHTTP, "rate", 0, "HTTP requests per second per client (default 5)")
+	f.Float64Var(&rateHTTP, "rate", 0, "HTTP requests per second per client, counted by each daemon (default 5)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
 }
