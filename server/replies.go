@@ -155,7 +155,13 @@ func (rp *replies) sendReply(ctx context.Context, name, trigger string, covered 
 	if err != nil {
 		return fmt.Errorf("encode reply: %w", err)
 	}
-	if _, err := rp.bus.replies.Create(ctx, ledgerKey(name, trigger), data); err != nil {
+	// The claim and its covers' references are written together even if
+	// ctx ends between them (an urgent arrival preempting the reply): a
+	// claim without them would let the covered messages be answered again
+	// by the retry, merged into a newer batch.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := rp.bus.replies.Create(wctx, ledgerKey(name, trigger), data); err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			return errAnswered
 		}
@@ -167,7 +173,7 @@ func (rp *replies) sendReply(ctx context.Context, name, trigger string, covered 
 		// then known to be answered by this reply. It holds a reference to
 		// the trigger's claim, not the reply again: a reply merging n
 		// messages is stored once, not n times over with n covers each.
-		_, _ = rp.bus.replies.Create(ctx, ledgerKey(name, id), ref)
+		_, _ = rp.bus.replies.Create(wctx, ledgerKey(name, id), ref)
 	}
 	seq, err := rp.publish(ctx, out, covered...)
 	if err != nil {
