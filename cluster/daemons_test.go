@@ -42,7 +42,7 @@ type daemon struct {
 
 // startDaemon starts `persona serve` against the cluster's URLs with the
 // extra flags, and waits until its API answers.
-func startDaemon(t *testing.T, name, urls string, extra ...string) *daemon {
+func startDaemon(t testing.TB, name, urls string, extra ...string) *daemon {
 	t.Helper()
 	d := &daemon{name: name, dir: t.TempDir(), addr: freeAddr(t), log: &bytes.Buffer{}, mu: &sync.Mutex{}}
 	d.args = append([]string{"serve", "--nats", urls, "--addr", d.addr, "--data", d.dir, "--token", token,
@@ -53,7 +53,7 @@ func startDaemon(t *testing.T, name, urls string, extra ...string) *daemon {
 }
 
 // start runs the process and waits for its API.
-func (d *daemon) start(t *testing.T) {
+func (d *daemon) start(t testing.TB) {
 	t.Helper()
 	d.cmd = exec.Command(persona, d.args...)
 	d.cmd.Env = cleanEnv()
@@ -120,7 +120,7 @@ func cleanEnv() []string {
 }
 
 // freeAddr is a free loopback address.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -229,7 +229,7 @@ type stored struct {
 }
 
 // readRooms reads the whole room stream straight from the cluster.
-func readRooms(t *testing.T, urls string) []stored {
+func readRooms(t testing.TB, urls string) []stored {
 	t.Helper()
 	nc, err := nats.Connect(urls)
 	if err != nil {
@@ -311,7 +311,7 @@ func kvEntries(urls, bucket string, keys ...string) map[string]string {
 
 // slotHolders reads the responder slots of the replies bucket: for each
 // message, the personas holding one of its slots.
-func slotHolders(t *testing.T, urls string) map[string]map[string]bool {
+func slotHolders(t testing.TB, urls string) map[string]map[string]bool {
 	t.Helper()
 	nc, err := nats.Connect(urls)
 	if err != nil {

@@ -41,7 +41,7 @@ type clusterNode struct {
 // startCluster starts n JetStream nodes routed to each other and returns once
 // the cluster has a meta leader that sees all n of them, so that streams of
 // up to n replicas can be placed at once.
-func startCluster(t *testing.T, n int) *natsCluster {
+func startCluster(t testing.TB, n int) *natsCluster {
 	t.Helper()
 	ports := freePorts(t, 2*n)
 	c := &natsCluster{}
@@ -71,7 +71,7 @@ func startCluster(t *testing.T, n int) *natsCluster {
 // freePorts picks n distinct free loopback ports. It holds every listener
 // until all are picked, so no port is handed out twice; another process may
 // still take one before a node binds it, which a test on loopback accepts.
-func freePorts(t *testing.T, n int) []int {
+func freePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var ports []int
 	for range n {
@@ -107,7 +107,7 @@ func (c *natsCluster) options(i int) *natsserver.Options {
 }
 
 // start starts node i and waits until it accepts clients.
-func (c *natsCluster) start(t *testing.T, i int) {
+func (c *natsCluster) start(t testing.TB, i int) {
 	t.Helper()
 	srv, err := natsserver.NewServer(c.options(i))
 	if err != nil {
@@ -123,7 +123,7 @@ func (c *natsCluster) start(t *testing.T, i int) {
 // waitMetaLeader waits until a node leads the JetStream meta group and
 // counts every node as an online peer, and a client's account info request
 // is answered: before that, creating a replicated stream fails.
-func (c *natsCluster) waitMetaLeader(t *testing.T) {
+func (c *natsCluster) waitMetaLeader(t testing.TB) {
 	t.Helper()
 	nc, err := nats.Connect(c.URLs())
 	if err != nil {
@@ -173,7 +173,7 @@ func (c *natsCluster) Kill(i int) {
 // Restart starts killed node i again on its ports and store directory, and
 // waits until it accepts clients. It does not wait for the node to catch up
 // with its streams.
-func (c *natsCluster) Restart(t *testing.T, i int) {
+func (c *natsCluster) Restart(t testing.TB, i int) {
 	t.Helper()
 	if c.nodes[i].srv != nil {
 		t.Fatalf("node %s: restarted while running", c.nodes[i].name)
@@ -184,7 +184,7 @@ func (c *natsCluster) Restart(t *testing.T, i int) {
 // StreamLeader is the index of the running node leading stream now, by each
 // node's own Raft view. It fails the test unless exactly one node claims the
 // stream: right after a kill there is none, so use WaitStreamLeader then.
-func (c *natsCluster) StreamLeader(t *testing.T, stream string) int {
+func (c *natsCluster) StreamLeader(t testing.TB, stream string) int {
 	t.Helper()
 	leader, claims := c.streamLeader(stream)
 	if claims != 1 {
@@ -195,14 +195,14 @@ func (c *natsCluster) StreamLeader(t *testing.T, stream string) int {
 
 // KVLeader is StreamLeader for a key-value bucket, which JetStream keeps in
 // the stream KV_<bucket>.
-func (c *natsCluster) KVLeader(t *testing.T, bucket string) int {
+func (c *natsCluster) KVLeader(t testing.TB, bucket string) int {
 	t.Helper()
 	return c.StreamLeader(t, "KV_"+bucket)
 }
 
 // WaitStreamLeader waits until exactly one running node leads stream, as after
 // a kill of its leader the others elect one, and returns its index.
-func (c *natsCluster) WaitStreamLeader(t *testing.T, stream string, timeout time.Duration) int {
+func (c *natsCluster) WaitStreamLeader(t testing.TB, stream string, timeout time.Duration) int {
 	t.Helper()
 	var leader int
 	poll(t, timeout, "a leader of stream "+stream, func() bool {
@@ -234,7 +234,7 @@ func (c *natsCluster) shutdown() {
 
 // poll checks cond every few milliseconds until it holds, and fails the test
 // naming what it waited for if it does not hold within timeout.
-func poll(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func poll(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
