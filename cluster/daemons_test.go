@@ -228,17 +228,28 @@ type stored struct {
 	At      time.Time
 }
 
-// readRooms reads the whole room stream straight from the cluster.
-func readRooms(t testing.TB, urls string) []stored {
+// connectJS connects a JetStream client of the test's own to the cluster,
+// with a context of 30 s for what it reads; done closes both.
+func connectJS(t testing.TB, urls string) (jetstream.JetStream, context.Context, func()) {
 	t.Helper()
 	nc, err := nats.Connect(urls)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	return js, ctx, func() { cancel(); nc.Close() }
+}
+
+// readRooms reads the whole room stream straight from the cluster.
+func readRooms(t testing.TB, urls string) []stored {
+	t.Helper()
+	js, ctx, done := connectJS(t, urls)
+	defer done()
 	s, err := js.Stream(ctx, "PERSONA_ROOMS")
 	if err != nil {
 		t.Fatal(err)
@@ -283,17 +294,10 @@ func TestMain(m *testing.M) {
 
 // kvEntries reads keys of a bucket straight from the cluster, for a
 // failing test's log: each key's value, or the error reading it.
-func kvEntries(urls, bucket string, keys ...string) map[string]string {
+func kvEntries(t testing.TB, urls, bucket string, keys ...string) map[string]string {
 	out := map[string]string{}
-	nc, err := nats.Connect(urls)
-	if err != nil {
-		out["connect"] = err.Error()
-		return out
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	js, ctx, done := connectJS(t, urls)
+	defer done()
 	kv, err := js.KeyValue(ctx, bucket)
 	if err != nil {
 		out["bucket"] = err.Error()
@@ -313,14 +317,8 @@ func kvEntries(urls, bucket string, keys ...string) map[string]string {
 // message, the personas holding one of its slots.
 func slotHolders(t testing.TB, urls string) map[string]map[string]bool {
 	t.Helper()
-	nc, err := nats.Connect(urls)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	js, ctx, done := connectJS(t, urls)
+	defer done()
 	kv, err := js.KeyValue(ctx, "persona_replies")
 	if err != nil {
 		t.Fatal(err)

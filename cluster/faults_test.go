@@ -246,8 +246,8 @@ func TestClusterSurvivesFaults(t *testing.T) {
 			break
 		}
 		owe("@%s in %s (%s) never answered by %s; answered by %v; accounts %v; replies %v", m.mention, m.room, m.id, m.mention, answeredBy(msgs)[m.id],
-			kvEntries(urls, "persona_accounts", strings.ToLower(m.mention)+"."+m.id),
-			kvEntries(urls, "persona_replies", strings.ToLower(m.mention)+"."+m.id))
+			kvEntries(t, urls, "persona_accounts", strings.ToLower(m.mention)+"."+m.id),
+			kvEntries(t, urls, "persona_replies", strings.ToLower(m.mention)+"."+m.id))
 	}
 
 	byID := map[string]stored{}

@@ -142,8 +142,8 @@ func newLeaseKeeper(kv jetstream.KeyValue, log *slog.Logger, self leaseRecord, t
 // tickEvery is the keeper's period.
 func (lk *leaseKeeper) tickEvery() time.Duration { return lk.ttl / leaseTicksPerTTL }
 
-// run ticks until ctx ends, then releases every lease it holds (bounded by
-// release's own timeout).
+// run ticks until ctx ends. It does not release the leases: the daemon
+// does, after its last accounts are written (release).
 func (lk *leaseKeeper) run(ctx context.Context) {
 	t := time.NewTicker(lk.tickEvery())
 	defer t.Stop()

@@ -328,18 +328,27 @@ func (r *responder) respondOnce(ctx context.Context, it persona.Item[chat.Messag
 	}
 	// A merged message this persona answered already (a redelivery after
 	// a bus error or a takeover, merged before the ledger knew) rides
-	// along as history, not as a message the reply answers again.
-	ctxMsgs := make([]chat.Message, 0, len(it.Context))
-	for _, c := range it.Context {
-		answered, _, err := r.replies.answeredBefore(ctx, r.name, c.ID)
-		if err != nil {
-			return nil, err
+	// along as history, not as a message the reply answers again. They
+	// are looked up once the budget has room (a reply that waits for it
+	// is tried again), unless the trigger itself was answered before.
+	var ctxMsgs []chat.Message
+	unanswered := func() error {
+		ctxMsgs = make([]chat.Message, 0, len(it.Context))
+		for _, c := range it.Context {
+			answered, _, err := r.replies.answeredBefore(ctx, r.name, c.ID)
+			if err != nil {
+				return err
+			}
+			if !answered {
+				ctxMsgs = append(ctxMsgs, c.Payload)
+			}
 		}
-		if !answered {
-			ctxMsgs = append(ctxMsgs, c.Payload)
-		}
+		return nil
 	}
 	if done {
+		if err := unanswered(); err != nil {
+			return nil, err
+		}
 		if len(ctxMsgs) == 0 {
 			if !again {
 				r.accounts.note(r.name, it.ID, noteAnswered)
@@ -386,6 +395,12 @@ func (r *responder) respondOnce(ctx context.Context, it persona.Item[chat.Messag
 		r.accounts.count(r.name, noteBudget)
 		r.log.Info("reply budget spent: not replying", "persona", r.name, "room", m.Room, "message", m.ID)
 		return nil, nil
+	}
+	if !done {
+		if err := unanswered(); err != nil {
+			release()
+			return nil, err
+		}
 	}
 	// giveBudget gives back the budget's reply alone: a reply claimed in
 	// the replies bucket keeps its responder slot even if its publish
