@@ -277,6 +277,8 @@ func TestDashboardLongRoomInBrowser(t *testing.T) {
 				{"the cards say answered, not handled", `[...document.querySelectorAll('#personas .card[data-persona="ada"] .stat .k')].map(e => e.textContent).join(",")`,
 					"inbox,in flight,answered,left to a peer,held back,declined,deferred,expired,failed"},
 				{"one state word per card", `[...document.querySelectorAll("#personas .card")].map(c => c.querySelector(".mood").textContent + (c.textContent.includes("asleep") ? "+asleep" : "")).join(",")`, "active,idle"},
+				{"each card says where its persona runs", `[...document.querySelectorAll("#personas .card .where")].map(e => e.textContent).join(" | ")`,
+					"runs here (node-a) since 3 min ago | runs on node-b at 127.0.0.1:9 since 1 min ago: its counts are there"},
 				{"every count says what it means", `[...document.querySelectorAll("#personas .stat")].every(s => s.title.length > 10) + ""`, "true"},
 			} {
 				got, err := chromedp.Run(bctx, chromedp.Evaluate[string](c.expr))

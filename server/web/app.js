@@ -601,6 +601,19 @@
     return Math.round(ms / 3600000) + " h ago";
   }
 
+  // where says which daemon of the cluster runs the persona (its lease),
+  // and since when; a persona another daemon runs has its counts there.
+  function where(p) {
+    const r = p.runs;
+    let text;
+    if (p.here) text = "runs here" + (r ? " (" + r.daemon + ") since " + ago(r.since) : "");
+    else if (r) text = "runs on " + r.daemon + (r.addr ? " at " + r.addr : "") + " since " + ago(r.since) + ": its counts are there";
+    else text = "runs nowhere right now: its lease is free, and a daemon takes it within seconds";
+    const e = el("div", "model where", text);
+    e.title = text + ". A persona runs in one daemon of the cluster at a time: the one holding its lease.";
+    return e;
+  }
+
   // A card's one state word is its mood; these say what each means.
   const MOODS = {
     idle: "idle: nothing recent, energy fine — answers promptly",
@@ -632,6 +645,7 @@
       const me = el("div", "model", model || "\u00a0");
       me.title = model;
       card.append(me);
+      card.append(where(p));
       card.append(bar("energy", s.energy, color), bar("attention", s.attention, color));
       const stats = el("div", "stats");
       stats.append(
