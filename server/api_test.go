@@ -64,12 +64,12 @@ func newMemBackend() *memBackend {
 				Snapshot: persona.Snapshot{Name: "ada", Energy: 0.82, Attention: 0.9, Mood: state.Active, Cadence: 5 * time.Second, Awake: false,
 					Counts: persona.Counts{Delivered: 14, Handled: 12, Declined: 2, Deferrals: 1, Queued: 3}, NotGranted: 2},
 				Outcomes: Outcomes{Answered: 9, LeftToPeer: 2, HeldBack: 1, Declined: 2, Deferred: 1},
-				Here: true, Runs: &LeaseInfo{Daemon: "node-a", Since: time.Now().Add(-3 * time.Minute)}},
+				Here:     true, Runs: &LeaseInfo{Daemon: "node-a", Since: time.Now().Add(-3 * time.Minute)}},
 			{Name: "grace", Display: "Grace Hopper", Expertise: []string{"compilers"}, Model: "scripted",
 				Snapshot: persona.Snapshot{Name: "grace", Energy: 0.45, Attention: 0.6, Mood: state.Idle, Cadence: 3 * time.Second, Awake: true,
 					Counts: persona.Counts{Handled: 4, Queued: 1}},
 				Outcomes: Outcomes{Answered: 4},
-				Runs: &LeaseInfo{Daemon: "node-b", Addr: "127.0.0.1:9", Since: time.Now().Add(-time.Minute)}},
+				Runs:     &LeaseInfo{Daemon: "node-b", Addr: "127.0.0.1:9", Since: time.Now().Add(-time.Minute)}},
 		},
 	}
 }
