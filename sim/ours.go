@@ -143,16 +143,22 @@ func (r *run) oursPush(di int32) {
 }
 
 // supersede is the daemon's Daemon.supersede: a's reply for room that
-// still waits for a model slot (not an owed one, which keeps its place)
-// gives up before it costs one, and the persona puts its item back, to
-// answer the newer message with it merged in.
+// still waits for a model slot (an owed one too: it comes back owed, and
+// its turn is its persona's) gives up before it costs one, and the persona
+// puts its item back, to answer the newer message with it merged in.
 func (r *run) supersede(a *actor, room int32) {
 	o := a.ours
 	if o.phase != phReply || o.call < 0 {
 		return
 	}
 	c := &r.calls[o.call]
-	if c.start >= 0 || c.cancelled || c.class == slots.Addressed || c.kind != callReply || r.msgs[c.ref].room != room {
+	if c.start >= 0 || c.cancelled || c.kind != callReply || r.msgs[c.ref].room != room {
+		return
+	}
+	if c.slot == 0 {
+		// Still waiting for a compute-budget token, not yet in line for a
+		// slot: the daemon takes its token on the slot, where nothing
+		// supersedes it, and a token given up here is not given back.
 		return
 	}
 	r.cancelCall(o.call)

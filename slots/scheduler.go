@@ -3,7 +3,6 @@ package slots
 import (
 	"context"
 	"errors"
-	"slices"
 	"sync"
 	"time"
 )
@@ -165,15 +164,15 @@ func (s *Scheduler) preemptLocked() {
 // how many there were. The daemon calls it when a newer message in the
 // room supersedes the one a waiting call answers: the persona puts its
 // work back, and answers the newer message with the older one merged in.
-// An Addressed call keeps its place: a person waits for it, and the newer
-// message would only send it to the back of the line.
+// An Addressed call gives up its place too: the reply it comes back as is
+// still Addressed, and a call's turn within its class is its persona's
+// (the least slot time received), not its arrival, so the mention loses
+// no turn, while the one reply answers both messages where two would
+// each have cost a slot.
 func (s *Scheduler) Supersede(persona, key string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ids := slices.DeleteFunc(s.core.Waiting(persona, key), func(id ID) bool {
-		cl, _ := s.core.Class(id)
-		return cl == Addressed
-	})
+	ids := s.core.Waiting(persona, key)
 	for _, id := range ids {
 		s.core.Cancel(id)
 		w := s.waiters[id]

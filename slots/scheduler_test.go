@@ -117,6 +117,36 @@ func TestSchedulerSupersededCallGivesUpBeforeASlot(t *testing.T) {
 	})
 }
 
+// An owed call gives up its waiting place too: the reply it comes back as
+// is still Addressed, and its turn is its persona's, so one reply answers
+// the mention and the newer message where two would each cost a slot.
+func TestSchedulerSupersedesAWaitingAddressedCallToo(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := NewScheduler(1, SchedulerOptions{})
+		hold, _ := s.Acquire(context.Background(), Call{Persona: "a", Class: Background})
+		var wg sync.WaitGroup
+		_, errOwed := acquireAsync(&wg, s, context.Background(), Call{Persona: "b", Class: Addressed, Key: "room"})
+		synctest.Wait()
+		if n := s.Supersede("b", "room"); n != 1 {
+			t.Fatalf("superseded %d calls, want the owed one", n)
+		}
+		synctest.Wait()
+		if !errors.Is(*errOwed, ErrSuperseded) {
+			t.Fatalf("superseded owed call: %v", *errOwed)
+		}
+		gAgain, errAgain := acquireAsync(&wg, s, context.Background(), Call{Persona: "b", Class: Addressed, Key: "room"})
+		hold.Release()
+		wg.Wait()
+		if *errAgain != nil {
+			t.Fatalf("the merged reply: %v", *errAgain)
+		}
+		if st := s.Stats(); st.Started[Addressed] != 1 || st.Cancelled[Addressed] != 1 {
+			t.Fatalf("stats %+v: one owed reply started, the superseded one cost no slot", st)
+		}
+		(*gAgain).Release()
+	})
+}
+
 func TestSchedulerPreemptsTheLowestCallForAnAddressedOne(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := NewScheduler(1, SchedulerOptions{Preempt: true})
