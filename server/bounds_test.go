@@ -252,4 +252,17 @@ func TestFindSeqFindsAnIDInABusyRoom(t *testing.T) {
 			t.Fatalf("findSeq(burst, message %d of %d within %v) = %d, %v, %v; want %d", i, n, time.Duration(n)*100*time.Microsecond, seq, ok, err, seqs[i])
 		}
 	}
+	// Densest: more than findScan within findTight of one another (a
+	// million a second), where a capped scan stopped short of the last.
+	ids, seqs = ids[:0], seqs[:0]
+	for i := range n {
+		id, s := publishAt(t, b, "flood", base.Add(time.Duration(i)*time.Microsecond))
+		ids, seqs = append(ids, id), append(seqs, s)
+	}
+	for _, i := range []int{0, n - 1} {
+		seq, ok, err := b.findSeq(ctx, "flood", ids[i])
+		if err != nil || !ok || seq != seqs[i] {
+			t.Fatalf("findSeq(flood, message %d of %d within %v) = %d, %v, %v; want %d", i, n, time.Duration(n)*time.Microsecond, seq, ok, err, seqs[i])
+		}
+	}
 }

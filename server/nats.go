@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
 	"strconv"
 	"strings"
@@ -419,8 +420,9 @@ const (
 	findNear = 2 * time.Second
 	// findTight is the first look of all: the messages made within 50 ms
 	// of the id, where it is unless its room's stream is out of time order
-	// by more than that. It keeps an id findable in a room that stores
-	// more than findScan messages within findNear of it (5,000 a second).
+	// by more than that. It reads every one of them, past findScan: the
+	// messages a room can store in 100 ms are what it costs, and an id
+	// stays findable at any rate a room is written.
 	findTight = 50 * time.Millisecond
 )
 
@@ -488,7 +490,11 @@ func (b *bus) findSeqWithin(ctx context.Context, room, id string, skew time.Dura
 		}
 	}
 	until := t.Add(skew)
-	for seq, n := lo, 0; n < findScan; n++ {
+	limit := findScan
+	if skew <= findTight {
+		limit = math.MaxInt
+	}
+	for seq, n := lo, 0; n < limit; n++ {
 		raw, at, found, err := next(seq)
 		if err != nil || !found {
 			return 0, false, err
