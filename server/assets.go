@@ -65,7 +65,10 @@ func mergeLimits(meta map[string]string, ours bool, ls []limit) (vals []int64, k
 	words := strings.Fields(last)
 	var out []string
 	for _, l := range ls {
-		owned := (!recorded && ours) || slices.Contains(words, l.word(l.have))
+		// A limit the daemon never recorded on its own asset (one a later
+		// version added) is the daemon's to set.
+		unrecorded := !slices.ContainsFunc(words, func(w string) bool { return strings.HasPrefix(w, l.name+"=") })
+		owned := (ours && (!recorded || unrecorded)) || slices.Contains(words, l.word(l.have))
 		v := l.want
 		if !owned && l.have != l.want && wider(l.have, l.want) {
 			v = l.have
@@ -160,14 +163,19 @@ func sameStream(a, b jetstream.StreamConfig) bool {
 
 // ensureKV creates the bucket cfg describes, or updates the existing one
 // as ensureStream does a stream: replicas are never lowered, nor the TTL
-// unless exactTTL (the daemon owns it: the lease bucket's TTL is the
-// lease's).
-func ensureKV(ctx context.Context, js jetstream.JetStream, log *slog.Logger, cfg jetstream.KeyValueConfig, exactTTL bool) (jetstream.KeyValue, error) {
+// or the size cap unless exactTTL (the daemon owns it: the lease bucket's
+// TTL is the lease's). With discardOld a full bucket drops its oldest
+// keys to take a new one, where a bucket refuses the write by default.
+func ensureKV(ctx context.Context, js jetstream.JetStream, log *slog.Logger, cfg jetstream.KeyValueConfig, exactTTL, discardOld bool) (jetstream.KeyValue, error) {
 	var kv jetstream.KeyValue
 	err := retryAsset(ctx, log, "kv "+cfg.Bucket, func(ctx context.Context) error {
 		var err error
-		cfg.Metadata = map[string]string{setKey: setWords(limit{"replicas", 0, int64(cfg.Replicas)}, limit{"ttl", 0, int64(cfg.TTL)})}
+		cfg.Metadata = map[string]string{setKey: setWords(limit{"replicas", 0, int64(cfg.Replicas)}, limit{"ttl", 0, int64(cfg.TTL)},
+			limit{"max_bytes", 0, cfg.MaxBytes})}
 		kv, err = js.CreateKeyValue(ctx, cfg)
+		if err == nil && discardOld {
+			return discardOldest(ctx, js, cfg.Bucket)
+		}
 		if !errors.Is(err, jetstream.ErrBucketExists) {
 			return err
 		}
@@ -188,8 +196,9 @@ func ensureKV(ctx context.Context, js jetstream.JetStream, log *slog.Logger, cfg
 		vals, kept, set := mergeLimits(have.Metadata, have.Description == cfg.Description, []limit{
 			{"replicas", int64(have.Replicas), int64(cfg.Replicas)},
 			{"ttl", ttlHave, int64(cfg.TTL)},
+			{"max_bytes", have.MaxBytes, cfg.MaxBytes},
 		})
-		out.Replicas, out.TTL = int(vals[0]), time.Duration(vals[1])
+		out.Replicas, out.TTL, out.MaxBytes = int(vals[0]), time.Duration(vals[1]), vals[2]
 		if exactTTL {
 			out.TTL = cfg.TTL
 		}
@@ -201,13 +210,38 @@ func ensureKV(ctx context.Context, js jetstream.JetStream, log *slog.Logger, cfg
 		if len(kept) > 0 {
 			log.Info("the bucket keeps settings wider than the flags ask", "bucket", cfg.Bucket, "kept", strings.Join(kept, ", "))
 		}
-		if out.Replicas == have.Replicas && out.TTL == have.TTL && out.Description == have.Description && out.Metadata[setKey] == have.Metadata[setKey] {
-			return nil
+		if out.Replicas != have.Replicas || out.TTL != have.TTL || out.MaxBytes != have.MaxBytes ||
+			out.Description != have.Description || out.Metadata[setKey] != have.Metadata[setKey] {
+			if kv, err = js.UpdateKeyValue(ctx, out); err != nil {
+				return err
+			}
 		}
-		kv, err = js.UpdateKeyValue(ctx, out)
-		return err
+		if discardOld {
+			return discardOldest(ctx, js, cfg.Bucket)
+		}
+		return nil
 	})
 	return kv, err
+}
+
+// discardOldest makes bucket's stream drop its oldest keys when it is
+// full rather than refuse a write: the ledger buckets' oldest keys belong
+// to messages acknowledged long ago, which are not delivered again, and a
+// refused write would stop every persona. The KV client creates (and
+// updates) a bucket with DiscardNew and has no setting for it, so it is
+// set on the stream underneath.
+func discardOldest(ctx context.Context, js jetstream.JetStream, bucket string) error {
+	s, err := js.Stream(ctx, "KV_"+bucket)
+	if err != nil {
+		return err
+	}
+	cfg := s.CachedInfo().Config
+	if cfg.Discard == jetstream.DiscardOld {
+		return nil
+	}
+	cfg.Discard = jetstream.DiscardOld
+	_, err = js.UpdateStream(ctx, cfg)
+	return err
 }
 
 // retryAsset runs op until it succeeds, fails on what no retry mends, or

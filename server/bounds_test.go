@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/personaos/persona/chat"
 )
@@ -180,6 +183,59 @@ func TestStreamAndBucketsAreBounded(t *testing.T) {
 		if got, err := kv.st(); err != nil || got != DefaultRetention {
 			t.Errorf("%s bucket TTL %v (%v), want the stream's %v", kv.name, got, err, DefaultRetention)
 		}
+	}
+	for bucket, want := range map[string]struct {
+		bytes   int64
+		discard jetstream.DiscardPolicy
+	}{
+		accountsBucket: {DefaultMaxBytes / 8, jetstream.DiscardOld},
+		repliesBucket:  {DefaultMaxBytes / 8, jetstream.DiscardOld},
+		leasesBucket:   {leasesMaxBytes, jetstream.DiscardNew},
+	} {
+		s, err := d.bus.js.Stream(ctx, "KV_"+bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := s.CachedInfo().Config; c.MaxBytes != want.bytes || c.Discard != want.discard {
+			t.Errorf("bucket %s: max bytes %d, discard %v; want %d, %v", bucket, c.MaxBytes, c.Discard, want.bytes, want.discard)
+		}
+	}
+}
+
+// A full ledger bucket drops its oldest keys to take a new one: the
+// accounts of messages acknowledged long ago give way, and no persona is
+// stopped by a bucket that refuses its writes.
+func TestAFullLedgerBucketDropsItsOldestKeys(t *testing.T) {
+	ctx := context.Background()
+	b, err := openBus(ctx, busOptions{StoreDir: t.TempDir(), Logger: testLogger(t), MaxBytes: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.close()
+	capBytes := ledgerMaxBytes(8 << 20)
+	value := []byte(strings.Repeat("x", 200))
+	n := int(2 * capBytes / int64(len(value))) // twice what fits
+	for i := range n {
+		if _, err := b.accounts.Put(ctx, fmt.Sprintf("p.m%06d", i), value); err != nil {
+			t.Fatalf("put %d of %d into a bucket capped at %d bytes: %v", i, n, capBytes, err)
+		}
+	}
+	s, err := b.js.Stream(ctx, "KV_"+accountsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := info.State; int64(st.Bytes) > capBytes || st.Msgs >= uint64(n) {
+		t.Fatalf("bucket holds %d keys in %d bytes after %d puts; want at most %d bytes", st.Msgs, st.Bytes, n, capBytes)
+	}
+	if _, err := b.accounts.Get(ctx, "p.m000000"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Errorf("the oldest key: %v, want it dropped", err)
+	}
+	if e, err := b.accounts.Get(ctx, fmt.Sprintf("p.m%06d", n-1)); err != nil || string(e.Value()) != string(value) {
+		t.Errorf("the newest key: %v", err)
 	}
 }
 

@@ -175,7 +175,14 @@
 // Config.Retention (default 30 days) and at most Config.MaxBytes (default 1
 // GiB, oldest dropped first), and the accounts and replies buckets keep a
 // key as long as the stream keeps a message (their TTL is the retention),
-// so no message can come back after its ledger entries expired. The room
+// so no message can come back after its ledger entries expired. Each of
+// the two also takes at most an eighth of Config.MaxBytes (128 MiB by
+// default, some 400 000 keys) and, when full, drops its oldest keys rather
+// than refuse a write: they belong to messages acknowledged long before,
+// which JetStream does not deliver again. A merged reply is stored once;
+// the messages it covers point at it. The lease bucket takes at most 16
+// MiB. The caps are reserved on disk as the stream's is; with an
+// unlimited MaxBytes the buckets are unlimited too. The room
 // follower reads the retained stream at start (so paging, prompts and quiet
 // rooms are right from the first request) and keeps in memory the stream
 // sequences of the 100 000 most recent message ids (a few megabytes), per

@@ -188,26 +188,58 @@ func openBus(ctx context.Context, opts busOptions) (_ *bus, err error) {
 		}
 		return nil, fmt.Errorf("stream %s: %w", streamName, err)
 	}
+	ledgerCap, leasesCap := ledgerMaxBytes(maxBytes), int64(leasesMaxBytes)
+	if maxBytes <= 0 {
+		leasesCap = -1 // an unlimited store is unlimited throughout
+	}
 	for _, kv := range []struct {
-		dst   *jetstream.KeyValue
-		name  string
-		desc  string
-		ttl   time.Duration
-		exact bool
+		dst     *jetstream.KeyValue
+		name    string
+		desc    string
+		ttl     time.Duration
+		cap     int64
+		exact   bool
+		dropOld bool
 	}{
-		{&b.replies, repliesBucket, "replies: one key per (persona, message) answered", opts.MaxAge, false},
-		{&b.accounts, accountsBucket, "final accounts: one key per (persona, message) accounted", opts.MaxAge, false},
-		{&b.leases, leasesBucket, "persona leases and daemon presence: each key lives one lease TTL unless renewed", cmp.Or(opts.LeaseTTL, defaultLeaseTTL), true},
+		{&b.replies, repliesBucket, "replies: one key per (persona, message) answered", opts.MaxAge, ledgerCap, false, true},
+		{&b.accounts, accountsBucket, "final accounts: one key per (persona, message) accounted", opts.MaxAge, ledgerCap, false, true},
+		{&b.leases, leasesBucket, "persona leases and daemon presence: each key lives one lease TTL unless renewed", cmp.Or(opts.LeaseTTL, defaultLeaseTTL), leasesCap, true, false},
 	} {
 		*kv.dst, err = ensureKV(ctx, b.js, b.log, jetstream.KeyValueConfig{
 			Bucket: kv.name, Description: kv.desc, History: 1, Storage: jetstream.FileStorage,
-			TTL: kv.ttl, Replicas: b.replicas,
-		}, kv.exact)
+			TTL: kv.ttl, Replicas: b.replicas, MaxBytes: kv.cap,
+		}, kv.exact, kv.dropOld)
 		if err != nil {
+			if kv.cap > 0 && strings.Contains(strings.ToLower(err.Error()), "insufficient") {
+				// Its cap is reserved up front as the stream's is.
+				return nil, fmt.Errorf("kv %s: %w: the bucket's cap (%d bytes; the ledger buckets take an eighth of --max-bytes %d each) does not fit beside the room stream under %s: lower --max-bytes or free space", kv.name, err, kv.cap, opts.MaxBytes, cmp.Or(opts.StoreDir, opts.URL))
+			}
 			return nil, fmt.Errorf("kv %s: %w", kv.name, err)
 		}
 	}
 	return b, nil
+}
+
+// Caps of the KV buckets. Each ledger bucket (replies, accounts) may take
+// an eighth of the room stream's cap, at least ledgerMinBytes, and drops
+// its oldest keys when full (discardOldest): a key is a few hundred bytes,
+// so the default 128 MiB keeps the accounts of the last few hundred
+// thousand deliveries, far more than can be in flight (each persona holds
+// at most its consumer's MaxAckPending). With an unlimited stream they are
+// unlimited too. The lease bucket holds a key per persona and daemon
+// (16 MiB: tens of thousands).
+const (
+	ledgerMinBytes = 1 << 20
+	leasesMaxBytes = 16 << 20
+)
+
+// ledgerMaxBytes is the cap of a ledger bucket for a room stream capped at
+// streamMax (-1: unlimited).
+func ledgerMaxBytes(streamMax int64) int64 {
+	if streamMax <= 0 {
+		return -1
+	}
+	return max(streamMax/8, ledgerMinBytes)
 }
 
 // connectCluster connects to the NATS servers of urls (comma-separated),
