@@ -31,42 +31,74 @@ func (d *Daemon) running() error {
 
 // Post stores a human's message; it returns once JetStream has stored it.
 func (d *Daemon) Post(ctx context.Context, room, author, content string) (chat.Message, error) {
+	m, _, err := d.PostOnce(ctx, room, author, content, "")
+	return m, err
+}
+
+// ErrKeyReused is a PostOnce whose idempotency key was used for another
+// message (room, author or content).
+var ErrKeyReused = errors.New("this idempotency key was used for another message")
+
+// PostOnce is Post with a client's idempotency key (empty: none). The key
+// is the message's Nats-Msg-Id, so the stream itself remembers it for its
+// duplicate window (10 minutes, or the retention if shorter): a second
+// PostOnce of the key stores nothing and returns the message stored first,
+// with replayed true, after a crash of the daemon that stored it or from
+// another daemon of the cluster. The same key with another message is an
+// error wrapping ErrKeyReused.
+func (d *Daemon) PostOnce(ctx context.Context, room, author, content, key string) (_ chat.Message, replayed bool, _ error) {
 	if err := d.running(); err != nil {
-		return chat.Message{}, err
+		return chat.Message{}, false, err
 	}
 	author, content = strings.TrimSpace(author), strings.TrimSpace(content)
 	switch {
 	case !roomName.MatchString(room):
-		return chat.Message{}, fmt.Errorf("%w: room %q", ErrInvalid, room)
+		return chat.Message{}, false, fmt.Errorf("%w: room %q", ErrInvalid, room)
 	case author == "":
-		return chat.Message{}, fmt.Errorf("%w: empty author", ErrInvalid)
+		return chat.Message{}, false, fmt.Errorf("%w: empty author", ErrInvalid)
 	case content == "":
-		return chat.Message{}, fmt.Errorf("%w: empty content", ErrInvalid)
+		return chat.Message{}, false, fmt.Errorf("%w: empty content", ErrInvalid)
 	}
 	if p, ok := d.PersonaName(author); ok {
-		return chat.Message{}, fmt.Errorf("%w: author %q is persona %s's name", ErrInvalid, author, p)
+		return chat.Message{}, false, fmt.Errorf("%w: author %q is persona %s's name", ErrInvalid, author, p)
 	}
 	now := time.Now()
 	m := chat.Message{ID: newMessageID(now), Room: room, Author: author, Kind: chat.Human, Content: content, At: now.UTC()}
+	msgID := m.ID
+	if key != "" {
+		// Not the key itself: a client's key must not collide with the
+		// ids the daemon publishes under.
+		msgID = "key:" + key
+	}
 	if d.cfg.hooks.beforePublish != nil {
 		d.cfg.hooks.beforePublish()
 	}
-	seq, err := d.bus.publish(ctx, m)
+	seq, dup, err := d.bus.publishAs(ctx, m, msgID)
 	if err != nil {
 		if ctx.Err() != nil {
-			return chat.Message{}, fmt.Errorf("post: %w", ctx.Err())
+			return chat.Message{}, false, fmt.Errorf("post: %w", ctx.Err())
 		}
 		if storageError(err) {
 			d.store.failed(err)
 			d.log.Warn("message refused: the store is full", "room", room, "err", err)
-			return chat.Message{}, fmt.Errorf("%w: %w", ErrStoreFull, err)
+			return chat.Message{}, false, fmt.Errorf("%w: %w", ErrStoreFull, err)
 		}
-		return chat.Message{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return chat.Message{}, false, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	d.store.wrote()
+	if dup {
+		first, inRoom, err := d.bus.get(ctx, room, seq)
+		switch {
+		case err != nil:
+			return chat.Message{}, false, fmt.Errorf("%w: the first message of the key: %w", ErrUnavailable, err)
+		case !inRoom || first.Kind != chat.Human || first.Author != author || first.Content != content:
+			return chat.Message{}, false, fmt.Errorf("%w", ErrKeyReused)
+		}
+		return first, true, nil
+	}
 	d.rooms.posted(seq, m)
 	d.metrics.Message()
-	return m, nil
+	return m, false, nil
 }
 
 // PersonaName reports whether author would pass for a persona, and which:

@@ -107,6 +107,17 @@ type Status struct {
 	Rooms    []string  `json:"rooms"`
 }
 
+// KeyedPoster is what a Backend may also implement to remember POSTs'
+// Idempotency-Keys beyond the HTTP layer's memory, which is one process's
+// for ten minutes: PostOnce stores a message under a client's key, or
+// returns the message stored first under it (replayed), or an error
+// wrapping ErrKeyReused when the key was used for another message. The
+// Daemon keeps them in the stream, so a retry after a crash, or to another
+// daemon of the cluster, is stored once.
+type KeyedPoster interface {
+	PostOnce(ctx context.Context, room, author, content, key string) (msg chat.Message, replayed bool, _ error)
+}
+
 // Backend is what the HTTP layer needs of the daemon. The daemon implements
 // it over NATS JetStream; tests use fakes. Implementations are safe for
 // concurrent use.

@@ -383,6 +383,8 @@ func errorResponse(err error) (status int, body errorBody) {
 		return http.StatusBadRequest, errorBody{Error: err.Error()}
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound, errorBody{Error: err.Error()}
+	case errors.Is(err, ErrKeyReused):
+		return http.StatusUnprocessableEntity, errorBody{Error: err.Error(), Field: idemHeader}
 	case errors.Is(err, ErrStoreFull):
 		return http.StatusInsufficientStorage, errorBody{Error: "the message store is full: the message was not stored"}
 	case errors.Is(err, ErrUnavailable):

@@ -14,7 +14,10 @@ import (
 // content within idemTTL answers 200 with the message the first one stored
 // (and the same Location), storing nothing; the same key with another
 // message is 422, and a key whose first POST is still in progress is 409.
-// Keys are remembered by this daemon only, at most idemCap of them.
+// The HTTP layer remembers keys in memory, at most idemCap of them; a
+// Backend that is a KeyedPoster (the Daemon) keeps them in the stream as
+// well, so that a retry after a crash, or to another daemon of the
+// cluster, is stored once too (KeyedPoster).
 
 const (
 	idemTTL     = 10 * time.Minute

@@ -1,8 +1,10 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,5 +65,60 @@ func TestIdempotencyStoreInFlightExpiryAndFailure(t *testing.T) {
 	}
 	if _, ok, _ := s.begin("k", "r", "a", "c", t0.Add(idemTTL)); !ok {
 		t.Fatal("a key past its TTL is not new again")
+	}
+}
+
+// The key is kept in the stream, not only in the HTTP layer's memory: a
+// client that lost its 201 to a daemon that then stopped (or crashed), and
+// retries on the next one, gets the first message back, stored once.
+func TestIdempotencyKeyOutlivesTheDaemon(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Specs = solo()
+	post := func(d *Daemon, key, content string) (int, chat.Message) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", "http://"+d.Addr()+"/api/rooms/r/messages", strings.NewReader(msgBody("bob", content)))
+		req.Header.Set("Authorization", "Bearer "+d.Token())
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m chat.Message
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		return resp.StatusCode, m
+	}
+	first := startDaemon(t, cfg)
+	c1, m1 := post(first, "order-17", "ship it")
+	if c1 != http.StatusCreated {
+		t.Fatalf("first POST: %d", c1)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := first.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	second := startDaemon(t, cfg)
+	c2, m2 := post(second, "order-17", "ship it")
+	if c2 != http.StatusOK || m2.ID != m1.ID {
+		t.Fatalf("the retry on the next daemon: %d %s, want 200 with the first message %s", c2, m2.ID, m1.ID)
+	}
+	if c, _ := post(second, "order-17", "ship something else"); c != http.StatusUnprocessableEntity {
+		t.Fatalf("the key with another message on the next daemon: %d, want 422", c)
+	}
+	msgs, err := second.Messages(ctx, "r", "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var humans []string
+	for _, m := range msgs {
+		if m.Kind == chat.Human {
+			humans = append(humans, m.ID)
+		}
+	}
+	if len(humans) != 1 || humans[0] != m1.ID {
+		t.Fatalf("room holds human messages %v, want the first one only", humans)
 	}
 }

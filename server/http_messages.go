@@ -239,12 +239,17 @@ func (a *httpAPI) postMessage(w http.ResponseWriter, r *http.Request) error {
 		case ok:
 			var stored *chat.Message
 			defer func() { a.idem.finish(key, stored) }()
-			msg, err := a.post(r, room, author, content)
+			msg, replayed, err := a.postOnce(r, room, author, content, key)
 			if err != nil {
 				return err
 			}
 			stored = &msg
 			w.Header().Set("Location", "/api/rooms/"+room+"/messages/"+url.PathEscape(msg.ID))
+			if replayed {
+				w.Header().Set(idemReplied, "true")
+				writeJSONBody(w, http.StatusOK, msg)
+				return nil
+			}
 			writeJSONBody(w, http.StatusCreated, msg)
 			return nil
 		}
@@ -266,6 +271,20 @@ func (a *httpAPI) post(r *http.Request, room, author, content string) (chat.Mess
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), a.opts.RequestTimeout)
 	defer cancel()
 	return a.b.Post(ctx, room, author, content)
+}
+
+// postOnce stores a message under an idempotency key the HTTP layer has
+// not seen: through the backend's own memory of keys if it has one
+// (KeyedPoster), else as a plain post.
+func (a *httpAPI) postOnce(r *http.Request, room, author, content, key string) (chat.Message, bool, error) {
+	kp, ok := a.b.(KeyedPoster)
+	if !ok {
+		msg, err := a.post(r, room, author, content)
+		return msg, false, err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), a.opts.RequestTimeout)
+	defer cancel()
+	return kp.PostOnce(ctx, room, author, content, key)
 }
 
 // PersonaNamer is what a Backend may also implement to tell whether an

@@ -362,18 +362,26 @@ func (b *bus) close() {
 // it answers besides m.ReplyTo (they travel on the wire: wireMessage). The message id doubles as Nats-Msg-Id, so a retry
 // after a lost acknowledgement does not store it twice.
 func (b *bus) publish(ctx context.Context, m chat.Message, covers ...string) (uint64, error) {
+	seq, _, err := b.publishAs(ctx, m, m.ID, covers...)
+	return seq, err
+}
+
+// publishAs is publish with msgID as the Nats-Msg-Id. A publish whose
+// msgID the stream stored within its duplicate window stores nothing, and
+// reports dup with the sequence of the message stored first.
+func (b *bus) publishAs(ctx context.Context, m chat.Message, msgID string, covers ...string) (seq uint64, dup bool, _ error) {
 	data, err := encodeWire(m, covers...)
 	if err != nil {
-		return 0, fmt.Errorf("encode message: %w", err)
+		return 0, false, fmt.Errorf("encode message: %w", err)
 	}
 	msg := nats.NewMsg(roomSubject(m.Room))
 	msg.Data = data
-	msg.Header.Set(jetstream.MsgIDHeader, m.ID)
+	msg.Header.Set(jetstream.MsgIDHeader, msgID)
 	ack, err := b.js.PublishMsg(ctx, msg)
 	if err != nil {
-		return 0, fmt.Errorf("publish %s: %w", m.ID, err)
+		return 0, false, fmt.Errorf("publish %s: %w", m.ID, err)
 	}
-	return ack.Sequence, nil
+	return ack.Sequence, ack.Duplicate, nil
 }
 
 // after lists up to limit messages of room stored after sequence seq, oldest
