@@ -135,7 +135,7 @@ func (rs *rooms) follow(ctx context.Context, js jetstream.JetStream, stream jets
 		}
 	}
 	if lost := info.State.NumDeleted; lost > 0 {
-		rs.log.Warn("room stream has gaps: messages deleted or lost from the middle of it", "missing", lost, "first_seq", info.State.FirstSeq, "last_seq", info.State.LastSeq)
+		rs.log.Warn("room stream lost messages: sequences that hold none (deleted, or the cut tail of a block)", "missing", lost, "first_seq", info.State.FirstSeq, "last_seq", info.State.LastSeq)
 	}
 	rs.mu.Lock()
 	rs.target = target
