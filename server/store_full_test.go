@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/personaos/persona/llm"
 )
 
 // A full store (JetStream's file store capped small, as a full disk would
@@ -35,50 +37,9 @@ func TestAFullStoreIsRefusedAtOnceAndRecovers(t *testing.T) {
 		_, _ = fmt.Fprint(&b, json.NewDecoder(res.Body).Decode(new(any)) == nil)
 		return res.StatusCode, b.String()
 	}
-	post := func(i int) (int, string) {
-		req, _ := http.NewRequest(http.MethodPost, d.URL()+"/api/rooms/r/messages",
-			strings.NewReader(fmt.Sprintf(`{"author":"ann","content":"%d %s"}`, i, strings.Repeat("x", 2000))))
-		req.Header.Set("Authorization", "Bearer "+d.Token())
-		req.Header.Set("Content-Type", "application/json")
-		res, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		var body struct {
-			ID    string `json:"id"`
-			Error string `json:"error"`
-		}
-		if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
-			t.Fatalf("post %d: status %d without a JSON body: %v", i, res.StatusCode, err)
-		}
-		if res.StatusCode == http.StatusCreated {
-			return res.StatusCode, body.ID
-		}
-		return res.StatusCode, body.Error
-	}
+	post := func(i int) (int, string) { return postBig(t, d, client, i) }
 
-	var stored []string
-	full := false
-	for i := range 1000 {
-		start := time.Now()
-		status, v := post(i)
-		if status != http.StatusCreated {
-			t.Logf("post %d refused after %v", i, time.Since(start)) // a figure for the note, not a check
-		}
-		if status == http.StatusCreated {
-			stored = append(stored, v)
-			continue
-		}
-		if status != http.StatusInsufficientStorage || !strings.Contains(v, "not stored") {
-			t.Fatalf("post %d on a filling store: %d %q, want 201 or 507", i, status, v)
-		}
-		full = true
-		break
-	}
-	if !full {
-		t.Fatal("the store never filled")
-	}
+	stored := fillStore(t, post)
 	for _, id := range stored {
 		if status, _ := do(http.MethodGet, "/api/rooms/r/messages/"+id, ""); status != http.StatusOK {
 			t.Fatalf("a 201 for %s, but GET gives %d", id, status)
@@ -106,4 +67,88 @@ func TestAFullStoreIsRefusedAtOnceAndRecovers(t *testing.T) {
 		return s == http.StatusCreated
 	})
 	t.Logf("%d messages stored before the store filled", len(stored))
+}
+
+// postBig posts message i of 2 KB, and returns the status with the id
+// (201) or the error.
+func postBig(t *testing.T, d *Daemon, client *http.Client, i int) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, d.URL()+"/api/rooms/r/messages",
+		strings.NewReader(fmt.Sprintf(`{"author":"ann","content":"%d %s"}`, i, strings.Repeat("x", 2000))))
+	req.Header.Set("Authorization", "Bearer "+d.Token())
+	req.Header.Set("Content-Type", "application/json")
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var body struct {
+		ID    string `json:"id"`
+		Error string `json:"error"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
+		t.Fatalf("post %d: status %d without a JSON body: %v", i, res.StatusCode, err)
+	}
+	if res.StatusCode == http.StatusCreated {
+		return res.StatusCode, body.ID
+	}
+	return res.StatusCode, body.Error
+}
+
+// fillStore posts until the store refuses with a 507, and returns the ids
+// of the messages stored before.
+func fillStore(t *testing.T, post func(i int) (int, string)) []string {
+	t.Helper()
+	var stored []string
+	for i := range 1000 {
+		start := time.Now()
+		status, v := post(i)
+		if status == http.StatusCreated {
+			stored = append(stored, v)
+			continue
+		}
+		t.Logf("post %d refused after %v", i, time.Since(start)) // a figure for the note, not a check
+		if status != http.StatusInsufficientStorage || !strings.Contains(v, "not stored") {
+			t.Fatalf("post %d on a filling store: %d %q, want 201 or 507", i, status, v)
+		}
+		return stored
+	}
+	t.Fatal("the store never filled")
+	return nil
+}
+
+// A daemon stopped while its store is full (every account it still has to
+// write fails) stops within its shutdown deadline, not after the ledger's
+// retries of each account: what it could not write stays unacknowledged,
+// for the next start.
+func TestShutdownOnAFullStoreEndsAtItsDeadline(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Specs = solo()
+	// A slow model: most messages are still being answered when the store
+	// fills, and their replies and accounts then fail to be written.
+	cfg.Model = llm.Scripted{Delay: 100 * time.Millisecond}
+	cfg.MaxBytes = -1
+	cfg.hooks.maxStore = 256 << 10
+	d, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{}
+	fillStore(t, func(i int) (int, string) { return postBig(t, d, client, i) })
+	const deadline = 3 * time.Second
+	sctx, scancel := context.WithTimeout(context.Background(), deadline)
+	defer scancel()
+	start := time.Now()
+	err = d.Shutdown(sctx)
+	took := time.Since(start)
+	// A bound on a hang, far above the deadline, not a measurement.
+	if took > deadline+10*time.Second {
+		t.Fatalf("shutdown on a full store took %v with a %v deadline (%v)", took, deadline, err)
+	}
+	t.Logf("shutdown on a full store took %v with a %v deadline: %v", took.Round(time.Millisecond), deadline, err)
 }
