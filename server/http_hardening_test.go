@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -61,6 +62,56 @@ func TestUnauthenticatedPostIsRefusedBeforeItsBody(t *testing.T) {
 	if res.StatusCode != http.StatusUnauthorized || !res.Close {
 		t.Fatalf("status %d, close %v; want 401 and the connection closed", res.StatusCode, res.Close)
 	}
+}
+
+// 200 clients at once, each sending an unauthenticated POST's headers and
+// then its body a byte at a time (issue 14): every one is answered (401) or
+// closed (past the per-client connection cap) within the read deadline,
+// none held.
+func TestManySlowUnauthenticatedClientsAreAnsweredOrClosed(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Specs = solo()
+	cfg.HTTP.ReadTimeout = 2 * time.Second
+	d := startDaemon(t, cfg)
+	const clients = 200
+	var mu sync.Mutex
+	outcomes := map[string]int{}
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			outcome := func() string {
+				c, err := net.Dial("tcp", d.Addr())
+				if err != nil {
+					return "not connected"
+				}
+				defer c.Close()
+				// The guard of a hold: past the server's read deadline.
+				c.SetDeadline(time.Now().Add(cfg.HTTP.ReadTimeout + 10*time.Second))
+				if _, err := io.WriteString(c, "POST /api/rooms/r/messages HTTP/1.1\r\nHost: persona\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"); err != nil {
+					return "closed"
+				}
+				res, err := http.ReadResponse(bufio.NewReader(c), nil)
+				var ne net.Error
+				switch {
+				case errors.As(err, &ne) && ne.Timeout():
+					return "held"
+				case err != nil:
+					return "closed"
+				}
+				res.Body.Close()
+				return fmt.Sprintf("answered %d", res.StatusCode)
+			}()
+			mu.Lock()
+			outcomes[outcome]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if outcomes["held"] > 0 || outcomes["not connected"] > 0 || outcomes["answered 401"] == 0 ||
+		outcomes["answered 401"]+outcomes["closed"] != clients {
+		t.Fatalf("of %d slow unauthenticated clients: %v; want each answered 401 or closed", clients, outcomes)
+	}
+	t.Logf("of %d slow unauthenticated clients: %v", clients, outcomes)
 }
 
 // One client's event streams and connections are capped; other clients
