@@ -9,8 +9,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -249,4 +251,82 @@ func TestMessagePagesAreCappedInBytesAndLoseNothing(t *testing.T) {
 	if len(seen) != 300 || seen[0] != "299" || seen[299] != "000" {
 		t.Fatalf("backward paging read %d messages, want 299..000 once each", len(seen))
 	}
+}
+
+// BenchmarkNonReadingClients measures what 40 clients cost that each ask
+// for a 500-message page of the largest messages (8,000 characters) and
+// never read it (issue 14: 1.88 GB before pages were capped and streamed):
+// the heap in use once every handler has written its page or is blocked
+// writing it, against before the requests (MB/40-clients). "uncapped" is
+// the baseline, pages as large as the messages asked for.
+func BenchmarkNonReadingClients(b *testing.B) {
+	b.Run("capped", func(b *testing.B) { benchNonReading(b, HTTPOptions{}) })
+	b.Run("uncapped", func(b *testing.B) { benchNonReading(b, HTTPOptions{MaxPageBytes: 1 << 30}) })
+}
+
+func benchNonReading(b *testing.B, opts HTTPOptions) {
+	be := newMemBackend()
+	defer be.Close()
+	content := strings.Repeat("y", 7995)
+	for i := range 500 {
+		be.store(chat.Message{Room: "big", Author: "ann", Kind: chat.Human, Content: fmt.Sprintf("%04d %s", i, content)})
+	}
+	var entered, left atomic.Int64
+	h := newTestHandler(be, opts)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered.Add(1)
+		defer left.Add(1)
+		h.ServeHTTP(w, r)
+	}))
+	defer ts.Close()
+	const clients = 40
+	// parked reports whether every page in progress is blocked writing.
+	stacks := make([]byte, 8<<20)
+	parked := func() bool {
+		n := runtime.Stack(stacks, true)
+		inPage, blocked := 0, 0
+		for g := range strings.SplitSeq(string(stacks[:n]), "\n\n") {
+			if strings.Contains(g, "writePage") {
+				inPage++
+				if strings.Contains(g, "waitWrite") {
+					blocked++
+				}
+			}
+		}
+		return inPage == blocked
+	}
+	var worst float64
+	for b.Loop() {
+		entered.Store(0)
+		left.Store(0)
+		var before, held runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		conns := make([]net.Conn, clients)
+		for i := range conns {
+			c, err := net.Dial("tcp", ts.Listener.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			fmt.Fprintf(c, "GET /api/rooms/big/messages?limit=500 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", apiTestToken)
+			conns[i] = c
+		}
+		tick := time.NewTicker(time.Millisecond)
+		for entered.Load() < clients || !parked() {
+			<-tick.C
+		}
+		tick.Stop()
+		runtime.GC()
+		runtime.ReadMemStats(&held)
+		worst = max(worst, (float64(held.HeapInuse)-float64(before.HeapInuse))/1e6)
+		for _, c := range conns {
+			c.Close()
+		}
+		tick = time.NewTicker(time.Millisecond)
+		for left.Load() < clients {
+			<-tick.C
+		}
+		tick.Stop()
+	}
+	b.ReportMetric(worst, "MB/40-clients")
 }

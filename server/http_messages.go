@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -433,6 +434,10 @@ func writePage(w http.ResponseWriter, room string, msgs []chat.Message, newest b
 		}
 	}
 	truncated := hi-lo < len(enc)
+	// The messages cut from the page are garbage from here on, not held
+	// for as long as a slow client takes to read the rest.
+	page := slices.Clone(enc[lo:hi])
+	enc = nil
 	roomJSON, _ := json.Marshal(room)
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
@@ -441,7 +446,7 @@ func writePage(w http.ResponseWriter, room string, msgs []chat.Message, newest b
 	bw.WriteString(`{"room":`)
 	bw.Write(roomJSON)
 	bw.WriteString(`,"messages":[`)
-	for i, b := range enc[lo:hi] {
+	for i, b := range page {
 		if i > 0 {
 			bw.WriteByte(',')
 		}
