@@ -388,7 +388,7 @@ func TestCrashLosesNothing(t *testing.T) {
 	for _, id := range loaded {
 		accepted = append(accepted, id)
 	}
-	settle := 45*time.Second + time.Duration(len(accepted))*time.Millisecond
+	settle := 45*time.Second + time.Duration(len(accepted))*3*time.Millisecond
 	deadline := time.Now().Add(settle)
 	for !last.settled() {
 		if time.Now().After(deadline) {

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -184,7 +185,7 @@ func openBus(ctx context.Context, opts busOptions) (_ *bus, err error) {
 				return nil, fmt.Errorf("stream %s: %w: %d replicas need as many JetStream servers with room for the stream's cap (--max-bytes %d): lower --replicas or --max-bytes", streamName, err, b.replicas, opts.MaxBytes)
 			}
 			// JetStream reserves the stream's cap on disk up front.
-			return nil, fmt.Errorf("stream %s: %w: the room stream's cap (--max-bytes %d) does not fit the free disk under %s: lower --max-bytes or free space", streamName, err, opts.MaxBytes, opts.StoreDir)
+			return nil, fmt.Errorf("stream %s: %w: the room stream's cap (--max-bytes %d) does not fit the free disk under %s: lower --max-bytes%s or free space", streamName, err, opts.MaxBytes, opts.StoreDir, fitHint(opts))
 		}
 		return nil, fmt.Errorf("stream %s: %w", streamName, err)
 	}
@@ -212,7 +213,7 @@ func openBus(ctx context.Context, opts busOptions) (_ *bus, err error) {
 		if err != nil {
 			if kv.cap > 0 && strings.Contains(strings.ToLower(err.Error()), "insufficient") {
 				// Its cap is reserved up front as the stream's is.
-				return nil, fmt.Errorf("kv %s: %w: the bucket's cap (%d bytes; the ledger buckets take an eighth of --max-bytes %d each) does not fit beside the room stream under %s: lower --max-bytes or free space", kv.name, err, kv.cap, opts.MaxBytes, cmp.Or(opts.StoreDir, opts.URL))
+				return nil, fmt.Errorf("kv %s: %w: the bucket's cap (%d bytes; the ledger buckets take an eighth of --max-bytes %d each) does not fit beside the room stream under %s: lower --max-bytes%s or free space", kv.name, err, kv.cap, opts.MaxBytes, cmp.Or(opts.StoreDir, opts.URL), fitHint(opts))
 			}
 			return nil, fmt.Errorf("kv %s: %w", kv.name, err)
 		}
@@ -232,6 +233,30 @@ const (
 	ledgerMinBytes = 1 << 20
 	leasesMaxBytes = 16 << 20
 )
+
+// fitHint names, for an embedded server, the largest --max-bytes whose
+// room stream and buckets the disk under opts.StoreDir can hold: JetStream
+// reserves their caps up front from 75% of the free space (or MaxStore),
+// and the store takes the stream's cap, an eighth of it per ledger bucket
+// and the lease bucket's. It is empty when that cannot be told.
+func fitHint(opts busOptions) string {
+	if opts.URL != "" {
+		return ""
+	}
+	avail := opts.MaxStore
+	if avail <= 0 {
+		var st syscall.Statfs_t
+		if syscall.Statfs(opts.StoreDir, &st) != nil {
+			return ""
+		}
+		avail = int64(st.Bavail) * st.Bsize / 4 * 3
+	}
+	fits := (avail - leasesMaxBytes) / 5 * 4 &^ (1<<20 - 1) // whole MiB
+	if fits < 1<<20 {
+		return " (not even 1 MiB fits)"
+	}
+	return fmt.Sprintf(" (--max-bytes %d fits)", fits)
+}
 
 // ledgerMaxBytes is the cap of a ledger bucket for a room stream capped at
 // streamMax (-1: unlimited).

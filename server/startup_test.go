@@ -222,6 +222,16 @@ func TestAStreamCapTheDiskCannotHoldNamesTheFlag(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "--max-bytes") || !strings.Contains(err.Error(), cfg.Data) {
 		t.Fatalf("start with a 4 PiB cap: %v; want an error naming --max-bytes and the directory", err)
 	}
+	// The value the error offers is one that starts.
+	var fits int64
+	if i := strings.LastIndex(err.Error(), "(--max-bytes "); i < 0 {
+		t.Fatalf("the error offers no value that fits: %v", err)
+	} else if _, serr := fmt.Sscanf(err.Error()[i:], "(--max-bytes %d fits)", &fits); serr != nil {
+		t.Fatalf("the error's value: %v in %v", serr, err)
+	}
+	cfg.MaxBytes = fits
+	startDaemon(t, cfg)
+	t.Logf("4 PiB refused; %d bytes (%.1f GiB) fits and starts", fits, float64(fits)/(1<<30))
 }
 
 // --sync always reaches the embedded server (it syncs before it
