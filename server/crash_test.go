@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,10 +35,14 @@ import (
 // the daemon on it instead of the tests (see TestMain).
 const crashChildEnv = "PERSONA_CRASH_CHILD_DATA"
 
+// crashMaxBytesEnv carries -crash.max-bytes to the child (Config.MaxBytes).
+const crashMaxBytesEnv = "PERSONA_CRASH_MAX_BYTES"
+
 // crashChild is the daemon of the crash test: the built-in personas with a
 // scripted model slow enough that a kill lands mid-work. It prints its
 // address and token on one line and runs until SIGTERM.
 func crashChild(dir string) int {
+	maxBytes, _ := strconv.ParseInt(os.Getenv(crashMaxBytesEnv), 10, 64)
 	fast := 20 * time.Millisecond
 	d, err := New(Config{
 		Addr:         "127.0.0.1:0",
@@ -45,6 +50,7 @@ func crashChild(dir string) int {
 		Model:        llm.Scripted{Delay: 40 * time.Millisecond},
 		BudgetPerSec: -1,
 		ReplyBudget:  1000,
+		MaxBytes:     maxBytes,
 		CoordWindow:  500 * time.Millisecond,
 		Persona: persona.Options{
 			State: state.Config{CadenceIdle: fast, CadenceActive: fast, CadenceTired: fast, CadenceOverwhelmed: fast},
@@ -103,7 +109,7 @@ func (s *syncBuffer) String() string {
 func startChild(t *testing.T, dir string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
+	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir, crashMaxBytesEnv+"="+strconv.FormatInt(*crashMaxBytes, 10))
 	c := &child{t: t, cmd: cmd, stderr: &syncBuffer{}, client: &http.Client{Timeout: 10 * time.Second}}
 	cmd.Stderr = c.stderr
 	out, err := cmd.StdoutPipe()
@@ -249,12 +255,16 @@ var crashTexts = []string{
 // The crash test's load. CI runs it as below; the README's figure comes
 // from a longer run of the same test:
 //
-//	go test -run TestCrashLosesNothing -count=1 -timeout 60m ./server -args -crash.kills=18 -crash.posters=8 -crash.life=3s -crash.posts=0
+//	go test -run TestCrashLosesNothing -count=1 -timeout 60m ./server -args -crash.kills=18 -crash.posters=8 -crash.life=3s -crash.posts=0 -crash.max-bytes=8589934592
 var (
 	crashKills   = flag.Int("crash.kills", 2, "SIGKILLs of the daemon in TestCrashLosesNothing, each under load")
 	crashPosters = flag.Int("crash.posters", 2, "clients posting throughout TestCrashLosesNothing, each retrying on the next daemon, with its Idempotency-Key, a POST it got no answer to")
 	crashLife    = flag.Duration("crash.life", 0, "least time each daemon of TestCrashLosesNothing runs under load before it is killed")
 	crashPosts   = flag.Int("crash.posts", 100, "most POSTs a load client of TestCrashLosesNothing sends each daemon (0: no limit)")
+	// The ledger buckets take an eighth of it each and drop their oldest
+	// keys when full: a run of hundreds of thousands of messages needs
+	// more than the default to keep every account the test checks.
+	crashMaxBytes = flag.Int64("crash.max-bytes", 0, "the daemons' --max-bytes in TestCrashLosesNothing (0: the default)")
 )
 
 // loadClient posts to the crash test's daemons one message at a time, as a
@@ -437,9 +447,10 @@ func countOnce(m map[string]int) int {
 // message twice; every reply was claimed in the replies bucket.
 func verifyLedger(t *testing.T, dir string, accepted []string) []chat.Message {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// A direct get or two per message and persona: a long run's are many.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second+time.Duration(len(accepted))*2*time.Millisecond)
 	defer cancel()
-	b, err := openBus(ctx, busOptions{StoreDir: dir, Logger: slog.New(slog.DiscardHandler)})
+	b, err := openBus(ctx, busOptions{StoreDir: dir, Logger: slog.New(slog.DiscardHandler), MaxBytes: cmp.Or(*crashMaxBytes, DefaultMaxBytes)})
 	if err != nil {
 		t.Fatal(err)
 	}
