@@ -177,7 +177,7 @@
 // key as long as the stream keeps a message (their TTL is the retention),
 // so no message can come back after its ledger entries expired. Each of
 // the two also takes at most an eighth of Config.MaxBytes (128 MiB by
-// default, some 400 000 keys) and, when full, drops its oldest keys rather
+// default, some 700 000 accounts) and, when full, drops its oldest keys rather
 // than refuse a write: they belong to messages acknowledged long before,
 // which JetStream does not deliver again. A merged reply is stored once;
 // the messages it covers point at it. The lease bucket takes at most 16

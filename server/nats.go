@@ -223,10 +223,11 @@ func openBus(ctx context.Context, opts busOptions) (_ *bus, err error) {
 
 // Caps of the KV buckets. Each ledger bucket (replies, accounts) may take
 // an eighth of the room stream's cap, at least ledgerMinBytes, and drops
-// its oldest keys when full (discardOldest): a key is a few hundred bytes,
-// so the default 128 MiB keeps the accounts of the last few hundred
-// thousand deliveries, far more than can be in flight (each persona holds
-// at most its consumer's MaxAckPending). With an unlimited stream they are
+// its oldest keys when full (discardOldest): an account takes about 180
+// bytes, so the default 128 MiB keeps the last 700,000 or so (175,000
+// messages of four personas), far more than can be in flight (each
+// persona holds at most its consumer's MaxAckPending; a restart delivers
+// again what was acknowledged above its ack floor). With an unlimited stream they are
 // unlimited too. The lease bucket holds a key per persona and daemon
 // (16 MiB: tens of thousands).
 const (
