@@ -237,8 +237,17 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	_, statErr := os.Stat(filepath.Join(d.cfg.Data, "jetstream"))
 	hadData := statErr == nil
 	var fresh bool
-	if d.token, fresh, err = loadToken(d.cfg.Data, cmp.Or(d.cfg.Token, os.Getenv(EnvToken))); err != nil {
+	configured := d.cfg.Token
+	if configured == "" && d.cfg.TokenFile != "" {
+		if configured, err = readTokenFile(d.cfg.TokenFile, d.log); err != nil {
+			return err
+		}
+	}
+	if d.token, fresh, err = loadToken(d.cfg.Data, cmp.Or(configured, os.Getenv(EnvToken))); err != nil {
 		return err
+	}
+	if configured == "" && os.Getenv(EnvToken) == "" {
+		warnLooseMode(filepath.Join(d.cfg.Data, "token"), d.log)
 	}
 	if fresh && hadData {
 		d.log.Warn("the data directory had no token file: a new token was made, and clients with the old one get 401 until they use it", "file", filepath.Join(d.cfg.Data, "token"))
@@ -464,6 +473,34 @@ func loadToken(dir, configured string) (string, bool, error) {
 		return "", false, fmt.Errorf("token: %w", err)
 	}
 	return t, true, nil
+}
+
+// readTokenFile reads the token kept in path (Config.TokenFile): a missing
+// or empty file is an error that names it, not a new token that would lock
+// every client out.
+func readTokenFile(path string, log *slog.Logger) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%w: token file: %w", ErrInvalid, err)
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", fmt.Errorf("%w: token file %s is empty", ErrInvalid, path)
+	}
+	warnLooseMode(path, log)
+	return t, nil
+}
+
+// warnLooseMode warns when the token file at path can be read or written
+// by users other than its owner: any of them can then use the API.
+func warnLooseMode(path string, log *slog.Logger) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return
+	}
+	if mode := fi.Mode().Perm(); mode&0o077 != 0 {
+		log.Warn("the token file is open to other users: any of them can use the API; chmod 600 it", "file", path, "mode", fmt.Sprintf("%#o", mode))
+	}
 }
 
 // EnvToken is the environment variable persona serve reads the API token

@@ -67,9 +67,13 @@ type Config struct {
 	// (default 10s): a dead daemon's personas are taken over within it
 	// and a fifth of it. Every daemon of a cluster should use the same.
 	LeaseTTL time.Duration
-	// Token is the API's bearer token. Empty: read from Data/token, or
-	// generated there on first start.
+	// Token is the API's bearer token. Empty: read from TokenFile if set,
+	// else $PERSONA_TOKEN, else Data/token, generated there on first start.
 	Token string
+	// TokenFile is a file that holds the token (a mounted secret, say); it
+	// must exist and not be empty. A token file that other users can read
+	// is started with a warning.
+	TokenFile string
 
 	// Model, if set, answers for every persona (tests, embedding).
 	// Otherwise an OpenAI-compatible server is used when ModelBaseURL,

@@ -206,6 +206,56 @@ func TestTokenFromTheEnvironmentAndALostTokenFileIsReported(t *testing.T) {
 	}
 }
 
+// The token from a file (a mounted secret): it must exist, and a file
+// other users can read is started with a warning, as is a kept token file
+// made readable to them.
+func TestTokenFromAFileAndItsModeIsChecked(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "persona-token")
+	if err := os.WriteFile(secret, []byte("from-a-file\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	cfg := testConfig(t)
+	cfg.Specs = solo()
+	cfg.TokenFile = secret
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	d := startDaemon(t, cfg)
+	if d.Token() != "from-a-file" {
+		t.Fatalf("token %q, want the file's", d.Token())
+	}
+	if l := logs.String(); !strings.Contains(l, "token file is open to other users") || !strings.Contains(l, "mode=0644") {
+		t.Errorf("no warning for a token file of mode 0644:\n%s", l)
+	}
+
+	cfg2 := testConfig(t)
+	cfg2.Specs = solo()
+	cfg2.TokenFile = filepath.Join(t.TempDir(), "missing")
+	d2, err := New(cfg2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d2.Start(context.Background()); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("start with a missing token file: %v, want an error naming it", err)
+	}
+	d2.Shutdown(context.Background())
+
+	// The token kept in the data directory, made readable to others.
+	logs3 := &syncBuffer{}
+	cfg3 := testConfig(t)
+	cfg3.Specs = solo()
+	if _, _, err := loadToken(cfg3.Data, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(cfg3.Data, "token"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	cfg3.Logger = slog.New(slog.NewTextHandler(logs3, nil))
+	startDaemon(t, cfg3)
+	if l := logs3.String(); !strings.Contains(l, "token file is open to other users") {
+		t.Errorf("no warning for a kept token file of mode 0640:\n%s", l)
+	}
+}
+
 // A stream cap the disk cannot hold is refused with the flag to change.
 func TestAStreamCapTheDiskCannotHoldNamesTheFlag(t *testing.T) {
 	cfg := testConfig(t)
