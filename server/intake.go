@@ -216,7 +216,14 @@ func (d *Daemon) score(name string, msg chat.Message, addressed bool, now time.T
 // in a burst across rooms the personas can be busy waiting on one another
 // for a whole window. A window started at delivery could then close on a
 // message nobody has looked at yet, and it would go unanswered.
-func (d *Daemon) open(msg chat.Message, addressees []string, now time.Time) {
+//
+// Its addressees are msg's own, not those of the batch the first persona
+// merged msg into: a merged message that named another persona would make
+// that persona an addressee of msg, answering it with no responder slot and
+// outside K. A persona owed through a merged message is granted by its
+// thought (coord.Thought.Addressed).
+func (d *Daemon) open(msg chat.Message, now time.Time) {
+	addressees := d.decode(msg).addressees
 	cands := make([]chat.Candidate, 0, len(d.thinkers))
 	for _, t := range d.thinkers {
 		if m := d.byName[strings.ToLower(t)]; m == nil || !d.runsHere(m) && !(m.draining.Load() && d.ledger.holds(t, msg.ID)) {

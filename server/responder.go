@@ -89,7 +89,7 @@ type responder struct {
 
 // decisions opens a message's coordination decision (Daemon.open).
 type decisions interface {
-	open(msg chat.Message, addressees []string, now time.Time)
+	open(msg chat.Message, now time.Time)
 }
 
 // accounts records a note on a persona's account of a message (the ledger)
@@ -174,7 +174,7 @@ func (r *responder) Evaluate(ctx context.Context, it persona.Item[chat.Message])
 		r.accounts.note(r.name, c.ID, noteMerged)
 	}
 	if !r.dependent {
-		r.decisions.open(it.Payload, it.Addressees, time.Now())
+		r.decisions.open(it.Payload, time.Now())
 	}
 	// A merged batch is judged by its best score (chat.Settings.Think).
 	score := it.Priority

@@ -271,18 +271,12 @@ func (r *run) owed(a *actor) bool {
 
 // openOn opens the decision on the message of a's item in progress, as
 // the daemon's responder does when it evaluates (Daemon.open): with
-// whom chat.Settings.Expected names now, the personas the item addresses
-// (any of its merged messages' mention) as addressed. An open decision
+// whom chat.Settings.Expected names now, and the message's own addressee,
+// not those of the messages merged into a's item (a persona owed through
+// one is granted by its thought, Thought.Addressed). An open decision
 // merges them; a decided one is left alone (coord.Core.Open).
 func (r *run) openOn(a *actor) {
-	mi := r.dels[a.ours.item].msg
-	var addressed []int32
-	for _, x := range a.ours.batch {
-		if p := r.msgs[r.dels[x].msg].mention; p >= 0 && !slices.Contains(addressed, p) {
-			addressed = append(addressed, p)
-		}
-	}
-	r.openMsg(mi, addressed)
+	r.openMsg(r.dels[a.ours.item].msg, nil)
 }
 
 // openMsg opens message mi's decision now, with addressed (beside the

@@ -140,11 +140,11 @@ func TestClaimsOverSeeds(t *testing.T) {
 				})
 				// No scheduler meets the SLA here; what is claimed is how
 				// close the persona policy comes to the bound. The issue's
-				// target is 1.25x; measured it is 1.29-2.96x per seed on
+				// target is 1.25x; measured it is 1.21-2.63x per seed on
 				// seeds 1-20 (README, "Simulator"): an owed reply waits for
 				// the room's reply budget (at most one pacing interval),
 				// which the bound does not keep; without the budget it is
-				// 0.69-1.79x.
+				// 0.69-1.64x.
 				urgent = claim{name: "persona's mention slot violations within 5x of the lower bound's", holds: func(rs map[Policy]*Report) (bool, string) {
 					o, b := rs[Persona], rs[Bound]
 					return float64(o.MentionSlotViolations) <= 5*float64(max(1, b.MentionSlotViolations)),
