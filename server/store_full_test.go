@@ -129,22 +129,14 @@ func TestShutdownOnAFullStoreEndsAtItsDeadline(t *testing.T) {
 	cfg.Model = llm.Scripted{Delay: 100 * time.Millisecond}
 	cfg.MaxBytes = -1
 	cfg.hooks.maxStore = 256 << 10
-	d, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := d.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	d := startDaemon(t, cfg) // stopped below; the cleanup's second Shutdown is a no-op
 	client := &http.Client{}
 	fillStore(t, func(i int) (int, string) { return postBig(t, d, client, i) })
 	const deadline = 3 * time.Second
 	sctx, scancel := context.WithTimeout(context.Background(), deadline)
 	defer scancel()
 	start := time.Now()
-	err = d.Shutdown(sctx)
+	err := d.Shutdown(sctx)
 	took := time.Since(start)
 	// A bound on a hang, far above the deadline, not a measurement.
 	if took > deadline+10*time.Second {
