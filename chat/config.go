@@ -60,6 +60,11 @@ type PersonaSpec struct {
 	// handed it (a pipeline). Such a persona is not coordinated: it answers
 	// after its prerequisites on its own judgement.
 	WaitsFor []string
+	// MayMention names personas this persona's replies may call into the
+	// room with an @mention. Any other @name in a model's reply is made
+	// plain (but those of the people it answers), so that a model does not
+	// set other personas talking on its own.
+	MayMention []string
 	// Line is where the persona was declared, for error messages; 0 when it
 	// did not come from a file.
 	Line int
@@ -219,7 +224,7 @@ func join(path, field string) string {
 	return path + "." + field
 }
 
-const personaFields = "name, display_name, system_prompt, expertise, model, model_url, max_tokens, temperature, model_timeout, capacity, cadence, thresholds, waits_for"
+const personaFields = "name, display_name, system_prompt, expertise, model, model_url, max_tokens, temperature, model_timeout, capacity, cadence, thresholds, waits_for, may_mention"
 
 func (p *parser) persona(n *yaml.Node, path string) PersonaSpec {
 	s := PersonaSpec{Line: n.Line}
@@ -268,6 +273,8 @@ func (p *parser) persona(n *yaml.Node, path string) PersonaSpec {
 			})
 		case "waits_for":
 			s.WaitsFor = p.names(v, field)
+		case "may_mention":
+			s.MayMention = p.names(v, field)
 		default:
 			p.fail(k, field, "unknown field (known: %s)", personaFields)
 		}
@@ -409,8 +416,9 @@ func (p *parser) moods(n *yaml.Node, field string, f func(mood string, v *yaml.N
 	})
 }
 
-// validate checks what spans personas: unique names, waits_for targets and
-// cycles. Names in waits_for are resolved to their declared spelling.
+// validate checks what spans personas: unique names, waits_for and
+// may_mention targets, and cycles. Names in both are resolved to their
+// declared spelling.
 func (p *parser) validate(specs []PersonaSpec) {
 	byName := map[string]int{}
 	for i, s := range specs {
@@ -434,6 +442,18 @@ func (p *parser) validate(specs []PersonaSpec) {
 				p.errs = append(p.errs, &ConfigError{File: p.file, Line: s.Line, Field: field, Msg: "a persona cannot wait for itself"})
 			default:
 				s.WaitsFor[j] = specs[k].Name
+			}
+		}
+		for j, w := range s.MayMention {
+			field := fmt.Sprintf("personas[%d].may_mention[%d]", i, j)
+			k, ok := byName[strings.ToLower(w)]
+			switch {
+			case !ok:
+				p.errs = append(p.errs, &ConfigError{File: p.file, Line: s.Line, Field: field, Msg: fmt.Sprintf("no persona is named %q", w)})
+			case k == i:
+				p.errs = append(p.errs, &ConfigError{File: p.file, Line: s.Line, Field: field, Msg: "a persona does not mention itself"})
+			default:
+				s.MayMention[j] = specs[k].Name
 			}
 		}
 	}

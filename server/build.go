@@ -150,6 +150,7 @@ func (d *Daemon) newMember(s PersonaSpec, rp replyStore, acc accounts) (*member,
 	m.r = &responder{
 		name: s.Name, system: s.SystemPrompt(), model: backendKey(s), dependent: s.Dependent(),
 		maxTokens: cmp.Or(s.MaxTokens, d.cfg.MaxTokens), temperature: cmp.Or(s.Temperature, d.cfg.Temperature),
+		maxRunes: d.cfg.HTTP.MaxContent, mayMention: slices.Clone(s.MayMention),
 		rules: d.chat, log: d.log, stopping: d.stopping, stream: !d.cfg.NoStream,
 		decisions: d, accounts: acc, rooms: d.rooms, replies: rp, models: d, elsewhere: d.elsewhere,
 		metrics: d.metrics, activity: d.scorer,

@@ -46,6 +46,7 @@ personas:
     thresholds: {idle: 0.05, active: 0.2, tired: 0.4, overwhelmed: 0.95}
   - name: beta
     waits_for: [alpha]
+    may_mention: [ALPHA]
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -65,6 +66,9 @@ personas:
 	}
 	if len(b.WaitsFor) != 1 || b.WaitsFor[0] != "Alpha" {
 		t.Errorf("waits_for = %v, want the declared spelling [Alpha]", b.WaitsFor)
+	}
+	if len(b.MayMention) != 1 || b.MayMention[0] != "Alpha" {
+		t.Errorf("may_mention = %v, want the declared spelling [Alpha]", b.MayMention)
 	}
 	if a.Line != 3 || b.Line != 11 {
 		t.Errorf("lines = %d, %d; want 3, 11", a.Line, b.Line)
@@ -101,6 +105,8 @@ func TestParsePersonasRejects(t *testing.T) {
 		{"duplicate name", "personas:\n  - name: A\n  - name: a\n", "p.yaml:3: personas[1].name: \"a\" is already the name of personas[0]"},
 		{"unknown waits_for", "personas:\n  - name: A\n    waits_for: [Zed]\n", "p.yaml:2: personas[0].waits_for[0]: no persona is named \"Zed\""},
 		{"waits for itself", "personas:\n  - name: A\n    waits_for: [a]\n", "personas[0].waits_for[0]: a persona cannot wait for itself"},
+		{"unknown may_mention", "personas:\n  - name: A\n    may_mention: [Zed]\n", "p.yaml:2: personas[0].may_mention[0]: no persona is named \"Zed\""},
+		{"may mention itself", "personas:\n  - name: A\n    may_mention: [a]\n", "personas[0].may_mention[0]: a persona does not mention itself"},
 		{"cycle", "personas:\n  - name: A\n    waits_for: [C]\n  - name: B\n    waits_for: [A]\n  - name: C\n    waits_for: [B]\n",
 			"p.yaml:2: personas[0].waits_for: dependency cycle A -> C -> B -> A"},
 	}

@@ -54,10 +54,15 @@ type responder struct {
 	// (zero and nil: the server's).
 	maxTokens   int
 	temperature *float64
-	dependent   bool
-	rules       chat.Settings
-	stream      bool // stream the reply's draft to the room (Config.NoStream off)
-	log         *slog.Logger
+	// maxRunes caps a reply (Config.HTTP.MaxContent, as a person's
+	// message); mayMention are the personas its replies may @mention
+	// (the persona file's may_mention).
+	maxRunes   int
+	mayMention []string
+	dependent  bool
+	rules      chat.Settings
+	stream     bool // stream the reply's draft to the room (Config.NoStream off)
+	log        *slog.Logger
 	// stopping is closed when the daemon starts shutting down: a reply
 	// waiting for the budget or for a retry gives up at once, and the
 	// message stays unacknowledged for the next start.
@@ -219,25 +224,29 @@ const (
 	transientRetryFor   = 10 * time.Minute
 )
 
-// maxReplyRunes caps a model's reply as the API caps a person's message
-// (HTTPOptions.MaxContent's default): a runaway generation is cut, not
-// posted and fed into every later prompt.
-const maxReplyRunes = 8000
+// maxReplyRunes is the default cap of a model's reply, the API's of a
+// person's message (HTTPOptions.MaxContent): a runaway generation is cut,
+// not posted and fed into every later prompt.
+const maxReplyRunes = defaultMaxContent
 
 // cleanModelText is a model's reply as the room may show it: control
 // characters (NUL, ESC, ...) but newlines and tabs dropped, as the API
 // refuses them from a person; '@' made plain before any name but those of
 // the people it answers (answering), so that a model cannot call other
-// personas or people into the room on its own; and at most maxReplyRunes,
+// personas or people into the room on its own (answering also holds the
+// persona file's may_mention); and at most max runes (0: maxReplyRunes),
 // cut with an ellipsis.
-func cleanModelText(s string, answering []string) string {
+func cleanModelText(s string, answering []string, max int) string {
+	if max <= 0 {
+		max = maxReplyRunes
+	}
 	var b strings.Builder
 	n := 0
 	for _, r := range strings.TrimSpace(s) {
 		if unicode.IsControl(r) && r != '\n' && r != '\t' || unicode.Is(unicode.Cf, r) {
 			continue
 		}
-		if n == maxReplyRunes-1 {
+		if n == max-1 {
 			b.WriteRune('…')
 			break
 		}
@@ -519,7 +528,7 @@ func (r *responder) respondOnce(ctx context.Context, it persona.Item[chat.Messag
 	cover := chat.Covers(m, ctxMsgs)
 	out := chat.Message{
 		ID: newMessageID(end), Room: m.Room, Author: r.name, Kind: chat.Persona,
-		Content: chat.Address(cleanModelText(reply.Content, append([]string{m.Author}, cover.Askers...)), cover.Askers), At: end.UTC(), ReplyTo: m.ID, Depth: m.Depth + 1,
+		Content: chat.Address(cleanModelText(reply.Content, slices.Concat([]string{m.Author}, cover.Askers, r.mayMention), r.maxRunes), cover.Askers), At: end.UTC(), ReplyTo: m.ID, Depth: m.Depth + 1,
 	}
 	if err := r.replies.sendReply(ctx, r.name, m.ID, cover.Merged, out); err != nil {
 		giveBudget()

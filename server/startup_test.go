@@ -176,13 +176,21 @@ func TestModelTextIsCleanedAndBounded(t *testing.T) {
 		{"zero\u200bwidth", "zerowidth"},
 		{"@@Teacher", "Teacher"},
 	} {
-		if got := cleanModelText(tc.in, []string{"ann"}); got != tc.want {
+		if got := cleanModelText(tc.in, []string{"ann"}, 0); got != tc.want {
 			t.Errorf("cleanModelText(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
-	long := cleanModelText(strings.Repeat("é", 3*maxReplyRunes), nil)
+	// A persona file's may_mention keeps those mentions.
+	if got := cleanModelText("@Teacher, ask @Planner", []string{"ann", "Planner"}, 0); got != "Teacher, ask @Planner" {
+		t.Errorf("with may_mention [Planner]: %q", got)
+	}
+	long := cleanModelText(strings.Repeat("é", 3*maxReplyRunes), nil, 0)
 	if n := utf8.RuneCountInString(long); n != maxReplyRunes || !strings.HasSuffix(long, "…") {
 		t.Fatalf("a runaway reply is %d runes, want %d ending in an ellipsis", n, maxReplyRunes)
+	}
+	// The cap is the daemon's (Config.HTTP.MaxContent), as for a person.
+	if short := cleanModelText(strings.Repeat("é", 100), nil, 10); utf8.RuneCountInString(short) != 10 {
+		t.Fatalf("with a cap of 10: %q", short)
 	}
 }
 

@@ -100,6 +100,7 @@ TTL (--lease-ttl, 10s). --personas limits the personas a daemon may run.`,
 	f.StringVar(&cfg.ConfigFile, "config", "", "persona YAML file (default: the built-in set, see personas.yaml)")
 	f.StringVar(&personas, "personas", "", "comma-separated personas of the configuration this daemon may run (default all; the cluster's daemons spread them)")
 	f.StringVar(&cfg.Token, "token", "", "API bearer token (default: --token-file, else $PERSONA_TOKEN, which ps does not show; else generated on first start and kept in the data directory)")
+	f.IntVar(&cfg.HTTP.MaxContent, "max-content", 0, "most characters in a message, a person's or a model's reply (0: 8000)")
 	f.StringVar(&cfg.TokenFile, "token-file", "", "file holding the API bearer token (a mounted secret); it must exist, and should be readable by its owner only")
 	f.StringVar(&cfg.ModelBaseURL, "model-url", "", "base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:11434/v1 (default $OPENAI_BASE_URL; none: scripted responder)")
 	f.StringVar(&cfg.ModelName, "model", "", "model name (default $PERSONA_MODEL, then gpt-4o-mini)")
