@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// TestClusterKeepsKAndTheRoomBudgetOfOneDaemon runs three daemons with
-// K=1, then K=2, and the default reply budget (6 persona messages a
+// TestClusterKeepsKAndTheRoomBudgetOfOneDaemon runs two, then three
+// daemons, each with K=1, then K=2, and the default reply budget (6 persona messages a
 // room-minute) and posts a question nobody is named in every 200 ms,
 // alternating between them, to two rooms for 40 s. The rooms must get at
 // most 6 replies a minute each, as from one daemon, and no message may
@@ -20,19 +20,20 @@ import (
 // shared count is what holds when daemons reply at the same moment:
 // TestRoomBudgetHoldsAcrossDaemons in package server.)
 func TestClusterKeepsKAndTheRoomBudgetOfOneDaemon(t *testing.T) {
-	for _, k := range []int{1, 2} {
-		t.Run(fmt.Sprintf("K=%d", k), func(t *testing.T) { keepsKAndBudget(t, k) })
+	for _, n := range []int{2, 3} {
+		for _, k := range []int{1, 2} {
+			t.Run(fmt.Sprintf("daemons=%d/K=%d", n, k), func(t *testing.T) { keepsKAndBudget(t, n, k) })
+		}
 	}
 }
 
-func keepsKAndBudget(t *testing.T, k int) {
+func keepsKAndBudget(t *testing.T, daemons, k int) {
 	c := startCluster(t, 3)
 	urls := c.URLs()
 	kf := strconv.Itoa(k)
-	ds := []*daemon{
-		startDaemon(t, "a", urls, "--k", kf),
-		startDaemon(t, "b", urls, "--k", kf),
-		startDaemon(t, "c", urls, "--k", kf),
+	var ds []*daemon
+	for _, name := range []string{"a", "b", "c"}[:daemons] {
+		ds = append(ds, startDaemon(t, name, urls, "--k", kf))
 	}
 	waitSpread(t, ds...)
 
@@ -88,5 +89,5 @@ func keepsKAndBudget(t *testing.T, k int) {
 		per = append(per, fmt.Sprintf("%s: %d", room, len(ts)))
 	}
 	slices.Sort(per)
-	t.Logf("200 questions over 40 s on 3 daemons (K=%d): %d persona replies (%s), the budget's 6 a room-minute kept", k, replies, strings.Join(per, ", "))
+	t.Logf("200 questions over 40 s on %d daemons (K=%d): %d persona replies (%s), the budget's 6 a room-minute kept", daemons, k, replies, strings.Join(per, ", "))
 }
