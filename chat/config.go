@@ -432,30 +432,8 @@ func (p *parser) validate(specs []PersonaSpec) {
 	}
 	for i := range specs {
 		s := &specs[i]
-		for j, w := range s.WaitsFor {
-			field := fmt.Sprintf("personas[%d].waits_for[%d]", i, j)
-			k, ok := byName[strings.ToLower(w)]
-			switch {
-			case !ok:
-				p.errs = append(p.errs, &ConfigError{File: p.file, Line: s.Line, Field: field, Msg: fmt.Sprintf("no persona is named %q", w)})
-			case k == i:
-				p.errs = append(p.errs, &ConfigError{File: p.file, Line: s.Line, Field: field, Msg: "a persona cannot wait for itself"})
-			default:
-				s.WaitsFor[j] = specs[k].Name
-			}
-		}
-		for j, w := range s.MayMention {
-			field := fmt.Sprintf("personas[%d].may_mention[%d]", i, j)
-			k, ok := byName[strings.ToLower(w)]
-			switch {
-			case !ok:
-				p.errs = append(p.errs, &ConfigError{File: p.file, Line: s.Line, Field: field, Msg: fmt.Sprintf("no persona is named %q", w)})
-			case k == i:
-				p.errs = append(p.errs, &ConfigError{File: p.file, Line: s.Line, Field: field, Msg: "a persona does not mention itself"})
-			default:
-				s.MayMention[j] = specs[k].Name
-			}
-		}
+		p.resolve(specs, byName, i, "waits_for", s.WaitsFor, "a persona cannot wait for itself")
+		p.resolve(specs, byName, i, "may_mention", s.MayMention, "a persona does not mention itself")
 	}
 	if len(p.errs) > 0 {
 		return
@@ -468,6 +446,24 @@ func (p *parser) validate(specs []PersonaSpec) {
 		}
 		p.errs = append(p.errs, &ConfigError{File: p.file, Line: first.Line, Field: fmt.Sprintf("personas[%d].waits_for", cyc[0]),
 			Msg: "dependency cycle " + strings.Join(names, " -> ")})
+	}
+}
+
+// resolve checks that each name of personas[i]'s list field names another
+// persona, and rewrites it to that persona's declared spelling; self is
+// the error for a persona's own name.
+func (p *parser) resolve(specs []PersonaSpec, byName map[string]int, i int, key string, names []string, self string) {
+	for j, w := range names {
+		field := fmt.Sprintf("personas[%d].%s[%d]", i, key, j)
+		k, ok := byName[strings.ToLower(w)]
+		switch {
+		case !ok:
+			p.errs = append(p.errs, &ConfigError{File: p.file, Line: specs[i].Line, Field: field, Msg: fmt.Sprintf("no persona is named %q", w)})
+		case k == i:
+			p.errs = append(p.errs, &ConfigError{File: p.file, Line: specs[i].Line, Field: field, Msg: self})
+		default:
+			names[j] = specs[k].Name
+		}
 	}
 }
 

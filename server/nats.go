@@ -211,7 +211,7 @@ func openBus(ctx context.Context, opts busOptions) (_ *bus, err error) {
 			TTL: kv.ttl, Replicas: b.replicas, MaxBytes: kv.cap,
 		}, kv.exact, kv.dropOld)
 		if err != nil {
-			if kv.cap > 0 && strings.Contains(strings.ToLower(err.Error()), "insufficient") {
+			if kv.cap > 0 && storageError(err) {
 				// Its cap is reserved up front as the stream's is.
 				return nil, fmt.Errorf("kv %s: %w: the bucket's cap (%d bytes; the ledger buckets take an eighth of --max-bytes %d each) does not fit beside the room stream under %s: lower --max-bytes%s or free space", kv.name, err, kv.cap, opts.MaxBytes, cmp.Or(opts.StoreDir, opts.URL), fitHint(opts))
 			}
@@ -231,6 +231,7 @@ func openBus(ctx context.Context, opts busOptions) (_ *bus, err error) {
 // unlimited too. The lease bucket holds a key per persona and daemon
 // (16 MiB: tens of thousands).
 const (
+	ledgerShare    = 8 // each ledger bucket's cap: the stream's over ledgerShare
 	ledgerMinBytes = 1 << 20
 	leasesMaxBytes = 16 << 20
 )
@@ -252,7 +253,8 @@ func fitHint(opts busOptions) string {
 		}
 		avail = int64(st.Bavail) * st.Bsize / 4 * 3
 	}
-	fits := (avail - leasesMaxBytes) / 5 * 4 &^ (1<<20 - 1) // whole MiB
+	// stream + 2 ledger buckets = fits * (ledgerShare+2) / ledgerShare
+	fits := (avail - leasesMaxBytes) / (ledgerShare + 2) * ledgerShare &^ (1<<20 - 1) // whole MiB
 	if fits < 1<<20 {
 		return " (not even 1 MiB fits)"
 	}
@@ -265,7 +267,7 @@ func ledgerMaxBytes(streamMax int64) int64 {
 	if streamMax <= 0 {
 		return -1
 	}
-	return max(streamMax/8, ledgerMinBytes)
+	return max(streamMax/ledgerShare, ledgerMinBytes)
 }
 
 // connectCluster connects to the NATS servers of urls (comma-separated),

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"slices"
 	"strings"
 	"time"
 
@@ -276,17 +275,17 @@ func (r *run) owed(a *actor) bool {
 // one is granted by its thought, Thought.Addressed). An open decision
 // merges them; a decided one is left alone (coord.Core.Open).
 func (r *run) openOn(a *actor) {
-	r.openMsg(r.dels[a.ours.item].msg, nil)
+	r.openMsg(r.dels[a.ours.item].msg)
 }
 
-// openMsg opens message mi's decision now, with addressed (beside the
-// persona mi mentions) counted as addressed.
-func (r *run) openMsg(mi int32, addressed []int32) {
+// openMsg opens message mi's decision now, the persona it mentions as its
+// addressee.
+func (r *run) openMsg(mi int32) {
 	m := &r.msgs[mi]
 	if r.co.State(m.id) == coord.ItemUnknown {
 		r.m.decisions++
 	}
-	exp, addr := r.expectedNames(mi, addressed)
+	exp, addr := r.expectedNames(mi)
 	r.publish(r.co.Open(r.t(r.now), coord.Opening{Item: m.id, Key: r.roomKeys[m.room], Expected: exp, Addressees: addr}))
 }
 
@@ -296,7 +295,7 @@ func (r *run) openMsg(mi int32, addressed []int32) {
 // stages) to which the message is relevant now, and the mentioned one among them as
 // addressee (-1 if none).
 func (r *run) expected(mi int32) (expected []int32, addressee int32) {
-	names, addr := r.expectedNames(mi, nil)
+	names, addr := r.expectedNames(mi)
 	addressee = -1
 	for _, n := range names {
 		expected = append(expected, r.actorIdx[n])
@@ -308,8 +307,8 @@ func (r *run) expected(mi int32) (expected []int32, addressee int32) {
 }
 
 // expectedNames is chat.Settings.Expected on message mi now, the persona
-// it mentions and those in addressed counted as addressed.
-func (r *run) expectedNames(mi int32, addressed []int32) (expected, addressees []string) {
+// it mentions counted as addressed.
+func (r *run) expectedNames(mi int32) (expected, addressees []string) {
 	m := &r.msgs[mi]
 	cands := make([]chat.Candidate, 0, m.n)
 	for i := m.first; i < m.first+m.n; i++ {
@@ -317,7 +316,7 @@ func (r *run) expectedNames(mi int32, addressed []int32) (expected, addressees [
 		if len(r.prereqs[d.persona]) > 0 || r.actors[d.persona].stage {
 			continue // dependents are not handed it yet; stages do not coordinate
 		}
-		ad := m.mention == d.persona || slices.Contains(addressed, d.persona)
+		ad := m.mention == d.persona
 		cands = append(cands, chat.Candidate{Name: r.actors[d.persona].name, Addressed: ad, Score: r.priorityFor(d, ad)})
 	}
 	author := ""

@@ -49,7 +49,7 @@ func (r *run) runTo(t *testing.T, at time.Duration) {
 // persona first evaluates the message, not at the post.
 func (r *run) postOpen(room, author, mention, depth int32, topics uint64) int32 {
 	mi := r.post(room, author, mention, depth, topics)
-	r.openMsg(mi, nil)
+	r.openMsg(mi)
 	return mi
 }
 
